@@ -1,0 +1,2 @@
+// Package all blank-imports every erpgate Caddy module.
+package all

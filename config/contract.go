@@ -1,0 +1,162 @@
+// Package config holds the contract shared by the edge and the auth service:
+// error codes, header, claim and placeholder names, and Redis key names.
+// These names are user-facing (see DESIGN.md); changing one is a breaking change.
+package config
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Error codes carried in the envelope's errors[].code.
+const (
+	CodeBadRequest          = "BAD_REQUEST"
+	CodeValidationFailed    = "VALIDATION_FAILED"
+	CodeUnauthenticated     = "UNAUTHENTICATED"
+	CodeTokenExpired        = "TOKEN_EXPIRED"
+	CodeTokenRevoked        = "TOKEN_REVOKED"
+	CodeMFARequired         = "MFA_REQUIRED"
+	CodeForbidden           = "FORBIDDEN"
+	CodeCompanyMismatch     = "COMPANY_MISMATCH"
+	CodeNotFound            = "NOT_FOUND"
+	CodeConflict            = "CONFLICT"
+	CodeRateLimited         = "RATE_LIMITED"
+	CodeQuotaExceeded       = "QUOTA_EXCEEDED"
+	CodeVersionUnsupported  = "VERSION_UNSUPPORTED"
+	CodeVersionSunset       = "VERSION_SUNSET"
+	CodePayloadTooLarge     = "PAYLOAD_TOO_LARGE"
+	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
+	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
+	CodeServiceUnavailable  = "SERVICE_UNAVAILABLE"
+	CodeInternal            = "INTERNAL"
+)
+
+// Identity headers the edge sets towards upstreams. A client's copy of any of
+// them is removed before anything reads it.
+const (
+	HeaderCompanyID = "X-ERP-Company-ID"
+	HeaderUserID    = "X-ERP-User-ID"
+	HeaderRoles     = "X-ERP-Roles"
+	HeaderScope     = "X-ERP-Scope"
+	HeaderRequestID = "X-Request-ID"
+)
+
+// IdentityHeaders lists the headers only the edge may set.
+var IdentityHeaders = []string{HeaderCompanyID, HeaderUserID, HeaderRoles, HeaderScope}
+
+// Access-token claim names beyond the registered ones (iss, sub, aud, exp, iat, nbf, jti).
+const (
+	ClaimSessionID = "sid"
+	ClaimCompanyID = "cid"
+	ClaimRoles     = "roles"
+	ClaimScope     = "scope"
+	ClaimPlan      = "plan"
+)
+
+// Caddy placeholder / variable names published by the edge.
+const (
+	VarRequestID  = "erp.request_id"
+	VarAPIVersion = "erp.api_version"
+	VarBackend    = "erp.backend"
+)
+
+// Redis key names, each under the configured key prefix.
+const (
+	RedisKeyRevokedSession = "revoked:sid:"  // + session id
+	RedisChannelRevocation = "revocations"   // pub/sub channel
+	RedisKeyLoginAttempts  = "attempts:login:"
+	RedisKeyTOTPAttempts   = "attempts:totp:"
+	RedisKeyTOTPReplay     = "totp:used:"
+	RedisKeyRateLimit      = "rl:"
+	RedisKeyQuota          = "quota:"
+)
+
+// Error is an error with an envelope code. Middleware returns it wrapped in
+// caddyhttp.Error(status, err); the envelope renders it.
+type Error struct {
+	Status  int            // HTTP status
+	Code    string         // one of the Code* constants
+	Message string         // safe to show to the caller
+	Field   string         // optional: the offending input field
+	Context map[string]any // optional: machine-readable details
+	Header  http.Header    // optional: headers to add to the answer (e.g. WWW-Authenticate)
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// NewError builds an *Error.
+func NewError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// AsError finds an *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}
+
+// CodeForStatus is the code of an edge error that carries no *Error.
+func CodeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return CodeBadRequest
+	case http.StatusUnauthorized:
+		return CodeUnauthenticated
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusConflict:
+		return CodeConflict
+	case http.StatusGone:
+		return CodeVersionSunset
+	case http.StatusRequestEntityTooLarge:
+		return CodePayloadTooLarge
+	case http.StatusUnprocessableEntity:
+		return CodeValidationFailed
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusBadGateway:
+		return CodeUpstreamUnavailable
+	case http.StatusServiceUnavailable:
+		return CodeServiceUnavailable
+	case http.StatusGatewayTimeout:
+		return CodeUpstreamTimeout
+	}
+	if status >= 500 {
+		return CodeInternal
+	}
+	return CodeBadRequest
+}
+
+// MessageForStatus is a safe default message for an edge error.
+func MessageForStatus(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "no such resource"
+	case http.StatusRequestEntityTooLarge:
+		return "request body too large"
+	case http.StatusBadGateway:
+		return "the backend is unavailable"
+	case http.StatusGatewayTimeout:
+		return "the backend did not answer in time"
+	case http.StatusServiceUnavailable:
+		return "the service is temporarily unavailable"
+	case http.StatusUnauthorized:
+		return "authentication required"
+	case http.StatusForbidden:
+		return "not allowed"
+	case http.StatusMethodNotAllowed:
+		return "method not allowed"
+	}
+	if status >= 500 {
+		return "internal error"
+	}
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "request failed"
+}
