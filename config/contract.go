@@ -160,3 +160,8 @@ func MessageForStatus(status int) string {
 	}
 	return "request failed"
 }
+
+// VarEnveloped is a request variable an in-process handler (the auth service)
+// sets to true when it writes complete envelopes itself, so erp_envelope does
+// not wrap them again. Backends can't set it: it is not a header.
+const VarEnveloped = "erp.enveloped"

@@ -1,2 +1,9 @@
 // Package all blank-imports every erpgate Caddy module.
 package all
+
+import (
+	_ "github.com/erpgate/erpgate/caddymodules/demo"
+	_ "github.com/erpgate/erpgate/caddymodules/envelope"
+	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
+	_ "github.com/erpgate/erpgate/caddymodules/health"
+)

@@ -2,6 +2,8 @@
 package main
 
 import (
+	"os"
+
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -9,5 +11,12 @@ import (
 )
 
 func main() {
+	// Caddy's `tracing` directive exports through OpenTelemetry's environment
+	// settings. Without a collector configured, export nothing rather than
+	// retry a default endpoint that is not there.
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" &&
+		os.Getenv("OTEL_TRACES_EXPORTER") == "" {
+		_ = os.Setenv("OTEL_TRACES_EXPORTER", "none")
+	}
 	caddycmd.Main()
 }

@@ -1,0 +1,229 @@
+// Package envelope is the erp_envelope handler: it wraps every JSON answer the
+// edge returns — backend answers and the edge's own errors — in erpgate's
+// envelope, and gives every request an id.
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/config"
+	env "github.com/erpgate/erpgate/internal/envelope"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler wraps answers in the envelope. Place it first in a route, and again
+// alone in `handle_errors`, where it renders the error that ended the request:
+//
+//	route {
+//		erp_envelope
+//		…
+//	}
+//	handle_errors {
+//		erp_envelope
+//	}
+//
+// In a route it:
+//   - takes the client's `X-Request-ID` when it is a valid UUID, else makes a
+//     UUIDv7; sends it upstream, echoes it in the answer and publishes it as
+//     `{erp.request_id}`;
+//   - wraps JSON answers (`application/json`, `*/*+json`): answers up to
+//     `max_buffer` are validated and wrapped whole (a backend's invalid JSON
+//     becomes a 502 envelope); larger ones are streamed through a validating
+//     copier, so memory per request stays bounded and the client still gets
+//     valid JSON (with `success:false` if the backend's JSON broke mid-way);
+//   - passes everything else through untouched: non-JSON, HEAD, 1xx, 204,
+//     206, 304 and protocol upgrades;
+//   - asks the backend for an uncompressed answer (compress to clients with
+//     `encode` placed before erp_envelope);
+//   - turns a panic further down the chain into a 500 `INTERNAL` error.
+//
+// In handle_errors it writes `{"success":false,…,"errors":[…]}` with the
+// status and code of the error (a config.Error's own code, else one derived
+// from the status: 404 NOT_FOUND, 413 PAYLOAD_TOO_LARGE, 502
+// UPSTREAM_UNAVAILABLE, 504 UPSTREAM_TIMEOUT, 500 INTERNAL, …).
+type Handler struct {
+	// MaxBuffer is the largest JSON answer, in bytes, that is buffered and
+	// validated before it is sent. Larger answers are streamed. Default: 4 MiB.
+	MaxBuffer int64 `json:"max_buffer,omitempty"`
+
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.erp_envelope",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.MaxBuffer <= 0 {
+		h.MaxBuffer = 4 << 20
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.MaxBuffer < 1024 {
+		return errors.New("erp_envelope: max_buffer must be at least 1024 bytes")
+	}
+	return nil
+}
+
+// varResponseStarted marks that the client already received headers, so an
+// error handler must not write a second answer.
+const varResponseStarted = "erp.response_started"
+
+// VarTranslator is the request variable holding the env.Translator of the
+// backend chosen for this request (set by erp_version); REST by default.
+const VarTranslator = "erp.translator"
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
+	if cause, ok := r.Context().Value(caddyhttp.ErrorCtxKey).(error); ok {
+		h.renderError(w, r, cause)
+		return nil
+	}
+	id := requestID(r)
+	if isUpgrade(r) {
+		return next.ServeHTTP(w, r)
+	}
+	r.Header.Del("Accept-Encoding")
+
+	rec := getRecorder(w, r, h.MaxBuffer)
+	defer putRecorder(rec)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.logger.Error("panic in handler chain",
+				zap.String("request_id", id),
+				zap.String("panic", fmt.Sprint(p)),
+				zap.ByteString("stack", debug.Stack()))
+			if rec.started {
+				panic(http.ErrAbortHandler)
+			}
+			rec.discard()
+			err = caddyhttp.Error(http.StatusInternalServerError, errors.New("panic in handler chain"))
+		}
+	}()
+	err = next.ServeHTTP(rec, r)
+	if err != nil {
+		if rec.mode == modeStream {
+			_ = rec.finish(id) // close the document: the client keeps valid JSON
+		}
+		if rec.started {
+			caddyhttp.SetVar(r.Context(), varResponseStarted, true)
+		} else {
+			rec.discard()
+		}
+		return err
+	}
+	return rec.finish(id)
+}
+
+// requestID settles the request's id and publishes it.
+func requestID(r *http.Request) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string); ok && v != "" {
+		return v
+	}
+	id := env.RequestID(r.Header.Get(config.HeaderRequestID))
+	r.Header.Set(config.HeaderRequestID, id)
+	caddyhttp.SetVar(r.Context(), config.VarRequestID, id)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(config.VarRequestID, id)
+	}
+	return id
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header.Values("Connection"), "upgrade")
+}
+
+// meta builds the envelope's meta for r.
+func meta(r *http.Request, id string) env.Meta {
+	m := env.Meta{Timestamp: time.Now(), RequestID: id}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		m.CompanyID = replString(repl, "http.auth.user.company_id")
+		m.UserID = replString(repl, "http.auth.user.id")
+		m.APIVersion = replString(repl, config.VarAPIVersion)
+	}
+	return m
+}
+
+func replString(repl *caddy.Replacer, key string) string {
+	v, ok := repl.Get(key)
+	if !ok {
+		return ""
+	}
+	s, _ := v.(string)
+	return s
+}
+
+// renderError writes the envelope of the error that ended the request.
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause error) {
+	if started, _ := caddyhttp.GetVar(r.Context(), varResponseStarted).(bool); started {
+		return
+	}
+	id := requestID(r)
+	status, e, hdr := describe(cause)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.Header().Set(config.HeaderRequestID, id)
+	m := meta(r, id)
+	env.WriteFailure(w, status, &m, e)
+}
+
+// describe turns a handler error into a status, an envelope error and extra headers.
+func describe(cause error) (int, env.Error, http.Header) {
+	status := http.StatusInternalServerError
+	var he caddyhttp.HandlerError
+	if errors.As(cause, &he) && he.StatusCode > 0 {
+		status = he.StatusCode
+	}
+	if ce, ok := config.AsError(cause); ok {
+		if ce.Status > 0 {
+			status = ce.Status
+		}
+		return status, env.Error{Code: ce.Code, Message: ce.Message, Field: ce.Field, Context: ce.Context}, ce.Header
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(cause, &mbe) {
+		status = http.StatusRequestEntityTooLarge
+		return status, env.Error{
+			Code:    config.CodePayloadTooLarge,
+			Message: config.MessageForStatus(status),
+			Context: map[string]any{"limit_bytes": mbe.Limit},
+		}, nil
+	}
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	return status, env.Error{Code: config.CodeForStatus(status), Message: config.MessageForStatus(status)}, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

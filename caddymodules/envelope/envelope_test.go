@@ -1,0 +1,281 @@
+package envelope
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/config"
+)
+
+type envelopeDoc struct {
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Meta    struct {
+		RequestID string `json:"request_id"`
+		CompanyID string `json:"company_id"`
+		Timestamp string `json:"timestamp"`
+	} `json:"meta"`
+	Pagination *struct {
+		Page, Limit int
+		Total       int64
+		HasNext     bool `json:"has_next"`
+	} `json:"pagination"`
+	Errors []struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Context map[string]any `json:"context"`
+	} `json:"errors"`
+}
+
+func newRequest(method, target string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	caddyhttp.NewTestReplacer(r)
+	return r
+}
+
+func newHandler(maxBuffer int64) *Handler {
+	return &Handler{MaxBuffer: maxBuffer, logger: zap.NewNop()}
+}
+
+func serve(t *testing.T, h *Handler, r *http.Request, next caddyhttp.HandlerFunc) (*httptest.ResponseRecorder, error) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	err := h.ServeHTTP(w, r, next)
+	return w, err
+}
+
+func decode(t *testing.T, body []byte) envelopeDoc {
+	t.Helper()
+	var d envelopeDoc
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatalf("not valid JSON (%v): %.300s", err, body)
+	}
+	return d
+}
+
+func TestWrapsJSON(t *testing.T) {
+	t.Parallel()
+	r := newRequest("GET", "/v1/invoices?page=1&limit=2")
+	r.Header.Set("Accept-Encoding", "gzip")
+	w, err := serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get("Accept-Encoding") != "" {
+			t.Error("Accept-Encoding reached the backend")
+		}
+		if r.Header.Get(config.HeaderRequestID) == "" {
+			t.Error("no request id sent upstream")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "13")
+		w.Header().Set("X-Total-Count", "5")
+		w.Header().Set("ETag", `"abc"`)
+		_, _ = io.WriteString(w, `[{"a":1},{}]`+"\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, w.Body.Bytes())
+	if !d.Success || string(d.Data) != `[{"a":1},{}]` || d.Pagination == nil || d.Pagination.Total != 5 || !d.Pagination.HasNext {
+		t.Fatalf("unexpected envelope %s", w.Body.String())
+	}
+	if w.Header().Get("X-Request-ID") != d.Meta.RequestID || w.Header().Get("ETag") != "" {
+		t.Fatalf("headers %v", w.Header())
+	}
+	if w.Header().Get("Content-Length") != fmt.Sprint(w.Body.Len()) {
+		t.Fatalf("Content-Length %s for %d bytes", w.Header().Get("Content-Length"), w.Body.Len())
+	}
+}
+
+func TestPassThrough(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, method, ct string
+		status           int
+		upgrade          bool
+		enveloped        bool
+	}{
+		{"text", "GET", "text/plain", 200, false, false},
+		{"no content type", "GET", "", 200, false, false},
+		{"head", "HEAD", "application/json", 200, false, false},
+		{"not modified", "GET", "application/json", 304, false, false},
+		{"sse", "GET", "text/event-stream", 200, false, false},
+		{"upgrade", "GET", "application/json", 200, true, false},
+		{"already enveloped", "GET", "application/json", 200, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRequest(tc.method, "/x")
+			if tc.upgrade {
+				r.Header.Set("Connection", "keep-alive, Upgrade")
+				r.Header.Set("Upgrade", "websocket")
+			}
+			w, err := serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
+				if tc.enveloped {
+					caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
+				}
+				if tc.ct != "" {
+					w.Header().Set("Content-Type", tc.ct)
+				}
+				w.WriteHeader(tc.status)
+				if tc.status != 304 && tc.method != "HEAD" {
+					_, _ = io.WriteString(w, "raw")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != tc.status {
+				t.Fatalf("status %d", w.Code)
+			}
+			if tc.status != 304 && tc.method != "HEAD" && w.Body.String() != "raw" {
+				t.Fatalf("body changed: %q", w.Body.String())
+			}
+		})
+	}
+}
+
+func TestUpstreamErrorKeepsStatusAndFields(t *testing.T) {
+	t.Parallel()
+	w, err := serve(t, newHandler(1<<20), newRequest("POST", "/v1/invoices"), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(422)
+		_, _ = io.WriteString(w, `{"title":"Validation failed","status":422,"errors":[{"field":"amount","code":"must_be_positive","message":"amount must be greater than 0"}]}`)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, w.Body.Bytes())
+	if w.Code != 422 || d.Success || string(d.Data) != "null" || len(d.Errors) != 1 || d.Errors[0].Code != "VALIDATION_FAILED" {
+		t.Fatalf("unexpected %d %s", w.Code, w.Body.String())
+	}
+}
+
+func TestStreamsLargeJSON(t *testing.T) {
+	t.Parallel()
+	for _, broken := range []bool{false, true} {
+		t.Run(fmt.Sprint("broken=", broken), func(t *testing.T) {
+			t.Parallel()
+			w, err := serve(t, newHandler(4096), newRequest("GET", "/big"), func(w http.ResponseWriter, r *http.Request) error {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, "[")
+				for i := range 1000 {
+					if i > 0 {
+						_, _ = io.WriteString(w, ",")
+					}
+					_, _ = io.WriteString(w, `{"n":1,"s":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
+				}
+				if !broken {
+					_, _ = io.WriteString(w, "]")
+				} else {
+					_, _ = io.WriteString(w, `,{"n":`)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := decode(t, w.Body.Bytes())
+			if d.Success == broken || d.Meta.RequestID == "" {
+				t.Fatalf("success=%v for broken=%v", d.Success, broken)
+			}
+			var items []map[string]any
+			// a broken tail is closed, not dropped: the half object becomes {"n":null}
+			if err := json.Unmarshal(d.Data, &items); err != nil || len(items) < 1000 {
+				t.Fatalf("data: %d items, %v", len(items), err)
+			}
+			if broken && (len(d.Errors) != 1 || d.Errors[0].Code != "UPSTREAM_UNAVAILABLE") {
+				t.Fatalf("errors %+v", d.Errors)
+			}
+		})
+	}
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	t.Parallel()
+	_, err := serve(t, newHandler(1<<20), newRequest("GET", "/"), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"half":`)
+		panic("boom")
+	})
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != 500 {
+		t.Fatalf("want a 500 handler error, got %v", err)
+	}
+}
+
+func TestErrorRendering(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		header string
+	}{
+		{"not found", caddyhttp.Error(404, errors.New("x")), 404, "NOT_FOUND", ""},
+		{"bad gateway", caddyhttp.Error(502, errors.New("dial tcp: refused")), 502, "UPSTREAM_UNAVAILABLE", ""},
+		{"timeout", caddyhttp.Error(504, errors.New("timeout")), 504, "UPSTREAM_TIMEOUT", ""},
+		{"too large", caddyhttp.Error(502, fmt.Errorf("proxy: %w", &http.MaxBytesError{Limit: 10})), 413, "PAYLOAD_TOO_LARGE", ""},
+		{"coded", caddyhttp.Error(403, &config.Error{Status: 403, Code: "COMPANY_MISMATCH", Message: "other company", Header: http.Header{"Www-Authenticate": {`Bearer error="x"`}}}), 403, "COMPANY_MISMATCH", `Bearer error="x"`},
+		{"plain", errors.New("whatever"), 500, "INTERNAL", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRequest("GET", "/")
+			r = r.WithContext(context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, tc.err))
+			w, err := serve(t, newHandler(1<<20), r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := decode(t, w.Body.Bytes())
+			if w.Code != tc.status || d.Success || len(d.Errors) != 1 || d.Errors[0].Code != tc.code {
+				t.Fatalf("got %d %s", w.Code, w.Body.String())
+			}
+			if strings.Contains(w.Body.String(), "dial tcp") {
+				t.Fatal("internal error text leaked")
+			}
+			if w.Header().Get("WWW-Authenticate") != tc.header {
+				t.Fatalf("WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+func BenchmarkServeHTTP(b *testing.B) {
+	body := []byte(`[{"id":"inv_acme_0001","number":"ACME-0001","customer_id":"cus_acme_001","amount":1234.5,"currency":"EUR","status":"paid","issued_at":"2026-01-05"}]`)
+	h := newHandler(4 << 20)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Total-Count", "120")
+		_, _ = w.Write(body)
+		return nil
+	})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := httptest.NewRequest("GET", "/v1/invoices?page=1&limit=1", nil)
+			r.Header.Set("X-Request-ID", "0f8fad5b-d9cb-469f-a165-70867728950e")
+			r = r.WithContext(context.WithValue(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

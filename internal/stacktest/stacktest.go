@@ -1,0 +1,297 @@
+// Package stacktest starts the real gateway binary on free loopback ports
+// and lets whole-stack tests talk HTTP to it.
+//
+// The binary is ERP_TEST_BINARY when set (make test builds it once), else it
+// is built once per test process (with -race when the tests run with -race).
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// RepoRoot is the repository's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary returns the path of the gateway binary, building it if needed.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("ERP_TEST_BINARY"); p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(RepoRoot(), p)
+		}
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "erpgate-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "gateway")
+		args := []string{"build", "-o", buildPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./cmd/gateway")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = RepoRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Options of one gateway instance.
+type Options struct {
+	// Config is a Caddyfile (or Caddy JSON when Adapter is "json"). Empty means
+	// the repository's Caddyfile.example.
+	Config string
+	// Adapter: "caddyfile" (default) or "json".
+	Adapter string
+	// Env is added to the instance's environment. ERP_LISTEN, ERP_ADMIN and
+	// ERP_DEMO_LISTEN get free ports unless set here.
+	Env map[string]string
+	// Args replace the default `run --config … --adapter …`.
+	Args []string
+}
+
+// Instance is one running gateway.
+type Instance struct {
+	URL      string // http://127.0.0.1:<ERP_LISTEN port>
+	AdminURL string // http://127.0.0.1:<ERP_ADMIN port>
+	DemoURL  string // http://127.0.0.1:<ERP_DEMO_LISTEN port>
+	Env      map[string]string
+	Dir      string // holds the config file
+
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Logs is everything the instance wrote to stdout and stderr so far.
+func (in *Instance) Logs() string { return in.logs.String() }
+
+// Start starts a gateway and waits until its listener answers. It is
+// stopped when the test ends; its logs are printed if the test failed.
+func Start(t testing.TB, opts Options) *Instance {
+	t.Helper()
+	bin := Binary(t)
+	env := map[string]string{}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	listen, admin, demo := FreePort(t), FreePort(t), FreePort(t)
+	if _, ok := env["ERP_LISTEN"]; !ok {
+		env["ERP_LISTEN"] = ":" + strconv.Itoa(listen)
+	}
+	if _, ok := env["ERP_ADMIN"]; !ok {
+		env["ERP_ADMIN"] = "127.0.0.1:" + strconv.Itoa(admin)
+	}
+	if _, ok := env["ERP_DEMO_LISTEN"]; !ok {
+		env["ERP_DEMO_LISTEN"] = "127.0.0.1:" + strconv.Itoa(demo)
+	}
+	in := &Instance{
+		URL:      "http://127.0.0.1:" + portOf(env["ERP_LISTEN"]),
+		AdminURL: "http://" + hostPort(env["ERP_ADMIN"]),
+		DemoURL:  "http://" + hostPort(env["ERP_DEMO_LISTEN"]),
+		Env:      env,
+		Dir:      t.TempDir(),
+		logs:     &syncBuffer{},
+		done:     make(chan struct{}),
+	}
+	args := opts.Args
+	if args == nil {
+		cfg := opts.Config
+		adapter := opts.Adapter
+		if adapter == "" {
+			adapter = "caddyfile"
+		}
+		if cfg == "" {
+			b, err := os.ReadFile(filepath.Join(RepoRoot(), "Caddyfile.example"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = string(b)
+		}
+		name := filepath.Join(in.Dir, "Caddyfile")
+		if adapter == "json" {
+			name = filepath.Join(in.Dir, "caddy.json")
+		}
+		if err := os.WriteFile(name, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = []string{"run", "--config", name, "--adapter", adapter}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = in.Dir
+	cmd.Env = append(os.Environ(), "HOME="+in.Dir, "XDG_DATA_HOME="+in.Dir, "XDG_CONFIG_HOME="+in.Dir)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout = in.logs
+	cmd.Stderr = in.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.cmd = cmd
+	go func() { _ = cmd.Wait(); close(in.done) }()
+	t.Cleanup(func() {
+		in.Stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", tail(in.Logs(), 200))
+		}
+	})
+	in.waitReady(t)
+	return in
+}
+
+func (in *Instance) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-in.done:
+			t.Fatalf("gateway exited during start:\n%s", tail(in.Logs(), 100))
+		default:
+		}
+		resp, err := client.Get(in.AdminURL + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			if c, err := net.DialTimeout("tcp", strings.TrimPrefix(in.URL, "http://"), time.Second); err == nil {
+				c.Close()
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("gateway did not become ready:\n%s", tail(in.Logs(), 100))
+}
+
+// Stop stops the instance gracefully (SIGTERM), killing it after 10s.
+func (in *Instance) Stop() {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-in.done:
+		return
+	default:
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(10 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+// Kill stops the instance at once (SIGKILL).
+func (in *Instance) Kill() {
+	if in.cmd != nil && in.cmd.Process != nil {
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+// Pid is the process id.
+func (in *Instance) Pid() int { return in.cmd.Process.Pid }
+
+// Load replaces the running config through the admin API.
+func (in *Instance) Load(ctx context.Context, body []byte, contentType string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.AdminURL+"/load", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return fmt.Errorf("load: %s: %s", resp.Status, b.String())
+	}
+	return nil
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
+}
+
+func hostPort(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
