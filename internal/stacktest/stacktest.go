@@ -176,7 +176,10 @@ func Start(t testing.TB, opts Options) *Instance {
 		if err := os.WriteFile(name, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args = []string{"run", "--config", name, "--adapter", adapter}
+		args = []string{"run", "--config", name}
+		if adapter != "json" {
+			args = append(args, "--adapter", adapter)
+		}
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = in.Dir

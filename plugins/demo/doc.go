@@ -51,7 +51,8 @@
 // Every error is application/problem+json (RFC 9457) with type, title,
 // status and detail; validation failures are 422 and list every bad field
 // in errors[] as {field, code, message}. A malformed JSON body is 400, a
-// body over 1 MiB is 413, a wrong method is 405 with Allow.
+// body over 1 MiB is 413, a Content-Type other than application/json (or
+// +json; none is accepted too) is 415, a wrong method is 405 with Allow.
 //
 // # Diagnostics
 //

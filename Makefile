@@ -1,0 +1,35 @@
+# erpgate — `make test` is the whole test suite, `make bench` the load benchmark.
+GO        ?= go
+BIN       := bin
+GATEWAY   := $(BIN)/gateway
+RACEBIN   := $(BIN)/gateway-race
+
+export ERP_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export ERP_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+
+.PHONY: all build test services vet bench xcaddy clean
+
+all: build
+
+build:
+	$(GO) build -o $(GATEWAY) ./cmd/gateway
+
+services:
+	./scripts/services.sh
+
+vet:
+	$(GO) vet ./...
+
+# Whole-stack tests run the race-enabled binary built once here.
+test: services vet
+	$(GO) build -race -o $(RACEBIN) ./cmd/gateway
+	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) $(GO) test -race -count=1 -timeout 12m ./...
+
+bench: services build
+	$(GO) run ./bench -gateway $(GATEWAY)
+
+xcaddy:
+	./xcaddy.sh
+
+clean:
+	rm -rf $(BIN)

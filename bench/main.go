@@ -1,0 +1,332 @@
+// Command bench measures erpgate's throughput against plain Caddy
+// reverse_proxy in the same run: it starts one gateway with three listeners —
+// the demo backend itself ("direct"), a plain `reverse_proxy` route ("plain")
+// and erpgate routes — loads each in turn with the same client, and prints
+// req/s, p50 and p99 and the ratio of each route to "plain".
+//
+//	go run ./bench -gateway bin/gateway            (make bench)
+//
+// The load generator is wrk when installed, else a built-in Go client.
+// Rounds alternate the targets so drift on the machine hits all of them alike;
+// the table shows each target's median round.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type target struct {
+	name string
+	port int
+	path string
+	hdr  map[string]string
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+}
+
+func main() {
+	gateway := flag.String("gateway", "bin/gateway", "gateway binary")
+	duration := flag.Duration("duration", 8*time.Second, "measured time per target and round")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured load before each target's first round")
+	conns := flag.Int("connections", 32, "concurrent connections")
+	rounds := flag.Int("rounds", 3, "rounds (median is reported)")
+	path := flag.String("path", "/v1/invoices?limit=10", "backend path loaded")
+	loader := flag.String("loader", "auto", "wrk, go or auto")
+	flag.Parse()
+
+	if err := run(*gateway, *duration, *warmup, *conns, *rounds, *path, *loader); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader string) error {
+	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort()}
+	cfg := caddyfile(ports)
+	dir, err := os.MkdirTemp("", "erpgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(gateway, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start gateway: %w", err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
+	targets := []target{
+		{"direct", ports["demo"], path, hdr},
+		{"plain reverse_proxy", ports["plain"], path, hdr},
+		{"erpgate: envelope", ports["envelope"], path, hdr},
+	}
+	for _, tg := range targets {
+		if err := waitFor(tg); err != nil {
+			b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
+			return fmt.Errorf("%s not ready: %w\n%s", tg.name, err, b)
+		}
+	}
+	if loader == "auto" {
+		loader = "go"
+		if _, err := exec.LookPath("wrk"); err == nil {
+			loader = "wrk"
+		}
+	}
+	fmt.Printf("erpgate bench: %d connections, %s x %d rounds per target, loader %s, GOMAXPROCS of the machine: %d cores\n",
+		conns, duration, rounds, loader, numCPU())
+	results := make(map[string][]result)
+	for _, tg := range targets {
+		if _, err := load(loader, tg, warmup, conns); err != nil {
+			return err
+		}
+	}
+	for r := range rounds {
+		for _, tg := range targets {
+			res, err := load(loader, tg, duration, conns)
+			if err != nil {
+				return err
+			}
+			results[tg.name] = append(results[tg.name], res)
+			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f req/s\n", r+1, tg.name, res.rps)
+		}
+	}
+	fmt.Println()
+	fmt.Printf("| %-22s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 24), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
+	plain := median(results["plain reverse_proxy"])
+	for _, tg := range targets {
+		m := median(results[tg.name])
+		fmt.Printf("| %-22s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), m.rps/plain.rps, m.errors)
+	}
+	return nil
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "processor\t:")
+}
+
+func round(d time.Duration) string {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+func median(rs []result) result {
+	s := append([]result(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rps < s[j].rps })
+	return s[len(s)/2]
+}
+
+func caddyfile(p map[string]int) string {
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%[1]d
+	log {
+		level ERROR
+	}
+}
+# the backend
+http://127.0.0.1:%[2]d {
+	erp_demo
+}
+# baseline: plain Caddy reverse_proxy
+http://:%[3]d {
+	reverse_proxy 127.0.0.1:%[2]d
+}
+# erpgate: the envelope
+http://:%[4]d {
+	route {
+		erp_envelope
+		reverse_proxy 127.0.0.1:%[2]d
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+`, p["admin"], p["demo"], p["plain"], p["envelope"])
+}
+
+func waitFor(tg target) error {
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path), nil)
+		for k, v := range tg.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return last
+}
+
+func load(loader string, tg target, d time.Duration, conns int) (result, error) {
+	if loader == "wrk" {
+		return loadWrk(tg, d, conns)
+	}
+	return loadGo(tg, d, conns)
+}
+
+var (
+	reReqs    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)`)
+	reErrors  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	reSocket  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func loadWrk(tg target, d time.Duration, conns int) (result, error) {
+	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
+	for k, v := range tg.hdr {
+		args = append(args, "-H", k+": "+v)
+	}
+	args = append(args, fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path))
+	out, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	var res result
+	m := reReqs.FindSubmatch(out)
+	if m == nil {
+		return result{}, fmt.Errorf("wrk output not understood: %s", out)
+	}
+	res.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, lm := range reLatency.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(lm[2]), 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(lm[3])]
+		dur := time.Duration(v * float64(unit))
+		if string(lm[1]) == "50" {
+			res.p50 = dur
+		} else {
+			res.p99 = dur
+		}
+	}
+	if m := reErrors.FindSubmatch(out); m != nil {
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		res.errors += n
+	}
+	if m := reSocket.FindSubmatch(out); m != nil {
+		for _, g := range m[1:] {
+			n, _ := strconv.ParseInt(string(g), 10, 64)
+			res.errors += n
+		}
+	}
+	return res, nil
+}
+
+// loadGo is the built-in closed-loop load generator: conns goroutines, each
+// with its own keep-alive connection, sending requests back to back.
+func loadGo(tg target, d time.Duration, conns int) (result, error) {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path)
+	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      atomic.Int64
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<14)
+			br := bufio.NewReaderSize(nil, 32<<10)
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				for k, v := range tg.hdr {
+					req.Header.Set(k, v)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+						errs.Add(1)
+					}
+					continue
+				}
+				br.Reset(resp.Body)
+				_, _ = io.Copy(io.Discard, br)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(latencies) == 0 {
+		return result{}, fmt.Errorf("%s: no request completed", tg.name)
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	return result{
+		rps:    float64(len(latencies)) / elapsed.Seconds(),
+		p50:    latencies[len(latencies)/2],
+		p99:    latencies[len(latencies)*99/100],
+		errors: errs.Load(),
+	}, nil
+}

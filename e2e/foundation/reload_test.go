@@ -1,0 +1,152 @@
+package foundation
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/erpgate/erpgate/internal/httpt"
+	"github.com/erpgate/erpgate/internal/stacktest"
+	"github.com/erpgate/erpgate/internal/testenv"
+)
+
+// TestReloadKeepsSharedClients reloads the config 20 times under load, with
+// Postgres and Redis configured: no request fails, the dependencies stay
+// ready, and the goroutine count does not grow (no leaked pools or clients).
+func TestReloadKeepsSharedClients(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	redisURL, prefix := testenv.Redis(t)
+	in := stacktest.Start(t, stacktest.Options{Env: map[string]string{
+		"ERP_POSTGRES_URL": pg,
+		"ERP_REDIS_URL":    redisURL,
+		"ERP_KEY_PREFIX":   prefix,
+	}})
+	ready := httpt.Get(t, in.URL+"/health/ready", nil)
+	if env := ready.Envelope(t); ready.StatusCode != 200 || !strings.Contains(string(env.Data), `"postgres":"up"`) || !strings.Contains(string(env.Data), `"redis":"up"`) {
+		t.Fatalf("not ready: %d %s", ready.StatusCode, ready.Body)
+	}
+	caddyfile, err := os.ReadFile(stacktest.RepoRoot() + "/Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func() {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, in.AdminURL+"/load", strings.NewReader(string(caddyfile)))
+		req.Header.Set("Content-Type", "text/caddyfile")
+		req.Header.Set("Cache-Control", "must-revalidate") // reload even though unchanged
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("reload: %d %s", resp.StatusCode, b)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	// failed counts answers that are not 200 (a dropped pool shows as a 503
+	// from /health/ready, a broken hop as a 502); transport counts
+	// connection-level errors of the client, which Caddy's own listener
+	// hand-over can cause on a keep-alive connection closed mid-reload.
+	var ok, failed, transport atomic.Int64
+	var firstErr, firstTransport atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				for _, path := range []string{"/api/v1/invoices?limit=5", "/health/ready"} {
+					resp, err := httpt.Client.Get(in.URL + path)
+					if err != nil {
+						transport.Add(1)
+						firstTransport.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: status %d", path, resp.StatusCode))
+						continue
+					}
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	reload() // warm up: the first reload settles lazily started goroutines
+	time.Sleep(500 * time.Millisecond)
+	base := goroutines(t, in.AdminURL)
+	for range 20 {
+		reload()
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	httpt.Client.CloseIdleConnections()
+	time.Sleep(1500 * time.Millisecond) // old servers finish their graceful close
+	after := goroutines(t, in.AdminURL)
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed during reloads; first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
+	}
+	if total := ok.Load() + failed.Load() + transport.Load(); transport.Load()*200 > total {
+		t.Fatalf("%d of %d requests hit connection errors during reloads; first: %v", transport.Load(), total, firstTransport.Load())
+	}
+	if after > base+10 {
+		t.Fatalf("goroutines grew from %d to %d over 20 reloads", base, after)
+	}
+	t.Logf("%d requests during 20 reloads (%d connection errors); goroutines %d -> %d", ok.Load(), transport.Load(), base, after)
+	if n := postgresConnections(t, pg); n > 8 {
+		t.Fatalf("%d connections to the test database after 20 reloads: pools leak", n)
+	}
+	ready = httpt.Get(t, in.URL+"/health/ready", nil)
+	if ready.StatusCode != 200 {
+		t.Fatalf("not ready after reloads: %s", ready.Body)
+	}
+}
+
+// postgresConnections counts the server's connections to the database of dsn.
+func postgresConnections(t *testing.T, dsn string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, testenv.PostgresAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", strings.TrimPrefix(u.Path, "/")).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func goroutines(t *testing.T, admin string) int {
+	t.Helper()
+	resp := httpt.Get(t, admin+"/debug/pprof/goroutine?debug=1", nil)
+	var n int
+	if _, err := fmt.Sscanf(string(resp.Body), "goroutine profile: total %d", &n); err != nil {
+		t.Fatalf("goroutine profile: %v: %.100s", err, resp.Body)
+	}
+	return n
+}
