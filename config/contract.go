@@ -58,6 +58,10 @@ const (
 	VarRequestID  = "erp.request_id"
 	VarAPIVersion = "erp.api_version"
 	VarBackend    = "erp.backend"
+	// VarTranslator holds the internal/envelope.Translator of the backend
+	// chosen for the request (set by erp_version from the backend's
+	// dialect); erp_envelope uses REST when it is unset.
+	VarTranslator = "erp.translator"
 )
 
 // Redis key names, each under the configured key prefix.

@@ -89,9 +89,6 @@ func (h *Handler) Validate() error {
 // error handler must not write a second answer.
 const varResponseStarted = "erp.response_started"
 
-// VarTranslator is the request variable holding the env.Translator of the
-// backend chosen for this request (set by erp_version); REST by default.
-const VarTranslator = "erp.translator"
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {

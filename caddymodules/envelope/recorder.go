@@ -205,7 +205,7 @@ func (rec *recorder) finish(id string) error {
 		return nil
 	}
 	// modeBuffer
-	tr, _ := caddyhttp.GetVar(rec.r.Context(), VarTranslator).(env.Translator)
+	tr, _ := caddyhttp.GetVar(rec.r.Context(), config.VarTranslator).(env.Translator)
 	if tr == nil {
 		tr = env.REST
 	}
