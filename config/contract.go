@@ -62,6 +62,10 @@ const (
 	// chosen for the request (set by erp_version from the backend's
 	// dialect); erp_envelope uses REST when it is unset.
 	VarTranslator = "erp.translator"
+	// VarAuthFailure holds the *Error of the credential an authentication
+	// provider refused, so the envelope renders its code (TOKEN_EXPIRED, …)
+	// instead of the authentication handler's generic 401.
+	VarAuthFailure = "erp.auth_failure"
 )
 
 // Redis key names, each under the configured key prefix.

@@ -2,6 +2,10 @@
 package all
 
 import (
+	_ "github.com/erpgate/erpgate/caddymodules/apikey"
+	_ "github.com/erpgate/erpgate/caddymodules/authsvc"
+	_ "github.com/erpgate/erpgate/caddymodules/authz"
+	_ "github.com/erpgate/erpgate/caddymodules/companyjwt"
 	_ "github.com/erpgate/erpgate/caddymodules/demo"
 	_ "github.com/erpgate/erpgate/caddymodules/envelope"
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"

@@ -89,7 +89,6 @@ func (h *Handler) Validate() error {
 // error handler must not write a second answer.
 const varResponseStarted = "erp.response_started"
 
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
 	if cause, ok := r.Context().Value(caddyhttp.ErrorCtxKey).(error); ok {
@@ -180,6 +179,15 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	}
 	id := requestID(r)
 	status, e, hdr := describe(cause)
+	if status == http.StatusUnauthorized {
+		if af, ok := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); ok {
+			e = env.Error{Code: af.Code, Message: af.Message, Field: af.Field, Context: af.Context}
+			hdr = af.Header
+		}
+		if hdr.Get("WWW-Authenticate") == "" && w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="erpgate"`)
+		}
+	}
 	for k, vs := range hdr {
 		for _, v := range vs {
 			w.Header().Add(k, v)

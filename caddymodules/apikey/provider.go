@@ -1,0 +1,284 @@
+// Package apikey is the erp_api_key authentication provider: it verifies API
+// keys through the auth service's introspection, with a bounded cache.
+package apikey
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
+	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/revocation"
+)
+
+func init() {
+	caddy.RegisterModule(Provider{})
+}
+
+// Provider verifies `Authorization: ApiKey <key>` or `X-API-Key: <key>`.
+// The key's company, scope and plan become the request's identity
+// (`{http.auth.user.id}` is `apikey:<key id>`). Answers of the auth
+// service's introspection are cached for `cache_ttl` (never past the key's
+// expiry); a revocation or rotation announced by the auth service drops the
+// key's cached answers at once on every instance. The cache is keyed by the
+// SHA-256 of the key: no secret is kept, and lookups do not compare secrets.
+type Provider struct {
+	// IntrospectURL is the auth service's `POST /api/v1/auth/introspect`.
+	// Empty: the auth service running in this process.
+	IntrospectURL string `json:"introspect_url,omitempty"`
+	// IntrospectSecret is the edge's credential for remote introspection;
+	// use a placeholder such as `{env.ERP_INTROSPECTION_SECRET}`.
+	IntrospectSecret string `json:"introspect_secret,omitempty"`
+	// CacheTTL of an active key's answer. Default: 30s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+	// NegativeTTL of an inactive key's answer. Default: 2s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+	// CacheSize is the number of answers kept. Default: 10000.
+	CacheSize int `json:"cache_size,omitempty"`
+	// Timeout of one introspection. Default: 3s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	app     *erpapp.App
+	logger  *zap.Logger
+	metrics *edgeauth.Metrics
+	secret  string
+	client  *http.Client
+	st      *state
+}
+
+type state struct {
+	once    sync.Once
+	cache   *Cache
+	revoked *revocation.Set
+	flight  singleflight.Group
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.erp_api_key",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision sets defaults.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	p.app = app
+	if p.CacheTTL <= 0 {
+		p.CacheTTL = caddy.Duration(30 * time.Second)
+	}
+	if p.NegativeTTL <= 0 {
+		p.NegativeTTL = caddy.Duration(2 * time.Second)
+	}
+	if p.CacheSize <= 0 {
+		p.CacheSize = 10000
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = caddy.Duration(3 * time.Second)
+	}
+	p.secret = caddy.NewReplacer().ReplaceAll(p.IntrospectSecret, "")
+	p.client = &http.Client{Timeout: time.Duration(p.Timeout)}
+	if p.metrics, err = edgeauth.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	v, err := app.Provide("erp_api_key:"+p.IntrospectURL, func() (any, error) {
+		return &state{cache: NewCache(p.CacheSize)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.st = v.(*state)
+	return nil
+}
+
+// Validate checks the configuration.
+func (p *Provider) Validate() error {
+	if p.IntrospectURL != "" && p.IntrospectSecret == "" {
+		return errors.New("erp_api_key: introspect_secret is required with introspect_url")
+	}
+	return nil
+}
+
+// apiKey finds the key of r.
+func apiKey(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, key, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "ApiKey") {
+			return strings.TrimSpace(key), true
+		}
+		return "", false
+	}
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return strings.TrimSpace(k), true
+	}
+	return "", false
+}
+
+// Authenticate implements caddyauth.Authenticator.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	key, ok := apiKey(r)
+	if !ok {
+		return caddyauth.User{}, false, nil
+	}
+	r.Header.Del("X-API-Key") // never forwarded to a backend
+	if len(key) > 512 || key == "" {
+		p.refuse(r, "malformed")
+		return caddyauth.User{}, false, nil
+	}
+	p.st.once.Do(func() {
+		set, err := edgeauth.Revocations(p.app, p.logger)
+		if err != nil {
+			p.logger.Error("no revocation feed for API keys", zap.Error(err))
+			return
+		}
+		p.st.revoked = set
+		set.OnAdd(func(id string) {
+			if k, ok := strings.CutPrefix(id, revocation.APIKeyPrefix); ok {
+				p.st.cache.Forget(k)
+			}
+		})
+	})
+	now := time.Now()
+	h := Hash(key)
+	id, ok := p.st.cache.Get(h, now)
+	if !ok {
+		v, err, _ := p.st.flight.Do(string(h[:]), func() (any, error) {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.Timeout))
+			defer cancel()
+			return p.introspect(ctx, key)
+		})
+		if err != nil {
+			p.logger.Error("API key introspection failed", zap.Error(err))
+			p.metrics.Decisions.WithLabelValues("api_key", "error").Inc()
+			edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "API key verification is temporarily unavailable"})
+			return caddyauth.User{}, false, nil
+		}
+		id = v.(Identity)
+		until := now.Add(time.Duration(p.CacheTTL))
+		if !id.Active {
+			until = now.Add(time.Duration(p.NegativeTTL))
+		} else if !id.Expiry.IsZero() && id.Expiry.Before(until) {
+			until = id.Expiry
+		}
+		if !p.st.revoked.Has(revocation.APIKeyPrefix + id.KeyID) {
+			p.st.cache.Put(h, id, until)
+		}
+	}
+	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) {
+		p.refuse(r, "inactive")
+		return caddyauth.User{}, false, nil
+	}
+	p.metrics.Decisions.WithLabelValues("api_key", "ok").Inc()
+	sub := id.Subject
+	if sub == "" {
+		sub = "apikey:" + id.KeyID
+	}
+	return caddyauth.User{
+		ID: sub,
+		Metadata: map[string]string{
+			"company_id": id.CompanyID,
+			"roles":      "",
+			"scope":      id.Scope,
+			"plan":       id.Plan,
+			"key_id":     id.KeyID,
+			"provider":   "api_key",
+		},
+	}, true, nil
+}
+
+func (p *Provider) refuse(r *http.Request, why string) {
+	p.metrics.Decisions.WithLabelValues("api_key", "refused").Inc()
+	if ce := p.logger.Check(zap.InfoLevel, "API key refused"); ce != nil {
+		ce.Write(zap.String("reason", why))
+	}
+	edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "invalid API key", "invalid_token"))
+}
+
+// introspection is the auth service's answer (RFC 7662 style).
+type introspection struct {
+	Active    bool   `json:"active"`
+	KeyID     string `json:"key_id"`
+	CompanyID string `json:"company_id"`
+	Scope     string `json:"scope"`
+	Plan      string `json:"plan"`
+	Exp       int64  `json:"exp"`
+	Sub       string `json:"sub"`
+}
+
+func (in introspection) identity() Identity {
+	id := Identity{Active: in.Active, KeyID: in.KeyID, CompanyID: in.CompanyID, Scope: in.Scope, Plan: in.Plan, Subject: in.Sub}
+	if in.Exp > 0 {
+		id.Expiry = time.Unix(in.Exp, 0)
+	}
+	if id.Active && (id.CompanyID == "" || id.KeyID == "") {
+		id.Active = false // an active key always has a company: fail closed
+	}
+	return id
+}
+
+func (p *Provider) introspect(ctx context.Context, key string) (Identity, error) {
+	if p.IntrospectURL == "" {
+		svc, err := authsvcmod.Lookup(p.app)
+		if err != nil {
+			return Identity{}, err
+		}
+		in, err := svc.IntrospectAPIKey(ctx, key)
+		if err != nil {
+			return Identity{}, err
+		}
+		return introspection{Active: in.Active, KeyID: in.KeyID, CompanyID: in.CompanyID, Scope: in.Scope, Plan: in.Plan, Exp: in.Exp, Sub: in.Sub}.identity(), nil
+	}
+	body, _ := json.Marshal(map[string]string{"token": key, "token_type_hint": "api_key"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.IntrospectURL, bytes.NewReader(body))
+	if err != nil {
+		return Identity{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.secret)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return Identity{}, fmt.Errorf("introspect: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return Identity{}, fmt.Errorf("introspect: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Identity{}, fmt.Errorf("introspect: status %d", resp.StatusCode)
+	}
+	var env struct {
+		Data introspection `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Identity{}, fmt.Errorf("introspect: answer: %w", err)
+	}
+	return env.Data.identity(), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)

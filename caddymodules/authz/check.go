@@ -1,0 +1,169 @@
+package authz
+
+// This file has no Caddy import: the path, header and company checks test
+// and benchmark alone.
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// canonicalPath reports whether an escaped path is in canonical form: no dot
+// segments, no empty segments, no backslashes or NUL, and no percent-encoding
+// of a character that needs none (RFC 3986 §6.2.2) — in particular no
+// encoded dot, slash or backslash. A request is authorised only in its
+// canonical form; anything else is refused rather than reinterpreted.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch c {
+		case '\\', 0:
+			return false
+		case '/':
+			if i+1 < len(p) && p[i+1] == '/' {
+				return false
+			}
+			rest := p[i+1:]
+			if rest == "." || rest == ".." || strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+				return false
+			}
+		case '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return false
+			}
+			d := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if isUnreserved(d) || d == '/' || d == '\\' || d == 0 || d == '%' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+func isUnreserved(c byte) bool {
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// sameHeaderName compares header names case-insensitively with '_' and '-'
+// equal, so that every spelling of an identity header is caught.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// strippedHeaders are removed from every client request: the identity only
+// the edge may state, and method overrides that would make a backend act on
+// another method than the one authorised.
+var strippedHeaders = []string{
+	"x-erp-company-id", "x-erp-user-id", "x-erp-roles", "x-erp-scope",
+	"x-http-method-override", "x-http-method", "x-method-override",
+}
+
+// stripHeaders removes the stripped headers in every spelling.
+func stripHeaders(h http.Header) {
+	for name := range h {
+		if len(name) < 10 || (name[0] != 'X' && name[0] != 'x') {
+			continue
+		}
+		for _, s := range strippedHeaders {
+			if sameHeaderName(name, s) {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
+
+// companyInPath returns the ids that follow a `companies` segment of an
+// escaped path (unescaped), for comparison with the caller's company.
+func companyInPath(p string) []string {
+	var out []string
+	segs := strings.Split(p, "/")
+	for i := 0; i+1 < len(segs); i++ {
+		if strings.EqualFold(segs[i], "companies") {
+			v, err := url.PathUnescape(segs[i+1])
+			if err != nil {
+				v = segs[i+1]
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// companyQueryKeys are query parameters that name a company.
+var companyQueryKeys = []string{"company_id", "companyid", "company"}
+
+// companyInQuery returns every company named by the query (any key case).
+func companyInQuery(q url.Values) []string {
+	var out []string
+	for k, vs := range q {
+		for _, ck := range companyQueryKeys {
+			if strings.EqualFold(k, ck) {
+				out = append(out, vs...)
+			}
+		}
+	}
+	return out
+}
+
+// derivedScope is the scope a request needs when the route names none:
+// `{backend}:read` for safe methods, `{backend}:write` for the rest.
+func derivedScope(backend, method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return strings.ToLower(backend) + ":read"
+	}
+	return strings.ToLower(backend) + ":write"
+}
+
+// hasScope reports whether the space-separated scopes hold s.
+func hasScope(scopes, s string) bool {
+	for rest := scopes; rest != ""; {
+		var f string
+		f, rest, _ = strings.Cut(rest, " ")
+		if f == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,323 @@
+// Package companyjwt is the erp_jwt authentication provider: it verifies
+// company-scoped access tokens against the issuer's JWKS.
+package companyjwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.uber.org/zap"
+
+	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
+	"github.com/erpgate/erpgate/config"
+)
+
+func init() {
+	caddy.RegisterModule(Provider{})
+}
+
+// Provider verifies `Authorization: Bearer <access token>` (or, for
+// WebSocket upgrades, `Sec-WebSocket-Protocol: bearer, <token>`) and makes
+// the token's identity the request's user: `{http.auth.user.id}` is `sub`,
+// and `company_id`, `roles`, `scope`, `plan` and `session_id` are published
+// as `{http.auth.user.*}`. Tokens in query strings are never accepted.
+//
+// Checks (RFC 8725, RFC 9068): strict compact serialisation and base64url,
+// no `crit`, `jku`, `x5u`, `jwk` or `x5c`, `typ` at+jwt, the key's own `alg`
+// (asymmetric algorithms only), exact `iss`, `aud` containing the audience,
+// `exp` required, `nbf`/`iat` with leeway, no duplicate members. A bounded
+// cache of verified tokens skips the signature check for repeated tokens,
+// never past `exp` and never for a revoked session.
+//
+// Keys come from `jwks_url` (cached with httprc, refreshed in the
+// background, last good set kept on failure) or, when it is empty, from the
+// auth service running in this process. An unknown `kid` causes at most one
+// refetch at a time and at most one per `min_refetch`, and is then
+// remembered as unknown for `negative_ttl`.
+type Provider struct {
+	// JWKSURL is the issuer's JWKS. Empty: the in-process auth service's keys.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Issuer is the exact `iss`. Default: the in-process auth service's issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// Audience must be in `aud`. Default: the in-process auth service's audience.
+	Audience string `json:"audience,omitempty"`
+	// Leeway for exp, nbf and iat. Default: 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// CacheSize is the number of verified tokens kept. Default: 10000.
+	CacheSize int `json:"cache_size,omitempty"`
+	// RefreshInterval of the key set in the background. Default: 1m.
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// MinRefetch is the least time between two fetches caused by unknown kids. Default: 5s.
+	MinRefetch caddy.Duration `json:"min_refetch,omitempty"`
+	// NegativeTTL is how long an unknown kid is remembered. Default: 10s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+	// MaxTokenBytes is the largest token accepted. Default: 8192.
+	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+
+	app     *erpapp.App
+	logger  *zap.Logger
+	state   *state
+	metrics *edgeauth.Metrics
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.erp_jwt",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision sets defaults; keys are fetched at first use, not here.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	p.app = app
+	if p.Leeway <= 0 {
+		p.Leeway = caddy.Duration(30 * time.Second)
+	}
+	if p.CacheSize <= 0 {
+		p.CacheSize = 10000
+	}
+	if p.RefreshInterval <= 0 {
+		p.RefreshInterval = caddy.Duration(time.Minute)
+	}
+	if p.MinRefetch <= 0 {
+		p.MinRefetch = caddy.Duration(5 * time.Second)
+	}
+	if p.NegativeTTL <= 0 {
+		p.NegativeTTL = caddy.Duration(10 * time.Second)
+	}
+	if p.MaxTokenBytes <= 0 {
+		p.MaxTokenBytes = 8192
+	}
+	m, err := edgeauth.RegisterMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return err
+	}
+	p.metrics = m
+	v, err := app.Provide("erp_jwt:"+p.JWKSURL+"|"+p.Issuer+"|"+p.Audience, func() (any, error) {
+		return &state{}, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.state = v.(*state)
+	return nil
+}
+
+// Validate checks the configuration.
+func (p *Provider) Validate() error {
+	if p.JWKSURL != "" {
+		if !strings.HasPrefix(p.JWKSURL, "https://") && !strings.HasPrefix(p.JWKSURL, "http://") {
+			return errors.New("erp_jwt: jwks_url must be an http(s) URL")
+		}
+		if p.Issuer == "" || p.Audience == "" {
+			return errors.New("erp_jwt: issuer and audience are required with jwks_url")
+		}
+	}
+	return nil
+}
+
+// state is shared by the providers of one config with the same key source.
+type state struct {
+	mu       sync.Mutex
+	verifier *Verifier
+	cancel   context.CancelFunc
+}
+
+func (s *state) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return nil
+}
+
+// verifierFor builds the verifier on first use.
+func (p *Provider) verifierFor(ctx context.Context) (*Verifier, error) {
+	s := p.state
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.verifier != nil {
+		return s.verifier, nil
+	}
+	base, cancel := context.WithCancel(p.app.Context())
+	policy := Policy{Issuer: p.Issuer, Audience: p.Audience, Leeway: time.Duration(p.Leeway), MaxTokenBytes: p.MaxTokenBytes}
+	var fetch FetchFunc
+	if p.JWKSURL == "" {
+		svc, err := authsvcmod.Lookup(p.app)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("erp_jwt: no jwks_url and %w", err)
+		}
+		if policy.Issuer == "" {
+			policy.Issuer = svc.Issuer()
+		}
+		if policy.Audience == "" {
+			policy.Audience = svc.Audience()
+		}
+		fetch = svc.PublicKeys
+	} else {
+		cache, err := jwk.NewCache(base, httprc.NewClient())
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("erp_jwt: JWKS cache: %w", err)
+		}
+		url := p.JWKSURL
+		if err := cache.Register(base, url,
+			jwk.WithMinInterval(time.Duration(p.MinRefetch)),
+			jwk.WithMaxInterval(time.Duration(p.RefreshInterval)),
+			jwk.WithWaitReady(false)); err != nil {
+			cancel()
+			return nil, fmt.Errorf("erp_jwt: JWKS cache: %w", err)
+		}
+		fetch = func(ctx context.Context) (jwk.Set, error) { return cache.Refresh(ctx, url) }
+	}
+	revoked, err := edgeauth.Revocations(p.app, p.logger)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ks := &KeySet{
+		Fetch: fetch, MinRefetch: time.Duration(p.MinRefetch), NegativeTTL: time.Duration(p.NegativeTTL),
+		Now: time.Now, BaseContext: base,
+		OnFetch: func(err error) {
+			p.metrics.JWKSFetches.WithLabelValues(outcome(err)).Inc()
+			if err != nil {
+				p.logger.Warn("JWKS fetch failed; keeping the last good key set", zap.Error(err))
+			}
+		},
+	}
+	if err := ks.Refresh(); err != nil && ks.Len() == 0 {
+		cancel()
+		return nil, fmt.Errorf("erp_jwt: no keys yet: %w", err)
+	}
+	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: revoked, Now: time.Now}
+	go func() {
+		t := time.NewTicker(time.Duration(p.RefreshInterval))
+		defer t.Stop()
+		for {
+			select {
+			case <-base.Done():
+				return
+			case <-t.C:
+				_ = ks.Refresh()
+				v.Cache.Prune(time.Now())
+			}
+		}
+	}()
+	s.verifier, s.cancel = v, cancel
+	return v, nil
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+// bearerToken finds the access token of r: the Authorization header, or the
+// WebSocket subprotocol form `bearer, <token>` (removed before proxying).
+func bearerToken(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok), true
+		}
+		return "", false
+	}
+	if r.Header.Get("Upgrade") != "" {
+		if v := r.Header.Get("Sec-WebSocket-Protocol"); v != "" {
+			parts := strings.Split(v, ",")
+			for i := 0; i+1 < len(parts); i++ {
+				if strings.EqualFold(strings.TrimSpace(parts[i]), "bearer") {
+					tok := strings.TrimSpace(parts[i+1])
+					rest := append(append([]string{}, parts[:i]...), parts[i+2:]...)
+					if len(rest) == 0 {
+						r.Header.Del("Sec-WebSocket-Protocol")
+					} else {
+						r.Header.Set("Sec-WebSocket-Protocol", strings.TrimSpace(strings.Join(rest, ",")))
+					}
+					return tok, true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// Authenticate implements caddyauth.Authenticator.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		if r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "" {
+			edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
+		}
+		return caddyauth.User{}, false, nil
+	}
+	v, err := p.verifierFor(r.Context())
+	if err != nil {
+		p.logger.Error("token verification unavailable", zap.Error(err))
+		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
+		edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "token verification is temporarily unavailable"})
+		return caddyauth.User{}, false, nil
+	}
+	c, err := v.Verify(r.Context(), tok)
+	if err != nil {
+		code, msg := config.CodeUnauthenticated, "invalid access token"
+		switch {
+		case errors.Is(err, ErrExpired):
+			code, msg = config.CodeTokenExpired, "access token expired"
+		case errors.Is(err, ErrRevoked):
+			code, msg = config.CodeTokenRevoked, "access token revoked"
+		}
+		p.metrics.Decisions.WithLabelValues("jwt", strings.ToLower(code)).Inc()
+		if ce := p.logger.Check(zap.InfoLevel, "access token refused"); ce != nil {
+			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
+		}
+		edgeauth.Fail(r, edgeauth.Unauthenticated(code, msg, "invalid_token"))
+		return caddyauth.User{}, false, nil
+	}
+	p.metrics.Decisions.WithLabelValues("jwt", "ok").Inc()
+	return caddyauth.User{
+		ID: c.Subject,
+		Metadata: map[string]string{
+			"company_id": c.CompanyID,
+			"roles":      strings.Join(c.Roles, ","),
+			"scope":      c.Scope,
+			"plan":       c.Plan,
+			"session_id": c.SessionID,
+			"provider":   "jwt",
+		},
+	}, true, nil
+}
+
+func requestID(r *http.Request) string {
+	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	return id
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)

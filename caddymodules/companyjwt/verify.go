@@ -1,0 +1,295 @@
+package companyjwt
+
+// This file has no Caddy import: the token checks test and benchmark alone.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/erpgate/erpgate/internal/revocation"
+)
+
+// Failures, each mapped to an envelope code by the provider.
+var (
+	ErrMissing    = errors.New("no access token")
+	ErrMalformed  = errors.New("malformed access token")
+	ErrUnknownKey = errors.New("access token signed by an unknown key")
+	ErrSignature  = errors.New("access token signature invalid")
+	ErrClaims     = errors.New("access token claims invalid")
+	ErrExpired    = errors.New("access token expired")
+	ErrRevoked    = errors.New("access token revoked")
+)
+
+// Claims are the verified claims of a company-scoped access token.
+type Claims struct {
+	Subject   string
+	SessionID string
+	CompanyID string
+	Roles     []string
+	Scope     string
+	Plan      string
+	TokenID   string
+	Expiry    time.Time
+}
+
+// HasScope reports whether the space-separated scope holds s.
+func (c *Claims) HasScope(s string) bool {
+	for rest := c.Scope; rest != ""; {
+		var f string
+		f, rest, _ = strings.Cut(rest, " ")
+		if f == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Policy is what a token must satisfy (RFC 8725, RFC 9068).
+type Policy struct {
+	Issuer        string
+	Audience      string
+	Leeway        time.Duration
+	MaxTokenBytes int
+}
+
+// Verifier checks access tokens: strict compact parsing, the key's own
+// algorithm, RFC 9068 typing and claims, a bounded cache of verified tokens,
+// and session revocation.
+type Verifier struct {
+	Policy  Policy
+	Keys    *KeySet
+	Cache   *TokenCache // optional
+	Revoked *revocation.Set
+	Now     func() time.Time
+}
+
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// Verify returns the claims of a valid, live token.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	now := v.Now()
+	if v.Cache != nil {
+		if c, ok := v.Cache.Get(token); ok {
+			if !now.Before(c.Expiry.Add(v.Policy.Leeway)) {
+				return nil, ErrExpired
+			}
+			if v.Revoked.Has(c.SessionID) {
+				return nil, ErrRevoked
+			}
+			return c, nil
+		}
+	}
+	c, err := v.verifySlow(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.Revoked.Has(c.SessionID) {
+		return nil, ErrRevoked
+	}
+	if v.Cache != nil {
+		v.Cache.Put(token, c)
+	}
+	return c, nil
+}
+
+type header struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+	Jku  json.RawMessage `json:"jku"`
+	X5u  json.RawMessage `json:"x5u"`
+	Jwk  json.RawMessage `json:"jwk"`
+	X5c  json.RawMessage `json:"x5c"`
+	B64  json.RawMessage `json:"b64"`
+}
+
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	*a = l
+	return nil
+}
+
+type claimSet struct {
+	Iss   string   `json:"iss"`
+	Sub   string   `json:"sub"`
+	Aud   audience `json:"aud"`
+	Exp   *float64 `json:"exp"`
+	Nbf   *float64 `json:"nbf"`
+	Iat   *float64 `json:"iat"`
+	Jti   string   `json:"jti"`
+	Sid   string   `json:"sid"`
+	Cid   string   `json:"cid"`
+	Roles []string `json:"roles"`
+	Scope string   `json:"scope"`
+	Plan  string   `json:"plan"`
+}
+
+func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) (*Claims, error) {
+	if token == "" {
+		return nil, ErrMissing
+	}
+	max := v.Policy.MaxTokenBytes
+	if max <= 0 {
+		max = 8192
+	}
+	if len(token) > max {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, max)
+	}
+	h64, rest, ok := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || h64 == "" || p64 == "" || s64 == "" || strings.IndexByte(s64, '.') >= 0 {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+	}
+	hb, err := strictB64.DecodeString(h64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header encoding", ErrMalformed)
+	}
+	pb, err := strictB64.DecodeString(p64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
+	}
+	if _, err := strictB64.DecodeString(s64); err != nil {
+		return nil, fmt.Errorf("%w: signature encoding", ErrMalformed)
+	}
+	var h header
+	if err := strictObject(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	switch {
+	case h.Crit != nil:
+		return nil, fmt.Errorf("%w: crit is not supported", ErrMalformed)
+	case h.Jku != nil || h.X5u != nil || h.Jwk != nil || h.X5c != nil:
+		return nil, fmt.Errorf("%w: embedded or remote key references are refused", ErrMalformed)
+	case h.B64 != nil:
+		return nil, fmt.Errorf("%w: b64 is not supported", ErrMalformed)
+	case !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt"):
+		return nil, fmt.Errorf("%w: typ must be at+jwt", ErrClaims)
+	case h.Kid == "" || len(h.Kid) > 256:
+		return nil, fmt.Errorf("%w: kid missing or too long", ErrMalformed)
+	}
+	key, err := v.Keys.Lookup(ctx, h.Kid)
+	if err != nil {
+		return nil, err
+	}
+	if h.Alg != key.Alg.String() {
+		return nil, fmt.Errorf("%w: alg does not match the key", ErrSignature)
+	}
+	if _, err := jws.VerifyCompactFast(key.Public, []byte(token), key.Alg); err != nil {
+		return nil, ErrSignature
+	}
+	var cs claimSet
+	if err := strictObject(pb, &cs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrClaims, err)
+	}
+	return v.checkClaims(&cs, now)
+}
+
+func unix(f float64) time.Time {
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+func (v *Verifier) checkClaims(cs *claimSet, now time.Time) (*Claims, error) {
+	p := v.Policy
+	if cs.Exp == nil {
+		return nil, fmt.Errorf("%w: exp required", ErrClaims)
+	}
+	exp := unix(*cs.Exp)
+	if !now.Before(exp.Add(p.Leeway)) {
+		return nil, ErrExpired
+	}
+	if cs.Nbf != nil && now.Add(p.Leeway).Before(unix(*cs.Nbf)) {
+		return nil, fmt.Errorf("%w: not yet valid", ErrClaims)
+	}
+	if cs.Iat != nil && now.Add(p.Leeway).Before(unix(*cs.Iat)) {
+		return nil, fmt.Errorf("%w: issued in the future", ErrClaims)
+	}
+	if cs.Iss != p.Issuer {
+		return nil, fmt.Errorf("%w: issuer", ErrClaims)
+	}
+	audOK := false
+	for _, a := range cs.Aud {
+		if a == p.Audience {
+			audOK = true
+			break
+		}
+	}
+	if !audOK {
+		return nil, fmt.Errorf("%w: audience", ErrClaims)
+	}
+	if cs.Sub == "" || cs.Cid == "" || cs.Sid == "" {
+		return nil, fmt.Errorf("%w: sub, sid and cid required", ErrClaims)
+	}
+	if len(cs.Roles) > 64 || len(cs.Scope) > 4096 {
+		return nil, fmt.Errorf("%w: too many roles or scopes", ErrClaims)
+	}
+	return &Claims{
+		Subject: cs.Sub, SessionID: cs.Sid, CompanyID: cs.Cid, Roles: cs.Roles,
+		Scope: cs.Scope, Plan: cs.Plan, TokenID: cs.Jti, Expiry: exp,
+	}, nil
+}
+
+// strictObject decodes a JSON object into v after checking that it is one
+// object with no duplicate member names (RFC 7515 §4, RFC 7519 §4) and no
+// trailing data.
+func strictObject(b []byte, v any) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	seen := make(map[string]struct{}, 16)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, ok := t.(string)
+		if !ok {
+			return errors.New("member name is not a string")
+		}
+		if _, dup := seen[name]; dup {
+			return fmt.Errorf("duplicate member %q", name)
+		}
+		seen[name] = struct{}{}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	if _, err := dec.Token(); err == nil {
+		return errors.New("trailing data")
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,106 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// AuthService is the configuration of the standalone auth service
+// (`gateway authsvc --config FILE`): a YAML file, each setting overridden by
+// its ERP_* environment variable.
+//
+//	listen: ":8081"                # ERP_LISTEN
+//	postgres: "postgres://…"       # ERP_POSTGRES_URL (empty: in-memory store)
+//	redis: "redis://…"             # ERP_REDIS_URL (empty: in-process counters)
+//	key_prefix: "erpgate:"         # ERP_KEY_PREFIX
+//	master_key: ""                 # ERP_MASTER_KEY (prefer the variable to the file)
+//	issuer: "erpgate"              # ERP_ISSUER
+//	audience: "erpgate-api"        # ERP_AUDIENCE
+//	introspection_secret: ""       # ERP_INTROSPECTION_SECRET
+//	access_ttl: 15m                # ERP_ACCESS_TTL
+//	refresh_ttl: 168h              # ERP_REFRESH_TTL
+//	demo: false                    # ERP_DEMO
+type AuthService struct {
+	Listen              string        `mapstructure:"listen"`
+	Postgres            string        `mapstructure:"postgres"`
+	Redis               string        `mapstructure:"redis"`
+	KeyPrefix           string        `mapstructure:"key_prefix"`
+	MasterKey           string        `mapstructure:"master_key"`
+	Issuer              string        `mapstructure:"issuer"`
+	Audience            string        `mapstructure:"audience"`
+	IntrospectionSecret string        `mapstructure:"introspection_secret"`
+	AccessTTL           time.Duration `mapstructure:"access_ttl"`
+	RefreshTTL          time.Duration `mapstructure:"refresh_ttl"`
+	Demo                bool          `mapstructure:"demo"`
+}
+
+// authServiceEnv maps each setting to its environment variable.
+var authServiceEnv = map[string]string{
+	"listen":               "ERP_LISTEN",
+	"postgres":             "ERP_POSTGRES_URL",
+	"redis":                "ERP_REDIS_URL",
+	"key_prefix":           "ERP_KEY_PREFIX",
+	"master_key":           "ERP_MASTER_KEY",
+	"issuer":               "ERP_ISSUER",
+	"audience":             "ERP_AUDIENCE",
+	"introspection_secret": "ERP_INTROSPECTION_SECRET",
+	"access_ttl":           "ERP_ACCESS_TTL",
+	"refresh_ttl":          "ERP_REFRESH_TTL",
+	"demo":                 "ERP_DEMO",
+}
+
+// LoadAuthService reads file (YAML; empty: none) and the environment.
+// Errors never quote values (the file may hold secrets).
+func LoadAuthService(file string) (AuthService, error) {
+	v := viper.New()
+	v.SetDefault("listen", ":8081")
+	v.SetDefault("key_prefix", "erpgate:")
+	for key, env := range authServiceEnv {
+		if err := v.BindEnv(key, env); err != nil {
+			return AuthService{}, fmt.Errorf("config: bind %s: %w", env, err)
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			var nf viper.ConfigFileNotFoundError
+			if errors.As(err, &nf) {
+				return AuthService{}, fmt.Errorf("config: %s not found", file)
+			}
+			return AuthService{}, fmt.Errorf("config: read %s: invalid YAML", file)
+		}
+		for _, k := range v.AllKeys() {
+			if _, ok := authServiceEnv[k]; !ok {
+				return AuthService{}, fmt.Errorf("config: %s: unknown setting %q", file, k)
+			}
+		}
+	}
+	var c AuthService
+	if err := v.Unmarshal(&c); err != nil {
+		return AuthService{}, fmt.Errorf("config: a setting has the wrong type: %s", redactDecodeError(err))
+	}
+	c.Listen = strings.TrimSpace(c.Listen)
+	if c.Listen == "" {
+		return AuthService{}, errors.New("config: listen must not be empty")
+	}
+	return c, nil
+}
+
+// redactDecodeError keeps the names of the offending settings, not their values.
+func redactDecodeError(err error) string {
+	var names []string
+	for key := range authServiceEnv {
+		if strings.Contains(err.Error(), "'"+key+"'") {
+			names = append(names, key)
+		}
+	}
+	if len(names) == 0 {
+		return "unknown"
+	}
+	return strings.Join(names, ", ")
+}
