@@ -17,7 +17,7 @@ type Memory struct {
 	mu          sync.Mutex
 	companies   map[string]Company
 	users       map[string]User
-	emails      map[string]string            // email -> user id
+	emails      map[string]string                // email -> user id
 	memberships map[string]map[string]Membership // user id -> company id -> membership
 	sessions    map[string]Session
 	refresh     map[string]*memRefresh // string(hash) -> token

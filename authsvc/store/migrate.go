@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,7 +71,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	defer func() {
 		// Unlock on a fresh context: ctx may be cancelled, and a session lock
 		// left behind would block every later migration on this connection.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5e9)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrationLock); err != nil {
 			conn.Conn().Close(uctx) // drop the connection, and the lock with it

@@ -1,0 +1,51 @@
+// Package authsvc is erpgate's auth service: it logs users in, binds their
+// sessions to a company, issues the company-scoped access tokens the edge
+// checks, rotates refresh tokens, manages API keys and publishes its signing
+// keys. It is served in-process by the `erp_authsvc` Caddy handler and
+// standalone by `gateway authsvc --config FILE`; both serve Handler.
+//
+// # Flows (all under /api/v1/auth, every answer an envelope)
+//
+// login → select-company → refresh → switch-company → logout (this session
+// or all); me; sessions (list, revoke one); api-keys (create, list, rotate,
+// revoke); introspect. Login answers a 5-minute single-use login token, not
+// an access token; when a SecondFactor says so it answers mfa_required and
+// select-company refuses the token until the factor is verified.
+//
+// # Tokens
+//
+// Access tokens are JWS compact, header {alg: EdDSA, kid, typ: at+jwt},
+// claims iss sub aud exp iat nbf jti sid cid roles scope plan; scope is the
+// space-separated union of the roles' scopes (scopes.go). Refresh tokens
+// (`ert_…`) and API keys (`erp_live_<prefix>_<secret>`) carry 256 random
+// bits and are stored as SHA-256. A refresh token is consumed on use; a
+// consumed one presented again revokes its whole session (family) and is
+// logged as a security event ("refresh_token_reuse").
+//
+// # What the edge uses in process
+//
+// The edge's JWT and API-key providers get the shared *Service from the erp
+// app (caddymodules/authsvc.Lookup) and use:
+//
+//   - PublicKeys(ctx) jwk.Set: the published keys (kid, alg "EdDSA", use
+//     "sig" on each), a copy; re-read it to see rotations. Issuer() and
+//     Audience() are what iss and aud must equal; tokens must have typ
+//     at+jwt.
+//   - SubscribeRevocations(ctx, fn): fn(sid) for every session revoked from
+//     now on, on any instance (Redis channel `<prefix>revocations`, payload
+//     the bare session id). IsSessionRevoked(ctx, sid) answers from the
+//     marks `<prefix>revoked:sid:<sid>` kept for an access token's lifetime.
+//   - IntrospectAPIKey(ctx, key) Introspection: active, status, company_id,
+//     scope, plan, key_id, exp. Over HTTP the same answer comes from
+//     POST /api/v1/auth/introspect with `Authorization: Bearer
+//     <introspection_secret>`.
+//
+// # Keys
+//
+// Signing keys are Ed25519, sealed at rest with AES-256-GCM under the master
+// key (ERP_MASTER_KEY) with the kid as additional data. A new key is
+// published KeyPublishDelay before it signs; a key is deleted once its
+// successor has been signing for longer than an access token lives.
+// Rotation runs on schedule (KeyRotation) and on demand (RotateSigningKey,
+// `gateway erp keys rotate`).
+package authsvc

@@ -1,0 +1,504 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/config"
+)
+
+const (
+	maxEmailLen    = 254
+	maxPasswordLen = 1024
+)
+
+// Shapes of the answers.
+type (
+	userView struct {
+		ID            string `json:"id"`
+		Email         string `json:"email"`
+		Name          string `json:"name"`
+		PlatformAdmin bool   `json:"platform_admin"`
+	}
+	companyView struct {
+		ID    string   `json:"id"`
+		Name  string   `json:"name"`
+		Plan  string   `json:"plan"`
+		Roles []string `json:"roles"`
+		Scope string   `json:"scope"`
+	}
+	tokenPair struct {
+		AccessToken      string      `json:"access_token"`
+		TokenType        string      `json:"token_type"`
+		ExpiresIn        int64       `json:"expires_in"`
+		RefreshToken     string      `json:"refresh_token"`
+		RefreshExpiresIn int64       `json:"refresh_expires_in"`
+		SessionID        string      `json:"session_id"`
+		Company          companyView `json:"company"`
+	}
+	sessionView struct {
+		ID         string    `json:"id"`
+		CompanyID  string    `json:"company_id"`
+		Device     string    `json:"device"`
+		UserAgent  string    `json:"user_agent"`
+		IP         string    `json:"ip"`
+		CreatedAt  time.Time `json:"created_at"`
+		LastUsedAt time.Time `json:"last_used_at"`
+		ExpiresAt  time.Time `json:"expires_at"`
+		Current    bool      `json:"current"`
+	}
+)
+
+func viewUser(u store.User) userView {
+	return userView{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin}
+}
+
+func viewCompany(c store.Company, roles []string) companyView {
+	if roles == nil {
+		roles = []string{}
+	}
+	return companyView{ID: c.ID, Name: c.Name, Plan: c.Plan, Roles: roles, Scope: strings.Join(ScopesFor(roles), " ")}
+}
+
+func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// attemptKey names a counter without putting the address in clear in Redis.
+func attemptKey(kind, v string) string {
+	h := sha256.Sum256([]byte(v))
+	return config.RedisKeyLoginAttempts + kind + ":" + hex.EncodeToString(h[:16])
+}
+
+// dummy is a valid hash of a random password, verified for unknown users so
+// that they cost the same argon2 work as known ones.
+func (s *Service) dummy() string {
+	s.dummyOnce.Do(func() {
+		h, err := s.hasher.Hash(randomSecret())
+		if err != nil {
+			h = "$argon2id$v=19$m=47104,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		}
+		s.dummyHash = h
+	})
+	return s.dummyHash
+}
+
+// errBadCredentials is the one answer to every failed password check:
+// unknown user, wrong password and disabled user look alike.
+func errBadCredentials() error {
+	return unauthenticated(config.CodeUnauthenticated, "invalid email or password", hdrLogin)
+}
+
+func (s *Service) handleLogin(c *call) (int, any, error) {
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decode(c, &in, false); err != nil {
+		return 0, nil, err
+	}
+	email := normalizeEmail(in.Email)
+	if email == "" || len(email) > maxEmailLen || !strings.Contains(email, "@") {
+		return 0, nil, invalid("email", "a valid email address is required")
+	}
+	if in.Password == "" || len(in.Password) > maxPasswordLen {
+		return 0, nil, invalid("password", "a password of at most 1024 bytes is required")
+	}
+	user, ok, err := s.checkPassword(c.ctx, email, in.Password, c.ip)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, errBadCredentials()
+	}
+	c.meta.UserID = user.ID
+	companies, err := s.store.ListMemberships(c.ctx, user.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	mfa := "none"
+	if s.mfa != nil {
+		required, err := s.mfa.Required(c.ctx, user)
+		if err != nil {
+			return 0, nil, err
+		}
+		if required {
+			mfa = "pending"
+		}
+	}
+	now := s.clock.Now()
+	lt, err := s.issueLogin(user.ID, mfa, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	views := make([]companyView, 0, len(companies))
+	for _, m := range companies {
+		views = append(views, viewCompany(m.Company, m.Roles))
+	}
+	s.logger.Info("login succeeded", zap.String("user_id", user.ID), zap.String("ip", c.ip), zap.Bool("mfa_required", mfa == "pending"))
+	return http.StatusOK, map[string]any{
+		"user":         viewUser(user),
+		"companies":    views,
+		"login_token":  lt,
+		"expires_in":   int64(LoginTokenTTL / time.Second),
+		"mfa_required": mfa == "pending",
+	}, nil
+}
+
+// checkPassword throttles, then checks email and password with the same
+// work whatever the outcome. Attempts are reserved before the hash runs
+// (atomically, in Redis or under a mutex), so parallel guesses can't get
+// past the limits; a success gives its reservations back.
+func (s *Service) checkPassword(ctx context.Context, email, password, ip string) (store.User, bool, error) {
+	acctKey, ipKey := attemptKey("account", email), attemptKey("ip", ip)
+	okAcct, retryAcct, err := s.counters.Reserve(ctx, acctKey, s.cfg.LoginAccountLimit, s.cfg.LoginWindow)
+	if err != nil {
+		return store.User{}, false, err
+	}
+	okIP, retryIP, err := s.counters.Reserve(ctx, ipKey, s.cfg.LoginIPLimit, s.cfg.LoginWindow)
+	if err != nil {
+		return store.User{}, false, err
+	}
+	if !okAcct || !okIP {
+		s.logger.Warn("login throttled", zap.String("ip", ip), zap.Bool("account_limit", !okAcct), zap.Bool("ip_limit", !okIP))
+		return store.User{}, false, errRateLimited(max(retryAcctIf(okAcct, retryAcct), retryAcctIf(okIP, retryIP)))
+	}
+	user, err := s.store.GetUserByEmail(ctx, email)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, false, err
+	}
+	hash := s.dummy()
+	if known {
+		hash = user.PasswordHash
+	}
+	match, err := s.hasher.Verify(ctx, password, hash)
+	if err != nil && ctx.Err() != nil {
+		return store.User{}, false, ctx.Err()
+	}
+	if err != nil {
+		s.logger.Error("login: stored password hash unusable", zap.String("user_id", user.ID))
+	}
+	if !known || !match || user.Disabled {
+		reason := "bad_password"
+		switch {
+		case !known:
+			reason = "unknown_user"
+		case match && user.Disabled:
+			reason = "user_disabled"
+		}
+		s.logger.Info("login failed", zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))
+		return store.User{}, false, nil
+	}
+	// A success does not count against either limit.
+	if err := s.counters.Refund(ctx, acctKey); err != nil {
+		return store.User{}, false, err
+	}
+	if err := s.counters.Refund(ctx, ipKey); err != nil {
+		return store.User{}, false, err
+	}
+	return user, true, nil
+}
+
+func retryAcctIf(ok bool, d time.Duration) time.Duration {
+	if ok {
+		return 0
+	}
+	return d
+}
+
+func (s *Service) handleSelectCompany(c *call) (int, any, error) {
+	var in struct {
+		LoginToken string `json:"login_token"`
+		CompanyID  string `json:"company_id"`
+	}
+	if err := decode(c, &in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.LoginToken == "" {
+		return 0, nil, invalid("login_token", "login_token is required")
+	}
+	if in.CompanyID == "" {
+		return 0, nil, invalid("company_id", "company_id is required")
+	}
+	lc, err := s.verifyLogin(in.LoginToken)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.meta.UserID = lc.Subject
+	if lc.MFA == "pending" {
+		return 0, nil, unauthenticated(config.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken)
+	}
+	access, err := s.store.GetAccess(c.ctx, lc.Subject, in.CompanyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, errForbidden("you are not a member of this company")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if access.UserDisabled {
+		return 0, nil, errBadCredentials()
+	}
+	first, err := s.counters.MarkOnce(c.ctx, "login:used:"+lc.ID, LoginTokenTTL+time.Minute)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !first {
+		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
+	}
+	now := s.clock.Now()
+	rt, rtHash := newRefreshToken()
+	sess := store.Session{
+		ID: uuid.NewString(), UserID: lc.Subject, CompanyID: access.Company.ID,
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+		UserAgent: truncate(c.r.UserAgent(), 512), IP: c.ip, MFA: lc.MFA == "done",
+	}
+	if err := s.store.CreateSession(c.ctx, sess, store.RefreshToken{Hash: rtHash, ExpiresAt: s.refreshExpiry(now, sess.ExpiresAt)}); err != nil {
+		return 0, nil, err
+	}
+	c.meta.CompanyID = access.Company.ID
+	s.logger.Info("session started", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.String("company_id", sess.CompanyID))
+	pair, err := s.pair(sess, access, rt, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, pair, nil
+}
+
+func (s *Service) refreshExpiry(now, sessionEnd time.Time) time.Time {
+	exp := now.Add(s.cfg.RefreshIdleTTL)
+	if exp.After(sessionEnd) {
+		exp = sessionEnd
+	}
+	return exp
+}
+
+func (s *Service) pair(sess store.Session, access store.Access, refresh string, now time.Time) (tokenPair, error) {
+	at, err := s.issueAccess(sess.UserID, sess.ID, access.Company.ID, access.Company.Plan, access.Roles, now)
+	if err != nil {
+		return tokenPair{}, err
+	}
+	return tokenPair{
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
+		RefreshToken: refresh, RefreshExpiresIn: int64(s.refreshExpiry(now, sess.ExpiresAt).Sub(now) / time.Second),
+		SessionID: sess.ID, Company: viewCompany(access.Company, access.Roles),
+	}, nil
+}
+
+func (s *Service) handleRefresh(c *call) (int, any, error) {
+	var in struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(c, &in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.RefreshToken == "" {
+		return 0, nil, invalid("refresh_token", "refresh_token is required")
+	}
+	if !validRefreshFormat(in.RefreshToken) {
+		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken)
+	}
+	now := s.clock.Now()
+	rt, rtHash := newRefreshToken()
+	res, err := s.store.RotateRefreshToken(c.ctx, hashSecret(in.RefreshToken),
+		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
+		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken)
+	case errors.Is(err, store.ErrRefreshReused):
+		// RFC 9700 §4.14.2: a rotated token came back — it was stolen, or the
+		// legitimate client raced itself. Either way the family is gone.
+		s.logger.Warn("security event: refresh token reuse, session family revoked",
+			zap.String("event", "refresh_token_reuse"), zap.String("session_id", res.Session.ID),
+			zap.String("user_id", res.Session.UserID), zap.String("ip", c.ip))
+		if err := s.publishRevoked(c.ctx, []string{res.Session.ID}); err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
+	case errors.Is(err, store.ErrSessionInactive):
+		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken)
+	case err != nil:
+		return 0, nil, err
+	}
+	sess := res.Session
+	c.meta.UserID, c.meta.CompanyID = sess.UserID, sess.CompanyID
+	if !res.Member || res.Access.UserDisabled {
+		reason := "membership_removed"
+		if res.Access.UserDisabled {
+			reason = "user_disabled"
+		}
+		if err := s.store.RevokeSession(c.ctx, sess.UserID, sess.ID, now, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, nil, err
+		}
+		if err := s.publishRevoked(c.ctx, []string{sess.ID}); err != nil {
+			return 0, nil, err
+		}
+		s.logger.Info("refresh refused: session ended", zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
+		if res.Access.UserDisabled {
+			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		}
+		return 0, nil, errForbidden("you are no longer a member of this company")
+	}
+	pair, err := s.pair(sess, res.Access, rt, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, pair, nil
+}
+
+func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
+	claims, err := s.authenticate(c, false) // SwitchCompany checks the session atomically
+	if err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		CompanyID string `json:"company_id"`
+	}
+	if err := decode(c, &in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.CompanyID == "" {
+		return 0, nil, invalid("company_id", "company_id is required")
+	}
+	access, err := s.store.GetAccess(c.ctx, claims.Subject, in.CompanyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, errForbidden("you are not a member of this company")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if access.UserDisabled {
+		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+	}
+	now := s.clock.Now()
+	rt, rtHash := newRefreshToken()
+	sess, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, access.Company.ID,
+		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
+		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	c.meta.CompanyID = sess.CompanyID
+	pair, err := s.pair(sess, access, rt, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, pair, nil
+}
+
+func (s *Service) handleLogout(c *call) (int, any, error) {
+	claims, err := s.authenticate(c, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		All bool `json:"all"`
+	}
+	if err := decode(c, &in, true); err != nil {
+		return 0, nil, err
+	}
+	now := s.clock.Now()
+	var ids []string
+	if in.All {
+		ids, err = s.store.RevokeUserSessions(c.ctx, claims.Subject, now, "logout_all")
+		if err != nil {
+			return 0, nil, err
+		}
+	} else {
+		err = s.store.RevokeSession(c.ctx, claims.Subject, claims.SessionID, now, "logout")
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		ids = []string{claims.SessionID}
+	}
+	if err := s.publishRevoked(c.ctx, ids); err != nil {
+		return 0, nil, err
+	}
+	s.logger.Info("logout", zap.String("user_id", claims.Subject), zap.Bool("all", in.All), zap.Int("sessions", len(ids)))
+	return http.StatusOK, map[string]any{"revoked_sessions": ids}, nil
+}
+
+func (s *Service) handleMe(c *call) (int, any, error) {
+	claims, err := s.authenticate(c, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	u, err := s.store.GetUser(c.ctx, claims.Subject)
+	if err != nil {
+		return 0, nil, err
+	}
+	ms, err := s.store.ListMemberships(c.ctx, claims.Subject)
+	if err != nil {
+		return 0, nil, err
+	}
+	views := make([]companyView, 0, len(ms))
+	var current *companyView
+	for _, m := range ms {
+		v := viewCompany(m.Company, m.Roles)
+		views = append(views, v)
+		if m.Company.ID == claims.CompanyID {
+			current = &v
+		}
+	}
+	return http.StatusOK, map[string]any{
+		"user": viewUser(u), "companies": views, "company": current, "session_id": claims.SessionID,
+		"roles": claims.Roles, "scope": claims.Scope, "plan": claims.Plan,
+	}, nil
+}
+
+func (s *Service) handleListSessions(c *call) (int, any, error) {
+	claims, err := s.authenticate(c, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := s.store.ListSessions(c.ctx, claims.Subject, s.clock.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]sessionView, 0, len(list))
+	for _, ss := range list {
+		out = append(out, sessionView{ID: ss.ID, CompanyID: ss.CompanyID, Device: Device(ss.UserAgent), UserAgent: ss.UserAgent,
+			IP: ss.IP, CreatedAt: ss.CreatedAt, LastUsedAt: ss.LastUsedAt, ExpiresAt: ss.ExpiresAt, Current: ss.ID == claims.SessionID})
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Service) handleRevokeSession(c *call) (int, any, error) {
+	claims, err := s.authenticate(c, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = s.store.RevokeSession(c.ctx, claims.Subject, c.param, s.clock.Now(), "revoked_by_user")
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such session")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.publishRevoked(c.ctx, []string{c.param}); err != nil {
+		return 0, nil, err
+	}
+	s.logger.Info("session revoked", zap.String("user_id", claims.Subject), zap.String("session_id", c.param))
+	return http.StatusOK, map[string]any{"id": c.param, "revoked": true}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,358 @@
+package authsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/envelope"
+)
+
+// maxBody bounds every request body the service reads.
+const maxBody = 16 << 10
+
+// call is one request being served.
+type call struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	meta  envelope.Meta
+	param string // the {id} of a path, when the route has one
+	ip    string
+}
+
+type handlerFunc func(s *Service, c *call) (status int, data any, err error)
+
+type route struct {
+	methods map[string]handlerFunc
+}
+
+// routes maps exact paths; paths with an id are matched in match.
+var routes = map[string]route{
+	"/api/v1/auth/login":                {map[string]handlerFunc{http.MethodPost: (*Service).handleLogin}},
+	"/api/v1/auth/select-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSelectCompany}},
+	"/api/v1/auth/refresh":              {map[string]handlerFunc{http.MethodPost: (*Service).handleRefresh}},
+	"/api/v1/auth/switch-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSwitchCompany}},
+	"/api/v1/auth/logout":               {map[string]handlerFunc{http.MethodPost: (*Service).handleLogout}},
+	"/api/v1/auth/me":                   {map[string]handlerFunc{http.MethodGet: (*Service).handleMe}},
+	"/api/v1/auth/sessions":             {map[string]handlerFunc{http.MethodGet: (*Service).handleListSessions}},
+	"/api/v1/auth/sessions/{id}":        {map[string]handlerFunc{http.MethodDelete: (*Service).handleRevokeSession}},
+	"/api/v1/auth/api-keys":             {map[string]handlerFunc{http.MethodPost: (*Service).handleCreateAPIKey, http.MethodGet: (*Service).handleListAPIKeys}},
+	"/api/v1/auth/api-keys/{id}":        {map[string]handlerFunc{http.MethodDelete: (*Service).handleRevokeAPIKey}},
+	"/api/v1/auth/api-keys/{id}/rotate": {map[string]handlerFunc{http.MethodPost: (*Service).handleRotateAPIKey}},
+	"/api/v1/auth/introspect":           {map[string]handlerFunc{http.MethodPost: (*Service).handleIntrospect}},
+	"/.well-known/jwks.json":            {map[string]handlerFunc{http.MethodGet: (*Service).handleJWKS}},
+	"/.well-known/openid-configuration": {map[string]handlerFunc{http.MethodGet: (*Service).handleOpenIDConfiguration}},
+}
+
+// match finds the route of path and the id it carries.
+func match(path string) (route, string, bool) {
+	if rt, ok := routes[path]; ok {
+		return rt, "", true
+	}
+	for _, base := range []string{"/api/v1/auth/sessions/", "/api/v1/auth/api-keys/"} {
+		rest, ok := strings.CutPrefix(path, base)
+		if !ok || rest == "" {
+			continue
+		}
+		id, tail, _ := strings.Cut(rest, "/")
+		if id == "" {
+			continue
+		}
+		pattern := base + "{id}"
+		if tail != "" {
+			pattern += "/" + tail
+		}
+		if rt, ok := routes[pattern]; ok {
+			return rt, id, true
+		}
+	}
+	return route{}, "", false
+}
+
+// HTTPOptions adapt the handler to where it is mounted.
+type HTTPOptions struct {
+	// RequestID returns the request's id (default: the X-Request-ID header
+	// normalised by envelope.RequestID).
+	RequestID func(*http.Request) string
+	// ClientIP returns the client address used for throttling and shown in
+	// sessions (default: the host of RemoteAddr).
+	ClientIP func(*http.Request) string
+}
+
+// Handler returns the service's HTTP handler. Routed reports whether the
+// handler serves a request's path; for other paths Handler answers 404.
+func (s *Service) Handler(opts HTTPOptions) *Handler {
+	if opts.RequestID == nil {
+		opts.RequestID = func(r *http.Request) string { return envelope.RequestID(r.Header.Get(config.HeaderRequestID)) }
+	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = RemoteIP
+	}
+	return &Handler{s: s, opts: opts}
+}
+
+// Handler serves the auth service's endpoints, every answer an envelope.
+type Handler struct {
+	s    *Service
+	opts HTTPOptions
+}
+
+// RemoteIP is the host part of r.RemoteAddr.
+func RemoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Routed reports whether path is one of the service's endpoints.
+func Routed(path string) bool {
+	_, _, ok := match(path)
+	return ok
+}
+
+// ServeHTTP serves one request; unknown paths get a 404 envelope.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	c := &call{w: w, r: r, meta: envelope.Meta{RequestID: h.opts.RequestID(r)}, ip: h.opts.ClientIP(r)}
+	w.Header().Set(config.HeaderRequestID, c.meta.RequestID)
+	w.Header().Set("Cache-Control", "no-store")
+	rt, id, ok := match(r.URL.Path)
+	if !ok {
+		s.fail(c, config.NewError(http.StatusNotFound, config.CodeNotFound, config.MessageForStatus(http.StatusNotFound)))
+		return
+	}
+	fn, ok := rt.methods[r.Method]
+	if !ok {
+		allow := make([]string, 0, len(rt.methods))
+		for m := range rt.methods {
+			allow = append(allow, m)
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.fail(c, config.NewError(http.StatusMethodNotAllowed, config.CodeBadRequest, "method not allowed"))
+		return
+	}
+	c.param = id
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	c.ctx = ctx
+	if err := s.Ready(ctx); err != nil {
+		s.logger.Warn("auth service not ready", zap.Error(err))
+		s.fail(c, config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable)))
+		return
+	}
+	status, data, err := fn(s, c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.meta.Timestamp = s.clock.Now()
+	if doc, ok := data.(standardDoc); ok {
+		writeStandardDoc(w, doc, &c.meta)
+		return
+	}
+	envelope.WriteSuccess(w, status, data, &c.meta, nil)
+}
+
+// standardDoc is a document with a standard shape (a JWK Set, OpenID
+// discovery metadata): it is answered as an envelope whose data is the
+// document, with the document's members repeated at the top level, so that
+// the answer is a complete envelope and also the standard document (both
+// RFC 7517 §5 and OpenID Connect Discovery tell readers to ignore members
+// they don't know).
+type standardDoc []byte
+
+func writeStandardDoc(w http.ResponseWriter, doc standardDoc, m *envelope.Meta) {
+	body := envelope.AppendSuccess(make([]byte, 0, 2*len(doc)+256), doc, m, nil)
+	inner := strings.TrimSpace(string(doc))
+	if len(inner) > 2 && inner[0] == '{' && inner[len(inner)-1] == '}' {
+		body = append(body[:len(body)-1], ',')
+		body = append(body, inner[1:]...)
+	}
+	w.Header().Set("Content-Type", envelope.ContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// fail writes err as an error envelope: a *config.Error as it is, anything
+// else as 503 (store unreachable or too slow) or 500, logged without details
+// reaching the caller.
+func (s *Service) fail(c *call, err error) {
+	e, ok := config.AsError(err)
+	if !ok {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			e = config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable))
+		default:
+			e = config.NewError(http.StatusInternalServerError, config.CodeInternal, config.MessageForStatus(http.StatusInternalServerError))
+		}
+		s.logger.Error("auth service request failed", zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
+	}
+	for k, vs := range e.Header {
+		for _, v := range vs {
+			c.w.Header().Add(k, v)
+		}
+	}
+	c.meta.Timestamp = s.clock.Now()
+	envelope.WriteFailure(c.w, e.Status, &c.meta, envelope.Error{Code: e.Code, Message: e.Message, Field: e.Field, Context: e.Context})
+}
+
+// decode reads the JSON body into v: one object, no unknown fields, at most maxBody bytes.
+// An empty body decodes as {} when allowEmpty.
+func decode(c *call, v any, allowEmpty bool) error {
+	if ct := c.r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return config.NewError(http.StatusUnsupportedMediaType, config.CodeBadRequest, "the body must be JSON (Content-Type: application/json)")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return config.NewError(http.StatusRequestEntityTooLarge, config.CodePayloadTooLarge, "request body too large")
+		}
+		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, "could not read the request body")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := "the body must be a JSON object with the documented fields"
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			e := config.NewError(http.StatusUnprocessableEntity, config.CodeValidationFailed, "wrong type")
+			e.Field = ute.Field
+			return e
+		}
+		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, msg)
+	}
+	if dec.More() {
+		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, "the body must be a single JSON object")
+	}
+	return nil
+}
+
+func invalid(field, msg string) error {
+	e := config.NewError(http.StatusUnprocessableEntity, config.CodeValidationFailed, msg)
+	e.Field = field
+	return e
+}
+
+// Authentication failures. The realm-only header answers a failed login;
+// invalid_token answers a token that did not pass (RFC 6750 §3).
+var (
+	hdrLogin        = http.Header{"Www-Authenticate": {`Bearer realm="erpgate"`}}
+	hdrInvalidToken = http.Header{"Www-Authenticate": {`Bearer realm="erpgate", error="invalid_token"`}}
+)
+
+func unauthenticated(code, msg string, h http.Header) error {
+	e := config.NewError(http.StatusUnauthorized, code, msg)
+	e.Header = h
+	return e
+}
+
+func errInvalidToken() error {
+	return unauthenticated(config.CodeUnauthenticated, "the token is missing or invalid", hdrInvalidToken)
+}
+
+func errForbidden(msg string) error {
+	return config.NewError(http.StatusForbidden, config.CodeForbidden, msg)
+}
+
+func errRateLimited(retry time.Duration) error {
+	e := config.NewError(http.StatusTooManyRequests, config.CodeRateLimited, "too many attempts; try again later")
+	secs := int64((retry + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	e.Header = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+	e.Context = map[string]any{"retry_after": secs}
+	return e
+}
+
+// bearer returns the token of an `Authorization: Bearer …` header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", false
+	}
+	return tok, true
+}
+
+// authenticate checks the call's access token and, when checkSession, that
+// its session is still active in the store.
+func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error) {
+	tok, ok := bearer(c.r)
+	if !ok {
+		return nil, errInvalidToken()
+	}
+	claims, err := s.verifyAccess(tok)
+	if err != nil {
+		return nil, err
+	}
+	c.meta.UserID, c.meta.CompanyID = claims.Subject, claims.CompanyID
+	if checkSession {
+		sess, err := s.store.GetSession(c.ctx, claims.Subject, claims.SessionID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errInvalidToken()
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !sess.Active(s.clock.Now()) {
+			return nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		}
+	}
+	return claims, nil
+}
+
+func (s *Service) handleJWKS(c *call) (int, any, error) {
+	return http.StatusOK, standardDoc(s.keys.ring.Load().jwksJSON), nil
+}
+
+func (s *Service) handleOpenIDConfiguration(c *call) (int, any, error) {
+	base := s.cfg.Issuer
+	if !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
+		scheme := "http"
+		if c.r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + c.r.Host
+	}
+	base = strings.TrimSuffix(base, "/")
+	doc, err := json.Marshal(map[string]any{
+		"issuer":                                s.cfg.Issuer,
+		"jwks_uri":                              base + "/.well-known/jwks.json",
+		"token_endpoint":                        base + "/api/v1/auth/refresh",
+		"introspection_endpoint":                base + "/api/v1/auth/introspect",
+		"response_types_supported":              []string{"token"},
+		"grant_types_supported":                 []string{"password", "refresh_token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{AlgEdDSA},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"scopes_supported":                      ScopesFor([]string{RoleOwner}),
+		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", config.ClaimSessionID, config.ClaimCompanyID, config.ClaimRoles, config.ClaimScope, config.ClaimPlan},
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, standardDoc(doc), nil
+}

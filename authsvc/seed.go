@@ -1,0 +1,72 @@
+package authsvc
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/erpgate/erpgate/authsvc/store"
+)
+
+// DemoPassword is the password of every demo user. Demo mode is never for production.
+const DemoPassword = "erpgate-demo"
+
+// demo data (DESIGN.md, "Stores and the embedded default").
+var (
+	demoCompanies = []store.Company{
+		{ID: "acme", Name: "Acme Corp", Plan: "standard"},
+		{ID: "globex", Name: "Globex", Plan: "free"},
+	}
+	demoUsers = []struct {
+		email, name string
+		admin       bool
+		roles       map[string][]string
+	}{
+		{"alice@acme.test", "Alice", false, map[string][]string{"acme": {RoleAdmin}, "globex": {RoleViewer}}},
+		{"bob@globex.test", "Bob", false, map[string][]string{"globex": {RoleAccountant}}},
+		{"root@erpgate.local", "Platform admin", true, nil},
+	}
+)
+
+// seedDemo creates the demo companies, users and memberships that are
+// missing. Existing ones are left alone (a changed password stays changed).
+func (s *Service) seedDemo(ctx context.Context) error {
+	now := s.clock.Now()
+	for _, c := range demoCompanies {
+		c.CreatedAt = now
+		if err := s.store.CreateCompany(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	for _, du := range demoUsers {
+		u, err := s.store.GetUserByEmail(ctx, du.email)
+		if errors.Is(err, store.ErrNotFound) {
+			h, herr := s.hasher.Hash(DemoPassword)
+			if herr != nil {
+				return herr
+			}
+			u = store.User{ID: uuid.NewString(), Email: du.email, Name: du.name, PasswordHash: h, PlatformAdmin: du.admin,
+				PasswordChangedAt: now, CreatedAt: now}
+			err = s.store.CreateUser(ctx, u)
+			if errors.Is(err, store.ErrConflict) { // another instance seeded it meanwhile
+				u, err = s.store.GetUserByEmail(ctx, du.email)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		for cid, roles := range du.roles {
+			if _, err := s.store.GetAccess(ctx, u.ID, cid); err == nil {
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err := s.store.PutMembership(ctx, store.Membership{UserID: u.ID, CompanyID: cid, Roles: roles, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+	}
+	s.logger.Warn("demo mode: demo companies (acme, globex) and users (alice@acme.test, bob@globex.test, root@erpgate.local) are seeded with the published demo password")
+	return nil
+}

@@ -1,0 +1,414 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/config"
+)
+
+// Config is the auth service's configuration. Zero values take the defaults
+// named on each field.
+type Config struct {
+	// Issuer is the `iss` of every token. Default: "erpgate".
+	Issuer string
+	// Audience is the `aud` of access tokens. Default: "erpgate-api".
+	Audience string
+	// MasterKey seals signing keys at rest (32 bytes). Empty: an ephemeral
+	// key is made and a warning logged; keys sealed under it don't survive a restart.
+	MasterKey []byte
+	// AccessTTL is the lifetime of access tokens. Default: 15m.
+	AccessTTL time.Duration
+	// RefreshTTL is the absolute lifetime of a session (a refresh-token family). Default: 168h.
+	RefreshTTL time.Duration
+	// RefreshIdleTTL: a refresh token unused this long expires. Default: 24h.
+	RefreshIdleTTL time.Duration
+	// KeyRotation is how long a signing key signs before the next one takes over. Default: 720h.
+	KeyRotation time.Duration
+	// KeyPublishDelay is how long a new key is published before it signs
+	// (longer than any verifier caches the JWKS). Default: 10m.
+	KeyPublishDelay time.Duration
+	// KeyReload is how often the keys are re-read from the store, so that
+	// instances see each other's rotations. Default: 30s.
+	KeyReload time.Duration
+	// IntrospectionSecret authenticates callers of POST /introspect (the
+	// edge). Empty: introspection over HTTP answers nobody.
+	IntrospectionSecret string
+	// KeyPrefix goes before every Redis key. Default: "erpgate:".
+	KeyPrefix string
+	// Demo seeds the demo companies and users.
+	Demo bool
+	// LoginAccountLimit is the number of login attempts per account per
+	// LoginWindow. Default: 10.
+	LoginAccountLimit int64
+	// LoginIPLimit is the number of failed login attempts per client address
+	// per LoginWindow. Default: 100.
+	LoginIPLimit int64
+	// LoginWindow. Default: 15m.
+	LoginWindow time.Duration
+	// Timeout bounds the store and Redis work of one request. Default: 5s.
+	Timeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultIssuer          = "erpgate"
+	DefaultAudience        = "erpgate-api"
+	DefaultAccessTTL       = 15 * time.Minute
+	DefaultRefreshTTL      = 7 * 24 * time.Hour
+	DefaultRefreshIdleTTL  = 24 * time.Hour
+	DefaultKeyRotation     = 30 * 24 * time.Hour
+	DefaultKeyPublishDelay = 10 * time.Minute
+	DefaultKeyReload       = 30 * time.Second
+	LoginTokenTTL          = 5 * time.Minute
+)
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Issuer == "" {
+		c.Issuer = DefaultIssuer
+	}
+	if c.Audience == "" {
+		c.Audience = DefaultAudience
+	}
+	def(&c.AccessTTL, DefaultAccessTTL)
+	def(&c.RefreshTTL, DefaultRefreshTTL)
+	def(&c.RefreshIdleTTL, DefaultRefreshIdleTTL)
+	def(&c.KeyRotation, DefaultKeyRotation)
+	def(&c.KeyPublishDelay, DefaultKeyPublishDelay)
+	def(&c.KeyReload, DefaultKeyReload)
+	def(&c.LoginWindow, 15*time.Minute)
+	def(&c.Timeout, 5*time.Second)
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "erpgate:"
+	}
+	if c.LoginAccountLimit <= 0 {
+		c.LoginAccountLimit = 10
+	}
+	if c.LoginIPLimit <= 0 {
+		c.LoginIPLimit = 100
+	}
+}
+
+// SecondFactor is the login flow's hook for a second factor (TOTP is a later
+// issue): when Required answers true, login answers `mfa_required` with a
+// login token that select-company refuses until the factor is verified.
+type SecondFactor interface {
+	Required(ctx context.Context, user store.User) (bool, error)
+}
+
+// Deps are what the service runs on. Only Logger is required.
+type Deps struct {
+	// Pool: Postgres. Nil: in-memory store (unless Store is set).
+	Pool *pgxpool.Pool
+	// Store overrides the store made from Pool (tests).
+	Store store.Store
+	// Redis holds attempt counters and revocations. Nil: in process.
+	Redis  redis.UniversalClient
+	Logger *zap.Logger
+	// Clock: default the system clock.
+	Clock Clock
+	// Hasher: default argon2id with the documented parameters.
+	Hasher PasswordHasher
+	// SecondFactor: default none.
+	SecondFactor SecondFactor
+}
+
+// Service is the auth service. It is safe for concurrent use; one instance
+// is shared by every handler of a config.
+type Service struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	store    store.Store
+	logger   *zap.Logger
+	clock    Clock
+	hasher   PasswordHasher
+	mfa      SecondFactor
+	counters counters
+	revoked  revocations
+	keys     *keyManager
+	uses     *useRecorder
+
+	dummyOnce sync.Once
+	dummyHash string
+
+	ctx    context.Context // lifetime of the service
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	initMu   sync.Mutex
+	initDone chan struct{}
+	initErr  error
+	ready    atomic.Bool
+}
+
+// New makes a service. It does no I/O: the store is migrated, the keys
+// loaded and the demo seeded on first use (Ready). ctx bounds the service's
+// background work (key rotation, flushing API key use counts); Close ends it too.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	cfg.setDefaults()
+	if deps.Logger == nil {
+		return nil, errors.New("authsvc: a logger is required")
+	}
+	if cfg.AccessTTL > time.Hour || cfg.RefreshIdleTTL > cfg.RefreshTTL {
+		return nil, errors.New("authsvc: access_ttl must be at most 1h and refresh_idle_ttl at most refresh_ttl")
+	}
+	if cfg.KeyRotation <= cfg.AccessTTL {
+		return nil, errors.New("authsvc: key rotation must be longer than access_ttl")
+	}
+	s := &Service{cfg: cfg, pool: deps.Pool, store: deps.Store, logger: deps.Logger, clock: deps.Clock, hasher: deps.Hasher, mfa: deps.SecondFactor}
+	if s.clock == nil {
+		s.clock = SystemClock{}
+	}
+	if s.store == nil {
+		if s.pool != nil {
+			s.store = store.NewPostgres(s.pool)
+		} else {
+			s.store = store.NewMemory()
+		}
+	}
+	if s.hasher == nil {
+		s.hasher = NewArgon2id(max(2, runtime.GOMAXPROCS(0)))
+	}
+	if deps.Redis != nil {
+		s.counters = &redisCounters{rdb: deps.Redis, prefix: cfg.KeyPrefix}
+		s.revoked = &redisRevocations{rdb: deps.Redis, prefix: cfg.KeyPrefix, logger: s.logger}
+	} else {
+		s.counters = newMemCounters(s.clock)
+		s.revoked = newMemRevocations(s.clock)
+	}
+	master := cfg.MasterKey
+	if len(master) == 0 {
+		master = make([]byte, 32)
+		if _, err := rand.Read(master); err != nil {
+			return nil, fmt.Errorf("authsvc: ephemeral master key: %w", err)
+		}
+		s.logger.Warn("no master key configured (ERP_MASTER_KEY): signing keys are sealed under an ephemeral key and will not survive a restart")
+	}
+	sealer, err := NewSealer(master)
+	if err != nil {
+		return nil, fmt.Errorf("authsvc: %w", err)
+	}
+	s.keys = &keyManager{store: s.store, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
+		publishDelay: cfg.KeyPublishDelay, accessTTL: cfg.AccessTTL, reload: cfg.KeyReload}
+	s.uses = &useRecorder{pending: map[string]*store.APIKeyUse{}}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	return s, nil
+}
+
+// Config is the effective configuration (defaults applied). MasterKey and
+// IntrospectionSecret are cleared.
+func (s *Service) Config() Config {
+	c := s.cfg
+	c.MasterKey, c.IntrospectionSecret = nil, ""
+	return c
+}
+
+// Store is the service's store.
+func (s *Service) Store() store.Store { return s.store }
+
+// Ready prepares the service on first call (migrations, keys, demo seed) and
+// waits for it with ctx. A failed preparation is retried by the next call.
+func (s *Service) Ready(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
+	}
+	s.initMu.Lock()
+	if s.initDone == nil {
+		done := make(chan struct{})
+		s.initDone = done
+		go func() {
+			err := s.initialize(s.ctx)
+			s.initMu.Lock()
+			s.initErr = err
+			if err == nil {
+				s.ready.Store(true)
+			} else {
+				s.initDone = nil // the next caller tries again
+			}
+			s.initMu.Unlock()
+			close(done)
+		}()
+	}
+	done := s.initDone
+	s.initMu.Unlock()
+	select {
+	case <-done:
+		if s.ready.Load() {
+			return nil
+		}
+		s.initMu.Lock()
+		err := s.initErr
+		s.initMu.Unlock()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) initialize(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if s.pool != nil {
+		applied, err := store.Migrate(ctx, s.pool)
+		if err != nil {
+			s.logger.Error("auth service: migration failed", zap.Error(err))
+			return fmt.Errorf("authsvc: migrate: %w", err)
+		}
+		if len(applied) > 0 {
+			s.logger.Info("auth service: migrations applied", zap.Ints("versions", applied))
+		}
+	}
+	if err := s.keys.sync(ctx, s.clock.Now()); err != nil {
+		s.logger.Error("auth service: loading signing keys failed", zap.Error(err))
+		return fmt.Errorf("authsvc: signing keys: %w", err)
+	}
+	s.dummy() // now, so that the first unknown-user login costs what every other login costs
+	if s.cfg.Demo {
+		if err := s.seedDemo(ctx); err != nil {
+			s.logger.Error("auth service: demo seed failed", zap.Error(err))
+			return fmt.Errorf("authsvc: demo seed: %w", err)
+		}
+	}
+	s.wg.Add(1)
+	go s.background()
+	return nil
+}
+
+// background re-reads and rotates the signing keys and flushes API key use
+// counts until the service ends.
+func (s *Service) background() {
+	defer s.wg.Done()
+	keyTick := time.NewTicker(s.cfg.KeyReload)
+	useTick := time.NewTicker(time.Second)
+	defer keyTick.Stop()
+	defer useTick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 2*time.Second)
+			s.flushUses(ctx)
+			cancel()
+			return
+		case <-keyTick.C:
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+			if err := s.keys.sync(ctx, s.clock.Now()); err != nil && s.ctx.Err() == nil {
+				s.logger.Warn("auth service: signing key sync failed", zap.Error(err))
+			}
+			cancel()
+		case <-useTick.C:
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+			s.flushUses(ctx)
+			cancel()
+		}
+	}
+}
+
+// Close stops the background work (flushing pending use counts first).
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Issuer is the `iss` of the service's tokens.
+func (s *Service) Issuer() string { return s.cfg.Issuer }
+
+// Audience is the `aud` of the service's access tokens.
+func (s *Service) Audience() string { return s.cfg.Audience }
+
+// AccessTTL is the lifetime of access tokens (and of revocation marks).
+func (s *Service) AccessTTL() time.Duration { return s.cfg.AccessTTL }
+
+// PublicKeys is the current JWK set (the body of /.well-known/jwks.json):
+// every published Ed25519 key with kid, alg "EdDSA" and use "sig". It is a
+// copy: re-read it (e.g. when a token names an unknown kid, rate-limited)
+// to see rotations.
+func (s *Service) PublicKeys(ctx context.Context) (jwk.Set, error) {
+	if err := s.Ready(ctx); err != nil {
+		return nil, err
+	}
+	return s.keys.ring.Load().set.Clone()
+}
+
+// SubscribeRevocations calls fn with the id (`sid` claim) of every session
+// revoked from now on — by logout, logout-all, session revocation, refresh
+// reuse, password change or user disabling — on this or (with Redis) any
+// instance, until ctx ends. Tokens of such a session must be refused.
+func (s *Service) SubscribeRevocations(ctx context.Context, fn func(sid string)) error {
+	return s.revoked.Subscribe(ctx, fn)
+}
+
+// IsSessionRevoked reports whether the session was revoked within the last
+// access-token lifetime (what a verifier that just started, or missed
+// messages, checks).
+func (s *Service) IsSessionRevoked(ctx context.Context, sid string) (bool, error) {
+	return s.revoked.IsRevoked(ctx, sid)
+}
+
+// RotateSigningKey publishes a new signing key that signs from
+// now+activateIn (use at least the verifiers' JWKS cache time).
+func (s *Service) RotateSigningKey(ctx context.Context, activateIn time.Duration) (string, error) {
+	if err := s.Ready(ctx); err != nil {
+		return "", err
+	}
+	return s.keys.Rotate(ctx, s.clock.Now(), activateIn)
+}
+
+// SyncKeys re-reads the signing keys now: publishes the next key when one is
+// due and deletes those whose tokens have all expired (the background loop
+// does this every KeyReload).
+func (s *Service) SyncKeys(ctx context.Context) error {
+	if err := s.Ready(ctx); err != nil {
+		return err
+	}
+	return s.keys.sync(ctx, s.clock.Now())
+}
+
+// ChangePassword sets a user's password and revokes all their sessions.
+func (s *Service) ChangePassword(ctx context.Context, userID, password string) error {
+	if len(password) < 8 || len(password) > maxPasswordLen {
+		return config.NewError(422, config.CodeValidationFailed, "password must be 8 to 1024 bytes")
+	}
+	h, err := s.hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	ids, err := s.store.SetPasswordHash(ctx, userID, h, s.clock.Now())
+	if err != nil {
+		return err
+	}
+	s.logger.Info("password changed: sessions revoked", zap.String("user_id", userID), zap.Int("sessions", len(ids)))
+	return s.publishRevoked(ctx, ids)
+}
+
+// SetUserDisabled disables (revoking every session) or re-enables a user.
+func (s *Service) SetUserDisabled(ctx context.Context, userID string, disabled bool) error {
+	ids, err := s.store.SetUserDisabled(ctx, userID, disabled, s.clock.Now())
+	if err != nil {
+		return err
+	}
+	s.logger.Info("user disabled state changed", zap.String("user_id", userID), zap.Bool("disabled", disabled), zap.Int("sessions_revoked", len(ids)))
+	return s.publishRevoked(ctx, ids)
+}
+
+func (s *Service) publishRevoked(ctx context.Context, sids []string) error {
+	// A revocation mark must outlive every access token of the session.
+	return s.revoked.Revoke(ctx, sids, s.cfg.AccessTTL+time.Minute)
+}

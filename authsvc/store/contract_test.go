@@ -1,0 +1,483 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/internal/testenv"
+)
+
+func TestMemoryContract(t *testing.T) {
+	t.Parallel()
+	runContract(t, func(t *testing.T) store.Store { return store.NewMemory() })
+}
+
+func TestPostgresContract(t *testing.T) {
+	t.Parallel()
+	url := testenv.Postgres(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	applied, err := store.Migrate(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) == 0 {
+		t.Fatal("first migrate applied nothing")
+	}
+	again, err := store.Migrate(ctx, pool)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second migrate: applied %v, err %v", again, err)
+	}
+	// One schema for every subtest: each creates its own rows (fresh ids).
+	runContract(t, func(t *testing.T) store.Store { return store.NewPostgres(pool) })
+}
+
+func TestMigrateConcurrent(t *testing.T) {
+	t.Parallel()
+	url := testenv.Postgres(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	total := make(chan int, 4)
+	for range 4 {
+		wg.Go(func() {
+			v, err := store.Migrate(ctx, pool)
+			if err != nil {
+				t.Error(err)
+			}
+			total <- len(v)
+		})
+	}
+	wg.Wait()
+	close(total)
+	sum := 0
+	for n := range total {
+		sum += n
+	}
+	ms, _ := store.Migrations()
+	if sum != len(ms) {
+		t.Fatalf("migrations applied %d times in all, want %d (each once)", sum, len(ms))
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func hash() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+type fixture struct {
+	a, b  store.Company
+	alice store.User // member of a (admin) only
+	bob   store.User // member of b only
+}
+
+func setup(t *testing.T, s store.Store) fixture {
+	t.Helper()
+	ctx := context.Background()
+	suffix := uuid.NewString()[:8]
+	f := fixture{
+		a:     store.Company{ID: "a-" + suffix, Name: "A", Plan: "standard", CreatedAt: t0},
+		b:     store.Company{ID: "b-" + suffix, Name: "B", Plan: "free", CreatedAt: t0},
+		alice: store.User{ID: uuid.NewString(), Email: "alice-" + suffix + "@a.test", Name: "Alice", PasswordHash: "h1", PasswordChangedAt: t0, CreatedAt: t0},
+		bob:   store.User{ID: uuid.NewString(), Email: "bob-" + suffix + "@b.test", PasswordHash: "h2", PasswordChangedAt: t0, CreatedAt: t0},
+	}
+	for _, c := range []store.Company{f.a, f.b} {
+		if err := s.CreateCompany(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []store.User{f.alice, f.bob} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"admin"}, CreatedAt: t0}))
+	must(t, s.PutMembership(ctx, store.Membership{UserID: f.bob.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0}))
+	return f
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("err = %v, want %v", err, target)
+	}
+}
+
+func newSession(t *testing.T, s store.Store, u store.User, company string) (store.Session, []byte) {
+	t.Helper()
+	sess := store.Session{ID: uuid.NewString(), UserID: u.ID, CompanyID: company, CreatedAt: t0, LastUsedAt: t0,
+		ExpiresAt: t0.Add(7 * 24 * time.Hour), UserAgent: "ua", IP: "192.0.2.1"}
+	h := hash()
+	must(t, s.CreateSession(context.Background(), sess, store.RefreshToken{Hash: h, ExpiresAt: t0.Add(24 * time.Hour)}))
+	return sess, h
+}
+
+func runContract(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+
+	t.Run("companies and users", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		c, err := s.GetCompany(ctx, f.a.ID)
+		must(t, err)
+		if c != f.a {
+			t.Fatalf("company = %+v, want %+v", c, f.a)
+		}
+		wantErr(t, s.CreateCompany(ctx, f.a), store.ErrConflict)
+		_, err = s.GetCompany(ctx, "nope-"+f.a.ID)
+		wantErr(t, err, store.ErrNotFound)
+		u, err := s.GetUserByEmail(ctx, f.alice.Email)
+		must(t, err)
+		if u != f.alice {
+			t.Fatalf("user = %+v, want %+v", u, f.alice)
+		}
+		u, err = s.GetUser(ctx, f.alice.ID)
+		must(t, err)
+		if u.Email != f.alice.Email {
+			t.Fatalf("GetUser email = %q", u.Email)
+		}
+		dup := f.bob
+		dup.ID = uuid.NewString()
+		wantErr(t, s.CreateUser(ctx, dup), store.ErrConflict)
+		_, err = s.GetUser(ctx, "not-a-uuid")
+		wantErr(t, err, store.ErrNotFound)
+		_, err = s.GetUserByEmail(ctx, "nobody@x.test")
+		wantErr(t, err, store.ErrNotFound)
+	})
+
+	t.Run("access", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		a, err := s.GetAccess(ctx, f.alice.ID, f.a.ID)
+		must(t, err)
+		if a.Company != f.a || !slices.Equal(a.Roles, []string{"admin"}) || a.UserDisabled {
+			t.Fatalf("access = %+v", a)
+		}
+		t.Run("other company", func(t *testing.T) {
+			_, err := s.GetAccess(ctx, f.alice.ID, f.b.ID)
+			wantErr(t, err, store.ErrNotFound)
+			wantErr(t, s.DeleteMembership(ctx, f.alice.ID, f.b.ID), store.ErrNotFound)
+		})
+		ms, err := s.ListMemberships(ctx, f.alice.ID)
+		must(t, err)
+		if len(ms) != 1 || ms[0].Company.ID != f.a.ID {
+			t.Fatalf("memberships = %+v", ms)
+		}
+		must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"viewer", "sales"}, CreatedAt: t0}))
+		a, err = s.GetAccess(ctx, f.alice.ID, f.a.ID)
+		must(t, err)
+		if !slices.Equal(a.Roles, []string{"viewer", "sales"}) {
+			t.Fatalf("roles after put = %v", a.Roles)
+		}
+		wantErr(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: "missing", Roles: []string{"viewer"}, CreatedAt: t0}), store.ErrNotFound)
+		must(t, s.DeleteMembership(ctx, f.alice.ID, f.a.ID))
+		_, err = s.GetAccess(ctx, f.alice.ID, f.a.ID)
+		wantErr(t, err, store.ErrNotFound)
+	})
+
+	t.Run("refresh rotation", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		sess, h1 := newSession(t, s, f.alice, f.a.ID)
+		h2 := hash()
+		use := store.Use{Now: t0.Add(time.Minute), IP: "192.0.2.9", UserAgent: "ua2"}
+		r, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(25 * time.Hour)}, use)
+		must(t, err)
+		if r.Session.ID != sess.ID || !r.Member || r.Access.Company.ID != f.a.ID || !slices.Equal(r.Access.Roles, []string{"admin"}) {
+			t.Fatalf("rotate = %+v", r)
+		}
+		if r.Session.IP != "192.0.2.9" || r.Session.UserAgent != "ua2" || !r.Session.LastUsedAt.Equal(use.Now) {
+			t.Fatalf("use not recorded: %+v", r.Session)
+		}
+		// unknown token
+		_, err = s.RotateRefreshToken(ctx, hash(), store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		wantErr(t, err, store.ErrNotFound)
+		// reuse of h1 revokes the family: h2 is dead too
+		r, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		wantErr(t, err, store.ErrRefreshReused)
+		if r.Session.ID != sess.ID || r.Session.RevokeReason != "refresh_reuse" {
+			t.Fatalf("reuse result = %+v", r.Session)
+		}
+		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		wantErr(t, err, store.ErrSessionInactive)
+		got, err := s.GetSession(ctx, f.alice.ID, sess.ID)
+		must(t, err)
+		if got.Active(use.Now) {
+			t.Fatal("session still active after reuse")
+		}
+	})
+
+	t.Run("refresh expiry and removed member", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		_, h1 := newSession(t, s, f.alice, f.a.ID)
+		late := store.Use{Now: t0.Add(24*time.Hour + time.Second)}
+		_, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: late.Now.Add(time.Hour)}, late)
+		wantErr(t, err, store.ErrSessionInactive)
+
+		_, h2 := newSession(t, s, f.alice, f.a.ID)
+		must(t, s.DeleteMembership(ctx, f.alice.ID, f.a.ID))
+		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		must(t, err)
+		if r.Member || len(r.Access.Roles) != 0 {
+			t.Fatalf("removed member still has access: %+v", r)
+		}
+		// The family's absolute expiry caps the next token.
+		_, h3 := newSession(t, s, f.bob, f.b.ID)
+		h4 := hash()
+		_, err = s.RotateRefreshToken(ctx, h3, store.RefreshToken{Hash: h4, ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		must(t, err)
+		_, err = s.RotateRefreshToken(ctx, h4, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(7*24*time.Hour + time.Second)})
+		wantErr(t, err, store.ErrSessionInactive)
+	})
+
+	t.Run("parallel rotation", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		_, h := newSession(t, s, f.alice, f.a.ID)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, reused := 0, 0
+		for range 20 {
+			wg.Go(func() {
+				_, err := s.RotateRefreshToken(ctx, h, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, store.ErrRefreshReused):
+					reused++
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if ok != 1 || reused != 19 {
+			t.Fatalf("parallel rotation: %d succeeded, %d reused; want 1 and 19", ok, reused)
+		}
+	})
+
+	t.Run("switch company", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0}))
+		sess, h1 := newSession(t, s, f.alice, f.a.ID)
+		h2 := hash()
+		use := store.Use{Now: t0.Add(time.Minute), IP: "192.0.2.7", UserAgent: "ua3"}
+		got, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(time.Hour)}, use)
+		must(t, err)
+		if got.CompanyID != f.b.ID || got.ID != sess.ID {
+			t.Fatalf("switched session = %+v", got)
+		}
+		// the old refresh token is consumed (its reuse would revoke the family), the new one works
+		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		must(t, err)
+		if r.Access.Company.ID != f.b.ID {
+			t.Fatalf("refresh after switch is for %q", r.Access.Company.ID)
+		}
+		_, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		wantErr(t, err, store.ErrRefreshReused)
+
+		t.Run("other company", func(t *testing.T) {
+			sess, _ := newSession(t, s, f.bob, f.b.ID)
+			_, err := s.SwitchCompany(ctx, f.bob.ID, sess.ID, f.a.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+			wantErr(t, err, store.ErrNotFound)
+		})
+		t.Run("other user", func(t *testing.T) {
+			sess, _ := newSession(t, s, f.bob, f.b.ID)
+			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+			wantErr(t, err, store.ErrNotFound)
+		})
+	})
+
+	t.Run("sessions", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		s1, _ := newSession(t, s, f.alice, f.a.ID)
+		s2, h2 := newSession(t, s, f.alice, f.a.ID)
+		sb, _ := newSession(t, s, f.bob, f.b.ID)
+		_, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		must(t, err)
+		list, err := s.ListSessions(ctx, f.alice.ID, t0.Add(2*time.Minute))
+		must(t, err)
+		if len(list) != 2 || list[0].ID != s2.ID || list[1].ID != s1.ID {
+			t.Fatalf("sessions = %+v", list)
+		}
+		t.Run("other user", func(t *testing.T) {
+			_, err := s.GetSession(ctx, f.alice.ID, sb.ID)
+			wantErr(t, err, store.ErrNotFound)
+			wantErr(t, s.RevokeSession(ctx, f.alice.ID, sb.ID, t0, "x"), store.ErrNotFound)
+			got, err := s.GetSession(ctx, f.bob.ID, sb.ID)
+			must(t, err)
+			if !got.Active(t0.Add(time.Minute)) {
+				t.Fatal("bob's session was revoked by alice")
+			}
+		})
+		must(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout"))
+		wantErr(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout"), store.ErrNotFound)
+		list, err = s.ListSessions(ctx, f.alice.ID, t0.Add(4*time.Minute))
+		must(t, err)
+		if len(list) != 1 || list[0].ID != s2.ID {
+			t.Fatalf("sessions after revoke = %+v", list)
+		}
+		ids, err := s.RevokeUserSessions(ctx, f.alice.ID, t0.Add(5*time.Minute), "logout_all")
+		must(t, err)
+		if len(ids) != 1 || ids[0] != s2.ID {
+			t.Fatalf("logout all revoked %v", ids)
+		}
+		list, _ = s.ListSessions(ctx, f.alice.ID, t0.Add(6*time.Minute))
+		if len(list) != 0 {
+			t.Fatalf("sessions after logout all = %+v", list)
+		}
+		if got, _ := s.GetSession(ctx, f.bob.ID, sb.ID); !got.Active(t0.Add(6 * time.Minute)) {
+			t.Fatal("logout all of alice revoked bob's session")
+		}
+	})
+
+	t.Run("password change and disable revoke sessions", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		s1, _ := newSession(t, s, f.alice, f.a.ID)
+		ids, err := s.SetPasswordHash(ctx, f.alice.ID, "new-hash", t0.Add(time.Minute))
+		must(t, err)
+		if !slices.Equal(ids, []string{s1.ID}) {
+			t.Fatalf("password change revoked %v", ids)
+		}
+		u, _ := s.GetUser(ctx, f.alice.ID)
+		if u.PasswordHash != "new-hash" {
+			t.Fatal("hash not replaced")
+		}
+		s2, h2 := newSession(t, s, f.alice, f.a.ID)
+		ids, err = s.SetUserDisabled(ctx, f.alice.ID, true, t0.Add(2*time.Minute))
+		must(t, err)
+		if !slices.Equal(ids, []string{s2.ID}) {
+			t.Fatalf("disable revoked %v", ids)
+		}
+		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(3 * time.Minute)})
+		wantErr(t, err, store.ErrSessionInactive)
+		a, err := s.GetAccess(ctx, f.alice.ID, f.a.ID)
+		must(t, err)
+		if !a.UserDisabled {
+			t.Fatal("access does not show the user disabled")
+		}
+		_, err = s.SetPasswordHash(ctx, uuid.NewString(), "x", t0)
+		wantErr(t, err, store.ErrNotFound)
+	})
+
+	t.Run("api keys", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		k := store.APIKey{ID: uuid.NewString(), CompanyID: f.a.ID, Name: "ci", Prefix: "p" + uuid.NewString()[:8], SecretHash: hash(),
+			Scope: []string{"invoices:read"}, Plan: "standard", CreatedBy: f.alice.ID, CreatedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)}
+		must(t, s.CreateAPIKey(ctx, k))
+		dup := k
+		dup.ID = uuid.NewString()
+		wantErr(t, s.CreateAPIKey(ctx, dup), store.ErrConflict)
+		got, err := s.GetAPIKey(ctx, f.a.ID, k.ID)
+		must(t, err)
+		if got.Prefix != k.Prefix || !bytes.Equal(got.SecretHash, k.SecretHash) || !got.ExpiresAt.Equal(k.ExpiresAt) || !slices.Equal(got.Scope, k.Scope) {
+			t.Fatalf("key = %+v", got)
+		}
+		found, err := s.FindAPIKey(ctx, k.Prefix)
+		must(t, err)
+		if found.ID != k.ID || found.CompanyID != f.a.ID {
+			t.Fatalf("find = %+v", found)
+		}
+		_, err = s.FindAPIKey(ctx, "unknown")
+		wantErr(t, err, store.ErrNotFound)
+
+		t.Run("other company", func(t *testing.T) {
+			_, err := s.GetAPIKey(ctx, f.b.ID, k.ID)
+			wantErr(t, err, store.ErrNotFound)
+			_, err = s.RotateAPIKey(ctx, f.b.ID, k.ID, hash(), t0.Add(time.Hour), t0)
+			wantErr(t, err, store.ErrNotFound)
+			wantErr(t, s.RevokeAPIKey(ctx, f.b.ID, k.ID, t0), store.ErrNotFound)
+			list, err := s.ListAPIKeys(ctx, f.b.ID)
+			must(t, err)
+			if len(list) != 0 {
+				t.Fatalf("company b lists a's keys: %+v", list)
+			}
+		})
+
+		newHash := hash()
+		rot, err := s.RotateAPIKey(ctx, f.a.ID, k.ID, newHash, t0.Add(time.Hour), t0.Add(time.Minute))
+		must(t, err)
+		if !bytes.Equal(rot.SecretHash, newHash) || !bytes.Equal(rot.PrevSecretHash, k.SecretHash) || !rot.PrevExpiresAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("rotated = %+v", rot)
+		}
+		must(t, s.RecordAPIKeyUses(ctx, []store.APIKeyUse{{ID: k.ID, Count: 3, LastUsed: t0.Add(2 * time.Minute)}}))
+		must(t, s.RecordAPIKeyUses(ctx, []store.APIKeyUse{{ID: k.ID, Count: 2, LastUsed: t0.Add(time.Minute)}}))
+		list, err := s.ListAPIKeys(ctx, f.a.ID)
+		must(t, err)
+		if len(list) != 1 || list[0].UseCount != 5 || !list[0].LastUsedAt.Equal(t0.Add(2*time.Minute)) {
+			t.Fatalf("uses = %+v", list)
+		}
+		must(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute)))
+		wantErr(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute)), store.ErrNotFound)
+		_, err = s.RotateAPIKey(ctx, f.a.ID, k.ID, hash(), t0.Add(time.Hour), t0)
+		wantErr(t, err, store.ErrNotFound)
+		got, _ = s.GetAPIKey(ctx, f.a.ID, k.ID)
+		if !got.RevokedAt.Equal(t0.Add(3 * time.Minute)) {
+			t.Fatalf("revoked_at = %v", got.RevokedAt)
+		}
+		wantErr(t, s.CreateAPIKey(ctx, store.APIKey{ID: uuid.NewString(), CompanyID: "missing", Prefix: "q" + uuid.NewString()[:8],
+			SecretHash: hash(), Scope: []string{}, Plan: "free", CreatedAt: t0}), store.ErrNotFound)
+	})
+
+	t.Run("signing keys", func(t *testing.T) {
+		s := open(t)
+		before, err := s.ListSigningKeys(ctx)
+		must(t, err)
+		kid1, kid2 := "k1-"+uuid.NewString(), "k2-"+uuid.NewString()
+		must(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid2, Alg: "EdDSA", PublicKey: []byte{2}, SealedPrivate: []byte{22}, CreatedAt: t0, ActivatesAt: t0.Add(time.Hour)}))
+		must(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{11}, CreatedAt: t0, ActivatesAt: t0}))
+		wantErr(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{1}, CreatedAt: t0, ActivatesAt: t0}), store.ErrConflict)
+		ks, err := s.ListSigningKeys(ctx)
+		must(t, err)
+		var mine []store.SigningKey
+		for _, k := range ks {
+			if k.KID == kid1 || k.KID == kid2 {
+				mine = append(mine, k)
+			}
+		}
+		if len(ks) != len(before)+2 || len(mine) != 2 || mine[0].KID != kid1 || !bytes.Equal(mine[1].SealedPrivate, []byte{22}) {
+			t.Fatalf("keys = %+v", ks)
+		}
+		must(t, s.DeleteSigningKey(ctx, kid1))
+		wantErr(t, s.DeleteSigningKey(ctx, kid1), store.ErrNotFound)
+	})
+}

@@ -1,0 +1,161 @@
+package authsvc
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/erpgate/erpgate/config"
+)
+
+// Token types (the JWS `typ` header): access tokens per RFC 9068; login
+// tokens have their own type so that no verifier of access tokens accepts one.
+const (
+	TypAccess = "at+jwt"
+	typLogin  = "erp-login+jwt"
+)
+
+// AccessClaims are the claims of an access token (DESIGN.md).
+type AccessClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  string   `json:"aud"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	ID        string   `json:"jti"`
+	SessionID string   `json:"sid"`
+	CompanyID string   `json:"cid"`
+	Roles     []string `json:"roles"`
+	Scope     string   `json:"scope"`
+	Plan      string   `json:"plan"`
+}
+
+// loginClaims are the claims of a login token: proof of a password check,
+// good for one select-company within LoginTokenTTL.
+type loginClaims struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`
+	Audience  string `json:"aud"`
+	ExpiresAt int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	ID        string `json:"jti"`
+	// MFA is "none" (no second factor enrolled), "pending" or "done".
+	MFA string `json:"mfa"`
+}
+
+func (s *Service) loginAudience() string { return s.cfg.Issuer + "#login" }
+
+// issueAccess signs an access token for the session's user in a company.
+func (s *Service) issueAccess(userID, sessionID, companyID, plan string, roles []string, now time.Time) (string, error) {
+	ring := s.keys.ring.Load()
+	k, ok := ring.signer(now)
+	if !ok {
+		return "", errNoSigner
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	c := AccessClaims{
+		Issuer: s.cfg.Issuer, Subject: userID, Audience: s.cfg.Audience,
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), ExpiresAt: now.Add(s.cfg.AccessTTL).Unix(),
+		ID: uuid.NewString(), SessionID: sessionID, CompanyID: companyID,
+		Roles: roles, Scope: strings.Join(ScopesFor(roles), " "), Plan: plan,
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return signJWT(k, TypAccess, payload)
+}
+
+type signerError struct{}
+
+func (signerError) Error() string { return "no signing key available" }
+
+var errNoSigner error = signerError{}
+
+// clockSkew tolerated on iat/nbf.
+const clockSkew = 30 * time.Second
+
+// verifyAccess checks an access token signed by this service: signature by a
+// published key, typ, iss, aud, exp, nbf. It does not check the session.
+func (s *Service) verifyAccess(tok string) (*AccessClaims, error) {
+	payload, err := s.keys.ring.Load().verifyJWT(tok, TypAccess)
+	if err != nil {
+		return nil, errInvalidToken()
+	}
+	var c AccessClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.cfg.Audience ||
+		c.Subject == "" || c.SessionID == "" || c.CompanyID == "" || c.ExpiresAt == 0 {
+		return nil, errInvalidToken()
+	}
+	now := s.clock.Now()
+	if now.Unix() >= c.ExpiresAt {
+		return nil, unauthenticated(config.CodeTokenExpired, "the access token has expired", hdrInvalidToken)
+	}
+	if now.Add(clockSkew).Unix() < c.NotBefore {
+		return nil, errInvalidToken()
+	}
+	return &c, nil
+}
+
+func (s *Service) issueLogin(userID, mfa string, now time.Time) (string, error) {
+	k, ok := s.keys.ring.Load().signer(now)
+	if !ok {
+		return "", errNoSigner
+	}
+	payload, err := json.Marshal(loginClaims{Issuer: s.cfg.Issuer, Subject: userID, Audience: s.loginAudience(),
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(LoginTokenTTL).Unix(), ID: uuid.NewString(), MFA: mfa})
+	if err != nil {
+		return "", err
+	}
+	return signJWT(k, typLogin, payload)
+}
+
+func (s *Service) verifyLogin(tok string) (*loginClaims, error) {
+	bad := unauthenticated(config.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken)
+	payload, err := s.keys.ring.Load().verifyJWT(tok, typLogin)
+	if err != nil {
+		return nil, bad
+	}
+	var c loginClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.loginAudience() || c.Subject == "" || c.ID == "" {
+		return nil, bad
+	}
+	if s.clock.Now().Unix() >= c.ExpiresAt {
+		return nil, bad
+	}
+	return &c, nil
+}
+
+// Opaque secrets: refresh tokens and API keys carry 256 random bits.
+const refreshPrefix = "ert_"
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newRefreshToken() (string, []byte) {
+	t := refreshPrefix + randomSecret()
+	return t, hashSecret(t)
+}
+
+// hashSecret is SHA-256: right for high-entropy secrets (no dictionary to
+// search), and fast enough for every refresh and introspection.
+func hashSecret(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// validRefreshFormat rejects obviously malformed input before any lookup.
+func validRefreshFormat(t string) bool {
+	return len(t) == len(refreshPrefix)+43 && strings.HasPrefix(t, refreshPrefix)
+}
