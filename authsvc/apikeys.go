@@ -108,6 +108,9 @@ func (s *Service) IntrospectAPIKey(ctx context.Context, key string) (Introspecti
 	if !k.ExpiresAt.IsZero() {
 		in.Exp = k.ExpiresAt.Unix()
 	}
+	if !cur && prev && (in.Exp == 0 || k.PrevExpiresAt.Unix() < in.Exp) {
+		in.Exp = k.PrevExpiresAt.Unix() // the old secret lives until the grace period ends
+	}
 	return in, nil
 }
 
@@ -388,6 +391,7 @@ func (s *Service) handleRotateAPIKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	s.logger.Info("api key rotated", zap.String("key_id", k.ID), zap.String("company_id", k.CompanyID), zap.String("user_id", claims.Subject), zap.Duration("grace", grace))
+	s.announceAPIKey(c.ctx, APIKeyRotatedPrefix+k.ID)
 	v := viewAPIKey(k, now)
 	v.Key = secret
 	return http.StatusOK, v, nil
@@ -407,6 +411,7 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	s.logger.Info("api key revoked", zap.String("key_id", c.param), zap.String("company_id", access.Company.ID), zap.String("user_id", claims.Subject))
+	s.announceAPIKey(c.ctx, APIKeyRevokedPrefix+c.param)
 	return http.StatusOK, map[string]any{"id": c.param, "revoked": true, "revoked_at": now.UTC()}, nil
 }
 
@@ -474,4 +479,20 @@ func readLimited(c *call) ([]byte, error) {
 		return nil, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "could not read the request body")
 	}
 	return b, nil
+}
+
+// Messages on the revocation channel about API keys: a revoked key, and a
+// rotated one (whose cached answers an edge must drop so that the old
+// secret stops at the end of its grace period).
+const (
+	APIKeyRevokedPrefix = "apikey:"
+	APIKeyRotatedPrefix = "apikey-rotated:"
+)
+
+// announceAPIKey tells every edge instance about a revoked or rotated key,
+// through the same channel (and marks) as session revocations.
+func (s *Service) announceAPIKey(ctx context.Context, msg string) {
+	if err := s.revoked.Revoke(ctx, []string{msg}, s.cfg.AccessTTL+time.Minute); err != nil {
+		s.logger.Error("announcing an API key change failed", zap.Error(err))
+	}
 }

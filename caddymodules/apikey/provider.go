@@ -155,6 +155,8 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		set.OnAdd(func(id string) {
 			if k, ok := strings.CutPrefix(id, revocation.APIKeyPrefix); ok {
 				p.st.cache.Forget(k)
+			} else if k, ok := strings.CutPrefix(id, revocation.APIKeyRotatedPrefix); ok {
+				p.st.cache.Forget(k)
 			}
 		})
 	})
@@ -184,7 +186,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			p.st.cache.Put(h, id, until)
 		}
 	}
-	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) {
+	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) || p.st.revoked.Has(revocation.APIKeyPrefix+id.KeyID) {
 		p.refuse(r, "inactive")
 		return caddyauth.User{}, false, nil
 	}

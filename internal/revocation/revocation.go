@@ -4,8 +4,8 @@
 // `<prefix>revoked:sid:<sid>`, so a message missed while disconnected is not
 // lost. Without Redis it is fed in process by the auth service.
 //
-// Messages are a bare session id, or `apikey:<key id>` for an API key that
-// was revoked or rotated.
+// Messages are a bare session id, `apikey:<key id>` for a revoked API key,
+// or `apikey-rotated:<key id>` for a rotated one.
 package revocation
 
 import (
@@ -20,8 +20,11 @@ import (
 	"github.com/erpgate/erpgate/config"
 )
 
-// APIKeyPrefix marks an API key id in a revocation message.
-const APIKeyPrefix = "apikey:"
+// Prefixes of API key messages: a revoked key, and a rotated one.
+const (
+	APIKeyPrefix        = "apikey:"
+	APIKeyRotatedPrefix = "apikey-rotated:"
+)
 
 // Set holds revoked ids until the last credential that could carry them expired.
 type Set struct {
