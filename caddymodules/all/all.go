@@ -7,7 +7,12 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/authz"
 	_ "github.com/erpgate/erpgate/caddymodules/companyjwt"
 	_ "github.com/erpgate/erpgate/caddymodules/demo"
+	_ "github.com/erpgate/erpgate/caddymodules/dialects/jsonrpc"
+	_ "github.com/erpgate/erpgate/caddymodules/dialects/odata"
+	_ "github.com/erpgate/erpgate/caddymodules/dialects/rest"
 	_ "github.com/erpgate/erpgate/caddymodules/envelope"
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
 	_ "github.com/erpgate/erpgate/caddymodules/health"
+	_ "github.com/erpgate/erpgate/caddymodules/upstreams"
+	_ "github.com/erpgate/erpgate/caddymodules/version"
 )

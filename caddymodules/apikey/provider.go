@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
@@ -59,14 +58,22 @@ type Provider struct {
 	secret  string
 	client  *http.Client
 	st      *state
+	key     string
+	revs    *edgeauth.Revocations
 }
 
+// states holds one cache per introspection source for the whole process: a
+// config's last requests are served after Caddy cleaned it up, and the next
+// config takes the cache over.
+var states = caddy.NewUsagePool()
+
 type state struct {
-	once    sync.Once
-	cache   *Cache
-	revoked *revocation.Set
-	flight  singleflight.Group
+	once   sync.Once
+	cache  *Cache
+	flight singleflight.Group
 }
+
+func (s *state) Destruct() error { return nil }
 
 // CaddyModule returns the Caddy module information.
 func (Provider) CaddyModule() caddy.ModuleInfo {
@@ -101,13 +108,32 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.metrics, err = edgeauth.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	v, err := app.Provide("erp_api_key:"+p.IntrospectURL, func() (any, error) {
-		return &state{cache: NewCache(p.CacheSize)}, nil
+	p.revs, err = edgeauth.AcquireRevocations(app, p.logger)
+	if err != nil {
+		return err
+	}
+	edgeauth.Register(app)
+	p.key = p.IntrospectURL
+	size := p.CacheSize
+	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
+		return &state{cache: NewCache(size)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p.st = v.(*state)
+	return nil
+}
+
+// Cleanup lets go of the shared state.
+func (p *Provider) Cleanup() error {
+	edgeauth.Unregister(p.app)
+	if p.revs != nil {
+		p.revs.Release()
+	}
+	if p.st != nil {
+		_, _ = states.Delete(p.key)
+	}
 	return nil
 }
 
@@ -145,18 +171,14 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		p.refuse(r, "malformed")
 		return caddyauth.User{}, false, nil
 	}
+	revoked := p.revs.Set
 	p.st.once.Do(func() {
-		set, err := edgeauth.Revocations(p.app, p.logger)
-		if err != nil {
-			p.logger.Error("no revocation feed for API keys", zap.Error(err))
-			return
-		}
-		p.st.revoked = set
-		set.OnAdd(func(id string) {
+		cache := p.st.cache
+		revoked.OnAdd(func(id string) {
 			if k, ok := strings.CutPrefix(id, revocation.APIKeyPrefix); ok {
-				p.st.cache.Forget(k)
+				cache.Forget(k)
 			} else if k, ok := strings.CutPrefix(id, revocation.APIKeyRotatedPrefix); ok {
-				p.st.cache.Forget(k)
+				cache.Forget(k)
 			}
 		})
 	})
@@ -182,11 +204,11 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		} else if !id.Expiry.IsZero() && id.Expiry.Before(until) {
 			until = id.Expiry
 		}
-		if !p.st.revoked.Has(revocation.APIKeyPrefix + id.KeyID) {
+		if !revoked.Has(revocation.APIKeyPrefix + id.KeyID) {
 			p.st.cache.Put(h, id, until)
 		}
 	}
-	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) || p.st.revoked.Has(revocation.APIKeyPrefix+id.KeyID) {
+	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) || revoked.Has(revocation.APIKeyPrefix+id.KeyID) {
 		p.refuse(r, "inactive")
 		return caddyauth.User{}, false, nil
 	}
@@ -240,10 +262,11 @@ func (in introspection) identity() Identity {
 
 func (p *Provider) introspect(ctx context.Context, key string) (Identity, error) {
 	if p.IntrospectURL == "" {
-		svc, err := authsvcmod.Lookup(p.app)
+		svc, app, err := edgeauth.Service()
 		if err != nil {
 			return Identity{}, err
 		}
+		p.revs.FeedFrom(app.Context(), svc, p.logger)
 		in, err := svc.IntrospectAPIKey(ctx, key)
 		if err != nil {
 			return Identity{}, err
@@ -281,6 +304,7 @@ func (p *Provider) introspect(ctx context.Context, key string) (Identity, error)
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.CleanerUpper      = (*Provider)(nil)
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )

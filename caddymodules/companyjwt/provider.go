@@ -18,7 +18,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"go.uber.org/zap"
 
-	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
@@ -69,6 +68,8 @@ type Provider struct {
 	app     *erpapp.App
 	logger  *zap.Logger
 	state   *state
+	key     string
+	revs    *edgeauth.Revocations
 	metrics *edgeauth.Metrics
 }
 
@@ -111,13 +112,32 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.metrics = m
-	v, err := app.Provide("erp_jwt:"+p.JWKSURL+"|"+p.Issuer+"|"+p.Audience, func() (any, error) {
-		return &state{}, nil
+	p.revs, err = edgeauth.AcquireRevocations(app, p.logger)
+	if err != nil {
+		return err
+	}
+	edgeauth.Register(app)
+	p.key = p.JWKSURL + "|" + p.Issuer + "|" + p.Audience
+	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
+		return &state{base: ctx, cancel: cancel}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p.state = v.(*state)
+	return nil
+}
+
+// Cleanup lets go of the shared state; a newer config has taken it already.
+func (p *Provider) Cleanup() error {
+	edgeauth.Unregister(p.app)
+	if p.revs != nil {
+		p.revs.Release()
+	}
+	if p.state != nil {
+		_, _ = states.Delete(p.key)
+	}
 	return nil
 }
 
@@ -134,37 +154,34 @@ func (p *Provider) Validate() error {
 	return nil
 }
 
-// state is shared by the providers of one config with the same key source.
+// states holds one verifier per key source for the whole process: Caddy
+// cleans up an old config while its last requests are still being served,
+// so a config's verifier must outlive it; the next config takes it over.
+var states = caddy.NewUsagePool()
+
 type state struct {
+	base     context.Context
+	cancel   context.CancelFunc
 	mu       sync.Mutex
 	verifier *Verifier
-	cancel   context.CancelFunc
 }
 
-func (s *state) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		s.cancel()
-	}
-	return nil
-}
+func (s *state) Destruct() error { s.cancel(); return nil }
 
 // verifierFor builds the verifier on first use.
-func (p *Provider) verifierFor(ctx context.Context) (*Verifier, error) {
+func (p *Provider) verifierFor() (*Verifier, error) {
 	s := p.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.verifier != nil {
 		return s.verifier, nil
 	}
-	base, cancel := context.WithCancel(p.app.Context())
+	base := s.base
 	policy := Policy{Issuer: p.Issuer, Audience: p.Audience, Leeway: time.Duration(p.Leeway), MaxTokenBytes: p.MaxTokenBytes}
 	var fetch FetchFunc
 	if p.JWKSURL == "" {
-		svc, err := authsvcmod.Lookup(p.app)
+		svc, _, err := edgeauth.Service()
 		if err != nil {
-			cancel()
 			return nil, fmt.Errorf("erp_jwt: no jwks_url and %w", err)
 		}
 		if policy.Issuer == "" {
@@ -173,11 +190,21 @@ func (p *Provider) verifierFor(ctx context.Context) (*Verifier, error) {
 		if policy.Audience == "" {
 			policy.Audience = svc.Audience()
 		}
-		fetch = svc.PublicKeys
+		revs, logger := p.revs, p.logger
+		fetch = func(ctx context.Context) (jwk.Set, error) {
+			svc, app, err := edgeauth.Service() // the newest config's auth service
+			if err != nil {
+				return nil, err
+			}
+			// Without Redis its revocations reach us in process; a new
+			// config's service is met at the latest with its first token
+			// (a new kid) or the next refresh.
+			revs.FeedFrom(app.Context(), svc, logger)
+			return svc.PublicKeys(ctx)
+		}
 	} else {
 		cache, err := jwk.NewCache(base, httprc.NewClient())
 		if err != nil {
-			cancel()
 			return nil, fmt.Errorf("erp_jwt: JWKS cache: %w", err)
 		}
 		url := p.JWKSURL
@@ -185,33 +212,28 @@ func (p *Provider) verifierFor(ctx context.Context) (*Verifier, error) {
 			jwk.WithMinInterval(time.Duration(p.MinRefetch)),
 			jwk.WithMaxInterval(time.Duration(p.RefreshInterval)),
 			jwk.WithWaitReady(false)); err != nil {
-			cancel()
 			return nil, fmt.Errorf("erp_jwt: JWKS cache: %w", err)
 		}
 		fetch = func(ctx context.Context) (jwk.Set, error) { return cache.Refresh(ctx, url) }
 	}
-	revoked, err := edgeauth.Revocations(p.app, p.logger)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
+	metrics, logger := p.metrics, p.logger
 	ks := &KeySet{
 		Fetch: fetch, MinRefetch: time.Duration(p.MinRefetch), NegativeTTL: time.Duration(p.NegativeTTL),
 		Now: time.Now, BaseContext: base,
 		OnFetch: func(err error) {
-			p.metrics.JWKSFetches.WithLabelValues(outcome(err)).Inc()
+			metrics.JWKSFetches.WithLabelValues(outcome(err)).Inc()
 			if err != nil {
-				p.logger.Warn("JWKS fetch failed; keeping the last good key set", zap.Error(err))
+				logger.Warn("JWKS fetch failed; keeping the last good key set", zap.Error(err))
 			}
 		},
 	}
 	if err := ks.Refresh(); err != nil && ks.Len() == 0 {
-		cancel()
 		return nil, fmt.Errorf("erp_jwt: no keys yet: %w", err)
 	}
-	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: revoked, Now: time.Now}
+	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: p.revs.Set, Now: time.Now}
+	interval := time.Duration(p.RefreshInterval)
 	go func() {
-		t := time.NewTicker(time.Duration(p.RefreshInterval))
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -223,7 +245,7 @@ func (p *Provider) verifierFor(ctx context.Context) (*Verifier, error) {
 			}
 		}
 	}()
-	s.verifier, s.cancel = v, cancel
+	s.verifier = v
 	return v, nil
 }
 
@@ -273,7 +295,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		}
 		return caddyauth.User{}, false, nil
 	}
-	v, err := p.verifierFor(r.Context())
+	v, err := p.verifierFor()
 	if err != nil {
 		p.logger.Error("token verification unavailable", zap.Error(err))
 		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
@@ -318,6 +340,7 @@ func requestID(r *http.Request) string {
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.CleanerUpper      = (*Provider)(nil)
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )

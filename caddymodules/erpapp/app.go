@@ -57,6 +57,9 @@ type App struct {
 	// Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// Backends are the ERP services behind the edge, by name (see Backend).
+	Backends map[string]*Backend `json:"backends,omitempty"`
+
 	pg     *pgPool
 	rdb    *redisClient
 	pgKey  string
@@ -66,6 +69,7 @@ type App struct {
 
 	mu        *sync.Mutex
 	providers map[string]any
+	closed    bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -97,6 +101,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.Timeout <= 0 {
 		a.Timeout = caddy.Duration(2 * time.Second)
+	}
+	if err := a.provisionBackends(ctx); err != nil {
+		return err
 	}
 	repl := caddy.NewReplacer()
 	if dsn := repl.ReplaceAll(a.Postgres, ""); dsn != "" {
@@ -166,14 +173,18 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases the shared clients and closes what is registered with Provide.
 func (a *App) Cleanup() error {
 	var errs []error
+	// Close outside the lock: a provider's Close may wait for a request
+	// that is itself asking the app for a provider.
 	a.mu.Lock()
-	for _, p := range a.providers {
+	providers := a.providers
+	a.providers = nil
+	a.closed = true
+	a.mu.Unlock()
+	for _, p := range providers {
 		if c, ok := p.(interface{ Close() error }); ok {
 			errs = append(errs, c.Close())
 		}
 	}
-	a.providers = nil
-	a.mu.Unlock()
 	if a.pg != nil {
 		if _, err := clients.Delete(a.pgKey); err != nil {
 			errs = append(errs, err)
@@ -237,6 +248,9 @@ func (a *App) Provide(name string, make func() (any, error)) (any, error) {
 	defer a.mu.Unlock()
 	if v, ok := a.providers[name]; ok {
 		return v, nil
+	}
+	if a.closed {
+		return nil, errors.New("erp: the config was unloaded")
 	}
 	v, err := make()
 	if err != nil {

@@ -17,13 +17,44 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/httpt"
 	"github.com/erpgate/erpgate/internal/stacktest"
 )
 
+// envelopeOnly is the edge without authentication in front of the demo
+// ERP: the envelope's behaviour with every kind of backend answer.
+const envelopeOnly = `{
+	admin {$ERP_ADMIN}
+}
+http://{$ERP_LISTEN} {
+	request_body {
+		max_size 10MB
+	}
+	route {
+		erp_envelope
+		handle_path /api/* {
+			reverse_proxy {$ERP_DEMO_LISTEN} {
+				header_up Host {upstream_hostport}
+				header_up X-ERP-Company-ID acme
+			}
+		}
+		error 404
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+http://{$ERP_DEMO_LISTEN} {
+	erp_demo
+}
+`
+
 func TestNotFoundIsAnEnvelope(t *testing.T) {
 	t.Parallel()
 	in := stacktest.Start(t, stacktest.Options{})
+	alice := demoauth.Bearer(demoauth.Login(t, in.URL, "alice@acme.test", "acme").Access)
+	raw := stacktest.Start(t, stacktest.Options{Config: envelopeOnly})
 	resp := httpt.Get(t, in.URL+"/no/such/route", nil)
 	env := resp.Envelope(t)
 	if resp.StatusCode != 404 || env.Success || env.Code() != "NOT_FOUND" {
@@ -49,7 +80,7 @@ func TestNotFoundIsAnEnvelope(t *testing.T) {
 	})
 
 	t.Run("demo collection with pagination", func(t *testing.T) {
-		resp := httpt.Get(t, in.URL+"/api/v1/invoices?page=2&limit=10", nil)
+		resp := httpt.Get(t, in.URL+"/api/v1/invoices?page=2&limit=10", alice)
 		env := resp.Envelope(t)
 		var items []map[string]any
 		if err := json.Unmarshal(env.Data, &items); err != nil || resp.StatusCode != 200 {
@@ -59,7 +90,7 @@ func TestNotFoundIsAnEnvelope(t *testing.T) {
 		if len(items) != 10 || p == nil || p.Page != 2 || p.Limit != 10 || p.Total < 20 || !p.HasNext {
 			t.Fatalf("items %d, pagination %+v", len(items), p)
 		}
-		last := httpt.Get(t, fmt.Sprintf("%s/api/v1/invoices?page=%d&limit=10", in.URL, (p.Total+9)/10), nil).Envelope(t)
+		last := httpt.Get(t, fmt.Sprintf("%s/api/v1/invoices?page=%d&limit=10", in.URL, (p.Total+9)/10), alice).Envelope(t)
 		if last.Pagination == nil || last.Pagination.HasNext {
 			t.Fatalf("last page pagination %+v", last.Pagination)
 		}
@@ -67,14 +98,14 @@ func TestNotFoundIsAnEnvelope(t *testing.T) {
 
 	t.Run("request id reaches the backend", func(t *testing.T) {
 		id := "2f1c1d6e-8a3b-4c55-9d7e-0a1b2c3d4e5f"
-		resp := httpt.Get(t, in.URL+"/api/_demo/echo-headers", map[string]string{"X-Request-ID": id})
+		resp := httpt.Get(t, raw.URL+"/api/_demo/echo-headers", map[string]string{"X-Request-ID": id})
 		if !bytes.Contains(resp.Body, []byte(id)) {
 			t.Fatalf("backend did not see the request id: %s", resp.Body)
 		}
 	})
 
 	t.Run("validation errors keep their fields", func(t *testing.T) {
-		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", []byte(`{"customer_id":"nope","amount":-1,"currency":"XXX"}`), nil)
+		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", []byte(`{"customer_id":"nope","amount":-1,"currency":"XXX"}`), alice)
 		env := resp.Envelope(t)
 		if resp.StatusCode != 422 || len(env.Errors) < 2 {
 			t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
@@ -92,40 +123,40 @@ func TestNotFoundIsAnEnvelope(t *testing.T) {
 	})
 
 	t.Run("malformed body", func(t *testing.T) {
-		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", []byte(`{"amount":`), nil)
+		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", []byte(`{"amount":`), alice)
 		if env := resp.Envelope(t); resp.StatusCode != 400 || env.Code() != "BAD_REQUEST" {
 			t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
 		}
 	})
 
 	t.Run("body too large", func(t *testing.T) {
-		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", bytes.Repeat([]byte("a"), 11<<20), nil)
+		resp := httpt.Do(t, "POST", in.URL+"/api/v1/invoices", bytes.Repeat([]byte("a"), 11<<20), alice)
 		if env := resp.Envelope(t); resp.StatusCode != 413 || env.Code() != "PAYLOAD_TOO_LARGE" {
 			t.Fatalf("got %d %.300s", resp.StatusCode, resp.Body)
 		}
 	})
 
 	t.Run("broken JSON from the backend", func(t *testing.T) {
-		resp := httpt.Get(t, in.URL+"/api/_demo/broken", nil)
+		resp := httpt.Get(t, raw.URL+"/api/_demo/broken", nil)
 		if env := resp.Envelope(t); resp.StatusCode != 502 || env.Code() != "UPSTREAM_UNAVAILABLE" {
 			t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
 		}
 	})
 
 	t.Run("non-JSON untouched", func(t *testing.T) {
-		direct := httpt.Get(t, in.DemoURL+"/_demo/text", nil)
-		via := httpt.Get(t, in.URL+"/api/_demo/text", nil)
+		direct := httpt.Get(t, raw.DemoURL+"/_demo/text", nil)
+		via := httpt.Get(t, raw.URL+"/api/_demo/text", nil)
 		if via.StatusCode != 200 || !bytes.Equal(direct.Body, via.Body) || via.Header.Get("Content-Type") != direct.Header.Get("Content-Type") {
 			t.Fatalf("text changed: %q vs %q", via.Body, direct.Body)
 		}
-		sse := httpt.Get(t, in.URL+"/api/_demo/events", nil)
+		sse := httpt.Get(t, raw.URL+"/api/_demo/events", nil)
 		if !strings.HasPrefix(sse.Header.Get("Content-Type"), "text/event-stream") || !bytes.Contains(sse.Body, []byte("data:")) {
 			t.Fatalf("SSE changed: %s %q", sse.Header.Get("Content-Type"), sse.Body)
 		}
 	})
 
 	t.Run("websocket upgrade untouched", func(t *testing.T) {
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(in.URL, "http://"), 5*time.Second)
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(raw.URL, "http://"), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,19 +261,27 @@ func TestAdaptedJSONAnswersIdentically(t *testing.T) {
 		{"GET", "/api/v2/invoices/inv_acme_0001", ""},
 		{"GET", "/api/v1/customers?limit=3", ""},
 		{"POST", "/api/v1/customers", `{"name":""}`},
+		{"GET", "/api/v1/invoices?company_id=globex", ""},
 		{"GET", "/api/_demo/text", ""},
-		{"GET", "/api/_demo/broken", ""},
 		{"GET", "/health/ready", ""},
 	}
+	tokA := demoauth.Login(t, fromCaddyfile.URL, "alice@acme.test", "acme").Access
+	tokB := demoauth.Login(t, fromJSON.URL, "alice@acme.test", "acme").Access
 	for _, p := range paths {
 		var body []byte
 		if p.body != "" {
 			body = []byte(p.body)
 		}
-		a := httpt.Do(t, p.method, fromCaddyfile.URL+p.path, body, nil)
-		b := httpt.Do(t, p.method, fromJSON.URL+p.path, body, nil)
-		if a.StatusCode != b.StatusCode || normalize(a.Body) != normalize(b.Body) || a.Header.Get("Content-Type") != b.Header.Get("Content-Type") {
-			t.Fatalf("%s %s differs:\ncaddyfile: %d %s\njson:      %d %s", p.method, p.path, a.StatusCode, a.Body, b.StatusCode, b.Body)
+		for _, auth := range []bool{false, true} {
+			var ha, hb map[string]string
+			if auth {
+				ha, hb = demoauth.Bearer(tokA), demoauth.Bearer(tokB)
+			}
+			a := httpt.Do(t, p.method, fromCaddyfile.URL+p.path, body, ha)
+			b := httpt.Do(t, p.method, fromJSON.URL+p.path, body, hb)
+			if a.StatusCode != b.StatusCode || normalize(a.Body) != normalize(b.Body) || a.Header.Get("Content-Type") != b.Header.Get("Content-Type") {
+				t.Fatalf("%s %s (auth %v) differs:\ncaddyfile: %d %s\njson:      %d %s", p.method, p.path, auth, a.StatusCode, a.Body, b.StatusCode, b.Body)
+			}
 		}
 	}
 }
@@ -256,6 +295,7 @@ func normalize(body []byte) string {
 	if m, ok := v["meta"].(map[string]any); ok {
 		delete(m, "timestamp")
 		delete(m, "request_id")
+		delete(m, "user_id") // each instance seeds its own demo users
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -266,7 +306,7 @@ func normalize(body []byte) string {
 // RSS grows by less than 64 MB.
 func TestLargeAnswerStreamsWithBoundedMemory(t *testing.T) {
 	t.Parallel()
-	in := stacktest.Start(t, stacktest.Options{})
+	in := stacktest.Start(t, stacktest.Options{Config: envelopeOnly})
 	// warm up: the first requests allocate pools
 	httpt.Get(t, in.URL+"/api/_demo/big?mb=8", nil)
 	before := peakRSS(t, in.Pid())

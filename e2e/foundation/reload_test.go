@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/httpt"
 	"github.com/erpgate/erpgate/internal/stacktest"
 	"github.com/erpgate/erpgate/internal/testenv"
@@ -31,11 +32,13 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 		"ERP_POSTGRES_URL": pg,
 		"ERP_REDIS_URL":    redisURL,
 		"ERP_KEY_PREFIX":   prefix,
+		"ERP_MASTER_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // test-only key
 	}})
 	ready := httpt.Get(t, in.URL+"/health/ready", nil)
 	if env := ready.Envelope(t); ready.StatusCode != 200 || !strings.Contains(string(env.Data), `"postgres":"up"`) || !strings.Contains(string(env.Data), `"redis":"up"`) {
 		t.Fatalf("not ready: %d %s", ready.StatusCode, ready.Body)
 	}
+	token := demoauth.Login(t, in.URL, "alice@acme.test", "acme").Access
 	caddyfile, err := os.ReadFile(stacktest.RepoRoot() + "/Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +48,7 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, in.AdminURL+"/load", strings.NewReader(string(caddyfile)))
 		req.Header.Set("Content-Type", "text/caddyfile")
 		req.Header.Set("Cache-Control", "must-revalidate") // reload even though unchanged
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
 			t.Fatalf("reload: %v", err)
 		}
@@ -70,7 +73,9 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				for _, path := range []string{"/api/v1/invoices?limit=5", "/health/ready"} {
-					resp, err := httpt.Client.Get(in.URL + path)
+					req, _ := http.NewRequest(http.MethodGet, in.URL+path, nil)
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := httpt.Client.Do(req)
 					if err != nil {
 						transport.Add(1)
 						firstTransport.CompareAndSwap(nil, err.Error())

@@ -7,12 +7,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/erpgate/erpgate/authsvc"
 	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/config"
@@ -23,47 +26,122 @@ import (
 // access token lives (15 minutes) plus leeway.
 const RevocationTTL = 20 * time.Minute
 
-type shared struct {
-	set    *revocation.Set
-	cancel context.CancelFunc
+// Caddy cleans up an old config's modules while its last requests may still
+// be in flight (the HTTP servers' graceful shutdown runs on). What those
+// requests need — the revocation set and the way to the auth service — is
+// therefore kept per process, not per config: a new config takes it over
+// before the old one lets go.
+
+var (
+	appsMu sync.Mutex
+	apps   []*erpapp.App // the erp apps of live configs, oldest first
+)
+
+// Register records a config's erp app (call it in Provision) …
+func Register(app *erpapp.App) {
+	appsMu.Lock()
+	apps = append(apps, app)
+	appsMu.Unlock()
 }
 
-func (s *shared) Close() error { s.cancel(); return nil }
-
-// Revocations returns the config's revocation set, created on first use and
-// fed from Redis (every instance hears every revocation) or, on the embedded
-// default, from the in-process auth service. Call it at request time: the
-// auth service provisions in config order.
-func Revocations(app *erpapp.App, logger *zap.Logger) (*revocation.Set, error) {
-	svc, svcErr := authsvcmod.Lookup(app) // before Provide: Lookup takes the app's lock too
-	v, err := app.Provide("edge.revocations", func() (any, error) {
-		ctx, cancel := context.WithCancel(app.Context())
-		set := revocation.NewSet(time.Now)
-		switch {
-		case app.RedisClient() != nil:
-			l := &revocation.Listener{
-				Redis: app.RedisClient(), Prefix: app.KeyPrefix, Set: set, TTL: RevocationTTL,
-				Logger: logger, OnSwitch: func(up bool) { redisUp(up) },
-			}
-			l.Run(ctx)
-		case svcErr == nil:
-			if err := svc.SubscribeRevocations(ctx, func(sid string) { set.Add(sid, time.Now().Add(RevocationTTL)) }); err != nil {
-				cancel()
-				return nil, err
-			}
-		default:
-			logger.Warn("no revocation source: no Redis and no in-process auth service; revoked sessions stay valid until their tokens expire")
+// Unregister … and forgets it (call it in Cleanup).
+func Unregister(app *erpapp.App) {
+	appsMu.Lock()
+	for i, a := range apps {
+		if a == app {
+			apps = append(apps[:i], apps[i+1:]...)
+			break
 		}
-		return &shared{set: set, cancel: cancel}, nil
+	}
+	appsMu.Unlock()
+}
+
+// Service is the in-process auth service of the newest live config that has
+// one, with that config's erp app.
+func Service() (*authsvc.Service, *erpapp.App, error) {
+	appsMu.Lock()
+	list := append([]*erpapp.App(nil), apps...)
+	appsMu.Unlock()
+	err := errors.New("erp: no config has an erp_authsvc handler")
+	for i := len(list) - 1; i >= 0; i-- {
+		svc, e := authsvcmod.Lookup(list[i])
+		if e == nil {
+			return svc, list[i], nil
+		}
+		err = e
+	}
+	return nil, nil, err
+}
+
+var revocationPool = caddy.NewUsagePool()
+
+// Revocations is a process-wide revocation set, fed from Redis (every
+// instance hears every revocation) or from the in-process auth services.
+type Revocations struct {
+	Set    *revocation.Set
+	key    string
+	cancel context.CancelFunc
+	redis  bool
+
+	mu  sync.Mutex
+	fed map[*authsvc.Service]bool
+}
+
+// Destruct stops the Redis listener.
+func (r *Revocations) Destruct() error { r.cancel(); return nil }
+
+// AcquireRevocations returns the revocation set for app's Redis (or the
+// embedded one); Release it in Cleanup. The Redis listener runs in the
+// background: nothing here waits on the network.
+func AcquireRevocations(app *erpapp.App, logger *zap.Logger) (*Revocations, error) {
+	key := "embedded"
+	if app.Redis != "" {
+		key = "redis:" + app.Redis + "|" + app.KeyPrefix
+	}
+	v, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
+		r := &Revocations{Set: revocation.NewSet(time.Now), key: key, cancel: cancel, fed: map[*authsvc.Service]bool{}}
+		if rdb := app.RedisClient(); rdb != nil {
+			r.redis = true
+			l := &revocation.Listener{Redis: rdb, Prefix: app.KeyPrefix, Set: r.Set, TTL: RevocationTTL, Logger: logger}
+			go l.Run(ctx)
+		}
+		return r, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*shared).set, nil
+	return v.(*Revocations), nil
 }
 
-// redisUp is replaced by the metrics of the module that registers them.
-var redisUp = func(bool) {}
+// Release gives the set back.
+func (r *Revocations) Release() {
+	_, _ = revocationPool.Delete(r.key)
+}
+
+// FeedFrom subscribes the set to an in-process auth service's revocations
+// (without Redis, that is the only source). Each service is subscribed once,
+// for the life of its config.
+func (r *Revocations) FeedFrom(ctx context.Context, svc *authsvc.Service, logger *zap.Logger) {
+	if r.redis || svc == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fed[svc] {
+		return
+	}
+	if err := svc.SubscribeRevocations(ctx, func(id string) { r.Set.Add(id, time.Now().Add(RevocationTTL)) }); err != nil {
+		logger.Warn("subscribing to revocations failed", zap.Error(err))
+		return
+	}
+	r.fed[svc] = true
+	context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		delete(r.fed, svc)
+		r.mu.Unlock()
+	})
+}
 
 // Fail records why a credential was refused; erp_envelope renders this
 // error instead of the authentication handler's generic 401.

@@ -1,0 +1,56 @@
+package version
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("erp_version", parseCaddyfile)
+	// after the envelope and header rewrites, before anything that proxies
+	httpcaddyfile.RegisterDirectiveOrder("erp_version", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile parses:
+//
+//	erp_version [{
+//		prefix  <path>
+//		company <placeholder>
+//	}]
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("duplicate subdirective %q", name)
+		}
+		seen[name] = true
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		switch name {
+		case "prefix":
+			h.Prefix = args[0]
+		case "company":
+			h.Company = args[0]
+		default:
+			return d.Errf("unknown subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

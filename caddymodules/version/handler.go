@@ -1,0 +1,391 @@
+// Package version is the erp_version handler: it reads the API version and
+// the backend of a request, routes it to the backend's upstreams for that
+// version (through `reverse_proxy { dynamic erp }`), applies the backend's
+// dialect, and answers for deprecated and sunset versions.
+package version
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/plugins/dialects"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler routes `/api/{version}/{backend}/…` (or `/api/{backend}/…` with
+// the version from an `API-Version: v2` header, an
+// `Accept: application/vnd.erp.v2+json` media range, or else the backend's
+// default version) to a backend registered in the erp app:
+//
+//	route {
+//		erp_envelope
+//		handle /api/* {
+//			erp_version
+//			erp_auth
+//			erp_quota …
+//			reverse_proxy {
+//				dynamic erp
+//			}
+//		}
+//	}
+//
+// It
+//   - refuses a path that is not canonical (empty, "." or ".." segments, an
+//     encoded slash or backslash, control characters) with 400 BAD_REQUEST:
+//     what is routed and authorised is exactly what was sent;
+//   - answers 404 NOT_FOUND for an unknown backend, 400 VERSION_UNSUPPORTED
+//     (listing the supported versions in context.supported) for an unknown
+//     version, 400 BAD_REQUEST when the path's, the API-Version header's and
+//     the Accept header's versions disagree;
+//   - after a version's sunset answers 410 VERSION_SUNSET; before it, a
+//     deprecated version's answers carry `Deprecation: @<unix>` (RFC 9745),
+//     `Sunset: <HTTP-date>` (RFC 8594) and `Link: <…>; rel="successor-version"`;
+//   - counts calls to deprecated versions per company (DeprecatedCalls) and
+//     logs each; the company is read after the rest of the chain ran, so
+//     only calls that passed authentication are counted;
+//   - rewrites the request for the backend: the path becomes the version's
+//     upstream path + the backend's path + the rest (/api/v1/invoices/inv_1
+//     → /v1/invoices/inv_1), the query and (JSON-RPC) method and body are
+//     mapped by the backend's dialect, and method-override headers
+//     (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are removed;
+//   - publishes `{erp.api_version}` and `{erp.backend}` (placeholders and
+//     request variables), and the dialect's reader of the answer for
+//     erp_envelope. The client's method stays in `{http.request.orig_method}`;
+//   - records erpgate_backend_requests_total, _request_duration_seconds and
+//     _upstream_errors_total per backend and version.
+//
+// Errors are returned to Caddy (`handle_errors { erp_envelope }` renders them).
+type Handler struct {
+	// Prefix is the path under which backends are served. Default: `/api`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Company is the placeholder that names the caller's company, read
+	// after the chain ran, for the deprecated-call counter. Default:
+	// `{http.auth.user.company_id}` (set by erp_auth).
+	Company string `json:"company,omitempty"`
+
+	routes map[string]*backendRoute
+	now    func() time.Time
+	logger *zap.Logger
+}
+
+// backendRoute is a backend as erp_version serves it, precomputed per config.
+type backendRoute struct {
+	name     string
+	nameAny  any // boxed once: publishing it costs no allocation
+	backend  *erpapp.Backend
+	dialect  dialects.Dialect
+	resource string
+	versions map[string]*versionRoute
+	ordered  []*versionRoute
+	def      *versionRoute
+}
+
+type versionRoute struct {
+	name       string
+	nameAny    any
+	v          *erpapp.Version
+	deprecated bool
+	depSince   time.Time // zero: deprecated only through a sunset date
+	sunsetAt   time.Time
+	successor  string // the Link target, or ""
+	headers    http.Header
+	metrics    versionMetrics
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.erp_version",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision builds the routing table from the erp app's backends.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.Prefix == "" {
+		h.Prefix = "/api"
+	}
+	h.Prefix = strings.TrimSuffix(h.Prefix, "/")
+	if h.Company == "" {
+		h.Company = "{http.auth.user.company_id}"
+	}
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.routes = buildRoutes(app, h.Prefix)
+	return nil
+}
+
+func buildRoutes(app *erpapp.App, prefix string) map[string]*backendRoute {
+	routes := make(map[string]*backendRoute)
+	for _, name := range app.BackendNames() {
+		b := app.Backend(name)
+		if b == nil {
+			continue
+		}
+		br := &backendRoute{name: name, nameAny: name, backend: b, dialect: b.Dialect(),
+			resource: b.Resource(), versions: map[string]*versionRoute{}}
+		for _, v := range b.Ordered() {
+			vr := &versionRoute{name: v.Name(), nameAny: v.Name(), v: v,
+				deprecated: v.IsDeprecated(), depSince: v.DeprecatedAt(), sunsetAt: v.SunsetAt(),
+				metrics: newVersionMetrics(name, v.Name())}
+			switch ref := v.SuccessorRef(); {
+			case v.SuccessorVersion() != nil:
+				vr.successor = prefix + "/" + ref + "/" + name
+			default:
+				vr.successor = ref
+			}
+			if vr.deprecated {
+				vr.headers = http.Header{}
+				if !vr.depSince.IsZero() {
+					vr.headers["Deprecation"] = []string{deprecationValue(vr.depSince)}
+				}
+				if !vr.sunsetAt.IsZero() {
+					vr.headers["Sunset"] = []string{sunsetValue(vr.sunsetAt)}
+				}
+				if vr.successor != "" {
+					vr.headers["Link"] = []string{successorLink(vr.successor)}
+				}
+			}
+			br.versions[v.Name()] = vr
+			br.ordered = append(br.ordered, vr)
+		}
+		br.def = br.versions[b.Default().Name()]
+		routes[name] = br
+	}
+	return routes
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.Prefix != "" && (!strings.HasPrefix(h.Prefix, "/") || strings.Contains(h.Prefix, "//")) {
+		return errors.New("erp_version: prefix must be a path starting with /")
+	}
+	return nil
+}
+
+// methodOverrideHeaders are removed so that no backend (or framework in
+// front of it) runs a method other than the one the edge authorised.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	now := h.now()
+	var buf [maxSegments]string
+	segs, res := splitCanonical(r.URL.EscapedPath(), h.Prefix, buf[:])
+	switch res {
+	case pathNotFound:
+		return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such resource"))
+	case pathNotCanonical:
+		return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+			Message: "the path is not in canonical form (empty, . or .. segments, encoded slashes or control characters)"})
+	}
+	hv, conflict := headerVersion(r.Header)
+	if conflict {
+		return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+			Message: "the API-Version and Accept headers ask for different versions"})
+	}
+	var (
+		br      *backendRoute
+		vname   string
+		rest    []string
+		inPath  bool
+		vr      *versionRoute
+		pathVer string
+	)
+	if b, ok := h.routes[segs[0]]; ok {
+		br, rest, vname = b, segs[1:], hv
+	} else {
+		if len(segs) < 2 || !looksLikeVersion(segs[0]) {
+			return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such resource"))
+		}
+		if br = h.routes[segs[1]]; br == nil {
+			return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such backend"))
+		}
+		pathVer, rest, inPath = segs[0], segs[2:], true
+		vname = pathVer
+		if hv != "" && hv != pathVer {
+			return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+				Message: "the path asks for " + pathVer + " but a header asks for " + hv})
+		}
+	}
+	if vname == "" {
+		vr = br.def
+	} else if vr = br.versions[vname]; vr == nil {
+		return unsupported(br, vname, now)
+	}
+	if !vr.sunsetAt.IsZero() && !now.Before(vr.sunsetAt) {
+		return h.sunset(br, vr)
+	}
+
+	// routed: publish, then rewrite for the backend
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		repl.Set(config.VarAPIVersion, vr.nameAny)
+		repl.Set(config.VarBackend, br.nameAny)
+	}
+	caddyhttp.SetVar(r.Context(), config.VarAPIVersion, vr.nameAny)
+	caddyhttp.SetVar(r.Context(), config.VarBackend, br.nameAny)
+	caddyhttp.SetVar(r.Context(), erpapp.VarVersion, vr.v)
+	hdr := w.Header()
+	for k, v := range vr.headers { // copied: later handlers may edit values in place
+		hdr[k] = append([]string(nil), v...)
+	}
+	if !inPath {
+		hdr["Vary"] = append(hdr["Vary"], "API-Version", "Accept")
+	}
+	for _, k := range methodOverrideHeaders {
+		if _, ok := r.Header[k]; ok {
+			delete(r.Header, k)
+		}
+	}
+	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource}
+	if len(rest) > 0 {
+		t.ID = rest[0]
+		if len(rest) > 1 {
+			t.Sub = slices.Clone(rest[1:])
+		}
+	}
+	tr, err := br.dialect.Rewrite(r, &t)
+	if err != nil {
+		if ce, ok := config.AsError(err); ok {
+			return caddyhttp.Error(ce.Status, ce)
+		}
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	caddyhttp.SetVar(r.Context(), config.VarTranslator, tr)
+
+	vr.metrics.requests.Inc()
+	err = next.ServeHTTP(w, r)
+	vr.metrics.duration.Observe(h.now().Sub(now).Seconds())
+	if upstreamFailed(err, repl) {
+		vr.metrics.upstreamErrors.Inc()
+	}
+	if vr.deprecated && (vr.depSince.IsZero() || !now.Before(vr.depSince)) && repl != nil {
+		h.countDeprecated(repl, br, vr, now)
+	}
+	return err
+}
+
+// upstreamFailed: the proxy could not get an answer (502/503/504 from
+// reverse_proxy) or the backend answered 5xx.
+func upstreamFailed(err error, repl *caddy.Replacer) bool {
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) {
+			switch he.StatusCode {
+			case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+				return true
+			}
+		}
+		return false
+	}
+	if repl == nil {
+		return false
+	}
+	if v, ok := repl.Get("http.reverse_proxy.status_code"); ok {
+		if code, ok := v.(int); ok && code >= 500 {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) countDeprecated(repl *caddy.Replacer, br *backendRoute, vr *versionRoute, now time.Time) {
+	company := repl.ReplaceKnown(h.Company, "")
+	if company == "" || company == h.Company {
+		return
+	}
+	counted := counter.add(company, br.name, vr.name, now.UTC(), vr.sunsetAt, vr.successor)
+	if c := h.logger.Check(zapcore.InfoLevel, "call to a deprecated API version"); c != nil {
+		fields := []zap.Field{zap.String("company_id", company), zap.String("backend", br.name),
+			zap.String("version", vr.name), zap.String("successor", vr.successor)}
+		if !vr.sunsetAt.IsZero() {
+			fields = append(fields, zap.Time("sunset", vr.sunsetAt))
+		}
+		if !counted {
+			fields = append(fields, zap.Bool("counter_full", true))
+		}
+		c.Write(fields...)
+	}
+}
+
+// unsupported is the VERSION_UNSUPPORTED error listing the versions served.
+func unsupported(br *backendRoute, asked string, now time.Time) error {
+	supported := make([]string, 0, len(br.ordered))
+	for _, v := range br.ordered {
+		if v.sunsetAt.IsZero() || now.Before(v.sunsetAt) {
+			supported = append(supported, v.name)
+		}
+	}
+	if len(asked) > 16 {
+		asked = asked[:16] + "…"
+	}
+	return caddyhttp.Error(http.StatusBadRequest, &config.Error{
+		Status:  http.StatusBadRequest,
+		Code:    config.CodeVersionUnsupported,
+		Message: "version " + quoteSafe(asked) + " of " + br.name + " is not supported; supported: " + strings.Join(supported, ", "),
+		Context: map[string]any{"supported": supported, "backend": br.name},
+	})
+}
+
+// sunset is the 410 VERSION_SUNSET error, with the successor link.
+func (h *Handler) sunset(br *backendRoute, vr *versionRoute) error {
+	e := &config.Error{
+		Status:  http.StatusGone,
+		Code:    config.CodeVersionSunset,
+		Message: "version " + vr.name + " of " + br.name + " was retired on " + vr.sunsetAt.UTC().Format(time.DateOnly),
+		Context: map[string]any{"sunset": vr.sunsetAt.UTC().Format(time.RFC3339), "backend": br.name, "version": vr.name},
+		Header:  http.Header{"Sunset": {sunsetValue(vr.sunsetAt)}},
+	}
+	if vr.successor != "" {
+		e.Message += "; use " + vr.successor
+		e.Context["successor"] = vr.successor
+		e.Header["Link"] = []string{successorLink(vr.successor)}
+	}
+	return caddyhttp.Error(http.StatusGone, e)
+}
+
+// quoteSafe keeps a client-supplied version printable in a message.
+func quoteSafe(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,118 @@
+package version
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestSplitCanonical(t *testing.T) {
+	t.Parallel()
+	ok := map[string][]string{
+		"/api/v1/invoices":             {"v1", "invoices"},
+		"/api/v1/invoices/":            {"v1", "invoices"},
+		"/api/invoices/inv%20x":        {"invoices", "inv x"},
+		"/api/v1/invoices/inv_1/lines": {"v1", "invoices", "inv_1", "lines"},
+		"/api/v1/invoices/O%27Brien":   {"v1", "invoices", "O'Brien"},
+		"/api/v1/invoices/..a":         {"v1", "invoices", "..a"},
+	}
+	for p, want := range ok {
+		var buf [maxSegments]string
+		segs, res := splitCanonical(p, "/api", buf[:])
+		if res != pathOK || len(segs) != len(want) {
+			t.Errorf("%s: %v %d", p, segs, res)
+			continue
+		}
+		for i := range want {
+			if segs[i] != want[i] {
+				t.Errorf("%s: %v", p, segs)
+			}
+		}
+	}
+	for p, want := range map[string]int{
+		"/api":                                   pathNotFound,
+		"/api/":                                  pathNotFound,
+		"/apix/v1/invoices":                      pathNotFound,
+		"/other/v1":                              pathNotFound,
+		"/api//v1":                               pathNotCanonical,
+		"/api/v1//invoices":                      pathNotCanonical,
+		"/api/v1/invoices//":                     pathNotCanonical,
+		"/api/v1/./invoices":                     pathNotCanonical,
+		"/api/v1/invoices/..":                    pathNotCanonical,
+		"/api/v1/invoices/%2e%2E":                pathNotCanonical,
+		"/api/v1/invoices/%2E":                   pathNotCanonical,
+		"/api/v1/invoices/a%2fb":                 pathNotCanonical,
+		"/api/v1/invoices/a%5Cb":                 pathNotCanonical,
+		"/api/v1/invoices/a\\b":                  pathNotCanonical,
+		"/api/v1/invoices/a%00":                  pathNotCanonical,
+		"/api/v1/invoices/a%0d%0a":               pathNotCanonical,
+		"/api/v1/invoices/%zz":                   pathNotCanonical,
+		"/api/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q": pathNotCanonical,
+	} {
+		var buf [maxSegments]string
+		if _, res := splitCanonical(p, "/api", buf[:]); res != want {
+			t.Errorf("%s: %d, want %d", p, res, want)
+		}
+	}
+}
+
+func TestHeaderVersion(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		h        http.Header
+		v        string
+		conflict bool
+	}{
+		{http.Header{}, "", false},
+		{http.Header{"Api-Version": {"v2"}}, "v2", false},
+		{http.Header{"Api-Version": {" 2 "}}, "v2", false},
+		{http.Header{"Accept": {"application/json, application/vnd.erp.v2+json;q=0.9"}}, "v2", false},
+		{http.Header{"Accept": {"Application/Vnd.Erp.V3+JSON"}}, "v3", false},
+		{http.Header{"Accept": {"application/vnd.erp.+json"}}, "", false},
+		{http.Header{"Api-Version": {"v1"}, "Accept": {"application/vnd.erp.v1+json"}}, "v1", false},
+		{http.Header{"Api-Version": {"v1"}, "Accept": {"application/vnd.erp.v2+json"}}, "v1", true},
+		{http.Header{"Api-Version": {"v1", "v2"}}, "v1", true},
+	} {
+		v, conflict := headerVersion(c.h)
+		if v != c.v || conflict != c.conflict {
+			t.Errorf("%v: %q %v", c.h, v, conflict)
+		}
+	}
+}
+
+func TestHeaderValues(t *testing.T) {
+	t.Parallel()
+	d := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if deprecationValue(d) != "@1767225600" || sunsetValue(d) != "Thu, 01 Jan 2026 00:00:00 GMT" ||
+		successorLink("/api/v2/invoices") != `</api/v2/invoices>; rel="successor-version"` {
+		t.Fatal(deprecationValue(d), sunsetValue(d))
+	}
+}
+
+func TestLooksLikeVersion(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{"v1": true, "v2.1": true, "v10": true, "v": false, "v.1": false, "v1.": false, "invoices": false, "v1.2.3": false, "V1": false} {
+		if looksLikeVersion(s) != want {
+			t.Errorf("%s", s)
+		}
+	}
+}
+
+func TestUsageCounter(t *testing.T) {
+	t.Parallel()
+	c := &usageCounter{entries: map[usageKey]*DeprecatedUsage{}}
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	sunset := time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
+	c.add("acme", "invoices", "v1", at, sunset, "/api/v2/invoices")
+	c.add("acme", "invoices", "v1", at.Add(time.Hour), sunset, "/api/v2/invoices")
+	c.add("acme", "customers", "v1", at, time.Time{}, "")
+	c.add("globex", "invoices", "v1", at, sunset, "")
+	got := c.list("acme")
+	if len(got) != 2 || got[0].Backend != "customers" || got[1].Calls != 2 || !got[1].LastCall.Equal(at.Add(time.Hour)) ||
+		!got[1].FirstCall.Equal(at) || got[1].Sunset == nil || !got[1].Sunset.Equal(sunset) || got[0].Sunset != nil {
+		t.Fatalf("%+v", got)
+	}
+	if other := c.list("initech"); other == nil || len(other) != 0 {
+		t.Fatalf("unknown company: %v", other)
+	}
+}

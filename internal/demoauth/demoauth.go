@@ -1,0 +1,45 @@
+// Package demoauth logs demo users in through a running gateway's auth
+// service, for whole-stack tests.
+package demoauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/erpgate/erpgate/internal/httpt"
+)
+
+// Password of every demo user.
+const Password = "erpgate-demo"
+
+// Tokens are what select-company answers.
+type Tokens struct {
+	Access  string `json:"access_token"`
+	Refresh string `json:"refresh_token"`
+}
+
+// Login logs email in and selects company; it fails the test on any error.
+func Login(t testing.TB, base, email, company string) Tokens {
+	t.Helper()
+	resp := httpt.Do(t, http.MethodPost, base+"/api/v1/auth/login", httpt.JSON(t, map[string]string{"email": email, "password": Password}), nil)
+	env := resp.Envelope(t)
+	var login struct {
+		LoginToken string `json:"login_token"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(env.Data, &login) != nil || login.LoginToken == "" {
+		t.Fatalf("login %s: %d %s", email, resp.StatusCode, resp.Body)
+	}
+	resp = httpt.Do(t, http.MethodPost, base+"/api/v1/auth/select-company", httpt.JSON(t, map[string]string{"login_token": login.LoginToken, "company_id": company}), nil)
+	env = resp.Envelope(t)
+	var tok Tokens
+	if resp.StatusCode != 200 || json.Unmarshal(env.Data, &tok) != nil || tok.Access == "" {
+		t.Fatalf("select-company %s/%s: %d %s", email, company, resp.StatusCode, resp.Body)
+	}
+	return tok
+}
+
+// Bearer is the Authorization header of an access token.
+func Bearer(access string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + access}
+}
