@@ -70,8 +70,8 @@ const (
 
 // Redis key names, each under the configured key prefix.
 const (
-	RedisKeyRevokedSession = "revoked:sid:"  // + session id
-	RedisChannelRevocation = "revocations"   // pub/sub channel
+	RedisKeyRevokedSession = "revoked:sid:" // + session id
+	RedisChannelRevocation = "revocations"  // pub/sub channel
 	RedisKeyLoginAttempts  = "attempts:login:"
 	RedisKeyTOTPAttempts   = "attempts:totp:"
 	RedisKeyTOTPReplay     = "totp:used:"

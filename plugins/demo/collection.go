@@ -89,6 +89,7 @@ var resources = map[string]resource{
 		records: func(c *company) map[string]*product { return c.products },
 		idOf:    func(x *product) string { return x.ID },
 		render:  renderProduct,
+		filter:  productFilter,
 		build:   buildProduct,
 		assign: func(c *company, x *product) {
 			x.ID = c.productID(c.nextProduct)

@@ -26,6 +26,7 @@ type company struct {
 	invoices  map[string]*invoice
 	customers map[string]*customer
 	products  map[string]*product
+	ledger    []*ledgerEntry // read-only, ordered by id; served over OData
 
 	nextInvoice, nextCustomer, nextProduct int
 }
@@ -65,16 +66,41 @@ func (c *company) invoiceNumber(n int) string {
 	return fmt.Sprintf("%s-%04d", c.prefix, n)
 }
 
+// ledgerEntry is a general-ledger line (the OData service's LedgerEntries).
+type ledgerEntry struct {
+	ID          string
+	EntryNo     string
+	Account     string // account code, text: "4000"
+	Description string
+	AmountCents int64 // negative for credits
+	Currency    string
+	PostedOn    string // YYYY-MM-DD
+	Status      string // posted, draft
+}
+
+func (e *ledgerEntry) record() record {
+	return record{"id": e.ID, "entry_no": e.EntryNo, "account": e.Account, "description": e.Description,
+		"amount": float64(e.AmountCents) / 100, "currency": e.Currency, "posted_on": e.PostedOn, "status": e.Status}
+}
+
 // seedSpec sizes one company's seed data.
 type seedSpec struct {
 	id, name, currency            string
 	invoices, customers, products int
+	ledger                        int
 }
 
 var seedSpecs = []seedSpec{
-	{id: "acme", name: "Acme Corp", currency: "EUR", invoices: 120, customers: 25, products: 30},
-	{id: "globex", name: "Globex", currency: "USD", invoices: 37, customers: 8, products: 12},
+	{id: "acme", name: "Acme Corp", currency: "EUR", invoices: 120, customers: 25, products: 30, ledger: 64},
+	{id: "globex", name: "Globex", currency: "USD", invoices: 37, customers: 8, products: 12, ledger: 20},
 }
+
+var (
+	ledgerAccounts = []string{"4000", "1200", "6100", "2100", "4000", "7000"}
+	// ledgerTexts include a quote and an ampersand, so filters on them
+	// exercise the escaping of every dialect.
+	ledgerTexts = []string{"Sales revenue", "Customer payment", "Office rent", "Supplier invoice", "Refund to O'Brien & Sons", "Bank fees"}
+)
 
 var (
 	nameFirst = []string{"Blue", "Northwind", "Silver", "Granite", "Harbor", "Cedar", "Summit", "Copper", "Maple", "Atlas", "Orion", "Pioneer", "Juniper"}
@@ -135,6 +161,28 @@ func seed(s seedSpec) *company {
 			Status:      seedStatuses[(i-1)%len(seedStatuses)],
 			IssuedAt:    invoiceEpoch.AddDate(0, 0, 2*(i-1)).Format(dateLayout),
 		}
+	}
+	ledgerEpoch := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	for i := 1; i <= s.ledger; i++ {
+		k := (i - 1) % len(ledgerAccounts)
+		amount := int64(5000 + (i-1)*7919%250000)
+		if k == 1 || k == 4 { // payments received and refunds are credits
+			amount = -amount
+		}
+		status := "posted"
+		if i%9 == 0 {
+			status = "draft"
+		}
+		c.ledger = append(c.ledger, &ledgerEntry{
+			ID:          fmt.Sprintf("le_%s_%04d", c.id, i),
+			EntryNo:     fmt.Sprintf("%s-GL-%04d", c.prefix, i),
+			Account:     ledgerAccounts[k],
+			Description: ledgerTexts[k],
+			AmountCents: amount,
+			Currency:    c.currency,
+			PostedOn:    ledgerEpoch.AddDate(0, 0, 3*(i-1)).Format(dateLayout),
+			Status:      status,
+		})
 	}
 	c.nextInvoice, c.nextCustomer, c.nextProduct = s.invoices+1, s.customers+1, s.products+1
 	return c

@@ -234,6 +234,18 @@ func productSorts(v string) map[string]func(a, b *product) int {
 	return m
 }
 
+// productFilter keeps products matching the currency and sku query
+// parameters exactly.
+func productFilter(q url.Values, x *product) bool {
+	if s, ok := q["currency"]; ok && x.Currency != s[0] {
+		return false
+	}
+	if s, ok := q["sku"]; ok && x.SKU != s[0] {
+		return false
+	}
+	return true
+}
+
 func buildProduct(in *input, c *company, v string, cur *product, _ time.Time) *product {
 	x := &product{Currency: c.currency}
 	if cur != nil {

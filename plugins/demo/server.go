@@ -57,6 +57,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveDiagnostic(w, r, name)
 		return
 	}
+	if path == jsonrpcPath {
+		s.serveJSONRPC(w, r)
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, odataPrefix); ok && (rest == "" || rest[0] == '/') {
+		s.serveOData(w, r, rest)
+		return
+	}
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
 	}

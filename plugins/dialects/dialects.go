@@ -1,0 +1,146 @@
+// Package dialects is the pure (Caddy-free) core of erpgate's backend
+// dialects: the one query syntax clients use against every backend, and the
+// Dialect interface each backend protocol (packages rest, odata, jsonrpc)
+// implements to rewrite a request on the way in and to read the answer on the
+// way out.
+//
+// # The envelope's query
+//
+// Every list request through the edge takes the same parameters, whatever the
+// backend speaks:
+//
+//	page=N                 1-based page; default 1
+//	limit=N                page size, 1..200; default 50
+//	sort=f1,-f2            ascending f1, then descending f2 (at most 3 keys)
+//	filter=field:op:value  repeatable; all filters must hold (AND)
+//
+// Field names are identifiers ([A-Za-z_][A-Za-z0-9_]*, at most 64 bytes);
+// they are the backend's own field names, as they appear in `data`. Operators:
+//
+//	eq ne gt ge lt le      comparisons
+//	contains startswith    substring / prefix match on text (case-sensitive)
+//
+// The value is everything after the second colon (it may contain colons). It
+// is typed so that every backend language gets the same literal:
+//
+//	"text"        a string, JSON-quoted (the way to send a string that looks like a number or a date)
+//	true false    a boolean
+//	null          null
+//	-12.5 3e2     a number (JSON number syntax)
+//	2026-01-31    a date
+//	anything else a string
+//
+// contains and startswith always take the value as text. A query a dialect
+// cannot express exactly is refused with 400 BAD_REQUEST naming the
+// parameter, never silently run as a different query.
+package dialects
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/envelope"
+)
+
+// Target is where erp_version routes a request: the backend, the version, and
+// the pieces of the upstream path. All path parts are decoded and have been
+// checked to be canonical (no empty, "." or ".." segments, no slashes inside
+// a segment).
+type Target struct {
+	Backend string // registered backend name, e.g. "invoices"
+	Version string // e.g. "v1"
+	// BasePath is the path of the version's upstream URL without a trailing
+	// slash, e.g. "/v1" or "/odata/v1" or "".
+	BasePath string
+	// Resource is the backend's path below BasePath, e.g. "/invoices" (by
+	// default "/" + Backend).
+	Resource string
+	// ID is the item id (the first segment after the backend), "" for the collection.
+	ID string
+	// Sub holds any further segments after the id.
+	Sub []string
+}
+
+// Dialect maps requests and answers between the envelope's conventions and a
+// backend protocol. Implementations are immutable after construction and
+// safe for concurrent use.
+type Dialect interface {
+	// Rewrite turns the client's request into the backend's, in place
+	// (path, query, and for some protocols method and body), and returns
+	// the Translator that reads the backend's answer. An error is a
+	// *config.Error with status 400 (or 405) saying what cannot be expressed.
+	Rewrite(r *http.Request, t *Target) (envelope.Translator, error)
+}
+
+// BadQuery is the 400 error for a query parameter a dialect refuses.
+func BadQuery(field, msg string) *config.Error {
+	return &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest, Message: msg, Field: field}
+}
+
+// MethodNotAllowed is the 405 error for a method a dialect cannot map.
+func MethodNotAllowed(backend, dialect, allowed string) *config.Error {
+	return &config.Error{
+		Status:  http.StatusMethodNotAllowed,
+		Code:    config.CodeBadRequest,
+		Message: "the " + backend + " backend (" + dialect + ") accepts only " + allowed + " through the edge",
+		Header:  http.Header{"Allow": {allowed}},
+	}
+}
+
+// NotFound is the 404 error for a path the dialect has no mapping for.
+func NotFound(msg string) *config.Error {
+	return &config.Error{Status: http.StatusNotFound, Code: config.CodeNotFound, Message: msg}
+}
+
+// SetPath sets u's path to the concatenation of the given decoded parts;
+// segments are escaped individually, so a decoded "/" inside an id can never
+// become a path separator upstream. prefix is an already-canonical path
+// (e.g. "/odata/v1/Products") that is escaped segment by segment as well.
+func SetPath(u *url.URL, prefix string, segs ...string) {
+	var b strings.Builder
+	n := len(prefix)
+	for _, s := range segs {
+		n += len(s) + 1
+	}
+	b.Grow(n + 8)
+	raw := false
+	for seg := range strings.SplitSeq(strings.TrimPrefix(prefix, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		b.WriteByte('/')
+		esc := url.PathEscape(seg)
+		raw = raw || esc != seg
+		b.WriteString(esc)
+	}
+	for _, s := range segs {
+		b.WriteByte('/')
+		esc := url.PathEscape(s)
+		raw = raw || esc != s
+		b.WriteString(esc)
+	}
+	if b.Len() == 0 {
+		b.WriteByte('/')
+	}
+	if !raw {
+		u.Path, u.RawPath = b.String(), ""
+		return
+	}
+	u.RawPath = b.String()
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil { // cannot happen: we escaped it
+		p = u.RawPath
+	}
+	u.Path = p
+}
+
+// JoinPath is base + resource, the collection path of a target (decoded).
+func (t *Target) JoinPath() string { return t.BasePath + t.Resource }
+
+// Factory makes the Dialect of one backend from a dialect's configuration;
+// the Caddy modules of namespace erp.dialects implement it.
+type Factory interface {
+	ForBackend(name string) Dialect
+}

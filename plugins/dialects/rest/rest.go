@@ -1,0 +1,90 @@
+// Package rest is the REST dialect: requests pass through with their path
+// mapped onto the backend's base URL; `filter=field:eq:value` becomes the
+// backend's own `field=value` for the fields the backend is known to filter
+// on; answers are read by envelope.REST (JSON as data, `X-Total-Count`,
+// `X-Page`/`X-Per-Page` and `Link: rel="next"` as pagination, RFC 9457
+// problem details as errors).
+package rest
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/plugins/dialects"
+)
+
+// Dialect is the REST dialect of one backend.
+type Dialect struct {
+	// Backend names the backend in messages.
+	Backend string
+	// FilterFields are the fields the backend filters on by exact match
+	// (`field=value`). A filter on any other field, or with any operator
+	// but eq, is refused with 400: a REST backend commonly ignores query
+	// parameters it does not know, which would silently return more.
+	FilterFields []string
+}
+
+// Rewrite maps the path; the query passes through except `filter`.
+func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Translator, error) {
+	segs := t.Sub
+	if t.ID != "" {
+		segs = make([]string, 0, 1+len(t.Sub))
+		segs = append(segs, t.ID)
+		segs = append(segs, t.Sub...)
+	}
+	dialects.SetPath(r.URL, t.JoinPath(), segs...)
+	if r.URL.RawQuery == "" {
+		return envelope.REST, nil
+	}
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, dialects.BadQuery("", "the query string is malformed")
+	}
+	q, err := dialects.ParseQuery(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Filters) == 0 {
+		return envelope.REST, nil
+	}
+	v.Del("filter")
+	for _, f := range q.Filters {
+		if f.Op != dialects.OpEq {
+			return nil, dialects.BadQuery("filter", "the "+d.Backend+" backend (REST) can only filter with eq, not "+f.Op.String())
+		}
+		if !slices.Contains(d.FilterFields, f.Field) {
+			msg := "the " + d.Backend + " backend (REST) cannot filter on " + strconv.Quote(f.Field)
+			if len(d.FilterFields) == 0 {
+				msg = "the " + d.Backend + " backend (REST) takes no filters"
+			} else {
+				msg += "; filterable fields: " + joinComma(d.FilterFields)
+			}
+			return nil, dialects.BadQuery("filter", msg)
+		}
+		if f.Value.Kind == dialects.Null {
+			return nil, dialects.BadQuery("filter", "the "+d.Backend+" backend (REST) cannot filter on null")
+		}
+		if _, dup := v[f.Field]; dup {
+			return nil, dialects.BadQuery("filter", "filter on "+strconv.Quote(f.Field)+" is given twice")
+		}
+		v.Set(f.Field, f.Value.Text)
+	}
+	r.URL.RawQuery = v.Encode()
+	return envelope.REST, nil
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+var _ dialects.Dialect = (*Dialect)(nil)

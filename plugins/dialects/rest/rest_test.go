@@ -1,0 +1,61 @@
+package rest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/plugins/dialects"
+)
+
+var (
+	dialect = &Dialect{Backend: "invoices", FilterFields: []string{"status", "customer_id"}}
+	target  = &dialects.Target{Backend: "invoices", Version: "v1", BasePath: "/v1", Resource: "/invoices"}
+)
+
+func TestRewrite(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/api/v1/invoices?page=2&limit=10&sort=-amount&filter=status:eq:paid&filter="+url.QueryEscape("customer_id:eq:a&b=c"), nil)
+	tr, err := dialect.Rewrite(r, target)
+	if err != nil || tr == nil {
+		t.Fatal(err)
+	}
+	q := r.URL.Query()
+	if r.URL.Path != "/v1/invoices" || q.Get("status") != "paid" || q.Get("customer_id") != "a&b=c" || q.Get("page") != "2" || q.Get("sort") != "-amount" || q.Has("filter") || q.Has("b") {
+		t.Fatalf("%s ? %s", r.URL.Path, r.URL.RawQuery)
+	}
+	// an item, with a slash in its id kept inside its segment
+	tg := *target
+	tg.ID, tg.Sub = "inv/1", []string{"lines"}
+	r = httptest.NewRequest("GET", "/x?other=1", nil)
+	if _, err := dialect.Rewrite(r, &tg); err != nil || r.URL.EscapedPath() != "/v1/invoices/inv%2F1/lines" || r.URL.RawQuery != "other=1" {
+		t.Fatalf("%s %s %v", r.URL.EscapedPath(), r.URL.RawQuery, err)
+	}
+}
+
+func TestRewriteRefusals(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{"filter=status:ne:paid", "filter=amount:eq:5", "filter=status:eq:null", "filter=status:eq:a&status=b", "limit=500", "page=0"} {
+		r := httptest.NewRequest("GET", "/x?"+q, nil)
+		_, err := dialect.Rewrite(r, target)
+		if ce, ok := config.AsError(err); !ok || ce.Status != 400 {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	_, err := (&Dialect{Backend: "customers"}).Rewrite(httptest.NewRequest("GET", "/x?filter=name:eq:x", nil), target)
+	if ce, ok := config.AsError(err); !ok || ce.Message != "the customers backend (REST) takes no filters" {
+		t.Fatalf("%v", err)
+	}
+}
+
+func BenchmarkRewrite(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/invoices", RawQuery: "page=2&limit=10&sort=-amount"}}
+		if _, err := dialect.Rewrite(r, target); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
