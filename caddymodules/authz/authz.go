@@ -44,6 +44,10 @@ func init() {
 type Handler struct {
 	// Require lists scopes the caller must all hold. Empty: derived from the backend.
 	Require []string `json:"require,omitempty"`
+	// AuthenticatedOnly skips the permission check: any verified identity of
+	// a company may pass (for edge endpoints about the caller itself, such as
+	// `/api/v1/usage`). Company binding still applies.
+	AuthenticatedOnly bool `json:"authenticated_only,omitempty"`
 	// MaxBodyCheck is the largest JSON body, in bytes, whose top-level
 	// `company_id` is checked. Larger bodies pass unchecked (the backend
 	// still gets the verified X-ERP-Company-ID). Default: 1 MiB.
@@ -86,7 +90,13 @@ func deny(status int, code, msg string) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripHeaders(r.Header)
-	if !canonicalPath(r.URL.EscapedPath()) {
+	// Judge the request the client sent: erp_version and dialects may have
+	// rewritten path and method for the backend (a JSON-RPC read is a POST).
+	method, path := r.Method, r.URL.EscapedPath()
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		method, path = orig.Method, orig.URL.EscapedPath()
+	}
+	if !canonicalPath(path) {
 		return deny(http.StatusBadRequest, config.CodeBadRequest, "the path is not in canonical form")
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -98,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if user == "" || company == "" {
 		return deny(http.StatusUnauthorized, config.CodeUnauthenticated, "authentication required")
 	}
-	for _, c := range companyInPath(r.URL.EscapedPath()) {
+	for _, c := range companyInPath(path) {
 		if c != company {
 			return h.mismatch(r, company, "path")
 		}
@@ -120,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	scope := replString(repl, "http.auth.user.scope")
 	required := h.Require
-	if len(required) == 0 {
+	if len(required) == 0 && !h.AuthenticatedOnly {
 		backend := replString(repl, config.VarBackend)
 		if backend == "" {
 			backend, _ = caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
@@ -128,7 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if backend == "" {
 			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
 		}
-		required = []string{derivedScope(backend, r.Method)}
+		required = []string{derivedScope(backend, method)}
 	}
 	for _, s := range required {
 		if !hasScope(scope, s) {

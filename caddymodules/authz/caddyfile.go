@@ -30,10 +30,15 @@ func init() {
 //		issuer            <iss>
 //		audience          <aud>
 //		leeway            <duration>
+//		refresh_interval  <duration>   # JWKS background refresh
+//		min_refetch       <duration>   # least time between refetches for unknown kids
+//		negative_ttl      <duration>   # how long an unknown kid stays unknown
+//		key_cache_ttl     <duration>   # how long an API key's introspection is cached
 //		introspect_url    <url>        # default: the in-process auth service
 //		introspect_secret <secret>     # use {env.…}
 //		api_keys          on|off       # default on
 //		require           <scope…>     # default: {backend}:read|write
+//		authenticated_only             # any verified identity; no scope check
 //	}
 func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	matcherSet, err := h.ExtractMatcherSet()
@@ -64,7 +69,8 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		}
 		var v string
 		switch name {
-		case "jwks_url", "issuer", "audience", "introspect_url", "introspect_secret", "leeway", "api_keys":
+		case "jwks_url", "issuer", "audience", "introspect_url", "introspect_secret", "leeway", "api_keys",
+			"refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl":
 			if v, err = one(); err != nil {
 				return nil, err
 			}
@@ -76,12 +82,15 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 			jwtP.Issuer = v
 		case "audience":
 			jwtP.Audience = v
-		case "leeway":
+		case "leeway", "refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl":
 			d, err := caddy.ParseDuration(v)
-			if err != nil {
-				return nil, h.Errf("leeway: %v", err)
+			if err != nil || d <= 0 {
+				return nil, h.Errf("%s: want a positive duration, got %q", name, v)
 			}
-			jwtP.Leeway = caddy.Duration(d)
+			*map[string]*caddy.Duration{
+				"leeway": &jwtP.Leeway, "refresh_interval": &jwtP.RefreshInterval, "min_refetch": &jwtP.MinRefetch,
+				"negative_ttl": &jwtP.NegativeTTL, "key_cache_ttl": &keyP.CacheTTL,
+			}[name] = caddy.Duration(d)
 		case "introspect_url":
 			keyP.IntrospectURL = v
 		case "introspect_secret":
@@ -100,6 +109,11 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 				return nil, h.ArgErr()
 			}
 			az.Require = args
+		case "authenticated_only":
+			if len(args) != 0 {
+				return nil, h.ArgErr()
+			}
+			az.AuthenticatedOnly = true
 		default:
 			return nil, h.Errf("unknown subdirective %q", name)
 		}

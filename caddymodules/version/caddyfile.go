@@ -9,7 +9,7 @@ import (
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("erp_version", parseCaddyfile)
 	// after the envelope and header rewrites, before anything that proxies
-	httpcaddyfile.RegisterDirectiveOrder("erp_version", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("erp_version", httpcaddyfile.Before, "basic_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
