@@ -51,10 +51,12 @@ type KeySet struct {
 
 	keys atomic.Pointer[map[string]Key]
 
-	mu        sync.Mutex
-	lastFetch time.Time
-	negative  map[string]time.Time
-	flight    chan struct{}
+	mu sync.Mutex
+	// lastDemand is the last refetch caused by an unknown kid; background
+	// refreshes don't count, so a key published a second ago is found.
+	lastDemand time.Time
+	negative   map[string]time.Time
+	flight     chan struct{}
 }
 
 const maxNegative = 4096
@@ -141,14 +143,14 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
 		}
 		return Key{}, ErrUnknownKey
 	}
-	if !ks.lastFetch.IsZero() && now.Sub(ks.lastFetch) < ks.MinRefetch {
+	if !ks.lastDemand.IsZero() && now.Sub(ks.lastDemand) < ks.MinRefetch {
 		ks.markUnknown(kid, now)
 		ks.mu.Unlock()
 		return Key{}, ErrUnknownKey
 	}
 	f := make(chan struct{})
 	ks.flight = f
-	ks.lastFetch = now
+	ks.lastDemand = now
 	ks.mu.Unlock()
 
 	err := ks.refresh()
@@ -180,9 +182,6 @@ func (ks *KeySet) markUnknown(kid string, now time.Time) {
 
 // Refresh fetches the key set now (background refresh).
 func (ks *KeySet) Refresh() error {
-	ks.mu.Lock()
-	ks.lastFetch = ks.Now()
-	ks.mu.Unlock()
 	return ks.refresh()
 }
 

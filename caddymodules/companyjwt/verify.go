@@ -38,6 +38,8 @@ type Claims struct {
 	Plan      string
 	TokenID   string
 	Expiry    time.Time
+
+	kid string // the key that signed it: a cached token dies with its key
 }
 
 // HasScope reports whether the space-separated scope holds s.
@@ -83,6 +85,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			}
 			if v.Revoked.Has(c.SessionID) {
 				return nil, ErrRevoked
+			}
+			if _, ok := v.Keys.get(c.kid); !ok {
+				return nil, ErrUnknownKey // the key was retired or withdrawn
 			}
 			return c, nil
 		}
@@ -203,7 +208,12 @@ func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) 
 	if err := strictObject(pb, &cs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrClaims, err)
 	}
-	return v.checkClaims(&cs, now)
+	c, err := v.checkClaims(&cs, now)
+	if err != nil {
+		return nil, err
+	}
+	c.kid = key.Kid
+	return c, nil
 }
 
 func unix(f float64) time.Time {

@@ -67,7 +67,8 @@ func checkIsolation(t *testing.T, in *stacktest.Instance) {
 	// company in query, path or body
 	expectCode(t, httpt.Get(t, u+"?company_id=globex", bearer(alice.Access)), 403, "COMPANY_MISMATCH")
 	expectCode(t, httpt.Get(t, u+"?COMPANY_ID=globex", bearer(alice.Access)), 403, "COMPANY_MISMATCH")
-	expectCode(t, httpt.Get(t, in.URL+"/api/v1/companies/globex/invoices", bearer(alice.Access)), 403, "COMPANY_MISMATCH")
+	expectCode(t, httpt.Get(t, in.URL+"/api/v1/invoices/companies/globex", bearer(alice.Access)), 403, "COMPANY_MISMATCH")
+	expectCode(t, httpt.Get(t, in.URL+"/api/v1/companies/globex/invoices", bearer(alice.Access)), 404, "NOT_FOUND") // no such backend
 	expectCode(t, httpt.Do(t, "POST", u, []byte(`{"company_id":"globex","customer_id":"cus_globex_001","amount":10,"currency":"USD"}`), bearer(alice.Access)), 403, "COMPANY_MISMATCH")
 	// own company named: allowed through to the backend
 	resp := httpt.Do(t, "POST", u, []byte(`{"company_id":"acme","customer_id":"cus_acme_001","amount":10,"currency":"EUR"}`), bearer(alice.Access))
