@@ -160,6 +160,11 @@ http://{$ERP_DEMO_LISTEN} {
 `
 }
 
+func newStubInstance(t *testing.T, is *issuerStub) *stacktest.Instance {
+	t.Helper()
+	return stacktest.Start(t, stacktest.Options{Config: stubConfig(is.srv.URL, "1m")})
+}
+
 // TestForgedTokens: SECURITY.md category 1, against the running binary.
 func TestForgedTokens(t *testing.T) {
 	t.Parallel()
