@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,7 +73,7 @@ func freePort() int {
 }
 
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader string) error {
-	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort()}
+	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "full": freePort()}
 	cfg := caddyfile(ports)
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
@@ -103,6 +104,19 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		{"plain reverse_proxy", ports["plain"], path, hdr},
 		{"erpgate: envelope", ports["envelope"], path, hdr},
 	}
+	if err := waitFor(targets[0]); err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
+		return fmt.Errorf("gateway not ready: %w\n%s", err, b)
+	}
+	token, err := login(ports["auth"])
+	if err != nil {
+		return err
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + token}
+	targets = append(targets,
+		target{"erpgate: envelope+auth", ports["auth"], "/api" + path, bearer},
+		target{"erpgate: full chain", ports["full"], "/api" + strings.Replace(path, "/v1/", "/v2/", 1), bearer},
+	)
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
 			b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -171,6 +185,13 @@ func caddyfile(p map[string]int) string {
 	log {
 		level ERROR
 	}
+	erp {
+		demo on
+		backend invoices {
+			version v1 http://127.0.0.1:%[2]d/v1
+			version v2 http://127.0.0.1:%[2]d/v2
+		}
+	}
 }
 # the backend
 http://127.0.0.1:%[2]d {
@@ -190,7 +211,42 @@ http://:%[4]d {
 		erp_envelope
 	}
 }
-`, p["admin"], p["demo"], p["plain"], p["envelope"])
+# erpgate: envelope + authentication (erp_jwt, cached token) + authz
+http://:%[5]d {
+	route {
+		erp_envelope
+		handle /api/v1/auth/* {
+			erp_authsvc
+		}
+		handle_path /api/* {
+			vars erp.backend invoices
+			erp_auth
+			reverse_proxy 127.0.0.1:%[2]d
+		}
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+# erpgate: the full chain — envelope, version, auth, dynamic upstreams
+http://:%[6]d {
+	route {
+		erp_envelope
+		handle /api/* {
+			route {
+				erp_version
+				erp_auth
+				reverse_proxy {
+					dynamic erp
+				}
+			}
+		}
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], p["full"])
 }
 
 func waitFor(tg target) error {
@@ -329,4 +385,39 @@ func loadGo(tg target, d time.Duration, conns int) (result, error) {
 		p99:    latencies[len(latencies)*99/100],
 		errors: errs.Load(),
 	}, nil
+}
+
+// login gets an access token of the demo user alice for company acme.
+func login(port int) (string, error) {
+	base := fmt.Sprintf("http://127.0.0.1:%d/api/v1/auth", port)
+	post := func(path, body string, out any) error {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s: status %d", path, resp.StatusCode)
+		}
+		return json.Unmarshal(env.Data, out)
+	}
+	var l struct {
+		LoginToken string `json:"login_token"`
+	}
+	if err := post("/login", `{"email":"alice@acme.test","password":"erpgate-demo"}`, &l); err != nil {
+		return "", fmt.Errorf("login: %w", err)
+	}
+	var s struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := post("/select-company", `{"login_token":"`+l.LoginToken+`","company_id":"acme"}`, &s); err != nil {
+		return "", fmt.Errorf("select-company: %w", err)
+	}
+	return s.AccessToken, nil
 }

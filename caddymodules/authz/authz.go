@@ -83,6 +83,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// Canonical forms of the identity headers (set directly, without re-canonicalising per request).
+var (
+	hdrCompanyID = http.CanonicalHeaderKey(config.HeaderCompanyID)
+	hdrUserID    = http.CanonicalHeaderKey(config.HeaderUserID)
+	hdrRoles     = http.CanonicalHeaderKey(config.HeaderRoles)
+	hdrScope     = http.CanonicalHeaderKey(config.HeaderScope)
+)
+
 func deny(status int, code, msg string) error {
 	return caddyhttp.Error(status, &config.Error{Status: status, Code: code, Message: msg})
 }
@@ -113,7 +121,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.mismatch(r, company, "path")
 		}
 	}
-	if r.URL.RawQuery != "" {
+	// Parse the query only when it may name a company or a method (an
+	// escaped key could spell either, so any escape means parse).
+	if rq := r.URL.RawQuery; rq != "" && (containsFold(rq, "compan") || containsFold(rq, "_method") || strings.IndexByte(rq, '%') >= 0) {
 		q := r.URL.Query()
 		for _, c := range companyInQuery(q) {
 			if c != company {
@@ -150,10 +160,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The backend learns the caller from the edge alone: the credential itself stays here.
 	r.Header.Del("Authorization")
-	r.Header[config.HeaderCompanyID] = []string{company}
-	r.Header[config.HeaderUserID] = []string{user}
-	r.Header[config.HeaderRoles] = []string{replString(repl, "http.auth.user.roles")}
-	r.Header[config.HeaderScope] = []string{scope}
+	r.Header[hdrCompanyID] = []string{company}
+	r.Header[hdrUserID] = []string{user}
+	r.Header[hdrRoles] = []string{replString(repl, "http.auth.user.roles")}
+	r.Header[hdrScope] = []string{scope}
 	return next.ServeHTTP(w, r)
 }
 

@@ -1,0 +1,182 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/config"
+)
+
+func TestCanonicalPath(t *testing.T) {
+	t.Parallel()
+	for p, want := range map[string]bool{
+		"/api/v1/invoices":        true,
+		"/api/v1/invoices/inv_1":  true,
+		"/api/v1/invoices/a%20b":  true,
+		"/api/v1/invoices/%C3%A9": true,
+		"/api/v1/invoices/":       true,
+		"":                        false,
+		"api":                     false,
+		"/api//v1":                false,
+		"/api/./v1":               false,
+		"/api/../v1":              false,
+		"/api/v1/..":              false,
+		"/api/v1/.":               false,
+		"/api/%2e%2e/v1":          false,
+		"/api/%2E/v1":             false,
+		"/api/v1%2finvoices":      false,
+		"/api/v1%5Cinvoices":      false,
+		"/api/v1\\invoices":       false,
+		"/api/%69nvoices":         false,
+		"/api/%7e":                false,
+		"/api/%":                  false,
+		"/api/%zz":                false,
+		"/api/%00":                false,
+		"/api/%25":                false,
+	} {
+		if got := canonicalPath(p); got != want {
+			t.Errorf("canonicalPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestStripHeaders(t *testing.T) {
+	t.Parallel()
+	h := http.Header{
+		"X-Erp-Company-Id":       {"a", "b"},
+		"x-erp-company-id":       {"c"},
+		"X_erp_company_id":       {"d"},
+		"X-ERP-USER_ID":          {"e"},
+		"X-Erp-Roles":            {"owner"},
+		"X-Erp-Scope":            {"x"},
+		"X-Http-Method-Override": {"DELETE"},
+		"X-Method-Override":      {"PUT"},
+		"X-Erp-Other":            {"keep"},
+		"Accept":                 {"*/*"},
+	}
+	stripHeaders(h)
+	if len(h) != 2 || h.Get("X-Erp-Other") != "keep" || h.Get("Accept") != "*/*" {
+		t.Fatalf("left %v", h)
+	}
+}
+
+func TestCompanyReferences(t *testing.T) {
+	t.Parallel()
+	if got := companyInPath("/api/v1/invoices/companies/globex/x/Companies/a%62c"); len(got) != 2 || got[0] != "globex" || got[1] != "abc" {
+		t.Fatalf("companyInPath: %v", got)
+	}
+	q, _ := url.ParseQuery("Company_ID=globex&companyId=x&company=y&other=z")
+	if got := companyInQuery(q); len(got) != 3 {
+		t.Fatalf("companyInQuery: %v", got)
+	}
+	if derivedScope("Invoices", "HEAD") != "invoices:read" || derivedScope("ledger", "PATCH") != "ledger:write" {
+		t.Fatal("derivedScope")
+	}
+	if !hasScope("a:read b:write", "b:write") || hasScope("a:read b:write", "b") || hasScope("", "a:read") {
+		t.Fatal("hasScope")
+	}
+}
+
+func identityRequest(method, target, body string) *http.Request {
+	var r *http.Request
+	if body != "" {
+		r = httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+	} else {
+		r = httptest.NewRequest(method, target, nil)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	repl := caddyhttp.NewTestReplacer(r)
+	repl.Set("http.auth.user.id", "usr_1")
+	repl.Set("http.auth.user.company_id", "acme")
+	repl.Set("http.auth.user.scope", "invoices:read")
+	repl.Set("http.auth.user.roles", "viewer")
+	repl.Set(config.VarBackend, "invoices")
+	return r
+}
+
+func TestServeHTTP(t *testing.T) {
+	t.Parallel()
+	h := &Handler{MaxBodyCheck: 1 << 20, logger: zap.NewNop()}
+	cases := []struct {
+		name, method, target, body string
+		code                       string
+	}{
+		{"read allowed", "GET", "/api/v1/invoices?company_id=acme", "", ""},
+		{"write forbidden", "POST", "/api/v1/invoices", `{"amount":1}`, config.CodeForbidden},
+		{"other company in query", "GET", "/api/v1/invoices?company_id=globex", "", config.CodeCompanyMismatch},
+		{"other company in an escaped query key", "GET", "/api/v1/invoices?%63ompany_id=globex", "", config.CodeCompanyMismatch},
+		{"other company in path", "GET", "/api/v1/invoices/companies/globex", "", config.CodeCompanyMismatch},
+		{"other company in body", "POST", "/api/v1/invoices", `{"company_id":"globex"}`, config.CodeCompanyMismatch},
+		{"non-string company in body", "POST", "/api/v1/invoices", `{"company_id":["acme"]}`, config.CodeCompanyMismatch},
+		{"non-canonical", "GET", "/api/v1/%69nvoices", "", config.CodeBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := identityRequest(tc.method, tc.target, tc.body)
+			r.Header.Set("X_ERP_COMPANY_ID", "globex")
+			r.Header.Set("Authorization", "Bearer x")
+			var seen http.Header
+			err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				seen = r.Header.Clone()
+				return nil
+			}))
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if seen.Get(config.HeaderCompanyID) != "acme" || seen.Get("X_ERP_COMPANY_ID") != "" || seen.Get("Authorization") != "" {
+					t.Fatalf("forwarded headers %v", seen)
+				}
+				return
+			}
+			ce, ok := config.AsError(err)
+			if !ok || ce.Code != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+		})
+	}
+	t.Run("no backend and no require: refused", func(t *testing.T) {
+		r := identityRequest("GET", "/api/v1/x", "")
+		r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Delete(config.VarBackend)
+		err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+		if ce, ok := config.AsError(err); !ok || ce.Code != config.CodeForbidden {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("unauthenticated", func(t *testing.T) {
+		r := httptest.NewRequest("GET", "/api/v1/invoices", nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		caddyhttp.NewTestReplacer(r)
+		err := h.ServeHTTP(httptest.NewRecorder(), r, nil)
+		var he caddyhttp.HandlerError
+		if !errors.As(err, &he) || he.StatusCode != 401 {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func BenchmarkServeHTTP(b *testing.B) {
+	h := &Handler{MaxBodyCheck: 1 << 20, logger: zap.NewNop()}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	r := identityRequest("GET", "/api/v1/invoices?limit=10&page=2", "")
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("User-Agent", "bench")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
