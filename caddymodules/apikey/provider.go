@@ -108,11 +108,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.metrics, err = edgeauth.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	p.revs, err = edgeauth.AcquireRevocations(app, p.logger)
-	if err != nil {
+	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
-	edgeauth.Register(app)
 	p.key = p.IntrospectURL
 	size := p.CacheSize
 	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
@@ -127,10 +125,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 
 // Cleanup lets go of the shared state.
 func (p *Provider) Cleanup() error {
-	edgeauth.Unregister(p.app)
-	if p.revs != nil {
-		p.revs.Release()
-	}
+	edgeauth.Leave(p.app, p.revs)
 	if p.st != nil {
 		_, _ = states.Delete(p.key)
 	}

@@ -112,11 +112,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.metrics = m
-	p.revs, err = edgeauth.AcquireRevocations(app, p.logger)
-	if err != nil {
+	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
-	edgeauth.Register(app)
 	p.key = p.JWKSURL + "|" + p.Issuer + "|" + p.Audience
 	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
@@ -131,10 +129,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 
 // Cleanup lets go of the shared state; a newer config has taken it already.
 func (p *Provider) Cleanup() error {
-	edgeauth.Unregister(p.app)
-	if p.revs != nil {
-		p.revs.Release()
-	}
+	edgeauth.Leave(p.app, p.revs)
 	if p.state != nil {
 		_, _ = states.Delete(p.key)
 	}

@@ -119,6 +119,26 @@ func (r *Revocations) Release() {
 	_, _ = revocationPool.Delete(r.key)
 }
 
+// Join is what a provider does in Provision: record the config's erp app and
+// acquire the revocation set. Leave undoes it in Cleanup.
+func Join(app *erpapp.App, logger *zap.Logger) (*Revocations, error) {
+	revs, err := AcquireRevocations(app, logger)
+	if err != nil {
+		return nil, err
+	}
+	Register(app)
+	return revs, nil
+}
+
+// Leave undoes Join (revs may be nil when Join failed).
+func Leave(app *erpapp.App, revs *Revocations) {
+	if revs == nil {
+		return
+	}
+	Unregister(app)
+	revs.Release()
+}
+
 // FeedFrom subscribes the set to an in-process auth service's revocations
 // (without Redis, that is the only source). Each service is subscribed once,
 // for the life of its config.
