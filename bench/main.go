@@ -55,9 +55,10 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds (median is reported)")
 	path := flag.String("path", "/v1/invoices?limit=10", "backend path loaded")
 	loader := flag.String("loader", "auto", "wrk, go or auto")
+	redisURL := flag.String("redis", envOr("ERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the quota targets")
 	flag.Parse()
 
-	if err := run(*gateway, *duration, *warmup, *conns, *rounds, *path, *loader); err != nil {
+	if err := run(*gateway, *duration, *warmup, *conns, *rounds, *path, *loader, *redisURL); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -72,32 +73,56 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader string) error {
-	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "full": freePort()}
-	cfg := caddyfile(ports)
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// startGateway runs the gateway binary with a Caddyfile; stop it with the returned func.
+func startGateway(gateway, dir, name, cfg string) (func(), error) {
+	cfgPath := filepath.Join(dir, name+".Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(gateway, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	home := filepath.Join(dir, name)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logf.Close()
+	}, nil
+}
+
+func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
+	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(),
+		"quota": freePort(), "full": freePort(), "admin2": freePort(), "quota2": freePort(), "full2": freePort()}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	cmd := exec.Command(gateway, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
+	stop, err := startGateway(gateway, dir, "gateway", caddyfile(ports))
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start gateway: %w", err)
+	defer stop()
+	// The Redis-backed quota needs Redis for the whole config: a second process.
+	stop2, err := startGateway(gateway, dir, "gateway-redis", caddyfileRedis(ports, redisURL))
+	if err != nil {
+		return err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
+	defer stop2()
 	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
 	targets := []target{
 		{"direct", ports["demo"], path, hdr},
@@ -108,14 +133,28 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
 		return fmt.Errorf("gateway not ready: %w\n%s", err, b)
 	}
+	if err := waitPort(ports["quota2"]); err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "gateway-redis.log"))
+		return fmt.Errorf("redis gateway not ready: %w\n%s", err, b)
+	}
 	token, err := login(ports["auth"])
 	if err != nil {
 		return err
 	}
+	token2, err := login(ports["quota2"])
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "gateway-redis.log"))
+		return fmt.Errorf("redis gateway: %w\n%s", err, b)
+	}
 	bearer := map[string]string{"Authorization": "Bearer " + token}
+	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
+	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
 		target{"erpgate: envelope+auth", ports["auth"], "/api" + path, bearer},
-		target{"erpgate: full chain", ports["full"], "/api" + strings.Replace(path, "/v1/", "/v2/", 1), bearer},
+		target{"+quota (memory)", ports["quota"], "/api" + path, bearer},
+		target{"+quota (redis)", ports["quota2"], "/api" + path, bearer2},
+		target{"full chain (memory)", ports["full"], v2, bearer},
+		target{"full chain (redis)", ports["full2"], v2, bearer2},
 	)
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
@@ -228,14 +267,44 @@ http://:%[5]d {
 		erp_envelope
 	}
 }
-# erpgate: the full chain — envelope, version, auth, dynamic upstreams
-http://:%[6]d {
+%[6]s
+`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"]))
+}
+
+// quotaSites are the routes with erp_quota: envelope+auth+quota, and the full
+// chain (envelope, version, auth, quota, dynamic upstreams). The limit is
+// high enough never to refuse: the benchmark measures the decision's cost.
+func quotaSites(quota, full, demo int) string {
+	return fmt.Sprintf(`
+http://:%[1]d {
+	route {
+		erp_envelope
+		handle /api/v1/auth/* {
+			erp_authsvc
+		}
+		handle_path /api/* {
+			vars erp.backend invoices
+			erp_auth
+			erp_quota {
+				plan standard 1000000000/m
+			}
+			reverse_proxy 127.0.0.1:%[3]d
+		}
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+http://:%[2]d {
 	route {
 		erp_envelope
 		handle /api/* {
 			route {
 				erp_version
 				erp_auth
+				erp_quota {
+					plan standard 1000000000/m
+				}
 				reverse_proxy {
 					dynamic erp
 				}
@@ -246,7 +315,40 @@ http://:%[6]d {
 		erp_envelope
 	}
 }
-`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], p["full"])
+`, quota, full, demo)
+}
+
+func caddyfileRedis(p map[string]int, redisURL string) string {
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%[1]d
+	log {
+		level ERROR
+	}
+	erp {
+		redis %[2]s
+		key_prefix erpgate-bench-%[3]d:
+		demo on
+		backend invoices {
+			version v1 http://127.0.0.1:%[4]d/v1
+			version v2 http://127.0.0.1:%[4]d/v2
+		}
+	}
+}
+%[5]s
+`, p["admin2"], redisURL, os.Getpid(), p["demo"], quotaSites(p["quota2"], p["full2"], p["demo"]))
+}
+
+func waitPort(port int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("port %d not listening", port)
 }
 
 func waitFor(tg target) error {

@@ -60,6 +60,10 @@ type App struct {
 	// Backends are the ERP services behind the edge, by name (see Backend).
 	Backends map[string]*Backend `json:"backends,omitempty"`
 
+	// QuotaOverrides change erp_quota's numbers per company, by company id
+	// (see QuotaOverride).
+	QuotaOverrides map[string]*QuotaOverride `json:"quota_overrides,omitempty"`
+
 	pg     *pgPool
 	rdb    *redisClient
 	pgKey  string
@@ -103,6 +107,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.Timeout = caddy.Duration(2 * time.Second)
 	}
 	if err := a.provisionBackends(ctx); err != nil {
+		return err
+	}
+	if err := a.provisionQuotaOverrides(); err != nil {
 		return err
 	}
 	repl := caddy.NewReplacer()
