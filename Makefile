@@ -7,7 +7,7 @@ RACEBIN   := $(BIN)/gateway-race
 export ERP_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export ERP_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: all build test services vet bench xcaddy clean
+.PHONY: all build test services chromium vet bench xcaddy clean
 
 all: build
 
@@ -17,11 +17,15 @@ build:
 services:
 	./scripts/services.sh
 
+# headless Chromium for the docs page test (Debian's package)
+chromium:
+	./scripts/chromium.sh
+
 vet:
 	$(GO) vet ./...
 
 # Whole-stack tests run the race-enabled binary built once here.
-test: services vet
+test: services chromium vet
 	$(GO) build -race -o $(RACEBIN) ./cmd/gateway
 	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) $(GO) test -race -count=1 -timeout 12m ./...
 

@@ -58,7 +58,8 @@ func parseAPIKey(k string) (string, bool) {
 }
 
 // Introspection is the answer about an API key (RFC 7662 style). When Active
-// is false only Status is set ("invalid", "revoked" or "expired").
+// is false only Status is set ("invalid", "revoked", "expired", or
+// "disabled": its company is disabled).
 type Introspection struct {
 	Active    bool   `json:"active"`
 	Status    string `json:"status"`
@@ -101,6 +102,13 @@ func (s *Service) IntrospectAPIKey(ctx context.Context, key string) (Introspecti
 		return Introspection{Status: "revoked"}, nil
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return Introspection{Status: "expired"}, nil
+	}
+	co, err := s.store.GetCompany(ctx, k.CompanyID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Introspection{}, err
+	}
+	if err != nil || co.Disabled {
+		return Introspection{Status: "disabled"}, nil
 	}
 	s.uses.add(k.ID, now)
 	in := Introspection{Active: true, Status: "active", TokenType: "api_key", KeyID: k.ID, CompanyID: k.CompanyID,
@@ -308,7 +316,9 @@ func (s *Service) handleCreateAPIKey(c *call) (int, any, error) {
 		secret, h = newAPIKeySecret(prefix)
 		k = store.APIKey{ID: uuid.NewString(), CompanyID: access.Company.ID, Name: in.Name, Prefix: prefix, SecretHash: h,
 			Scope: scope, Plan: plan, CreatedBy: claims.Subject, CreatedAt: now, ExpiresAt: exp}
-		err = s.store.CreateAPIKey(c.ctx, k)
+		ev := s.event(c, store.EventAPIKeyCreated)
+		ev.SubjectID, ev.Details = k.ID, map[string]string{"prefix": prefix, "name": in.Name, "scope": strings.Join(scope, " "), "plan": plan}
+		err = s.store.CreateAPIKey(c.ctx, k, ev)
 		if errors.Is(err, store.ErrConflict) && attempt < 3 {
 			continue // a prefix collision: draw again
 		}
@@ -383,7 +393,9 @@ func (s *Service) handleRotateAPIKey(c *call) (int, any, error) {
 	}
 	now := s.clock.Now()
 	secret, h := newAPIKeySecret(old.Prefix)
-	k, err := s.store.RotateAPIKey(c.ctx, access.Company.ID, c.param, h, now.Add(grace), now)
+	ev := s.event(c, store.EventAPIKeyRotated)
+	ev.SubjectID, ev.Details = c.param, map[string]string{"prefix": old.Prefix, "grace_period": grace.String()}
+	k, err := s.store.RotateAPIKey(c.ctx, access.Company.ID, c.param, h, now.Add(grace), now, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such API key")
 	}
@@ -403,7 +415,9 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	now := s.clock.Now()
-	err = s.store.RevokeAPIKey(c.ctx, access.Company.ID, c.param, now)
+	ev := s.event(c, store.EventAPIKeyRevoked)
+	ev.SubjectID = c.param
+	err = s.store.RevokeAPIKey(c.ctx, access.Company.ID, c.param, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such API key")
 	}

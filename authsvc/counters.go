@@ -20,6 +20,8 @@ type counters interface {
 	Refund(ctx context.Context, key string) error
 	// MarkOnce sets key for ttl and reports whether it was not set before.
 	MarkOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Marked reports whether key is set (a mark that has not expired).
+	Marked(ctx context.Context, key string) (bool, error)
 }
 
 // reserveScript increments KEYS[1], starts its window on the first attempt,
@@ -65,6 +67,14 @@ func (c *redisCounters) MarkOnce(ctx context.Context, key string, ttl time.Durat
 		return false, fmt.Errorf("mark once: %w", err)
 	}
 	return ok, nil
+}
+
+func (c *redisCounters) Marked(ctx context.Context, key string) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.prefix+key).Result()
+	if err != nil {
+		return false, fmt.Errorf("marked: %w", err)
+	}
+	return n > 0, nil
 }
 
 type memEntry struct {
@@ -135,4 +145,12 @@ func (c *memCounters) MarkOnce(_ context.Context, key string, ttl time.Duration)
 	}
 	c.entries[key] = memEntry{n: 1, expires: now.Add(ttl)}
 	return true, nil
+}
+
+func (c *memCounters) Marked(_ context.Context, key string) (bool, error) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.getLocked(key, now)
+	return ok, nil
 }

@@ -12,6 +12,19 @@
 // an access token; when a SecondFactor says so it answers mfa_required and
 // select-company refuses the token until the factor is verified.
 //
+// # Second factor, administration, audit
+//
+// TOTP (totp.go, mfa.go): RFC 6238 with SHA-1, 6 digits, 30-second steps
+// and one step of skew; secrets sealed like signing keys; a code accepted
+// once (its step marked in Redis or in process); every attempt reserved on a
+// per-user counter before it is checked; ten hashed single-use recovery
+// codes. Admin API (admin.go) under /api/v1/admin for platform admins, and
+// for company owners and admins on their own company's memberships.
+// Audit (audit.go, store/audit.go): every auth event is one record written
+// with the change it records, hash-chained; `gateway erp audit verify`
+// re-computes the chain. The OpenAPI document and reference page are in
+// package openapi, checked against Routes() by openapi_test.go.
+//
 // # Tokens
 //
 // Access tokens are JWS compact, header {alg: EdDSA, kid, typ: at+jwt},

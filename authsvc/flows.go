@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,13 +112,25 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 	if in.Password == "" || len(in.Password) > maxPasswordLen {
 		return 0, nil, invalid("password", "a password of at most 1024 bytes is required")
 	}
-	user, ok, err := s.checkPassword(c.ctx, email, in.Password, c.ip)
+	res, err := s.checkPassword(c.ctx, email, in.Password, c.ip)
 	if err != nil {
 		return 0, nil, err
 	}
-	if !ok {
+	if !res.ok {
+		ev := s.event(c, store.EventLoginFailed)
+		ev.ActorID, ev.Details = res.user.ID, map[string]string{"email": email, "reason": res.reason}
+		if res.throttled != nil {
+			ev.Type = store.EventLoginThrottled
+		}
+		if err := s.record(c.ctx, ev); err != nil {
+			return 0, nil, err
+		}
+		if res.throttled != nil {
+			return 0, nil, res.throttled
+		}
 		return 0, nil, errBadCredentials()
 	}
+	user := res.user
 	c.meta.UserID = user.ID
 	companies, err := s.store.ListMemberships(c.ctx, user.ID)
 	if err != nil {
@@ -142,6 +155,11 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 	for _, m := range companies {
 		views = append(views, viewCompany(m.Company, m.Roles))
 	}
+	ev := s.event(c, store.EventLoginSucceeded)
+	ev.Details = map[string]string{"mfa_required": strconv.FormatBool(mfa == "pending")}
+	if err := s.record(c.ctx, ev); err != nil {
+		return 0, nil, err
+	}
 	s.logger.Info("login succeeded", zap.String("user_id", user.ID), zap.String("ip", c.ip), zap.Bool("mfa_required", mfa == "pending"))
 	return http.StatusOK, map[string]any{
 		"user":         viewUser(user),
@@ -152,28 +170,42 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 	}, nil
 }
 
+// passwordCheck is the outcome of checkPassword. When ok is false, reason
+// says why (for the audit trail, never for the caller) and throttled is the
+// answer when a limit refused the attempt; user is set when the email is known.
+type passwordCheck struct {
+	user      store.User
+	ok        bool
+	reason    string
+	throttled error
+}
+
 // checkPassword throttles, then checks email and password with the same
 // work whatever the outcome. Attempts are reserved before the hash runs
 // (atomically, in Redis or under a mutex), so parallel guesses can't get
 // past the limits; a success gives its reservations back.
-func (s *Service) checkPassword(ctx context.Context, email, password, ip string) (store.User, bool, error) {
+func (s *Service) checkPassword(ctx context.Context, email, password, ip string) (passwordCheck, error) {
 	acctKey, ipKey := attemptKey("account", email), attemptKey("ip", ip)
 	okAcct, retryAcct, err := s.counters.Reserve(ctx, acctKey, s.cfg.LoginAccountLimit, s.cfg.LoginWindow)
 	if err != nil {
-		return store.User{}, false, err
+		return passwordCheck{}, err
 	}
 	okIP, retryIP, err := s.counters.Reserve(ctx, ipKey, s.cfg.LoginIPLimit, s.cfg.LoginWindow)
 	if err != nil {
-		return store.User{}, false, err
+		return passwordCheck{}, err
 	}
 	if !okAcct || !okIP {
 		s.logger.Warn("login throttled", zap.String("ip", ip), zap.Bool("account_limit", !okAcct), zap.Bool("ip_limit", !okIP))
-		return store.User{}, false, errRateLimited(max(retryAcctIf(okAcct, retryAcct), retryAcctIf(okIP, retryIP)))
+		reason := "account_limit"
+		if !okIP {
+			reason = "address_limit"
+		}
+		return passwordCheck{reason: reason, throttled: errRateLimited(max(retryAcctIf(okAcct, retryAcct), retryAcctIf(okIP, retryIP)))}, nil
 	}
 	user, err := s.store.GetUserByEmail(ctx, email)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.User{}, false, err
+		return passwordCheck{}, err
 	}
 	hash := s.dummy()
 	if known {
@@ -181,7 +213,7 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 	}
 	match, err := s.hasher.Verify(ctx, password, hash)
 	if err != nil && ctx.Err() != nil {
-		return store.User{}, false, ctx.Err()
+		return passwordCheck{}, ctx.Err()
 	}
 	if err != nil {
 		s.logger.Error("login: stored password hash unusable", zap.String("user_id", user.ID))
@@ -195,17 +227,39 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 			reason = "user_disabled"
 		}
 		s.logger.Info("login failed", zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))
-		return store.User{}, false, nil
+		return passwordCheck{user: store.User{ID: user.ID}, reason: reason}, nil
 	}
 	// A success does not count against either limit.
 	if err := s.counters.Refund(ctx, acctKey); err != nil {
-		return store.User{}, false, err
+		return passwordCheck{}, err
 	}
 	if err := s.counters.Refund(ctx, ipKey); err != nil {
-		return store.User{}, false, err
+		return passwordCheck{}, err
 	}
-	return user, true, nil
+	return passwordCheck{user: user, ok: true}, nil
 }
+
+// companyAccess is the user's access to a company for issuing tokens: their
+// membership, or — for a platform admin without one — the company with no
+// roles (the admin API checks the user, not the token's roles).
+// ErrNotFound: no such access.
+func (s *Service) companyAccess(ctx context.Context, userID, companyID string) (store.Access, bool, error) {
+	access, err := s.store.GetAccess(ctx, userID, companyID)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return access, false, err
+	}
+	u, uerr := s.store.GetUser(ctx, userID)
+	if uerr != nil || !u.PlatformAdmin {
+		return store.Access{}, false, err
+	}
+	co, cerr := s.store.GetCompany(ctx, companyID)
+	if cerr != nil {
+		return store.Access{}, false, cerr
+	}
+	return store.Access{UserID: userID, UserDisabled: u.Disabled, Company: co, Roles: []string{}}, true, nil
+}
+
+func errCompanyDisabled() error { return errForbidden("this company is disabled") }
 
 func retryAcctIf(ok bool, d time.Duration) time.Duration {
 	if ok {
@@ -236,7 +290,7 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	if lc.MFA == "pending" {
 		return 0, nil, unauthenticated(config.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken)
 	}
-	access, err := s.store.GetAccess(c.ctx, lc.Subject, in.CompanyID)
+	access, _, err := s.companyAccess(c.ctx, lc.Subject, in.CompanyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, errForbidden("you are not a member of this company")
 	}
@@ -245,6 +299,9 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	}
 	if access.UserDisabled {
 		return 0, nil, errBadCredentials()
+	}
+	if access.Company.Disabled {
+		return 0, nil, errCompanyDisabled()
 	}
 	first, err := s.counters.MarkOnce(c.ctx, "login:used:"+lc.ID, LoginTokenTTL+time.Minute)
 	if err != nil {
@@ -260,10 +317,12 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
 		UserAgent: truncate(c.r.UserAgent(), 512), IP: c.ip, MFA: lc.MFA == "done",
 	}
-	if err := s.store.CreateSession(c.ctx, sess, store.RefreshToken{Hash: rtHash, ExpiresAt: s.refreshExpiry(now, sess.ExpiresAt)}); err != nil {
+	c.meta.CompanyID = access.Company.ID
+	ev := s.event(c, store.EventCompanySelected)
+	ev.SubjectID, ev.Details = sess.ID, map[string]string{"mfa": strconv.FormatBool(sess.MFA)}
+	if err := s.store.CreateSession(c.ctx, sess, store.RefreshToken{Hash: rtHash, ExpiresAt: s.refreshExpiry(now, sess.ExpiresAt)}, ev); err != nil {
 		return 0, nil, err
 	}
-	c.meta.CompanyID = access.Company.ID
 	s.logger.Info("session started", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.String("company_id", sess.CompanyID))
 	pair, err := s.pair(sess, access, rt, now)
 	if err != nil {
@@ -309,7 +368,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 	rt, rtHash := newRefreshToken()
 	res, err := s.store.RotateRefreshToken(c.ctx, hashSecret(in.RefreshToken),
 		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
-		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)})
+		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, s.event(c, store.EventTokenRefreshed))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken)
@@ -330,12 +389,25 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 	}
 	sess := res.Session
 	c.meta.UserID, c.meta.CompanyID = sess.UserID, sess.CompanyID
-	if !res.Member || res.Access.UserDisabled {
-		reason := "membership_removed"
-		if res.Access.UserDisabled {
-			reason = "user_disabled"
+	if !res.Member && !res.Access.UserDisabled {
+		// A platform admin's session in a company they are not a member of.
+		if access, platform, err := s.companyAccess(c.ctx, sess.UserID, sess.CompanyID); err == nil && platform {
+			res.Access, res.Member = access, true
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, nil, err
 		}
-		if err := s.store.RevokeSession(c.ctx, sess.UserID, sess.ID, now, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+	}
+	if !res.Member || res.Access.UserDisabled || res.Access.Company.Disabled {
+		reason := "membership_removed"
+		switch {
+		case res.Access.UserDisabled:
+			reason = "user_disabled"
+		case res.Member:
+			reason = "company_disabled"
+		}
+		ev := s.event(c, store.EventSessionRevoked)
+		ev.SubjectID, ev.Details = sess.ID, map[string]string{"reason": reason}
+		if err := s.store.RevokeSession(c.ctx, sess.UserID, sess.ID, now, reason, ev); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, nil, err
 		}
 		if err := s.publishRevoked(c.ctx, []string{sess.ID}); err != nil {
@@ -344,6 +416,9 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		s.logger.Info("refresh refused: session ended", zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
 		if res.Access.UserDisabled {
 			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		}
+		if res.Member {
+			return 0, nil, errCompanyDisabled()
 		}
 		return 0, nil, errForbidden("you are no longer a member of this company")
 	}
@@ -368,7 +443,7 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	if in.CompanyID == "" {
 		return 0, nil, invalid("company_id", "company_id is required")
 	}
-	access, err := s.store.GetAccess(c.ctx, claims.Subject, in.CompanyID)
+	access, platform, err := s.companyAccess(c.ctx, claims.Subject, in.CompanyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, errForbidden("you are not a member of this company")
 	}
@@ -378,11 +453,16 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	if access.UserDisabled {
 		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 	}
+	if access.Company.Disabled {
+		return 0, nil, errCompanyDisabled()
+	}
 	now := s.clock.Now()
 	rt, rtHash := newRefreshToken()
-	sess, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, access.Company.ID,
+	ev := s.event(c, store.EventCompanySwitched)
+	ev.CompanyID, ev.SubjectID, ev.Details = access.Company.ID, claims.SessionID, map[string]string{"from_company_id": claims.CompanyID}
+	sess, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, access.Company.ID, platform,
 		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
-		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)})
+		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 	}
@@ -411,12 +491,16 @@ func (s *Service) handleLogout(c *call) (int, any, error) {
 	now := s.clock.Now()
 	var ids []string
 	if in.All {
-		ids, err = s.store.RevokeUserSessions(c.ctx, claims.Subject, now, "logout_all")
+		ev := s.event(c, store.EventLogoutAll)
+		ev.SubjectID = claims.SessionID
+		ids, err = s.store.RevokeUserSessions(c.ctx, claims.Subject, now, "logout_all", ev)
 		if err != nil {
 			return 0, nil, err
 		}
 	} else {
-		err = s.store.RevokeSession(c.ctx, claims.Subject, claims.SessionID, now, "logout")
+		ev := s.event(c, store.EventLogout)
+		ev.SubjectID = claims.SessionID
+		err = s.store.RevokeSession(c.ctx, claims.Subject, claims.SessionID, now, "logout", ev)
 		if errors.Is(err, store.ErrNotFound) {
 			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 		}
@@ -482,7 +566,9 @@ func (s *Service) handleRevokeSession(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	err = s.store.RevokeSession(c.ctx, claims.Subject, c.param, s.clock.Now(), "revoked_by_user")
+	ev := s.event(c, store.EventSessionRevoked)
+	ev.SubjectID, ev.Details = c.param, map[string]string{"reason": "revoked_by_user"}
+	err = s.store.RevokeSession(c.ctx, claims.Subject, c.param, s.clock.Now(), "revoked_by_user", ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such session")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,12 +24,13 @@ const maxBody = 16 << 10
 
 // call is one request being served.
 type call struct {
-	w     http.ResponseWriter
-	r     *http.Request
-	ctx   context.Context
-	meta  envelope.Meta
-	param string // the {id} of a path, when the route has one
-	ip    string
+	w      http.ResponseWriter
+	r      *http.Request
+	ctx    context.Context
+	meta   envelope.Meta
+	param  string   // the first {…} of the route's path, when it has one
+	params []string // every {…} of the route's path, in order
+	ip     string
 }
 
 type handlerFunc func(s *Service, c *call) (status int, data any, err error)
@@ -37,13 +39,34 @@ type route struct {
 	methods map[string]handlerFunc
 }
 
-// routes maps exact paths; paths with an id are matched in match.
+// Routes is the service's router table: every path it serves (a `{name}`
+// segment matches one non-empty path segment) with its methods. The
+// OpenAPI document is checked against it (openapi_test.go).
+func Routes() map[string][]string {
+	out := make(map[string][]string, len(routes))
+	for p, rt := range routes {
+		ms := make([]string, 0, len(rt.methods))
+		for m := range rt.methods {
+			ms = append(ms, m)
+		}
+		sort.Strings(ms)
+		out[p] = ms
+	}
+	return out
+}
+
+// routes maps paths to handlers; paths with {…} segments are matched in match.
 var routes = map[string]route{
 	"/api/v1/auth/login":                {map[string]handlerFunc{http.MethodPost: (*Service).handleLogin}},
+	"/api/v1/auth/mfa/verify":           {map[string]handlerFunc{http.MethodPost: (*Service).handleMFAVerify}},
+	"/api/v1/auth/mfa/totp":             {map[string]handlerFunc{http.MethodDelete: (*Service).handleTOTPDelete}},
+	"/api/v1/auth/mfa/totp/enroll":      {map[string]handlerFunc{http.MethodPost: (*Service).handleTOTPEnroll}},
+	"/api/v1/auth/mfa/totp/confirm":     {map[string]handlerFunc{http.MethodPost: (*Service).handleTOTPConfirm}},
 	"/api/v1/auth/select-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSelectCompany}},
 	"/api/v1/auth/refresh":              {map[string]handlerFunc{http.MethodPost: (*Service).handleRefresh}},
 	"/api/v1/auth/switch-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSwitchCompany}},
 	"/api/v1/auth/logout":               {map[string]handlerFunc{http.MethodPost: (*Service).handleLogout}},
+	"/api/v1/auth/password":             {map[string]handlerFunc{http.MethodPost: (*Service).handleChangePassword}},
 	"/api/v1/auth/me":                   {map[string]handlerFunc{http.MethodGet: (*Service).handleMe}},
 	"/api/v1/auth/sessions":             {map[string]handlerFunc{http.MethodGet: (*Service).handleListSessions}},
 	"/api/v1/auth/sessions/{id}":        {map[string]handlerFunc{http.MethodDelete: (*Service).handleRevokeSession}},
@@ -53,31 +76,61 @@ var routes = map[string]route{
 	"/api/v1/auth/introspect":           {map[string]handlerFunc{http.MethodPost: (*Service).handleIntrospect}},
 	"/.well-known/jwks.json":            {map[string]handlerFunc{http.MethodGet: (*Service).handleJWKS}},
 	"/.well-known/openid-configuration": {map[string]handlerFunc{http.MethodGet: (*Service).handleOpenIDConfiguration}},
+
+	"/api/v1/admin/companies":                          {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListCompanies, http.MethodPost: (*Service).handleAdminCreateCompany}},
+	"/api/v1/admin/companies/{id}":                     {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminGetCompany, http.MethodPatch: (*Service).handleAdminUpdateCompany}},
+	"/api/v1/admin/users":                              {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListUsers, http.MethodPost: (*Service).handleAdminCreateUser}},
+	"/api/v1/admin/users/{id}":                         {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminGetUser, http.MethodPatch: (*Service).handleAdminUpdateUser}},
+	"/api/v1/admin/users/{id}/reset-password":          {map[string]handlerFunc{http.MethodPost: (*Service).handleAdminResetPassword}},
+	"/api/v1/admin/memberships":                        {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListMemberships}},
+	"/api/v1/admin/memberships/{company_id}/{user_id}": {map[string]handlerFunc{http.MethodPut: (*Service).handleAdminPutMembership, http.MethodDelete: (*Service).handleAdminDeleteMembership}},
+	"/api/v1/admin/audit":                              {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminAudit}},
+
+	"/api/v1/openapi.json": {map[string]handlerFunc{http.MethodGet: (*Service).handleOpenAPI}},
+	"/api/v1/docs":         {map[string]handlerFunc{http.MethodGet: (*Service).handleDocs}},
 }
 
-// match finds the route of path and the id it carries.
-func match(path string) (route, string, bool) {
+// patterns are the route paths with {…} segments, split, longest first.
+var patterns = func() [][]string {
+	var out [][]string
+	for p := range routes {
+		if strings.Contains(p, "{") {
+			out = append(out, strings.Split(p, "/"))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Join(out[i], "/") < strings.Join(out[j], "/") })
+	return out
+}()
+
+// match finds the route of path and the values of its {…} segments.
+func match(path string) (route, []string, bool) {
 	if rt, ok := routes[path]; ok {
-		return rt, "", true
+		return rt, nil, true
 	}
-	for _, base := range []string{"/api/v1/auth/sessions/", "/api/v1/auth/api-keys/"} {
-		rest, ok := strings.CutPrefix(path, base)
-		if !ok || rest == "" {
+	segs := strings.Split(path, "/")
+	for _, pat := range patterns {
+		if len(pat) != len(segs) {
 			continue
 		}
-		id, tail, _ := strings.Cut(rest, "/")
-		if id == "" {
-			continue
+		var params []string
+		ok := true
+		for i, p := range pat {
+			if strings.HasPrefix(p, "{") {
+				if segs[i] == "" {
+					ok = false
+					break
+				}
+				params = append(params, segs[i])
+			} else if p != segs[i] {
+				ok = false
+				break
+			}
 		}
-		pattern := base + "{id}"
-		if tail != "" {
-			pattern += "/" + tail
-		}
-		if rt, ok := routes[pattern]; ok {
-			return rt, id, true
+		if ok {
+			return routes[strings.Join(pat, "/")], params, true
 		}
 	}
-	return route{}, "", false
+	return route{}, nil, false
 }
 
 // HTTPOptions adapt the handler to where it is mounted.
@@ -129,7 +182,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, r: r, meta: envelope.Meta{RequestID: h.opts.RequestID(r)}, ip: h.opts.ClientIP(r)}
 	w.Header().Set(config.HeaderRequestID, c.meta.RequestID)
 	w.Header().Set("Cache-Control", "no-store")
-	rt, id, ok := match(r.URL.Path)
+	rt, params, ok := match(r.URL.Path)
 	if !ok {
 		s.fail(c, config.NewError(http.StatusNotFound, config.CodeNotFound, config.MessageForStatus(http.StatusNotFound)))
 		return
@@ -144,7 +197,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(c, config.NewError(http.StatusMethodNotAllowed, config.CodeBadRequest, "method not allowed"))
 		return
 	}
-	c.param = id
+	c.params = params
+	if len(params) > 0 {
+		c.param = params[0]
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	c.ctx = ctx
@@ -159,8 +215,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.meta.Timestamp = s.clock.Now()
-	if doc, ok := data.(standardDoc); ok {
-		writeStandardDoc(w, doc, &c.meta)
+	switch d := data.(type) {
+	case standardDoc:
+		writeStandardDoc(w, d, &c.meta)
+		return
+	case rawDoc:
+		d.write(w)
+		return
+	case paged:
+		envelope.WriteSuccess(w, status, d.data, &c.meta, &envelope.Pagination{Page: d.page, Limit: d.limit, Total: d.total, HasNext: d.hasNext()})
 		return
 	}
 	envelope.WriteSuccess(w, status, data, &c.meta, nil)

@@ -152,7 +152,7 @@ func TestAPIKeys(t *testing.T) {
 		bobSub := e.verifySub(t, bob.str("access_token"))
 		gk := store.APIKey{ID: uuid.NewString(), CompanyID: "globex", Prefix: "abcdef012345", SecretHash: make([]byte, 32), Scope: []string{"invoices:read"},
 			Plan: "free", CreatedBy: bobSub, CreatedAt: e.clock.Now()}
-		if err := e.svc.Store().CreateAPIKey(ctx, gk); err != nil {
+		if err := e.svc.Store().CreateAPIKey(ctx, gk, store.Event{Time: e.clock.Now(), Type: store.EventAPIKeyCreated}); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range []req{

@@ -3,6 +3,7 @@ package authsvc
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -35,7 +36,9 @@ func (s *Service) seedDemo(ctx context.Context) error {
 	now := s.clock.Now()
 	for _, c := range demoCompanies {
 		c.CreatedAt = now
-		if err := s.store.CreateCompany(ctx, c); err != nil && !errors.Is(err, store.ErrConflict) {
+		ev := s.systemEvent(store.EventCompanyCreated, c.ID, map[string]string{"source": "demo_seed"})
+		ev.CompanyID = c.ID
+		if err := s.store.CreateCompany(ctx, c, ev); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -48,7 +51,7 @@ func (s *Service) seedDemo(ctx context.Context) error {
 			}
 			u = store.User{ID: uuid.NewString(), Email: du.email, Name: du.name, PasswordHash: h, PlatformAdmin: du.admin,
 				PasswordChangedAt: now, CreatedAt: now}
-			err = s.store.CreateUser(ctx, u)
+			err = s.store.CreateUser(ctx, u, s.systemEvent(store.EventUserCreated, u.ID, map[string]string{"source": "demo_seed"}))
 			if errors.Is(err, store.ErrConflict) { // another instance seeded it meanwhile
 				u, err = s.store.GetUserByEmail(ctx, du.email)
 			}
@@ -62,7 +65,9 @@ func (s *Service) seedDemo(ctx context.Context) error {
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			if err := s.store.PutMembership(ctx, store.Membership{UserID: u.ID, CompanyID: cid, Roles: roles, CreatedAt: now}); err != nil {
+			ev := s.systemEvent(store.EventMembershipSet, u.ID, map[string]string{"source": "demo_seed", "roles": strings.Join(roles, " ")})
+			ev.CompanyID = cid
+			if _, err := s.store.PutMembership(ctx, store.Membership{UserID: u.ID, CompanyID: cid, Roles: roles, CreatedAt: now}, now, ev); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
 )
 
 // Config is the auth service's configuration. Zero values take the defaults
@@ -58,6 +58,12 @@ type Config struct {
 	LoginIPLimit int64
 	// LoginWindow. Default: 15m.
 	LoginWindow time.Duration
+	// TOTPAttemptLimit is the number of second-factor codes (TOTP or
+	// recovery) a user may try per TOTPWindow, across every session and
+	// address; successes are given back. Default: 5.
+	TOTPAttemptLimit int64
+	// TOTPWindow. Default: 15m.
+	TOTPWindow time.Duration
 	// Timeout bounds the store and Redis work of one request. Default: 5s.
 	Timeout time.Duration
 }
@@ -94,6 +100,10 @@ func (c *Config) setDefaults() {
 	def(&c.KeyPublishDelay, DefaultKeyPublishDelay)
 	def(&c.KeyReload, DefaultKeyReload)
 	def(&c.LoginWindow, 15*time.Minute)
+	def(&c.TOTPWindow, 15*time.Minute)
+	if c.TOTPAttemptLimit <= 0 {
+		c.TOTPAttemptLimit = 5
+	}
 	def(&c.Timeout, 5*time.Second)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "erpgate:"
@@ -106,9 +116,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// SecondFactor is the login flow's hook for a second factor (TOTP is a later
-// issue): when Required answers true, login answers `mfa_required` with a
-// login token that select-company refuses until the factor is verified.
+// SecondFactor is the login flow's hook for a second factor: when Required
+// answers true, login answers `mfa_required` with a login token that
+// select-company refuses until POST /mfa/verify accepts a code. The default
+// is the service's own TOTP (a confirmed enrolment).
 type SecondFactor interface {
 	Required(ctx context.Context, user store.User) (bool, error)
 }
@@ -126,7 +137,7 @@ type Deps struct {
 	Clock Clock
 	// Hasher: default argon2id with the documented parameters.
 	Hasher PasswordHasher
-	// SecondFactor: default none.
+	// SecondFactor: default TOTP (totpFactor).
 	SecondFactor SecondFactor
 }
 
@@ -143,6 +154,7 @@ type Service struct {
 	counters counters
 	revoked  revocations
 	keys     *keyManager
+	sealer   *Sealer
 	uses     *useRecorder
 
 	dummyOnce sync.Once
@@ -205,6 +217,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authsvc: %w", err)
 	}
+	if s.mfa == nil {
+		s.mfa = totpFactor{s}
+	}
+	s.sealer = sealer
 	s.keys = &keyManager{store: s.store, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
 		publishDelay: cfg.KeyPublishDelay, accessTTL: cfg.AccessTTL, reload: cfg.KeyReload}
 	s.uses = &useRecorder{pending: map[string]*store.APIKeyUse{}}
@@ -381,16 +397,17 @@ func (s *Service) SyncKeys(ctx context.Context) error {
 	return s.keys.sync(ctx, s.clock.Now())
 }
 
-// ChangePassword sets a user's password and revokes all their sessions.
+// ChangePassword sets a user's password and revokes all their sessions
+// (an operator's reset: audited as done by the system).
 func (s *Service) ChangePassword(ctx context.Context, userID, password string) error {
-	if len(password) < 8 || len(password) > maxPasswordLen {
-		return config.NewError(422, config.CodeValidationFailed, "password must be 8 to 1024 bytes")
+	if err := validNewPassword("password", password); err != nil {
+		return err
 	}
 	h, err := s.hasher.Hash(password)
 	if err != nil {
 		return err
 	}
-	ids, err := s.store.SetPasswordHash(ctx, userID, h, s.clock.Now())
+	ids, err := s.store.SetPasswordHash(ctx, userID, h, "", s.clock.Now(), s.systemEvent(store.EventUserPasswordReset, userID, nil))
 	if err != nil {
 		return err
 	}
@@ -398,9 +415,18 @@ func (s *Service) ChangePassword(ctx context.Context, userID, password string) e
 	return s.publishRevoked(ctx, ids)
 }
 
-// SetUserDisabled disables (revoking every session) or re-enables a user.
+func validNewPassword(field, password string) error {
+	if len(password) < 8 || len(password) > maxPasswordLen {
+		return invalid(field, "a password is 8 to 1024 bytes")
+	}
+	return nil
+}
+
+// SetUserDisabled disables (revoking every session) or re-enables a user
+// (an operator's change: audited as done by the system).
 func (s *Service) SetUserDisabled(ctx context.Context, userID string, disabled bool) error {
-	ids, err := s.store.SetUserDisabled(ctx, userID, disabled, s.clock.Now())
+	_, ids, err := s.store.UpdateUser(ctx, userID, store.UserUpdate{Disabled: &disabled}, s.clock.Now(),
+		s.systemEvent(store.EventUserUpdated, userID, map[string]string{"disabled": strconv.FormatBool(disabled)}))
 	if err != nil {
 		return err
 	}

@@ -107,18 +107,28 @@ func setup(t *testing.T, s store.Store) fixture {
 		bob:   store.User{ID: uuid.NewString(), Email: "bob-" + suffix + "@b.test", PasswordHash: "h2", PasswordChangedAt: t0, CreatedAt: t0},
 	}
 	for _, c := range []store.Company{f.a, f.b} {
-		if err := s.CreateCompany(ctx, c); err != nil {
+		if err := s.CreateCompany(ctx, c, ev("test")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, u := range []store.User{f.alice, f.bob} {
-		if err := s.CreateUser(ctx, u); err != nil {
+		if err := s.CreateUser(ctx, u, ev("test")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"admin"}, CreatedAt: t0}))
-	must(t, s.PutMembership(ctx, store.Membership{UserID: f.bob.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0}))
+	put(t, s, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"admin"}, CreatedAt: t0})
+	put(t, s, store.Membership{UserID: f.bob.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0})
 	return f
+}
+
+func ev(typ string) store.Event {
+	return store.Event{Time: t0, Type: typ, IP: "192.0.2.1", UserAgent: "contract", RequestID: uuid.NewString()}
+}
+
+func put(t *testing.T, s store.Store, m store.Membership) {
+	t.Helper()
+	_, err := s.PutMembership(context.Background(), m, t0, ev("test"))
+	must(t, err)
 }
 
 func must(t *testing.T, err error) {
@@ -140,12 +150,13 @@ func newSession(t *testing.T, s store.Store, u store.User, company string) (stor
 	sess := store.Session{ID: uuid.NewString(), UserID: u.ID, CompanyID: company, CreatedAt: t0, LastUsedAt: t0,
 		ExpiresAt: t0.Add(7 * 24 * time.Hour), UserAgent: "ua", IP: "192.0.2.1"}
 	h := hash()
-	must(t, s.CreateSession(context.Background(), sess, store.RefreshToken{Hash: h, ExpiresAt: t0.Add(24 * time.Hour)}))
+	must(t, s.CreateSession(context.Background(), sess, store.RefreshToken{Hash: h, ExpiresAt: t0.Add(24 * time.Hour)}, ev("test")))
 	return sess, h
 }
 
 func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
+	runAccountContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)
@@ -155,7 +166,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		if c != f.a {
 			t.Fatalf("company = %+v, want %+v", c, f.a)
 		}
-		wantErr(t, s.CreateCompany(ctx, f.a), store.ErrConflict)
+		wantErr(t, s.CreateCompany(ctx, f.a, ev("test")), store.ErrConflict)
 		_, err = s.GetCompany(ctx, "nope-"+f.a.ID)
 		wantErr(t, err, store.ErrNotFound)
 		u, err := s.GetUserByEmail(ctx, f.alice.Email)
@@ -170,7 +181,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		dup := f.bob
 		dup.ID = uuid.NewString()
-		wantErr(t, s.CreateUser(ctx, dup), store.ErrConflict)
+		wantErr(t, s.CreateUser(ctx, dup, ev("test")), store.ErrConflict)
 		_, err = s.GetUser(ctx, "not-a-uuid")
 		wantErr(t, err, store.ErrNotFound)
 		_, err = s.GetUserByEmail(ctx, "nobody@x.test")
@@ -188,21 +199,24 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("other company", func(t *testing.T) {
 			_, err := s.GetAccess(ctx, f.alice.ID, f.b.ID)
 			wantErr(t, err, store.ErrNotFound)
-			wantErr(t, s.DeleteMembership(ctx, f.alice.ID, f.b.ID), store.ErrNotFound)
+			_, err = s.DeleteMembership(ctx, f.alice.ID, f.b.ID, t0, ev("test"))
+			wantErr(t, err, store.ErrNotFound)
 		})
 		ms, err := s.ListMemberships(ctx, f.alice.ID)
 		must(t, err)
 		if len(ms) != 1 || ms[0].Company.ID != f.a.ID {
 			t.Fatalf("memberships = %+v", ms)
 		}
-		must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"viewer", "sales"}, CreatedAt: t0}))
+		put(t, s, store.Membership{UserID: f.alice.ID, CompanyID: f.a.ID, Roles: []string{"viewer", "sales"}, CreatedAt: t0})
 		a, err = s.GetAccess(ctx, f.alice.ID, f.a.ID)
 		must(t, err)
 		if !slices.Equal(a.Roles, []string{"viewer", "sales"}) {
 			t.Fatalf("roles after put = %v", a.Roles)
 		}
-		wantErr(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: "missing", Roles: []string{"viewer"}, CreatedAt: t0}), store.ErrNotFound)
-		must(t, s.DeleteMembership(ctx, f.alice.ID, f.a.ID))
+		_, err = s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: "missing", Roles: []string{"viewer"}, CreatedAt: t0}, t0, ev("test"))
+		wantErr(t, err, store.ErrNotFound)
+		_, err = s.DeleteMembership(ctx, f.alice.ID, f.a.ID, t0, ev("test"))
+		must(t, err)
 		_, err = s.GetAccess(ctx, f.alice.ID, f.a.ID)
 		wantErr(t, err, store.ErrNotFound)
 	})
@@ -213,7 +227,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		sess, h1 := newSession(t, s, f.alice, f.a.ID)
 		h2 := hash()
 		use := store.Use{Now: t0.Add(time.Minute), IP: "192.0.2.9", UserAgent: "ua2"}
-		r, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(25 * time.Hour)}, use)
+		r, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(25 * time.Hour)}, use, ev("test"))
 		must(t, err)
 		if r.Session.ID != sess.ID || !r.Member || r.Access.Company.ID != f.a.ID || !slices.Equal(r.Access.Roles, []string{"admin"}) {
 			t.Fatalf("rotate = %+v", r)
@@ -222,15 +236,15 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("use not recorded: %+v", r.Session)
 		}
 		// unknown token
-		_, err = s.RotateRefreshToken(ctx, hash(), store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		_, err = s.RotateRefreshToken(ctx, hash(), store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		wantErr(t, err, store.ErrNotFound)
 		// reuse of h1 revokes the family: h2 is dead too
-		r, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		r, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		wantErr(t, err, store.ErrRefreshReused)
 		if r.Session.ID != sess.ID || r.Session.RevokeReason != "refresh_reuse" {
 			t.Fatalf("reuse result = %+v", r.Session)
 		}
-		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		wantErr(t, err, store.ErrSessionInactive)
 		got, err := s.GetSession(ctx, f.alice.ID, sess.ID)
 		must(t, err)
@@ -244,22 +258,31 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		f := setup(t, s)
 		_, h1 := newSession(t, s, f.alice, f.a.ID)
 		late := store.Use{Now: t0.Add(24*time.Hour + time.Second)}
-		_, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: late.Now.Add(time.Hour)}, late)
+		_, err := s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: late.Now.Add(time.Hour)}, late, ev("test"))
 		wantErr(t, err, store.ErrSessionInactive)
 
+		// Removing a membership ends the sessions bound to the company.
 		_, h2 := newSession(t, s, f.alice, f.a.ID)
-		must(t, s.DeleteMembership(ctx, f.alice.ID, f.a.ID))
-		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		_, err = s.DeleteMembership(ctx, f.alice.ID, f.a.ID, t0, ev("test"))
 		must(t, err)
-		if r.Member || len(r.Access.Roles) != 0 {
-			t.Fatalf("removed member still has access: %+v", r)
+		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
+		wantErr(t, err, store.ErrSessionInactive)
+		// A session in a company without membership (a platform admin's) rotates with Member false.
+		sb, _ := newSession(t, s, f.alice, f.b.ID)
+		hb := hash()
+		_, err = s.SwitchCompany(ctx, f.alice.ID, sb.ID, f.a.ID, true, store.RefreshToken{Hash: hb, ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0}, ev("test"))
+		must(t, err)
+		r, err := s.RotateRefreshToken(ctx, hb, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
+		must(t, err)
+		if r.Member || len(r.Access.Roles) != 0 || r.Session.CompanyID != f.a.ID {
+			t.Fatalf("non-member has access: %+v", r)
 		}
 		// The family's absolute expiry caps the next token.
 		_, h3 := newSession(t, s, f.bob, f.b.ID)
 		h4 := hash()
-		_, err = s.RotateRefreshToken(ctx, h3, store.RefreshToken{Hash: h4, ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		_, err = s.RotateRefreshToken(ctx, h3, store.RefreshToken{Hash: h4, ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
 		must(t, err)
-		_, err = s.RotateRefreshToken(ctx, h4, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(7*24*time.Hour + time.Second)})
+		_, err = s.RotateRefreshToken(ctx, h4, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(30 * 24 * time.Hour)}, store.Use{Now: t0.Add(7*24*time.Hour + time.Second)}, ev("test"))
 		wantErr(t, err, store.ErrSessionInactive)
 	})
 
@@ -272,7 +295,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		ok, reused := 0, 0
 		for range 20 {
 			wg.Go(func() {
-				_, err := s.RotateRefreshToken(ctx, h, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+				_, err := s.RotateRefreshToken(ctx, h, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -294,32 +317,32 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("switch company", func(t *testing.T) {
 		s := open(t)
 		f := setup(t, s)
-		must(t, s.PutMembership(ctx, store.Membership{UserID: f.alice.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0}))
+		put(t, s, store.Membership{UserID: f.alice.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0})
 		sess, h1 := newSession(t, s, f.alice, f.a.ID)
 		h2 := hash()
 		use := store.Use{Now: t0.Add(time.Minute), IP: "192.0.2.7", UserAgent: "ua3"}
-		got, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(time.Hour)}, use)
+		got, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, false, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		must(t, err)
 		if got.CompanyID != f.b.ID || got.ID != sess.ID {
 			t.Fatalf("switched session = %+v", got)
 		}
 		// the old refresh token is consumed (its reuse would revoke the family), the new one works
-		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		must(t, err)
 		if r.Access.Company.ID != f.b.ID {
 			t.Fatalf("refresh after switch is for %q", r.Access.Company.ID)
 		}
-		_, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+		_, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		wantErr(t, err, store.ErrRefreshReused)
 
 		t.Run("other company", func(t *testing.T) {
 			sess, _ := newSession(t, s, f.bob, f.b.ID)
-			_, err := s.SwitchCompany(ctx, f.bob.ID, sess.ID, f.a.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+			_, err := s.SwitchCompany(ctx, f.bob.ID, sess.ID, f.a.ID, false, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 			wantErr(t, err, store.ErrNotFound)
 		})
 		t.Run("other user", func(t *testing.T) {
 			sess, _ := newSession(t, s, f.bob, f.b.ID)
-			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use)
+			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, false, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 			wantErr(t, err, store.ErrNotFound)
 		})
 	})
@@ -330,7 +353,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		s1, _ := newSession(t, s, f.alice, f.a.ID)
 		s2, h2 := newSession(t, s, f.alice, f.a.ID)
 		sb, _ := newSession(t, s, f.bob, f.b.ID)
-		_, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)})
+		_, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
 		must(t, err)
 		list, err := s.ListSessions(ctx, f.alice.ID, t0.Add(2*time.Minute))
 		must(t, err)
@@ -340,21 +363,21 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("other user", func(t *testing.T) {
 			_, err := s.GetSession(ctx, f.alice.ID, sb.ID)
 			wantErr(t, err, store.ErrNotFound)
-			wantErr(t, s.RevokeSession(ctx, f.alice.ID, sb.ID, t0, "x"), store.ErrNotFound)
+			wantErr(t, s.RevokeSession(ctx, f.alice.ID, sb.ID, t0, "x", ev("test")), store.ErrNotFound)
 			got, err := s.GetSession(ctx, f.bob.ID, sb.ID)
 			must(t, err)
 			if !got.Active(t0.Add(time.Minute)) {
 				t.Fatal("bob's session was revoked by alice")
 			}
 		})
-		must(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout"))
-		wantErr(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout"), store.ErrNotFound)
+		must(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout", ev("test")))
+		wantErr(t, s.RevokeSession(ctx, f.alice.ID, s1.ID, t0.Add(3*time.Minute), "logout", ev("test")), store.ErrNotFound)
 		list, err = s.ListSessions(ctx, f.alice.ID, t0.Add(4*time.Minute))
 		must(t, err)
 		if len(list) != 1 || list[0].ID != s2.ID {
 			t.Fatalf("sessions after revoke = %+v", list)
 		}
-		ids, err := s.RevokeUserSessions(ctx, f.alice.ID, t0.Add(5*time.Minute), "logout_all")
+		ids, err := s.RevokeUserSessions(ctx, f.alice.ID, t0.Add(5*time.Minute), "logout_all", ev("test"))
 		must(t, err)
 		if len(ids) != 1 || ids[0] != s2.ID {
 			t.Fatalf("logout all revoked %v", ids)
@@ -372,7 +395,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		s := open(t)
 		f := setup(t, s)
 		s1, _ := newSession(t, s, f.alice, f.a.ID)
-		ids, err := s.SetPasswordHash(ctx, f.alice.ID, "new-hash", t0.Add(time.Minute))
+		ids, err := s.SetPasswordHash(ctx, f.alice.ID, "new-hash", "", t0.Add(time.Minute), ev("test"))
 		must(t, err)
 		if !slices.Equal(ids, []string{s1.ID}) {
 			t.Fatalf("password change revoked %v", ids)
@@ -382,19 +405,20 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatal("hash not replaced")
 		}
 		s2, h2 := newSession(t, s, f.alice, f.a.ID)
-		ids, err = s.SetUserDisabled(ctx, f.alice.ID, true, t0.Add(2*time.Minute))
+		disabled := true
+		_, ids, err = s.UpdateUser(ctx, f.alice.ID, store.UserUpdate{Disabled: &disabled}, t0.Add(2*time.Minute), ev("test"))
 		must(t, err)
 		if !slices.Equal(ids, []string{s2.ID}) {
 			t.Fatalf("disable revoked %v", ids)
 		}
-		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(3 * time.Minute)})
+		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0.Add(3 * time.Minute)}, ev("test"))
 		wantErr(t, err, store.ErrSessionInactive)
 		a, err := s.GetAccess(ctx, f.alice.ID, f.a.ID)
 		must(t, err)
 		if !a.UserDisabled {
 			t.Fatal("access does not show the user disabled")
 		}
-		_, err = s.SetPasswordHash(ctx, uuid.NewString(), "x", t0)
+		_, err = s.SetPasswordHash(ctx, uuid.NewString(), "x", "", t0, ev("test"))
 		wantErr(t, err, store.ErrNotFound)
 	})
 
@@ -403,10 +427,10 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		f := setup(t, s)
 		k := store.APIKey{ID: uuid.NewString(), CompanyID: f.a.ID, Name: "ci", Prefix: "p" + uuid.NewString()[:8], SecretHash: hash(),
 			Scope: []string{"invoices:read"}, Plan: "standard", CreatedBy: f.alice.ID, CreatedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)}
-		must(t, s.CreateAPIKey(ctx, k))
+		must(t, s.CreateAPIKey(ctx, k, ev("test")))
 		dup := k
 		dup.ID = uuid.NewString()
-		wantErr(t, s.CreateAPIKey(ctx, dup), store.ErrConflict)
+		wantErr(t, s.CreateAPIKey(ctx, dup, ev("test")), store.ErrConflict)
 		got, err := s.GetAPIKey(ctx, f.a.ID, k.ID)
 		must(t, err)
 		if got.Prefix != k.Prefix || !bytes.Equal(got.SecretHash, k.SecretHash) || !got.ExpiresAt.Equal(k.ExpiresAt) || !slices.Equal(got.Scope, k.Scope) {
@@ -423,9 +447,9 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("other company", func(t *testing.T) {
 			_, err := s.GetAPIKey(ctx, f.b.ID, k.ID)
 			wantErr(t, err, store.ErrNotFound)
-			_, err = s.RotateAPIKey(ctx, f.b.ID, k.ID, hash(), t0.Add(time.Hour), t0)
+			_, err = s.RotateAPIKey(ctx, f.b.ID, k.ID, hash(), t0.Add(time.Hour), t0, ev("test"))
 			wantErr(t, err, store.ErrNotFound)
-			wantErr(t, s.RevokeAPIKey(ctx, f.b.ID, k.ID, t0), store.ErrNotFound)
+			wantErr(t, s.RevokeAPIKey(ctx, f.b.ID, k.ID, t0, ev("test")), store.ErrNotFound)
 			list, err := s.ListAPIKeys(ctx, f.b.ID)
 			must(t, err)
 			if len(list) != 0 {
@@ -434,7 +458,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 
 		newHash := hash()
-		rot, err := s.RotateAPIKey(ctx, f.a.ID, k.ID, newHash, t0.Add(time.Hour), t0.Add(time.Minute))
+		rot, err := s.RotateAPIKey(ctx, f.a.ID, k.ID, newHash, t0.Add(time.Hour), t0.Add(time.Minute), ev("test"))
 		must(t, err)
 		if !bytes.Equal(rot.SecretHash, newHash) || !bytes.Equal(rot.PrevSecretHash, k.SecretHash) || !rot.PrevExpiresAt.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("rotated = %+v", rot)
@@ -446,16 +470,16 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		if len(list) != 1 || list[0].UseCount != 5 || !list[0].LastUsedAt.Equal(t0.Add(2*time.Minute)) {
 			t.Fatalf("uses = %+v", list)
 		}
-		must(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute)))
-		wantErr(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute)), store.ErrNotFound)
-		_, err = s.RotateAPIKey(ctx, f.a.ID, k.ID, hash(), t0.Add(time.Hour), t0)
+		must(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute), ev("test")))
+		wantErr(t, s.RevokeAPIKey(ctx, f.a.ID, k.ID, t0.Add(3*time.Minute), ev("test")), store.ErrNotFound)
+		_, err = s.RotateAPIKey(ctx, f.a.ID, k.ID, hash(), t0.Add(time.Hour), t0, ev("test"))
 		wantErr(t, err, store.ErrNotFound)
 		got, _ = s.GetAPIKey(ctx, f.a.ID, k.ID)
 		if !got.RevokedAt.Equal(t0.Add(3 * time.Minute)) {
 			t.Fatalf("revoked_at = %v", got.RevokedAt)
 		}
 		wantErr(t, s.CreateAPIKey(ctx, store.APIKey{ID: uuid.NewString(), CompanyID: "missing", Prefix: "q" + uuid.NewString()[:8],
-			SecretHash: hash(), Scope: []string{}, Plan: "free", CreatedAt: t0}), store.ErrNotFound)
+			SecretHash: hash(), Scope: []string{}, Plan: "free", CreatedAt: t0}, ev("test")), store.ErrNotFound)
 	})
 
 	t.Run("signing keys", func(t *testing.T) {

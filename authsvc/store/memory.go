@@ -24,6 +24,11 @@ type Memory struct {
 	apiKeys     map[string]APIKey
 	prefixes    map[string]string // prefix -> key id
 	signing     map[string]SigningKey
+	totp        map[string]TOTP
+	recovery    map[string]map[string]bool // user id -> string(hash) -> used
+	audit       []Event
+	headSeq     int64
+	headHash    []byte
 }
 
 type memRefresh struct {
@@ -44,10 +49,20 @@ func NewMemory() *Memory {
 		apiKeys:     map[string]APIKey{},
 		prefixes:    map[string]string{},
 		signing:     map[string]SigningKey{},
+		totp:        map[string]TOTP{},
+		recovery:    map[string]map[string]bool{},
+		headHash:    GenesisHash,
 	}
 }
 
-func (m *Memory) CreateCompany(_ context.Context, c Company) error {
+// appendLocked appends ev to the trail (m.mu held).
+func (m *Memory) appendLocked(ev Event) {
+	ev = ev.seal(m.headSeq, m.headHash)
+	m.audit = append(m.audit, ev)
+	m.headSeq, m.headHash = ev.Seq, ev.Hash
+}
+
+func (m *Memory) CreateCompany(_ context.Context, c Company, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.companies[c.ID]; ok {
@@ -55,7 +70,60 @@ func (m *Memory) CreateCompany(_ context.Context, c Company) error {
 	}
 	c.CreatedAt = micro(c.CreatedAt)
 	m.companies[c.ID] = c
+	m.appendLocked(ev)
 	return nil
+}
+
+func (m *Memory) UpdateCompany(_ context.Context, id string, upd CompanyUpdate, now time.Time, ev Event) (Company, []string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.companies[id]
+	if !ok {
+		return Company{}, nil, fmt.Errorf("update company: %w", ErrNotFound)
+	}
+	if upd.Name != nil {
+		c.Name = *upd.Name
+	}
+	if upd.Plan != nil {
+		c.Plan = *upd.Plan
+	}
+	if upd.Disabled != nil {
+		c.Disabled = *upd.Disabled
+	}
+	m.companies[id] = c
+	ids := []string{}
+	if c.Disabled {
+		for sid, ss := range m.sessions {
+			if ss.CompanyID == id && ss.RevokedAt.IsZero() {
+				ss.RevokedAt, ss.RevokeReason = micro(now), "company_disabled"
+				m.sessions[sid] = ss
+				ids = append(ids, sid)
+			}
+		}
+		sort.Strings(ids)
+	}
+	m.appendLocked(ev)
+	return c, ids, nil
+}
+
+func (m *Memory) ListCompanies(_ context.Context, p Page) ([]Company, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := make([]Company, 0, len(m.companies))
+	for _, c := range m.companies {
+		all = append(all, c)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	return pageOf(all, p), int64(len(all)), nil
+}
+
+// pageOf is the slice of all that p selects (a copy).
+func pageOf[T any](all []T, p Page) []T {
+	if p.Offset >= len(all) || p.Limit <= 0 {
+		return []T{}
+	}
+	end := min(len(all), p.Offset+p.Limit)
+	return slices.Clone(all[p.Offset:end])
 }
 
 func (m *Memory) GetCompany(_ context.Context, id string) (Company, error) {
@@ -68,7 +136,7 @@ func (m *Memory) GetCompany(_ context.Context, id string) (Company, error) {
 	return c, nil
 }
 
-func (m *Memory) CreateUser(_ context.Context, u User) error {
+func (m *Memory) CreateUser(_ context.Context, u User, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.users[u.ID]; ok {
@@ -80,7 +148,19 @@ func (m *Memory) CreateUser(_ context.Context, u User) error {
 	u.CreatedAt, u.PasswordChangedAt = micro(u.CreatedAt), micro(u.PasswordChangedAt)
 	m.users[u.ID] = u
 	m.emails[u.Email] = u.ID
+	m.appendLocked(ev)
 	return nil
+}
+
+func (m *Memory) ListUsers(_ context.Context, p Page) ([]User, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := make([]User, 0, len(m.users))
+	for _, u := range m.users {
+		all = append(all, u)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Email < all[j].Email })
+	return pageOf(all, p), int64(len(all)), nil
 }
 
 func (m *Memory) GetUser(_ context.Context, id string) (User, error) {
@@ -103,7 +183,7 @@ func (m *Memory) GetUserByEmail(_ context.Context, email string) (User, error) {
 	return m.users[id], nil
 }
 
-func (m *Memory) SetPasswordHash(_ context.Context, userID, hash string, now time.Time) ([]string, error) {
+func (m *Memory) SetPasswordHash(_ context.Context, userID, hash, keepSession string, now time.Time, ev Event) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u, ok := m.users[userID]
@@ -112,50 +192,128 @@ func (m *Memory) SetPasswordHash(_ context.Context, userID, hash string, now tim
 	}
 	u.PasswordHash, u.PasswordChangedAt = hash, micro(now)
 	m.users[userID] = u
-	return m.revokeUserLocked(userID, now, "password_changed"), nil
+	ids := []string{}
+	for id, s := range m.sessions {
+		if s.UserID == userID && s.RevokedAt.IsZero() && id != keepSession {
+			s.RevokedAt, s.RevokeReason = micro(now), "password_changed"
+			m.sessions[id] = s
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	m.appendLocked(ev)
+	return ids, nil
 }
 
-func (m *Memory) SetUserDisabled(_ context.Context, userID string, disabled bool, now time.Time) ([]string, error) {
+func (m *Memory) UpdateUser(_ context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u, ok := m.users[userID]
 	if !ok {
-		return nil, fmt.Errorf("set user disabled: %w", ErrNotFound)
+		return User{}, nil, fmt.Errorf("update user: %w", ErrNotFound)
 	}
-	u.Disabled = disabled
+	if upd.Name != nil {
+		u.Name = *upd.Name
+	}
+	if upd.PlatformAdmin != nil {
+		u.PlatformAdmin = *upd.PlatformAdmin
+	}
+	if upd.Disabled != nil {
+		u.Disabled = *upd.Disabled
+	}
 	m.users[userID] = u
-	if !disabled {
-		return nil, nil
+	ids := []string{}
+	if upd.Disabled != nil && *upd.Disabled {
+		ids = m.revokeUserLocked(userID, now, "user_disabled")
 	}
-	return m.revokeUserLocked(userID, now, "user_disabled"), nil
+	m.appendLocked(ev)
+	return u, ids, nil
 }
 
-func (m *Memory) PutMembership(_ context.Context, ms Membership) error {
+// revokeMemberLocked revokes the user's active sessions bound to the company.
+func (m *Memory) revokeMemberLocked(userID, companyID string, now time.Time, reason string) []string {
+	ids := []string{}
+	for id, s := range m.sessions {
+		if s.UserID == userID && s.CompanyID == companyID && s.RevokedAt.IsZero() {
+			s.RevokedAt, s.RevokeReason = micro(now), reason
+			m.sessions[id] = s
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (m *Memory) PutMembership(_ context.Context, ms Membership, now time.Time, ev Event) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.users[ms.UserID]; !ok {
-		return fmt.Errorf("put membership: user: %w", ErrNotFound)
+		return nil, fmt.Errorf("put membership: user: %w", ErrNotFound)
 	}
 	if _, ok := m.companies[ms.CompanyID]; !ok {
-		return fmt.Errorf("put membership: company: %w", ErrNotFound)
+		return nil, fmt.Errorf("put membership: company: %w", ErrNotFound)
 	}
 	if m.memberships[ms.UserID] == nil {
 		m.memberships[ms.UserID] = map[string]Membership{}
 	}
+	ids := []string{}
+	old, existed := m.memberships[ms.UserID][ms.CompanyID]
 	ms.Roles = slices.Clone(ms.Roles)
 	ms.CreatedAt = micro(ms.CreatedAt)
+	if existed {
+		ms.CreatedAt = old.CreatedAt
+		if !sameRoles(old.Roles, ms.Roles) {
+			ids = m.revokeMemberLocked(ms.UserID, ms.CompanyID, now, "roles_changed")
+		}
+	}
 	m.memberships[ms.UserID][ms.CompanyID] = ms
-	return nil
+	m.appendLocked(ev)
+	return ids, nil
 }
 
-func (m *Memory) DeleteMembership(_ context.Context, userID, companyID string) error {
+// sameRoles compares role sets.
+func sameRoles(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+func (m *Memory) DeleteMembership(_ context.Context, userID, companyID string, now time.Time, ev Event) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.memberships[userID][companyID]; !ok {
-		return fmt.Errorf("delete membership: %w", ErrNotFound)
+		return nil, fmt.Errorf("delete membership: %w", ErrNotFound)
 	}
 	delete(m.memberships[userID], companyID)
-	return nil
+	ids := m.revokeMemberLocked(userID, companyID, now, "membership_removed")
+	m.appendLocked(ev)
+	return ids, nil
+}
+
+func (m *Memory) FindMemberships(_ context.Context, f MembershipFilter, p Page) ([]MembershipView, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := []MembershipView{}
+	for uid, byCompany := range m.memberships {
+		if f.UserID != "" && uid != f.UserID {
+			continue
+		}
+		for cid, ms := range byCompany {
+			if f.CompanyID != "" && cid != f.CompanyID {
+				continue
+			}
+			ms.Roles = slices.Clone(ms.Roles)
+			all = append(all, MembershipView{Membership: ms, Email: m.users[uid].Email})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].CompanyID != all[j].CompanyID {
+			return all[i].CompanyID < all[j].CompanyID
+		}
+		return all[i].Email < all[j].Email
+	})
+	return pageOf(all, p), int64(len(all)), nil
 }
 
 func (m *Memory) accessLocked(userID, companyID string) (Access, bool) {
@@ -194,7 +352,7 @@ func (m *Memory) ListMemberships(_ context.Context, userID string) ([]CompanyMem
 	return out, nil
 }
 
-func (m *Memory) CreateSession(_ context.Context, s Session, rt RefreshToken) error {
+func (m *Memory) CreateSession(_ context.Context, s Session, rt RefreshToken, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.sessions[s.ID]; ok {
@@ -210,10 +368,11 @@ func (m *Memory) CreateSession(_ context.Context, s Session, rt RefreshToken) er
 	s.RevokedAt = time.Time{}
 	m.sessions[s.ID] = s
 	m.refresh[string(rt.Hash)] = &memRefresh{sessionID: s.ID, expiresAt: micro(rt.ExpiresAt)}
+	m.appendLocked(ev)
 	return nil
 }
 
-func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshToken, use Use) (RefreshResult, error) {
+func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshToken, use Use, ev Event) (RefreshResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.refresh[string(old)]
@@ -221,11 +380,14 @@ func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshT
 		return RefreshResult{}, fmt.Errorf("rotate refresh token: %w", ErrNotFound)
 	}
 	s := m.sessions[t.sessionID]
+	ev.ActorID, ev.CompanyID, ev.SubjectID = s.UserID, s.CompanyID, s.ID
 	if t.used {
 		if s.RevokedAt.IsZero() {
 			s.RevokedAt, s.RevokeReason = micro(use.Now), "refresh_reuse"
 			m.sessions[s.ID] = s
 		}
+		ev.Type = EventRefreshReuse
+		m.appendLocked(ev)
 		return RefreshResult{Session: s}, fmt.Errorf("rotate refresh token: %w", ErrRefreshReused)
 	}
 	if !s.Active(use.Now) || !use.Now.Before(t.expiresAt) {
@@ -243,18 +405,27 @@ func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshT
 	s.LastUsedAt, s.IP, s.UserAgent = micro(use.Now), use.IP, use.UserAgent
 	m.sessions[s.ID] = s
 	a, member := m.accessLocked(s.UserID, s.CompanyID)
+	if !member {
+		if u, ok := m.users[s.UserID]; ok {
+			a = Access{UserID: s.UserID, UserDisabled: u.Disabled}
+		}
+	}
+	m.appendLocked(ev)
 	return RefreshResult{Session: s, Access: a, Member: member}, nil
 }
 
-func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID string, next RefreshToken, use Use) (Session, error) {
+func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[sessionID]
 	if !ok || s.UserID != userID || !s.Active(use.Now) {
 		return Session{}, fmt.Errorf("switch company: session: %w", ErrNotFound)
 	}
-	if _, ok := m.memberships[userID][companyID]; !ok {
+	if _, ok := m.memberships[userID][companyID]; !ok && !anyCompany {
 		return Session{}, fmt.Errorf("switch company: membership: %w", ErrNotFound)
+	}
+	if _, ok := m.companies[companyID]; !ok {
+		return Session{}, fmt.Errorf("switch company: company: %w", ErrNotFound)
 	}
 	if _, ok := m.refresh[string(next.Hash)]; ok {
 		return Session{}, fmt.Errorf("switch company: %w", ErrConflict)
@@ -271,6 +442,7 @@ func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID s
 	m.refresh[string(next.Hash)] = &memRefresh{sessionID: sessionID, expiresAt: exp}
 	s.CompanyID, s.LastUsedAt, s.IP, s.UserAgent = companyID, micro(use.Now), use.IP, use.UserAgent
 	m.sessions[sessionID] = s
+	m.appendLocked(ev)
 	return s, nil
 }
 
@@ -302,7 +474,7 @@ func (m *Memory) ListSessions(_ context.Context, userID string, now time.Time) (
 	return out, nil
 }
 
-func (m *Memory) RevokeSession(_ context.Context, userID, sessionID string, now time.Time, reason string) error {
+func (m *Memory) RevokeSession(_ context.Context, userID, sessionID string, now time.Time, reason string, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[sessionID]
@@ -311,13 +483,16 @@ func (m *Memory) RevokeSession(_ context.Context, userID, sessionID string, now 
 	}
 	s.RevokedAt, s.RevokeReason = micro(now), reason
 	m.sessions[sessionID] = s
+	m.appendLocked(ev)
 	return nil
 }
 
-func (m *Memory) RevokeUserSessions(_ context.Context, userID string, now time.Time, reason string) ([]string, error) {
+func (m *Memory) RevokeUserSessions(_ context.Context, userID string, now time.Time, reason string, ev Event) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.revokeUserLocked(userID, now, reason), nil
+	ids := m.revokeUserLocked(userID, now, reason)
+	m.appendLocked(ev)
+	return ids, nil
 }
 
 func (m *Memory) revokeUserLocked(userID string, now time.Time, reason string) []string {
@@ -340,7 +515,7 @@ func cloneKey(k APIKey) APIKey {
 	return k
 }
 
-func (m *Memory) CreateAPIKey(_ context.Context, k APIKey) error {
+func (m *Memory) CreateAPIKey(_ context.Context, k APIKey, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.apiKeys[k.ID]; ok {
@@ -357,6 +532,7 @@ func (m *Memory) CreateAPIKey(_ context.Context, k APIKey) error {
 	k.RevokedAt, k.LastUsedAt, k.UseCount = time.Time{}, time.Time{}, 0
 	m.apiKeys[k.ID] = k
 	m.prefixes[k.Prefix] = k.ID
+	m.appendLocked(ev)
 	return nil
 }
 
@@ -388,7 +564,7 @@ func (m *Memory) GetAPIKey(_ context.Context, companyID, id string) (APIKey, err
 	return cloneKey(k), nil
 }
 
-func (m *Memory) RotateAPIKey(_ context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time) (APIKey, error) {
+func (m *Memory) RotateAPIKey(_ context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time, ev Event) (APIKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k, ok := m.apiKeys[id]
@@ -398,10 +574,11 @@ func (m *Memory) RotateAPIKey(_ context.Context, companyID, id string, newHash [
 	k.PrevSecretHash, k.PrevExpiresAt = k.SecretHash, micro(graceUntil)
 	k.SecretHash = bytes.Clone(newHash)
 	m.apiKeys[id] = k
+	m.appendLocked(ev)
 	return cloneKey(k), nil
 }
 
-func (m *Memory) RevokeAPIKey(_ context.Context, companyID, id string, now time.Time) error {
+func (m *Memory) RevokeAPIKey(_ context.Context, companyID, id string, now time.Time, ev Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k, ok := m.apiKeys[id]
@@ -410,6 +587,7 @@ func (m *Memory) RevokeAPIKey(_ context.Context, companyID, id string, now time.
 	}
 	k.RevokedAt = micro(now)
 	m.apiKeys[id] = k
+	m.appendLocked(ev)
 	return nil
 }
 

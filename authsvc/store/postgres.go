@@ -67,28 +67,129 @@ func fromNull(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-func (p *Postgres) CreateCompany(ctx context.Context, c Company) error {
-	_, err := p.pool.Exec(ctx, `INSERT INTO companies (id, name, plan, created_at) VALUES ($1, $2, $3, $4)`,
-		c.ID, c.Name, c.Plan, micro(c.CreatedAt))
+// inTx runs fn and appends ev to the audit trail in one transaction.
+func (p *Postgres) inTx(ctx context.Context, ev Event, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return appendAudit(ctx, tx, ev)
+	})
+}
+
+// appendAudit appends ev after the head of the chain, which it locks: the
+// appends of concurrent transactions are ordered by that lock, and a
+// transaction that rolls back leaves neither its record nor a gap.
+func appendAudit(ctx context.Context, tx pgx.Tx, ev Event) error {
+	var seq int64
+	var prev []byte
+	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id FOR UPDATE`).Scan(&seq, &prev); err != nil {
+		return fmt.Errorf("audit: read head: %w", err)
+	}
+	e := ev.seal(seq, prev)
+	_, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO audit_events (seq, at, type, actor_id, company_id, subject_id, ip, user_agent, request_id, details, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))
+		UPDATE audit_head SET seq = $1, hash = $12 WHERE id`,
+		e.Seq, e.Time, e.Type, e.ActorID, e.CompanyID, e.SubjectID, e.IP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("audit: append: %w", err)
+	}
+	return nil
+}
+
+func (p *Postgres) CreateCompany(ctx context.Context, c Company, ev Event) error {
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO companies (id, name, plan, disabled, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			c.ID, c.Name, c.Plan, c.Disabled, micro(c.CreatedAt))
+		return err
+	})
 	return wrap("create company", err)
 }
 
-func (p *Postgres) GetCompany(ctx context.Context, id string) (Company, error) {
+const companyColumns = `id, name, plan, disabled, created_at`
+
+func scanCompany(row pgx.Row) (Company, error) {
 	var c Company
-	err := p.pool.QueryRow(ctx, `SELECT id, name, plan, created_at FROM companies WHERE id = $1`, id).
-		Scan(&c.ID, &c.Name, &c.Plan, &c.CreatedAt)
+	err := row.Scan(&c.ID, &c.Name, &c.Plan, &c.Disabled, &c.CreatedAt)
 	c.CreatedAt = c.CreatedAt.UTC()
+	return c, err
+}
+
+func (p *Postgres) GetCompany(ctx context.Context, id string) (Company, error) {
+	c, err := scanCompany(p.pool.QueryRow(ctx, `SELECT `+companyColumns+` FROM companies WHERE id = $1`, id))
 	return c, wrap("get company", err)
 }
 
-func (p *Postgres) CreateUser(ctx context.Context, u User) error {
+func (p *Postgres) UpdateCompany(ctx context.Context, id string, upd CompanyUpdate, now time.Time, ev Event) (Company, []string, error) {
+	var c Company
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		var err error
+		c, err = scanCompany(tx.QueryRow(ctx, `UPDATE companies SET name = COALESCE($2, name), plan = COALESCE($3, plan),
+			disabled = COALESCE($4, disabled) WHERE id = $1 RETURNING `+companyColumns, id, upd.Name, upd.Plan, upd.Disabled))
+		if err != nil || !c.Disabled {
+			return err
+		}
+		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $2, revoke_reason = 'company_disabled'
+			WHERE company_id = $1 AND revoked_at IS NULL RETURNING id::text`, id, micro(now))
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if ids == nil {
+		ids = []string{}
+	}
+	return c, ids, wrap("update company", err)
+}
+
+func (p *Postgres) ListCompanies(ctx context.Context, pg Page) ([]Company, int64, error) {
+	var total int64
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM companies`).Scan(&total); err != nil {
+		return nil, 0, wrap("list companies", err)
+	}
+	rows, err := p.pool.Query(ctx, `SELECT `+companyColumns+` FROM companies ORDER BY id LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
+	if err != nil {
+		return nil, 0, wrap("list companies", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Company, error) { return scanCompany(r) })
+	if out == nil {
+		out = []Company{}
+	}
+	return out, total, wrap("list companies", err)
+}
+
+func (p *Postgres) CreateUser(ctx context.Context, u User, ev Event) error {
 	if !validUUID(u.ID) {
 		return fmt.Errorf("create user: invalid id")
 	}
-	_, err := p.pool.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.ID, u.Email, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			u.ID, u.Email, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
+		return err
+	})
 	return wrap("create user", err)
+}
+
+func (p *Postgres) ListUsers(ctx context.Context, pg Page) ([]User, int64, error) {
+	var total int64
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&total); err != nil {
+		return nil, 0, wrap("list users", err)
+	}
+	rows, err := p.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY email LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
+	if err != nil {
+		return nil, 0, wrap("list users", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	if out == nil {
+		out = []User{}
+	}
+	return out, total, wrap("list users", err)
 }
 
 const userColumns = `id::text, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at`
@@ -117,12 +218,12 @@ func (p *Postgres) GetUserByEmail(ctx context.Context, email string) (User, erro
 const revokeUserSQL = `UPDATE sessions SET revoked_at = $2, revoke_reason = $3
 	WHERE user_id = $1 AND revoked_at IS NULL RETURNING id::text`
 
-func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash string, now time.Time) ([]string, error) {
+func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash, keepSession string, now time.Time, ev Event) ([]string, error) {
 	if !validUUID(userID) {
 		return nil, fmt.Errorf("set password: %w", ErrNotFound)
 	}
-	var ids []string
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1`, userID, hash, micro(now))
 		if err != nil {
 			return err
@@ -130,31 +231,32 @@ func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash string, now
 		if tag.RowsAffected() == 0 {
 			return pgx.ErrNoRows
 		}
-		rows, err := tx.Query(ctx, revokeUserSQL, userID, micro(now), "password_changed")
+		rows, err := tx.Query(ctx, `UPDATE sessions SET revoked_at = $2, revoke_reason = 'password_changed'
+			WHERE user_id = $1 AND revoked_at IS NULL AND id::text <> $3 RETURNING id::text`, userID, micro(now), keepSession)
 		if err != nil {
 			return err
 		}
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
 	})
+	if ids == nil {
+		ids = []string{}
+	}
 	return ids, wrap("set password", err)
 }
 
-func (p *Postgres) SetUserDisabled(ctx context.Context, userID string, disabled bool, now time.Time) ([]string, error) {
+func (p *Postgres) UpdateUser(ctx context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error) {
 	if !validUUID(userID) {
-		return nil, fmt.Errorf("set user disabled: %w", ErrNotFound)
+		return User{}, nil, fmt.Errorf("update user: %w", ErrNotFound)
 	}
-	var ids []string
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE users SET disabled = $2 WHERE id = $1`, userID, disabled)
-		if err != nil {
+	var u User
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET name = COALESCE($2, name), disabled = COALESCE($3, disabled),
+			platform_admin = COALESCE($4, platform_admin) WHERE id = $1 RETURNING `+userColumns, userID, upd.Name, upd.Disabled, upd.PlatformAdmin))
+		if err != nil || upd.Disabled == nil || !*upd.Disabled {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		if !disabled {
-			return nil
 		}
 		rows, err := tx.Query(ctx, revokeUserSQL, userID, micro(now), "user_disabled")
 		if err != nil {
@@ -163,28 +265,100 @@ func (p *Postgres) SetUserDisabled(ctx context.Context, userID string, disabled 
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
 	})
-	return ids, wrap("set user disabled", err)
+	if ids == nil {
+		ids = []string{}
+	}
+	return u, ids, wrap("update user", err)
 }
 
-func (p *Postgres) PutMembership(ctx context.Context, m Membership) error {
+// revokeMemberSQL revokes user $1's active sessions bound to company $2.
+const revokeMemberSQL = `UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+	WHERE user_id = $1 AND company_id = $2 AND revoked_at IS NULL RETURNING id::text`
+
+func (p *Postgres) PutMembership(ctx context.Context, m Membership, now time.Time, ev Event) ([]string, error) {
 	if !validUUID(m.UserID) {
-		return fmt.Errorf("put membership: %w", ErrNotFound)
+		return nil, fmt.Errorf("put membership: %w", ErrNotFound)
 	}
-	_, err := p.pool.Exec(ctx, `INSERT INTO memberships (user_id, company_id, roles, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (user_id, company_id) DO UPDATE SET roles = EXCLUDED.roles`,
-		m.UserID, m.CompanyID, m.Roles, micro(m.CreatedAt))
-	return wrap("put membership", err)
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		var old []string
+		err := tx.QueryRow(ctx, `SELECT roles FROM memberships WHERE user_id = $1 AND company_id = $2 FOR UPDATE`, m.UserID, m.CompanyID).Scan(&old)
+		existed := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO memberships (user_id, company_id, roles, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id, company_id) DO UPDATE SET roles = EXCLUDED.roles`,
+			m.UserID, m.CompanyID, m.Roles, micro(m.CreatedAt)); err != nil {
+			return err
+		}
+		if !existed || sameRoles(old, m.Roles) {
+			return nil
+		}
+		rows, err := tx.Query(ctx, revokeMemberSQL, m.UserID, m.CompanyID, micro(now), "roles_changed")
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, wrap("put membership", err)
 }
 
-func (p *Postgres) DeleteMembership(ctx context.Context, userID, companyID string) error {
+func (p *Postgres) DeleteMembership(ctx context.Context, userID, companyID string, now time.Time, ev Event) ([]string, error) {
 	if !validUUID(userID) {
-		return fmt.Errorf("delete membership: %w", ErrNotFound)
+		return nil, fmt.Errorf("delete membership: %w", ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, `DELETE FROM memberships WHERE user_id = $1 AND company_id = $2`, userID, companyID)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = pgx.ErrNoRows
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM memberships WHERE user_id = $1 AND company_id = $2`, userID, companyID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		rows, err := tx.Query(ctx, revokeMemberSQL, userID, companyID, micro(now), "membership_removed")
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if ids == nil {
+		ids = []string{}
 	}
-	return wrap("delete membership", err)
+	return ids, wrap("delete membership", err)
+}
+
+func (p *Postgres) FindMemberships(ctx context.Context, f MembershipFilter, pg Page) ([]MembershipView, int64, error) {
+	if f.UserID != "" && !validUUID(f.UserID) {
+		return []MembershipView{}, 0, nil
+	}
+	const where = ` FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE ($1 = '' OR m.company_id = $1) AND ($2 = '' OR m.user_id::text = $2)`
+	var total int64
+	if err := p.pool.QueryRow(ctx, `SELECT count(*)`+where, f.CompanyID, f.UserID).Scan(&total); err != nil {
+		return nil, 0, wrap("find memberships", err)
+	}
+	rows, err := p.pool.Query(ctx, `SELECT m.user_id::text, m.company_id, m.roles, m.created_at, u.email`+where+`
+		ORDER BY m.company_id, u.email LIMIT $3 OFFSET $4`, f.CompanyID, f.UserID, pg.Limit, pg.Offset)
+	if err != nil {
+		return nil, 0, wrap("find memberships", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MembershipView, error) {
+		var v MembershipView
+		err := r.Scan(&v.UserID, &v.CompanyID, &v.Roles, &v.CreatedAt, &v.Email)
+		v.CreatedAt = v.CreatedAt.UTC()
+		return v, err
+	})
+	if out == nil {
+		out = []MembershipView{}
+	}
+	return out, total, wrap("find memberships", err)
 }
 
 func (p *Postgres) GetAccess(ctx context.Context, userID, companyID string) (Access, error) {
@@ -192,10 +366,10 @@ func (p *Postgres) GetAccess(ctx context.Context, userID, companyID string) (Acc
 		return Access{}, fmt.Errorf("get access: %w", ErrNotFound)
 	}
 	a := Access{UserID: userID}
-	err := p.pool.QueryRow(ctx, `SELECT u.disabled, c.id, c.name, c.plan, c.created_at, m.roles
+	err := p.pool.QueryRow(ctx, `SELECT u.disabled, c.id, c.name, c.plan, c.disabled, c.created_at, m.roles
 		FROM memberships m JOIN users u ON u.id = m.user_id JOIN companies c ON c.id = m.company_id
 		WHERE m.user_id = $1 AND m.company_id = $2`, userID, companyID).
-		Scan(&a.UserDisabled, &a.Company.ID, &a.Company.Name, &a.Company.Plan, &a.Company.CreatedAt, &a.Roles)
+		Scan(&a.UserDisabled, &a.Company.ID, &a.Company.Name, &a.Company.Plan, &a.Company.Disabled, &a.Company.CreatedAt, &a.Roles)
 	a.Company.CreatedAt = a.Company.CreatedAt.UTC()
 	return a, wrap("get access", err)
 }
@@ -205,7 +379,7 @@ func (p *Postgres) ListMemberships(ctx context.Context, userID string) ([]Compan
 	if !validUUID(userID) {
 		return out, nil
 	}
-	rows, err := p.pool.Query(ctx, `SELECT c.id, c.name, c.plan, c.created_at, m.roles
+	rows, err := p.pool.Query(ctx, `SELECT c.id, c.name, c.plan, c.disabled, c.created_at, m.roles
 		FROM memberships m JOIN companies c ON c.id = m.company_id WHERE m.user_id = $1 ORDER BY c.id`, userID)
 	if err != nil {
 		return nil, wrap("list memberships", err)
@@ -213,7 +387,7 @@ func (p *Postgres) ListMemberships(ctx context.Context, userID string) ([]Compan
 	defer rows.Close()
 	for rows.Next() {
 		var cm CompanyMembership
-		if err := rows.Scan(&cm.Company.ID, &cm.Company.Name, &cm.Company.Plan, &cm.Company.CreatedAt, &cm.Roles); err != nil {
+		if err := rows.Scan(&cm.Company.ID, &cm.Company.Name, &cm.Company.Plan, &cm.Company.Disabled, &cm.Company.CreatedAt, &cm.Roles); err != nil {
 			return nil, wrap("list memberships", err)
 		}
 		cm.Company.CreatedAt = cm.Company.CreatedAt.UTC()
@@ -222,16 +396,19 @@ func (p *Postgres) ListMemberships(ctx context.Context, userID string) ([]Compan
 	return out, wrap("list memberships", rows.Err())
 }
 
-func (p *Postgres) CreateSession(ctx context.Context, s Session, rt RefreshToken) error {
+func (p *Postgres) CreateSession(ctx context.Context, s Session, rt RefreshToken, ev Event) error {
 	if !validUUID(s.ID, s.UserID) {
 		return fmt.Errorf("create session: invalid id")
 	}
-	_, err := p.pool.Exec(ctx, `WITH s AS (
-			INSERT INTO sessions (id, user_id, company_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
-		INSERT INTO refresh_tokens (hash, session_id, expires_at) SELECT $10, s.id, $11 FROM s`,
-		s.ID, s.UserID, s.CompanyID, micro(s.CreatedAt), micro(s.LastUsedAt), micro(s.ExpiresAt), s.UserAgent, s.IP, s.MFA,
-		rt.Hash, micro(rt.ExpiresAt))
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `WITH s AS (
+				INSERT INTO sessions (id, user_id, company_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
+			INSERT INTO refresh_tokens (hash, session_id, expires_at) SELECT $10, s.id, $11 FROM s`,
+			s.ID, s.UserID, s.CompanyID, micro(s.CreatedAt), micro(s.LastUsedAt), micro(s.ExpiresAt), s.UserAgent, s.IP, s.MFA,
+			rt.Hash, micro(rt.ExpiresAt))
+		return err
+	})
 	return wrap("create session", err)
 }
 
@@ -267,68 +444,91 @@ const rotateSQL = `WITH tok AS (
 )
 SELECT ses.id::text, ses.user_id::text, ses.company_id, ses.created_at, ses.last_used_at, ses.expires_at, ses.revoked_at,
 	ses.revoke_reason, ses.user_agent, ses.ip, ses.mfa,
-	u.disabled, m.roles IS NOT NULL, COALESCE(c.id, ''), COALESCE(c.name, ''), COALESCE(c.plan, ''), COALESCE(c.created_at, 'epoch'), COALESCE(m.roles, '{}')
+	u.disabled, m.roles IS NOT NULL, COALESCE(c.id, ''), COALESCE(c.name, ''), COALESCE(c.plan, ''), COALESCE(c.disabled, false),
+	COALESCE(c.created_at, 'epoch'), COALESCE(m.roles, '{}')
 FROM ses
 JOIN users u ON u.id = ses.user_id
 LEFT JOIN memberships m ON m.user_id = ses.user_id AND m.company_id = ses.company_id
 LEFT JOIN companies c ON c.id = m.company_id`
 
-func (p *Postgres) RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use) (RefreshResult, error) {
+func (p *Postgres) RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use, ev Event) (RefreshResult, error) {
 	const op = "rotate refresh token"
 	var r RefreshResult
-	s, err := scanSession(p.pool.QueryRow(ctx, rotateSQL, old, next.Hash, micro(use.Now), use.IP, use.UserAgent, micro(next.ExpiresAt)),
-		&r.Access.UserDisabled, &r.Member, &r.Access.Company.ID, &r.Access.Company.Name, &r.Access.Company.Plan, &r.Access.Company.CreatedAt, &r.Access.Roles)
-	if err == nil {
-		r.Session = s
-		r.Access.UserID = s.UserID
-		r.Access.Company.CreatedAt = r.Access.Company.CreatedAt.UTC()
-		if !r.Member {
-			r.Access = Access{UserID: s.UserID, UserDisabled: r.Access.UserDisabled}
+	reused := false
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		s, err := scanSession(tx.QueryRow(ctx, rotateSQL, old, next.Hash, micro(use.Now), use.IP, use.UserAgent, micro(next.ExpiresAt)),
+			&r.Access.UserDisabled, &r.Member, &r.Access.Company.ID, &r.Access.Company.Name, &r.Access.Company.Plan, &r.Access.Company.Disabled,
+			&r.Access.Company.CreatedAt, &r.Access.Roles)
+		if err == nil {
+			r.Session = s
+			r.Access.UserID = s.UserID
+			r.Access.Company.CreatedAt = r.Access.Company.CreatedAt.UTC()
+			if !r.Member {
+				r.Access = Access{UserID: s.UserID, UserDisabled: r.Access.UserDisabled}
+			}
+			ev.ActorID, ev.CompanyID, ev.SubjectID = s.UserID, s.CompanyID, s.ID
+			return appendAudit(ctx, tx, ev)
 		}
-		return r, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return RefreshResult{}, wrap(op, err)
-	}
-	// Nothing rotated: find out why.
-	var used bool
-	var sessionID string
-	err = p.pool.QueryRow(ctx, `SELECT t.used_at IS NOT NULL, t.session_id::text FROM refresh_tokens t WHERE t.hash = $1`, old).
-		Scan(&used, &sessionID)
-	if err != nil {
-		return RefreshResult{}, wrap(op, err)
-	}
-	if !used {
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// Nothing rotated: find out why.
+		var used bool
+		var sessionID string
+		if err := tx.QueryRow(ctx, `SELECT t.used_at IS NOT NULL, t.session_id::text FROM refresh_tokens t WHERE t.hash = $1`, old).
+			Scan(&used, &sessionID); err != nil {
+			return err
+		}
+		if !used {
+			return ErrSessionInactive
+		}
+		// Reuse: revoke the family (a no-op if it already is), record it, and report it.
+		s, err = scanSession(tx.QueryRow(ctx, `UPDATE sessions SET
+				revoked_at = COALESCE(revoked_at, $2),
+				revoke_reason = CASE WHEN revoked_at IS NULL THEN 'refresh_reuse' ELSE revoke_reason END
+			WHERE id = $1 RETURNING `+sessionColumns, sessionID, micro(use.Now)))
+		if err != nil {
+			return err
+		}
+		r = RefreshResult{Session: s}
+		reused = true
+		ev.Type, ev.ActorID, ev.CompanyID, ev.SubjectID = EventRefreshReuse, s.UserID, s.CompanyID, s.ID
+		return appendAudit(ctx, tx, ev)
+	})
+	switch {
+	case errors.Is(err, ErrSessionInactive):
 		return RefreshResult{}, fmt.Errorf("%s: %w", op, ErrSessionInactive)
-	}
-	// Reuse: revoke the family (a no-op if it already is) and report it.
-	s, err = scanSession(p.pool.QueryRow(ctx, `UPDATE sessions SET
-			revoked_at = COALESCE(revoked_at, $2),
-			revoke_reason = CASE WHEN revoked_at IS NULL THEN 'refresh_reuse' ELSE revoke_reason END
-		WHERE id = $1 RETURNING `+sessionColumns, sessionID, micro(use.Now)))
-	if err != nil {
+	case err != nil:
 		return RefreshResult{}, wrap(op, err)
+	case reused:
+		return r, fmt.Errorf("%s: %w", op, ErrRefreshReused)
 	}
-	return RefreshResult{Session: s}, fmt.Errorf("%s: %w", op, ErrRefreshReused)
+	return r, nil
 }
 
-func (p *Postgres) SwitchCompany(ctx context.Context, userID, sessionID, companyID string, next RefreshToken, use Use) (Session, error) {
+func (p *Postgres) SwitchCompany(ctx context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error) {
 	if !validUUID(userID, sessionID) {
 		return Session{}, fmt.Errorf("switch company: %w", ErrNotFound)
 	}
-	s, err := scanSession(p.pool.QueryRow(ctx, `WITH ses AS (
-			UPDATE sessions s SET company_id = $3, last_used_at = $4, ip = $5, user_agent = $6
-			WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $4
-				AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = $1 AND m.company_id = $3)
-			RETURNING s.*
-		), consumed AS (
-			UPDATE refresh_tokens t SET used_at = $4 FROM ses WHERE t.session_id = ses.id AND t.used_at IS NULL
-		), ins AS (
-			INSERT INTO refresh_tokens (hash, session_id, expires_at)
-			SELECT $7, ses.id, LEAST($8::timestamptz, ses.expires_at) FROM ses
-		)
-		SELECT `+sessionColumns+` FROM ses`,
-		userID, sessionID, companyID, micro(use.Now), use.IP, use.UserAgent, next.Hash, micro(next.ExpiresAt)))
+	var s Session
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		var err error
+		s, err = scanSession(tx.QueryRow(ctx, `WITH ses AS (
+				UPDATE sessions s SET company_id = $3, last_used_at = $4, ip = $5, user_agent = $6
+				WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $4
+					AND EXISTS (SELECT 1 FROM companies c WHERE c.id = $3)
+					AND ($9 OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = $1 AND m.company_id = $3))
+				RETURNING s.*
+			), consumed AS (
+				UPDATE refresh_tokens t SET used_at = $4 FROM ses WHERE t.session_id = ses.id AND t.used_at IS NULL
+			), ins AS (
+				INSERT INTO refresh_tokens (hash, session_id, expires_at)
+				SELECT $7, ses.id, LEAST($8::timestamptz, ses.expires_at) FROM ses
+			)
+			SELECT `+sessionColumns+` FROM ses`,
+			userID, sessionID, companyID, micro(use.Now), use.IP, use.UserAgent, next.Hash, micro(next.ExpiresAt), anyCompany))
+		return err
+	})
 	return s, wrap("switch company", err)
 }
 
@@ -361,40 +561,50 @@ func (p *Postgres) ListSessions(ctx context.Context, userID string, now time.Tim
 	return out, wrap("list sessions", rows.Err())
 }
 
-func (p *Postgres) RevokeSession(ctx context.Context, userID, sessionID string, now time.Time, reason string) error {
+func (p *Postgres) RevokeSession(ctx context.Context, userID, sessionID string, now time.Time, reason string, ev Event) error {
 	if !validUUID(userID, sessionID) {
 		return fmt.Errorf("revoke session: %w", ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoke_reason = $4
-		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, sessionID, userID, micro(now), reason)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = pgx.ErrNoRows
-	}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+			WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, sessionID, userID, micro(now), reason)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = pgx.ErrNoRows
+		}
+		return err
+	})
 	return wrap("revoke session", err)
 }
 
-func (p *Postgres) RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string) ([]string, error) {
-	if !validUUID(userID) {
-		return []string{}, nil
-	}
-	rows, err := p.pool.Query(ctx, revokeUserSQL+` `, userID, micro(now), reason)
-	if err != nil {
-		return nil, wrap("revoke user sessions", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+func (p *Postgres) RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string, ev Event) ([]string, error) {
+	ids := []string{}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		if !validUUID(userID) {
+			return nil
+		}
+		rows, err := tx.Query(ctx, revokeUserSQL, userID, micro(now), reason)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	if ids == nil {
 		ids = []string{}
 	}
 	return ids, wrap("revoke user sessions", err)
 }
 
-func (p *Postgres) CreateAPIKey(ctx context.Context, k APIKey) error {
+func (p *Postgres) CreateAPIKey(ctx context.Context, k APIKey, ev Event) error {
 	if !validUUID(k.ID) {
 		return fmt.Errorf("create api key: invalid id")
 	}
-	_, err := p.pool.Exec(ctx, `INSERT INTO api_keys (id, company_id, name, prefix, secret_hash, scope, plan, created_by, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		k.ID, k.CompanyID, k.Name, k.Prefix, k.SecretHash, k.Scope, k.Plan, k.CreatedBy, micro(k.CreatedAt), nullTime(k.ExpiresAt))
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, company_id, name, prefix, secret_hash, scope, plan, created_by, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			k.ID, k.CompanyID, k.Name, k.Prefix, k.SecretHash, k.Scope, k.Plan, k.CreatedBy, micro(k.CreatedAt), nullTime(k.ExpiresAt))
+		return err
+	})
 	return wrap("create api key", err)
 }
 
@@ -436,24 +646,32 @@ func (p *Postgres) GetAPIKey(ctx context.Context, companyID, id string) (APIKey,
 	return k, wrap("get api key", err)
 }
 
-func (p *Postgres) RotateAPIKey(ctx context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time) (APIKey, error) {
+func (p *Postgres) RotateAPIKey(ctx context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time, ev Event) (APIKey, error) {
 	if !validUUID(id) {
 		return APIKey{}, fmt.Errorf("rotate api key: %w", ErrNotFound)
 	}
-	k, err := scanAPIKey(p.pool.QueryRow(ctx, `UPDATE api_keys SET prev_secret_hash = secret_hash, prev_expires_at = $3, secret_hash = $4
-		WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL RETURNING `+apiKeyColumns, id, companyID, micro(graceUntil), newHash))
+	var k APIKey
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		var err error
+		k, err = scanAPIKey(tx.QueryRow(ctx, `UPDATE api_keys SET prev_secret_hash = secret_hash, prev_expires_at = $3, secret_hash = $4
+			WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL RETURNING `+apiKeyColumns, id, companyID, micro(graceUntil), newHash))
+		return err
+	})
 	return k, wrap("rotate api key", err)
 }
 
-func (p *Postgres) RevokeAPIKey(ctx context.Context, companyID, id string, now time.Time) error {
+func (p *Postgres) RevokeAPIKey(ctx context.Context, companyID, id string, now time.Time, ev Event) error {
 	if !validUUID(id) {
 		return fmt.Errorf("revoke api key: %w", ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL`,
-		id, companyID, micro(now))
-	if err == nil && tag.RowsAffected() == 0 {
-		err = pgx.ErrNoRows
-	}
+	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL`,
+			id, companyID, micro(now))
+		if err == nil && tag.RowsAffected() == 0 {
+			err = pgx.ErrNoRows
+		}
+		return err
+	})
 	return wrap("revoke api key", err)
 }
 

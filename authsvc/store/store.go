@@ -35,8 +35,54 @@ type Company struct {
 	ID        string
 	Name      string
 	Plan      string
+	Disabled  bool // a disabled company's sessions end and its API keys stop working
 	CreatedAt time.Time
 }
+
+// CompanyUpdate changes the fields that are set.
+type CompanyUpdate struct {
+	Name     *string
+	Plan     *string
+	Disabled *bool
+}
+
+// UserUpdate changes the fields that are set.
+type UserUpdate struct {
+	Name          *string
+	Disabled      *bool
+	PlatformAdmin *bool
+}
+
+// Page selects a slice of a listing: Offset rows skipped, at most Limit returned.
+type Page struct {
+	Offset int
+	Limit  int
+}
+
+// MembershipFilter selects memberships; empty fields match everything.
+type MembershipFilter struct {
+	CompanyID string
+	UserID    string
+}
+
+// MembershipView is a membership with the user's email, for listings.
+type MembershipView struct {
+	Membership
+	Email string
+}
+
+// TOTP is a user's time-based one-time-password enrolment. The secret is
+// sealed by the caller (AES-256-GCM under the master key); the store never
+// sees it in the clear.
+type TOTP struct {
+	UserID       string
+	SealedSecret []byte
+	CreatedAt    time.Time
+	ConfirmedAt  time.Time // zero while pending: not yet asked at login
+}
+
+// Active reports whether the enrolment was confirmed.
+func (t TOTP) Active() bool { return !t.ConfirmedAt.IsZero() }
 
 // User is a person who logs in. Email is stored lower-cased.
 type User struct {
@@ -156,52 +202,75 @@ type SigningKey struct {
 }
 
 // Store is the auth service's persistence.
+//
+// Every method that changes state takes the audit Event that records the
+// change and appends it to the hash-chained trail in the same transaction
+// (Postgres) or under the same lock (Memory): the change and its record are
+// kept or lost together. A method that fails appends nothing, except where
+// its comment says otherwise.
 type Store interface {
-	CreateCompany(ctx context.Context, c Company) error
+	CreateCompany(ctx context.Context, c Company, ev Event) error
 	GetCompany(ctx context.Context, id string) (Company, error)
+	// UpdateCompany changes a company; disabling it revokes every session
+	// bound to it (their ids are returned).
+	UpdateCompany(ctx context.Context, id string, upd CompanyUpdate, now time.Time, ev Event) (Company, []string, error)
+	// ListCompanies lists companies by id, with the total count.
+	ListCompanies(ctx context.Context, p Page) ([]Company, int64, error)
 
-	CreateUser(ctx context.Context, u User) error
+	CreateUser(ctx context.Context, u User, ev Event) error
 	GetUser(ctx context.Context, id string) (User, error)
 	GetUserByEmail(ctx context.Context, email string) (User, error)
-	// SetPasswordHash replaces the hash and revokes every session of the user.
-	SetPasswordHash(ctx context.Context, userID, hash string, now time.Time) ([]string, error)
-	// SetUserDisabled changes the flag; disabling revokes every session.
-	SetUserDisabled(ctx context.Context, userID string, disabled bool, now time.Time) ([]string, error)
+	// ListUsers lists users by email, with the total count.
+	ListUsers(ctx context.Context, p Page) ([]User, int64, error)
+	// SetPasswordHash replaces the hash and revokes every session of the
+	// user except keepSession (empty: all), returning the revoked ids.
+	SetPasswordHash(ctx context.Context, userID, hash, keepSession string, now time.Time, ev Event) ([]string, error)
+	// UpdateUser changes a user; disabling revokes every session.
+	UpdateUser(ctx context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error)
 
-	// PutMembership creates or replaces the user's roles in the company.
-	PutMembership(ctx context.Context, m Membership) error
-	DeleteMembership(ctx context.Context, userID, companyID string) error
+	// PutMembership creates or replaces the user's roles in the company. A
+	// change of roles revokes the user's sessions bound to the company (their
+	// tokens carry the old roles); their ids are returned.
+	PutMembership(ctx context.Context, m Membership, now time.Time, ev Event) ([]string, error)
+	// DeleteMembership removes a membership and revokes the user's sessions
+	// bound to the company.
+	DeleteMembership(ctx context.Context, userID, companyID string, now time.Time, ev Event) ([]string, error)
 	// GetAccess is the user's access to the company; ErrNotFound without a membership.
 	GetAccess(ctx context.Context, userID, companyID string) (Access, error)
 	ListMemberships(ctx context.Context, userID string) ([]CompanyMembership, error)
+	// FindMemberships lists memberships by company then email, with the total count.
+	FindMemberships(ctx context.Context, f MembershipFilter, p Page) ([]MembershipView, int64, error)
 
 	// CreateSession stores a new session with its first refresh token.
-	CreateSession(ctx context.Context, s Session, rt RefreshToken) error
+	CreateSession(ctx context.Context, s Session, rt RefreshToken, ev Event) error
 	// RotateRefreshToken consumes the token with hash old and stores next in
 	// its family. A token that was already consumed revokes the family and
-	// answers ErrRefreshReused; an unknown one ErrNotFound; an expired token
-	// or inactive session ErrSessionInactive. Of parallel calls with one
-	// token exactly one succeeds.
-	RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use) (RefreshResult, error)
+	// answers ErrRefreshReused — and that revocation is recorded with ev, its
+	// Type set to EventRefreshReuse; an unknown one ErrNotFound; an expired
+	// token or inactive session ErrSessionInactive. Of parallel calls with
+	// one token exactly one succeeds. The store fills ev's user, company and
+	// subject (the session) from the session.
+	RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use, ev Event) (RefreshResult, error)
 	// SwitchCompany moves the user's active session to a company the user is
-	// a member of, consuming every outstanding refresh token of the family and
-	// storing next. ErrNotFound: no such active session of the user, or no membership.
-	SwitchCompany(ctx context.Context, userID, sessionID, companyID string, next RefreshToken, use Use) (Session, error)
+	// a member of (any company when anyCompany: platform admins), consuming
+	// every outstanding refresh token of the family and storing next.
+	// ErrNotFound: no such active session of the user, or no membership.
+	SwitchCompany(ctx context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error)
 	GetSession(ctx context.Context, userID, sessionID string) (Session, error)
 	// ListSessions lists the user's active sessions at now, most recently used first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	// RevokeSession revokes one active session of the user; ErrNotFound otherwise.
-	RevokeSession(ctx context.Context, userID, sessionID string, now time.Time, reason string) error
+	RevokeSession(ctx context.Context, userID, sessionID string, now time.Time, reason string, ev Event) error
 	// RevokeUserSessions revokes every active session of the user and returns their ids.
-	RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string) ([]string, error)
+	RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string, ev Event) ([]string, error)
 
-	CreateAPIKey(ctx context.Context, k APIKey) error
+	CreateAPIKey(ctx context.Context, k APIKey, ev Event) error
 	ListAPIKeys(ctx context.Context, companyID string) ([]APIKey, error)
 	GetAPIKey(ctx context.Context, companyID, id string) (APIKey, error)
 	// RotateAPIKey installs a new secret hash; the current one stays valid until graceUntil.
-	RotateAPIKey(ctx context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time) (APIKey, error)
+	RotateAPIKey(ctx context.Context, companyID, id string, newHash []byte, graceUntil, now time.Time, ev Event) (APIKey, error)
 	// RevokeAPIKey revokes an unrevoked key; ErrNotFound otherwise.
-	RevokeAPIKey(ctx context.Context, companyID, id string, now time.Time) error
+	RevokeAPIKey(ctx context.Context, companyID, id string, now time.Time, ev Event) error
 	// FindAPIKey looks a key up by its public prefix (introspection: the key
 	// names its company, so this is the one lookup without a company id).
 	FindAPIKey(ctx context.Context, prefix string) (APIKey, error)
@@ -210,6 +279,30 @@ type Store interface {
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	DeleteSigningKey(ctx context.Context, kid string) error
+
+	// PutPendingTOTP stores a new, unconfirmed enrolment, replacing a pending
+	// one; ErrConflict when the user has a confirmed one.
+	PutPendingTOTP(ctx context.Context, t TOTP, ev Event) error
+	// GetTOTP is the user's enrolment; ErrNotFound without one.
+	GetTOTP(ctx context.Context, userID string) (TOTP, error)
+	// ConfirmTOTP activates the pending enrolment and replaces the user's
+	// recovery codes with recoveryHashes; ErrNotFound without a pending one.
+	ConfirmTOTP(ctx context.Context, userID string, recoveryHashes [][]byte, now time.Time, ev Event) error
+	// DeleteTOTP removes the enrolment and the recovery codes; ErrNotFound without one.
+	DeleteTOTP(ctx context.Context, userID string, ev Event) error
+	// UseRecoveryCode consumes an unused recovery code of the user, once:
+	// of parallel calls with one code exactly one succeeds. ErrNotFound
+	// otherwise. It returns how many unused codes are left.
+	UseRecoveryCode(ctx context.Context, userID string, hash []byte, now time.Time, ev Event) (int, error)
+
+	// AppendAudit appends an event that records no state change (a failed
+	// login, a throttled attempt, a login that issued a login token).
+	AppendAudit(ctx context.Context, ev Event) error
+	// ListAudit lists the events that match f, newest first, with the total count.
+	ListAudit(ctx context.Context, f AuditFilter, p Page) ([]Event, int64, error)
+	// VerifyAudit re-computes the whole chain and reports the first record
+	// that does not match (see AuditCheck).
+	VerifyAudit(ctx context.Context) (AuditCheck, error)
 }
 
 // micro truncates t to what Postgres keeps, in UTC.

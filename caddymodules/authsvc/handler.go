@@ -24,8 +24,9 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler serves the auth service: `/api/v1/auth/*`, `/api/v1/admin/*` and
-// `/.well-known/*`. It is terminal for those paths; for any other path it
+// Handler serves the auth service: `/api/v1/auth/*`, `/api/v1/admin/*`,
+// `/.well-known/*`, and the API reference `/api/v1/openapi.json` and
+// `/api/v1/docs`. It is terminal for those paths; for any other path it
 // answers 404 (through the error route, so erp_envelope renders it).
 //
 // Every erp_authsvc handler of one config shares one auth service, with the

@@ -25,8 +25,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "erp",
-		Usage: "migrate|keys rotate [--postgres URL]",
-		Short: "erpgate maintenance: database migrations and signing-key rotation",
+		Usage: "migrate|keys rotate|audit verify [--postgres URL]",
+		Short: "erpgate maintenance: database migrations, signing-key rotation, audit-trail verification",
 		CobraFunc: func(cmd *cobra.Command) {
 			migrate := &cobra.Command{
 				Use:   "migrate",
@@ -48,7 +48,19 @@ func init() {
 			rotate.Flags().Duration("activate-in", authsvc.DefaultKeyPublishDelay, "how long the key is published before it signs (at least the verifiers' JWKS cache time)")
 			keys := &cobra.Command{Use: "keys", Short: "Signing-key management"}
 			keys.AddCommand(rotate)
-			cmd.AddCommand(migrate, keys)
+			verify := &cobra.Command{
+				Use:   "verify",
+				Short: "Verify the audit trail's hash chain",
+				Long: "Re-computes the hash chain of the auth service's audit trail in Postgres (--postgres or ERP_POSTGRES_URL), " +
+					"in sequence order, and checks the last record against the recorded head. Exits 0 when the trail is intact; " +
+					"otherwise prints the first record that was edited, deleted or re-hashed and exits 1.",
+				Args: cobra.NoArgs,
+				RunE: runAuditVerify,
+			}
+			verify.Flags().String("postgres", "", "Postgres URL (default: $ERP_POSTGRES_URL)")
+			audit := &cobra.Command{Use: "audit", Short: "Audit-trail tools"}
+			audit.AddCommand(verify)
+			cmd.AddCommand(migrate, keys, audit)
 		},
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -156,6 +168,34 @@ func runKeysRotate(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "published signing key %s; it signs from %s\n", k.KID, k.ActivatesAt.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// errAuditBroken makes the command exit non-zero after its report.
+var errAuditBroken = errors.New("the audit trail does not verify")
+
+func runAuditVerify(cmd *cobra.Command, _ []string) error {
+	url, err := postgresURL(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
+	defer cancel()
+	pool, err := openPool(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	check, err := store.NewPostgres(pool).VerifyAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("verify the audit trail (is the database migrated? run `gateway erp migrate`): %w", err)
+	}
+	if !check.OK {
+		fmt.Fprintln(cmd.OutOrStdout(), check.String())
+		cmd.SilenceUsage = true
+		return errAuditBroken
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), check.String())
 	return nil
 }
 

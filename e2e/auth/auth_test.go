@@ -291,7 +291,7 @@ func flow(t *testing.T, c client) {
 		t.Fatalf("bob lost his session: %s", a.Raw)
 	}
 	// not served paths: envelope 404 from the edge
-	if a := c.do("GET", "/api/v1/admin/companies", "", nil); a.Status != 404 || a.code() != "NOT_FOUND" {
+	if a := c.do("GET", "/api/v1/admin/nothing", "", nil); a.Status != 404 || a.code() != "NOT_FOUND" {
 		t.Fatalf("admin path: %s", a.Raw)
 	}
 	if a := c.do("GET", "/.well-known/nothing", "", nil); a.Status != 404 {

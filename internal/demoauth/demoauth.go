@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/erpgate/erpgate/internal/httpt"
 )
@@ -20,9 +21,16 @@ type Tokens struct {
 }
 
 // Login logs email in and selects company; it fails the test on any error.
+// A 503 (the auth service still starting: seeding hashes passwords, which
+// is slow under the race detector) is retried for up to a minute.
 func Login(t testing.TB, base, email, company string) Tokens {
 	t.Helper()
-	resp := httpt.Do(t, http.MethodPost, base+"/api/v1/auth/login", httpt.JSON(t, map[string]string{"email": email, "password": Password}), nil)
+	body := httpt.JSON(t, map[string]string{"email": email, "password": Password})
+	resp := httpt.Do(t, http.MethodPost, base+"/api/v1/auth/login", body, nil)
+	for deadline := time.Now().Add(time.Minute); resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		resp = httpt.Do(t, http.MethodPost, base+"/api/v1/auth/login", body, nil)
+	}
 	env := resp.Envelope(t)
 	var login struct {
 		LoginToken string `json:"login_token"`

@@ -1,0 +1,219 @@
+package authsvc_test
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/authsvc/openapi"
+	"github.com/erpgate/erpgate/config"
+)
+
+const docURL = "https://erpgate.invalid/api/v1/openapi.json"
+
+func loadDoc(t testing.TB) map[string]any {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(openapi.Document))
+	if err != nil {
+		t.Fatalf("openapi.json is not JSON: %v", err)
+	}
+	m, ok := doc.(map[string]any)
+	if !ok {
+		t.Fatal("openapi.json is not an object")
+	}
+	return m
+}
+
+// The document validates against the official OpenAPI 3.1 schema, and
+// every schema in it is a valid JSON Schema 2020-12 whose references resolve.
+func TestOpenAPIValidates(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/oas-3.1-schema-2022-10-07.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oas, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	const oasURL = "https://spec.openapis.org/oas/3.1/schema/2022-10-07"
+	if err := c.AddResource(oasURL, oas); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(oasURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadDoc(t)
+	if err := sch.Validate(any(doc)); err != nil {
+		t.Fatalf("not a valid OpenAPI 3.1 document: %v", err)
+	}
+	if doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi = %v", doc["openapi"])
+	}
+	// A broken document is refused (the check can fail).
+	broken := map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "x"}, "paths": map[string]any{}}
+	if sch.Validate(any(broken)) == nil {
+		t.Fatal("a document without info.version validated")
+	}
+
+	dc := docCompiler(t)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	names := make([]string, 0, len(schemas))
+	for n := range schemas {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, err := dc.Compile(docURL + "#/components/schemas/" + n); err != nil {
+			t.Errorf("schema %s: %v", n, err)
+		}
+	}
+}
+
+func docCompiler(t testing.TB) *jsonschema.Compiler {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(docURL, any(loadDoc(t))); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// edgePaths are documented operations served by the edge, not by the auth
+// service's router: the usage handler and the generic backend route.
+var edgePaths = map[string][]string{
+	"/api/v1/usage":                            {"GET"},
+	"/api/{version}/{backend}":                 {"GET", "POST"},
+	"/api/{version}/{backend}/{resource_path}": {"DELETE", "GET", "PATCH", "PUT"},
+}
+
+// The document and the router table describe the same operations.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	documented := map[string][]string{}
+	for p, item := range doc["paths"].(map[string]any) {
+		for m := range item.(map[string]any) {
+			if slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}, m) {
+				documented[p] = append(documented[p], strings.ToUpper(m))
+			}
+		}
+		sort.Strings(documented[p])
+	}
+	routed := authsvc.Routes()
+	for p, ms := range routed {
+		if got := documented[p]; !slices.Equal(got, ms) {
+			t.Errorf("route %s %v is documented as %v", p, ms, got)
+		}
+	}
+	for p, ms := range documented {
+		if _, ok := routed[p]; ok {
+			continue
+		}
+		if want, ok := edgePaths[p]; !ok || !slices.Equal(want, ms) {
+			t.Errorf("documented %s %v is not a route", p, ms)
+		}
+	}
+	// The error codes are the contract's, all of them.
+	codes := doc["components"].(map[string]any)["schemas"].(map[string]any)["ErrorCode"].(map[string]any)["enum"].([]any)
+	var got []string
+	for _, c := range codes {
+		got = append(got, c.(string))
+	}
+	want := []string{config.CodeBadRequest, config.CodeValidationFailed, config.CodeUnauthenticated, config.CodeTokenExpired,
+		config.CodeTokenRevoked, config.CodeMFARequired, config.CodeForbidden, config.CodeCompanyMismatch, config.CodeNotFound,
+		config.CodeConflict, config.CodeRateLimited, config.CodeQuotaExceeded, config.CodeVersionUnsupported, config.CodeVersionSunset,
+		config.CodePayloadTooLarge, config.CodeUpstreamUnavailable, config.CodeUpstreamTimeout, config.CodeServiceUnavailable, config.CodeInternal}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("error codes documented %v, contract %v", got, want)
+	}
+}
+
+// responseSchema compiles the documented schema of an answer.
+func responseSchema(t testing.TB, c *jsonschema.Compiler, doc map[string]any, path, method string, status int) *jsonschema.Schema {
+	t.Helper()
+	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+	op := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
+	responses := op["responses"].(map[string]any)
+	code := strconv.Itoa(status)
+	ptr := "#/paths/" + esc(path) + "/" + strings.ToLower(method) + "/responses/" + code
+	r, ok := responses[code].(map[string]any)
+	if !ok {
+		r, ptr = responses["default"].(map[string]any), "#/paths/"+esc(path)+"/"+strings.ToLower(method)+"/responses/default"
+	}
+	if ref, ok := r["$ref"].(string); ok {
+		ptr = ref
+	}
+	s, err := c.Compile(docURL + ptr + "/content/application~1json/schema")
+	if err != nil {
+		t.Fatalf("%s %s %d: %v", method, path, status, err)
+	}
+	return s
+}
+
+// Answers of the service match the schemas the document gives them.
+func TestOpenAPIDescribesAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	doc := loadDoc(t)
+	c := docCompiler(t)
+	check := func(path, method string, a answer) {
+		t.Helper()
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(a.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := responseSchema(t, c, doc, path, method, a.Status).Validate(v); err != nil {
+			t.Errorf("%s %s %d does not match the document: %v\n%s", method, path, a.Status, err, a.Raw)
+		}
+	}
+	l := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+	check("/api/v1/auth/login", "POST", l)
+	check("/api/v1/auth/login", "POST", e.login(t, "alice@acme.test", "wrong-password"))
+	s := e.do(t, req{method: "POST", path: "/api/v1/auth/select-company", body: map[string]any{"login_token": l.str("login_token"), "company_id": "acme"}})
+	check("/api/v1/auth/select-company", "POST", s)
+	tok := s.str("access_token")
+	root := e.session(t, "root@erpgate.local", "acme").str("access_token")
+	for _, r := range []req{
+		{method: "GET", path: "/api/v1/auth/me", bearer: tok},
+		{method: "GET", path: "/api/v1/auth/sessions", bearer: tok},
+		{method: "POST", path: "/api/v1/auth/api-keys", bearer: tok, body: map[string]any{"scope": "invoices:read"}},
+		{method: "GET", path: "/api/v1/auth/api-keys", bearer: tok},
+		{method: "POST", path: "/api/v1/auth/mfa/totp/enroll", bearer: tok},
+		{method: "POST", path: "/api/v1/auth/mfa/totp/confirm", bearer: tok, body: map[string]any{"code": "12"}},
+		{method: "GET", path: "/api/v1/admin/companies", bearer: root},
+		{method: "GET", path: "/api/v1/admin/users", bearer: root},
+		{method: "GET", path: "/api/v1/admin/memberships", bearer: root},
+		{method: "GET", path: "/api/v1/admin/audit", bearer: root},
+		{method: "GET", path: "/api/v1/admin/audit", bearer: tok},
+		{method: "PUT", path: "/api/v1/admin/memberships/globex/bob@globex.test", bearer: root, body: map[string]any{"roles": []string{"viewer", "accountant"}}},
+		{method: "GET", path: "/.well-known/jwks.json"},
+	} {
+		pattern := r.path
+		if strings.HasPrefix(pattern, "/api/v1/admin/memberships/") {
+			pattern = "/api/v1/admin/memberships/{company_id}/{user_id}"
+		}
+		check(pattern, r.method, e.do(t, r))
+	}
+	if t.Failed() {
+		return
+	}
+	// And the check can fail: a success envelope is not a failure answer.
+	bad := responseSchema(t, c, doc, "/api/v1/auth/login", "POST", 401)
+	v, _ := jsonschema.UnmarshalJSON(strings.NewReader(l.Raw))
+	if bad.Validate(v) == nil {
+		t.Fatalf("a success answer validates as a 401: %s", l.Raw)
+	}
+}
