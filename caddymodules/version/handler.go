@@ -261,7 +261,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			delete(r.Header, k)
 		}
 	}
-	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource}
+	public := h.Prefix + "/" + br.name
+	if inPath {
+		public = h.Prefix + "/" + pathVer + "/" + br.name
+	}
+	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource, Public: public}
 	if len(rest) > 0 {
 		t.ID = rest[0]
 		if len(rest) > 1 {

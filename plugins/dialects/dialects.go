@@ -57,6 +57,9 @@ type Target struct {
 	// Resource is the backend's path below BasePath, e.g. "/invoices" (by
 	// default "/" + Backend).
 	Resource string
+	// Public is the client's path of the collection, e.g. "/api/v1/invoices":
+	// what the backend's own collection path stands for in links.
+	Public string
 	// ID is the item id (the first segment after the backend), "" for the collection.
 	ID string
 	// Sub holds any further segments after the id.

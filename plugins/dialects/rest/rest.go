@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/plugins/dialects"
@@ -35,9 +36,14 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		segs = append(segs, t.ID)
 		segs = append(segs, t.Sub...)
 	}
-	dialects.SetPath(r.URL, t.JoinPath(), segs...)
+	from := t.JoinPath()
+	tr := envelope.Translator(envelope.REST)
+	if to := t.Public; to != "" && to != from {
+		tr = linkRewriter{from: "<" + from, to: "<" + to}
+	}
+	dialects.SetPath(r.URL, from, segs...)
 	if r.URL.RawQuery == "" {
-		return envelope.REST, nil
+		return tr, nil
 	}
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -48,7 +54,7 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		return nil, err
 	}
 	if len(q.Filters) == 0 {
-		return envelope.REST, nil
+		return tr, nil
 	}
 	v.Del("filter")
 	for _, f := range q.Filters {
@@ -73,7 +79,21 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		v.Set(f.Field, f.Value.Text)
 	}
 	r.URL.RawQuery = v.Encode()
-	return envelope.REST, nil
+	return tr, nil
+}
+
+// linkRewriter puts the client's paths into the backend's Link headers (a
+// REST backend's first/prev/next/last links name its own paths), then
+// translates like REST.
+type linkRewriter struct{ from, to string }
+
+func (l linkRewriter) Translate(a *envelope.Answer) envelope.Result {
+	if links := a.Header["Link"]; len(links) > 0 {
+		for i, v := range links {
+			links[i] = strings.ReplaceAll(v, l.from, l.to)
+		}
+	}
+	return envelope.REST.Translate(a)
 }
 
 func joinComma(s []string) string {
