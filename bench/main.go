@@ -34,6 +34,8 @@ import (
 	"time"
 )
 
+var onlyWords []string
+
 type target struct {
 	name string
 	port int
@@ -55,9 +57,11 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds (median is reported)")
 	path := flag.String("path", "/v1/invoices?limit=10", "backend path loaded")
 	loader := flag.String("loader", "auto", "wrk, go or auto")
+	only := flag.String("only", "", "run only the targets whose name contains one of these comma-separated words (plus the baseline)")
 	redisURL := flag.String("redis", envOr("ERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the quota targets")
 	flag.Parse()
 
+	onlyWords = strings.FieldsFunc(*only, func(r rune) bool { return r == ',' })
 	if err := run(*gateway, *duration, *warmup, *conns, *rounds, *path, *loader, *redisURL); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -161,6 +165,19 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 			b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
 			return fmt.Errorf("%s not ready: %w\n%s", tg.name, err, b)
 		}
+	}
+	if len(onlyWords) > 0 {
+		var kept []target
+		for _, tg := range targets {
+			keep := tg.name == "plain reverse_proxy"
+			for _, w := range onlyWords {
+				keep = keep || strings.Contains(tg.name, w)
+			}
+			if keep {
+				kept = append(kept, tg)
+			}
+		}
+		targets = kept
 	}
 	if loader == "auto" {
 		loader = "go"

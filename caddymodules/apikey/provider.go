@@ -220,7 +220,6 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			"scope":      id.Scope,
 			"plan":       id.Plan,
 			"key_id":     id.KeyID,
-			"provider":   "api_key",
 		},
 	}, true, nil
 }

@@ -30,7 +30,7 @@ func init() {
 // Provider verifies `Authorization: Bearer <access token>` (or, for
 // WebSocket upgrades, `Sec-WebSocket-Protocol: bearer, <token>`) and makes
 // the token's identity the request's user: `{http.auth.user.id}` is `sub`,
-// and `company_id`, `roles`, `scope`, `plan` and `session_id` are published
+// and `company_id`, `roles`, `scope` and `plan` are published
 // as `{http.auth.user.*}`. Tokens in query strings are never accepted.
 //
 // Checks (RFC 8725, RFC 9068): strict compact serialisation and base64url,
@@ -321,8 +321,6 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			"roles":      strings.Join(c.Roles, ","),
 			"scope":      c.Scope,
 			"plan":       c.Plan,
-			"session_id": c.SessionID,
-			"provider":   "jwt",
 		},
 	}, true, nil
 }

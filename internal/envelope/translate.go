@@ -79,7 +79,10 @@ func PaginationFromHeaders(r *http.Request, h http.Header) *Pagination {
 		return nil
 	}
 	p := &Pagination{Total: total, Page: 1, Limit: 50}
-	if r != nil {
+	page, errPage := strconv.Atoi(h.Get("X-Page"))
+	limit, errLimit := strconv.Atoi(h.Get("X-Per-Page"))
+	if (errPage != nil || errLimit != nil) && r != nil && r.URL.RawQuery != "" {
+		// the backend did not say: the request's own page and limit
 		q := r.URL.Query()
 		if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
 			p.Page = v
@@ -88,11 +91,11 @@ func PaginationFromHeaders(r *http.Request, h http.Header) *Pagination {
 			p.Limit = v
 		}
 	}
-	if v, err := strconv.Atoi(h.Get("X-Page")); err == nil && v > 0 {
-		p.Page = v
+	if errPage == nil && page > 0 {
+		p.Page = page
 	}
-	if v, err := strconv.Atoi(h.Get("X-Per-Page")); err == nil && v > 0 {
-		p.Limit = v
+	if errLimit == nil && limit > 0 {
+		p.Limit = limit
 	}
 	p.HasNext = int64(p.Page)*int64(p.Limit) < p.Total || linkHasNext(h.Values("Link"))
 	return p
