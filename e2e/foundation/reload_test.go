@@ -48,6 +48,7 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, in.AdminURL+"/load", strings.NewReader(string(caddyfile)))
 		req.Header.Set("Content-Type", "text/caddyfile")
 		req.Header.Set("Cache-Control", "must-revalidate") // reload even though unchanged
+		req.Close = true                                   // a load restarts the admin server: no keep-alive across loads
 		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
 			t.Fatalf("reload: %v", err)

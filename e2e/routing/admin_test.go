@@ -58,6 +58,7 @@ func TestRegisterBackendUnderLoad(t *testing.T) {
 	admin := func(method, path, body string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, in.AdminURL+path, bytes.NewReader([]byte(body)))
+		req.Close = true // a config load restarts the admin server: no keep-alive across loads
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -95,6 +96,7 @@ func TestRegisterBackendUnderLoad(t *testing.T) {
 	}
 	// a broken registration is refused and changes nothing
 	req, _ := http.NewRequest("POST", in.AdminURL+"/config/apps/erp/backends/bad", bytes.NewReader([]byte(`{"versions":{"one":{"upstreams":["ftp://x"]}}}`)))
+	req.Close = true
 	req.Header.Set("Content-Type", "application/json")
 	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode == 200 {
 		t.Fatalf("invalid backend accepted: %v %v", r, err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,6 +71,11 @@ func Do(t testing.TB, method, url string, body []byte, header map[string]string)
 			continue
 		}
 		req.Header.Set(k, v)
+	}
+	// A config change through Caddy's admin API restarts the admin server,
+	// so a kept-alive connection to it would be reset by the next call.
+	if strings.HasPrefix(req.URL.Path, "/config/") || req.URL.Path == "/load" {
+		req.Close = true
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")

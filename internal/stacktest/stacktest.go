@@ -264,6 +264,7 @@ func (in *Instance) Load(ctx context.Context, body []byte, contentType string) e
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
+	req.Close = true // a load restarts the admin server: no keep-alive across loads
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
