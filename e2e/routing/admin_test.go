@@ -57,17 +57,11 @@ func TestRegisterBackendUnderLoad(t *testing.T) {
 
 	admin := func(method, path, body string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, in.AdminURL+path, bytes.NewReader([]byte(body)))
-		req.Close = true // a config load restarts the admin server: no keep-alive across loads
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		// httpt.Do sends admin calls without keep-alive and sends one again
+		// when it met the admin server closing (each config load replaces it)
+		resp := httpt.Do(t, method, in.AdminURL+path, []byte(body), map[string]string{"Content-Type": "application/json"})
 		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, resp.Body)
 		}
 	}
 	demo := "http://" + hostOf(in.DemoURL)
