@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 
 	"github.com/erpgate/erpgate/caddymodules/apikey"
 	"github.com/erpgate/erpgate/caddymodules/companyjwt"
@@ -129,17 +130,10 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 
 // UnmarshalCaddyfile parses `erp_authz { require <scope…> }`.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
 		switch name {
 		case "require":
 			h.Require = d.RemainingArgs()
@@ -149,8 +143,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -25,17 +26,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_buffer <bytes>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
 		switch name {
 		case "max_buffer":
 			if !d.NextArg() {
@@ -52,8 +46,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards

@@ -5,6 +5,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 )
 
 func init() {
@@ -33,17 +34,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // UnmarshalCaddyfile fills the app from the `erp` block.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // option name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] && !repeatable[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, repeatable, func(name string) error {
 		switch name {
 		case "postgres", "redis", "key_prefix":
 			args := d.RemainingArgs()
@@ -91,15 +85,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		default:
 			if p, ok := subdirectives[name]; ok {
-				if err := p(a, d); err != nil {
-					return err
-				}
-				continue
+				return p(a, d)
 			}
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // subdirectives lets other files of this package (the backend registry) add

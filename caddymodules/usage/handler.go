@@ -4,6 +4,7 @@ package usage
 
 import (
 	"errors"
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"net/http"
 	"time"
 
@@ -131,17 +132,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		company <placeholder>
 //	}]
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
 		switch name {
 		case "company":
 			args := d.RemainingArgs()
@@ -152,8 +146,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards

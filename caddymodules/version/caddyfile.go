@@ -4,6 +4,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 )
 
 func init() {
@@ -25,17 +26,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		company <placeholder>
 //	}]
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
 		args := d.RemainingArgs()
 		if len(args) != 1 {
 			return d.ArgErr()
@@ -48,8 +42,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards
