@@ -131,10 +131,10 @@ func (e Event) clean() Event {
 	return e
 }
 
-// seal sets the event's place in the chain after (prevSeq, prevHash).
-func (e Event) seal(prevSeq int64, prevHash []byte) Event {
+// seal sets the event's place in its chain: seq, right after (prevSeq, prevHash).
+func (e Event) seal(seq int64, prevHash []byte) Event {
 	e = e.clean()
-	e.Seq = prevSeq + 1
+	e.Seq = seq
 	e.PrevHash = bytes.Clone(prevHash)
 	e.Hash = e.ComputeHash(prevHash)
 	return e
@@ -202,15 +202,23 @@ func (c AuditCheck) String() string {
 	return fmt.Sprintf("audit trail broken at record %d%s: %s", c.BadSeq, t, c.Problem)
 }
 
-// chainVerifier checks records fed in sequence order.
+// chainVerifier checks the records of one chain fed in sequence order. A
+// chain's seqs advance by step (the number of chains) from start.
 type chainVerifier struct {
+	step     int64
 	prevSeq  int64
 	prevHash []byte
+	records  int64
 	bad      *AuditCheck
 }
 
 func newChainVerifier() *chainVerifier {
-	return &chainVerifier{prevHash: GenesisHash}
+	return newStripeVerifier(0, 1)
+}
+
+// newStripeVerifier checks chain stripe of n, whose first record is seq stripe+1.
+func newStripeVerifier(stripe, n int64) *chainVerifier {
+	return &chainVerifier{step: n, prevSeq: stripe + 1 - n, prevHash: GenesisHash}
 }
 
 // next checks one record; it returns false once the chain is broken.
@@ -218,7 +226,7 @@ func (v *chainVerifier) next(e Event) bool {
 	if v.bad != nil {
 		return false
 	}
-	want := v.prevSeq + 1
+	want := v.prevSeq + v.step
 	switch {
 	case e.Seq != want:
 		v.bad = &AuditCheck{BadSeq: want, Problem: fmt.Sprintf("record %d is missing (deleted); the next record is %d", want, e.Seq)}
@@ -231,21 +239,22 @@ func (v *chainVerifier) next(e Event) bool {
 		return false
 	}
 	v.prevSeq, v.prevHash = e.Seq, e.Hash
+	v.records++
 	return true
 }
 
 // finish compares the last record with the head the store recorded.
 func (v *chainVerifier) finish(headSeq int64, headHash []byte) AuditCheck {
 	if v.bad != nil {
-		v.bad.Records = v.prevSeq
+		v.bad.Records = v.records
 		return *v.bad
 	}
 	if headSeq != v.prevSeq || !bytes.Equal(headHash, v.prevHash) {
 		if headSeq > v.prevSeq {
-			return AuditCheck{Records: v.prevSeq, BadSeq: v.prevSeq + 1,
+			return AuditCheck{Records: v.records, BadSeq: v.prevSeq + v.step,
 				Problem: fmt.Sprintf("the trail ends at record %d but %d were written (records deleted from the end)", v.prevSeq, headSeq)}
 		}
-		return AuditCheck{Records: v.prevSeq, BadSeq: v.prevSeq, Problem: "the last record does not match the recorded head of the chain"}
+		return AuditCheck{Records: v.records, BadSeq: v.prevSeq, Problem: "the last record does not match the recorded head of the chain"}
 	}
-	return AuditCheck{OK: true, Records: v.prevSeq, HeadHash: bytes.Clone(v.prevHash)}
+	return AuditCheck{OK: true, Records: v.records, HeadHash: bytes.Clone(v.prevHash)}
 }

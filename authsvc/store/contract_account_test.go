@@ -339,27 +339,41 @@ func TestPostgresAuditTamper(t *testing.T) {
 	if !check.OK || check.Records != 2500 {
 		t.Fatalf("untouched: %s", check)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE audit_events SET details = '{"reason":"ok"}' WHERE seq = 1717`); err != nil {
+	// the 1717th record, whichever chain it is in, and the very last one
+	var mid, last int64
+	must(t, pool.QueryRow(ctx, `SELECT seq FROM audit_events ORDER BY seq OFFSET 1716 LIMIT 1`).Scan(&mid))
+	must(t, pool.QueryRow(ctx, `SELECT max(seq) FROM audit_events`).Scan(&last))
+	if _, err := pool.Exec(ctx, `UPDATE audit_events SET details = '{"reason":"ok"}' WHERE seq = $1`, mid); err != nil {
 		t.Fatal(err)
 	}
 	check, err = s.VerifyAudit(ctx)
 	must(t, err)
-	if check.OK || check.BadSeq != 1717 || !strings.Contains(check.Problem, "edited") {
-		t.Fatalf("after editing 1717: %s", check)
+	if check.OK || check.BadSeq != mid || !strings.Contains(check.Problem, "edited") {
+		t.Fatalf("after editing %d: %s", mid, check)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE audit_events SET details = '{"reason":"bad_password"}' WHERE seq = 1717`); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE audit_events SET details = '{"reason":"bad_password"}' WHERE seq = $1`, mid); err != nil {
 		t.Fatal(err)
 	}
 	if check, _ = s.VerifyAudit(ctx); !check.OK {
-		t.Fatalf("after restoring 1717: %s", check)
+		t.Fatalf("after restoring %d: %s", mid, check)
 	}
-	if _, err := pool.Exec(ctx, `DELETE FROM audit_events WHERE seq = 2500`); err != nil {
+	// a record deleted from the middle of a chain
+	if _, err := pool.Exec(ctx, `DELETE FROM audit_events WHERE seq = $1`, mid); err != nil {
+		t.Fatal(err)
+	}
+	if check, _ = s.VerifyAudit(ctx); check.OK || check.BadSeq != mid || !strings.Contains(check.Problem, "missing") {
+		t.Fatalf("after deleting %d: %s", mid, check)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM audit_events WHERE seq > $1`, mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM audit_events WHERE seq = $1`, last); err != nil {
 		t.Fatal(err)
 	}
 	check, err = s.VerifyAudit(ctx)
 	must(t, err)
-	if check.OK || check.BadSeq != 2500 {
-		t.Fatalf("after deleting the last record: %s", check)
+	if check.OK {
+		t.Fatalf("after cutting the trail's end: %s", check)
 	}
 }
 

@@ -57,7 +57,7 @@ func NewMemory() *Memory {
 
 // appendLocked appends ev to the trail (m.mu held).
 func (m *Memory) appendLocked(ev Event) {
-	ev = ev.seal(m.headSeq, m.headHash)
+	ev = ev.seal(m.headSeq+1, m.headHash)
 	m.audit = append(m.audit, ev)
 	m.headSeq, m.headHash = ev.Seq, ev.Hash
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,17 +173,40 @@ const verifyBatch = 1000
 func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 	var check AuditCheck
 	err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var headSeq int64
-		var headHash []byte
-		if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id`).Scan(&headSeq, &headHash); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				headHash = GenesisHash // the head row itself was deleted: compare with an empty chain
-			} else {
+		heads := make([]struct {
+			seq  int64
+			hash []byte
+		}, auditStripes)
+		for i := range heads { // a deleted head row: compare with an empty chain
+			heads[i].seq, heads[i].hash = int64(i)+1-auditStripes, GenesisHash
+		}
+		rows, err := tx.Query(ctx, `SELECT stripe, seq, hash FROM audit_head`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var stripe int64
+			var seq int64
+			var hash []byte
+			if err := rows.Scan(&stripe, &seq, &hash); err != nil {
 				return err
 			}
+			if stripe >= 0 && stripe < auditStripes {
+				heads[stripe].seq, heads[stripe].hash = seq, hash
+			}
 		}
-		v := newChainVerifier()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		chains := make([]*chainVerifier, auditStripes)
+		for i := range chains {
+			chains[i] = newStripeVerifier(int64(i), auditStripes)
+		}
+		// Records are read in seq order across chains, so the first problem
+		// found is the earliest one.
 		after := int64(-1 << 62)
+		var bad *AuditCheck
+	read:
 		for {
 			rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, verifyBatch)
 			if err != nil {
@@ -193,9 +217,11 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 				return err
 			}
 			for _, e := range batch {
-				if !v.next(e) {
-					check = v.finish(headSeq, headHash)
-					return nil
+				stripe := ((e.Seq-1)%auditStripes + auditStripes) % auditStripes
+				if !chains[stripe].next(e) {
+					c := chains[stripe].finish(heads[stripe].seq, heads[stripe].hash)
+					bad = &c
+					break read
 				}
 				after = e.Seq
 			}
@@ -203,8 +229,39 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 				break
 			}
 		}
-		check = v.finish(headSeq, headHash)
+		var total int64
+		for _, c := range chains {
+			total += c.records
+		}
+		if bad != nil {
+			bad.Records = total
+			check = *bad
+			return nil
+		}
+		for i, c := range chains {
+			if r := c.finish(heads[i].seq, heads[i].hash); !r.OK {
+				r.Records = total
+				check = r
+				return nil
+			}
+		}
+		check = AuditCheck{OK: true, Records: total, HeadHash: bytes.Clone(lastHead(chains))}
 		return nil
 	})
 	return check, wrap("verify audit", err)
+}
+
+// lastHead is the hash of the record with the highest seq of all chains.
+func lastHead(chains []*chainVerifier) []byte {
+	var seq int64 = -1 << 62
+	var hash []byte
+	for _, c := range chains {
+		if c.records > 0 && c.prevSeq > seq {
+			seq, hash = c.prevSeq, c.prevHash
+		}
+	}
+	if hash == nil {
+		return GenesisHash
+	}
+	return hash
 }

@@ -17,10 +17,12 @@ CREATE TABLE recovery_codes (
 );
 
 -- One row per auth event, appended in the transaction of the change it
--- records. seq counts from 1 without gaps (assigned under the lock on
--- audit_head, not by a sequence, which would leave gaps on rollback);
--- hash = SHA-256(prev_hash || canonical JSON of the record), see
--- store.Event. `gateway erp audit verify` recomputes the chain.
+-- records. The trail is 8 hash chains (stripes) so that concurrent appends
+-- do not all wait on one lock: stripe s holds seqs s+1, s+9, s+17, … with no
+-- gaps (assigned under the lock on its audit_head row, not by a sequence,
+-- which would leave gaps on rollback); hash = SHA-256(prev_hash || canonical
+-- JSON of the record), see store.Event. `gateway erp audit verify`
+-- recomputes every chain.
 CREATE TABLE audit_events (
 	seq        bigint PRIMARY KEY,
 	at         timestamptz NOT NULL,
@@ -41,12 +43,13 @@ CREATE INDEX audit_events_subject ON audit_events (subject_id, seq);
 CREATE INDEX audit_events_type ON audit_events (type, seq);
 CREATE INDEX audit_events_at ON audit_events (at);
 
--- The head of the chain: the last seq and hash. Appenders lock this row,
--- which orders them; verify compares the last record with it, so records
--- cut off the end are detected too.
+-- The head of each chain: its last seq and hash. Appenders lock their
+-- stripe's row, which orders them; verify compares each chain's last record
+-- with its head, so records cut off the end are detected too.
 CREATE TABLE audit_head (
-	id   boolean PRIMARY KEY DEFAULT true CHECK (id),
-	seq  bigint NOT NULL,
-	hash bytea NOT NULL
+	stripe smallint PRIMARY KEY CHECK (stripe >= 0 AND stripe < 8),
+	seq    bigint NOT NULL,
+	hash   bytea NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash) VALUES (true, 0, decode(repeat('00', 32), 'hex'));
+INSERT INTO audit_head (stripe, seq, hash)
+SELECT s, s + 1 - 8, decode(repeat('00', 32), 'hex') FROM generate_series(0, 7) AS s;
