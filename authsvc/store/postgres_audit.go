@@ -152,7 +152,7 @@ func (p *Postgres) ListAudit(ctx context.Context, f AuditFilter, pg Page) ([]Eve
 	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events`+where, args...).Scan(&total); err != nil {
 		return nil, 0, wrap("list audit", err)
 	}
-	q := `SELECT ` + auditColumns + ` FROM audit_events` + where + ` ORDER BY seq DESC LIMIT ` + arg(pg.Limit) + ` OFFSET ` + arg(pg.Offset)
+	q := `SELECT ` + auditColumns + ` FROM audit_events` + where + ` ORDER BY at DESC, seq DESC LIMIT ` + arg(pg.Limit) + ` OFFSET ` + arg(pg.Offset)
 	rows, err := p.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, wrap("list audit", err)
