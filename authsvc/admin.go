@@ -56,6 +56,18 @@ func (s *Service) adminCaller(c *call) (*admin, error) {
 	return a, nil
 }
 
+// platformAdmin is the caller when it is a platform admin.
+func (s *Service) platformAdmin(c *call) (*admin, error) {
+	a, err := s.adminCaller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.requirePlatform(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 func (a *admin) requirePlatform() error {
 	if !a.platform {
 		return errForbidden("this needs a platform admin")
@@ -126,11 +138,8 @@ func (s *Service) adminEvent(c *call, typ, company, subject string, details map[
 }
 
 func (s *Service) handleAdminListCompanies(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	pg, page, limit, err := pageParams(c)
@@ -149,11 +158,8 @@ func (s *Service) handleAdminListCompanies(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminCreateCompany(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	var in struct {
@@ -191,11 +197,8 @@ func (s *Service) handleAdminCreateCompany(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminGetCompany(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	co, err := s.store.GetCompany(c.ctx, c.param)
@@ -209,11 +212,8 @@ func (s *Service) handleAdminGetCompany(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminUpdateCompany(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	a, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	var in struct {
@@ -270,11 +270,8 @@ func (s *Service) handleAdminUpdateCompany(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminListUsers(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	pg, page, limit, err := pageParams(c)
@@ -293,11 +290,8 @@ func (s *Service) handleAdminListUsers(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminCreateUser(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	var in struct {
@@ -339,11 +333,8 @@ func (s *Service) handleAdminCreateUser(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminGetUser(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	u, err := s.store.GetUser(c.ctx, c.param)
@@ -357,11 +348,8 @@ func (s *Service) handleAdminGetUser(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminUpdateUser(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	a, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	var in struct {
@@ -409,11 +397,8 @@ func (s *Service) handleAdminUpdateUser(c *call) (int, any, error) {
 }
 
 func (s *Service) handleAdminResetPassword(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	a, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	var in struct {

@@ -104,11 +104,8 @@ func pageParams(c *call) (store.Page, int, int, error) {
 }
 
 func (s *Service) handleAdminAudit(c *call) (int, any, error) {
-	a, err := s.adminCaller(c)
+	_, err := s.platformAdmin(c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.requirePlatform(); err != nil {
 		return 0, nil, err
 	}
 	pg, page, limit, err := pageParams(c)

@@ -169,19 +169,24 @@ func (p *Postgres) UpdateCompany(ctx context.Context, id string, upd CompanyUpda
 }
 
 func (p *Postgres) ListCompanies(ctx context.Context, pg Page) ([]Company, int64, error) {
+	return listPage(ctx, p, "list companies", `companies`, companyColumns, "id", pg, scanCompany)
+}
+
+// listPage reads one page of a whole table in order, with the table's total.
+func listPage[T any](ctx context.Context, p *Postgres, op, table, columns, order string, pg Page, scan func(pgx.Row) (T, error)) ([]T, int64, error) {
 	var total int64
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM companies`).Scan(&total); err != nil {
-		return nil, 0, wrap("list companies", err)
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&total); err != nil {
+		return nil, 0, wrap(op, err)
 	}
-	rows, err := p.pool.Query(ctx, `SELECT `+companyColumns+` FROM companies ORDER BY id LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
+	rows, err := p.pool.Query(ctx, `SELECT `+columns+` FROM `+table+` ORDER BY `+order+` LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
 	if err != nil {
-		return nil, 0, wrap("list companies", err)
+		return nil, 0, wrap(op, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Company, error) { return scanCompany(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
 	if out == nil {
-		out = []Company{}
+		out = []T{}
 	}
-	return out, total, wrap("list companies", err)
+	return out, total, wrap(op, err)
 }
 
 func (p *Postgres) CreateUser(ctx context.Context, u User, ev Event) error {
@@ -198,19 +203,7 @@ func (p *Postgres) CreateUser(ctx context.Context, u User, ev Event) error {
 }
 
 func (p *Postgres) ListUsers(ctx context.Context, pg Page) ([]User, int64, error) {
-	var total int64
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&total); err != nil {
-		return nil, 0, wrap("list users", err)
-	}
-	rows, err := p.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY email LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
-	if err != nil {
-		return nil, 0, wrap("list users", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
-	if out == nil {
-		out = []User{}
-	}
-	return out, total, wrap("list users", err)
+	return listPage(ctx, p, "list users", `users`, userColumns, "email", pg, scanUser)
 }
 
 const userColumns = `id::text, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at`

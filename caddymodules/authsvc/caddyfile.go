@@ -5,6 +5,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 )
 
 func init() {
@@ -27,17 +28,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // A string setting with no value (an unset `{$VAR}`) stays empty.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
 		args := d.RemainingArgs()
 		str := map[string]*string{"issuer": &h.Issuer, "audience": &h.Audience, "master_key": &h.MasterKey, "introspection_secret": &h.IntrospectionSecret}
 		dur := map[string]*caddy.Duration{"access_ttl": &h.AccessTTL, "refresh_ttl": &h.RefreshTTL, "refresh_idle_ttl": &h.RefreshIdleTTL,
@@ -49,7 +43,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 1 {
 				*p = args[0]
 			}
-			continue
+			return nil
 		}
 		if p, ok := dur[name]; ok {
 			if len(args) != 1 {
@@ -63,11 +57,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s: must be positive", name)
 			}
 			*p = caddy.Duration(v)
-			continue
+			return nil
 		}
 		return d.Errf("unknown subdirective %q", name)
-	}
-	return nil
+	})
 }
 
 // Interface guards

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -44,17 +45,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // plan repeats (once per name); a rate or quota given both inline and in
 // the block is an error.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := caddyfileutil.NoArgs(d); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if seen[name] && name != "plan" {
-			return d.Errf("duplicate subdirective %q", name)
-		}
-		seen[name] = true
+	return caddyfileutil.EachSubdirective(d, 0, map[string]bool{"plan": true}, func(name string) error {
 		switch name {
 		case "plan":
 			if err := h.parsePlan(d); err != nil {
@@ -116,8 +110,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (h *Handler) parsePlan(d *caddyfile.Dispenser) error {

@@ -89,6 +89,7 @@ type backendRoute struct {
 	backend  *erpapp.Backend
 	dialect  dialects.Dialect
 	resource string
+	public   string // the client's collection path without a version: prefix + "/" + name
 	versions map[string]*versionRoute
 	ordered  []*versionRoute
 	def      *versionRoute
@@ -102,6 +103,7 @@ type versionRoute struct {
 	depSince   time.Time // zero: deprecated only through a sunset date
 	sunsetAt   time.Time
 	successor  string // the Link target, or ""
+	public     string // the client's collection path with this version in it
 	headers    http.Header
 	metrics    versionMetrics
 }
@@ -146,11 +148,11 @@ func buildRoutes(app *erpapp.App, prefix string) map[string]*backendRoute {
 			continue
 		}
 		br := &backendRoute{name: name, nameAny: name, backend: b, dialect: b.Dialect(),
-			resource: b.Resource(), versions: map[string]*versionRoute{}}
+			resource: b.Resource(), public: prefix + "/" + name, versions: map[string]*versionRoute{}}
 		for _, v := range b.Ordered() {
 			vr := &versionRoute{name: v.Name(), nameAny: v.Name(), v: v,
 				deprecated: v.IsDeprecated(), depSince: v.DeprecatedAt(), sunsetAt: v.SunsetAt(),
-				metrics: newVersionMetrics(name, v.Name())}
+				metrics: newVersionMetrics(name, v.Name()), public: prefix + "/" + v.Name() + "/" + name}
 			switch ref := v.SuccessorRef(); {
 			case v.SuccessorVersion() != nil:
 				vr.successor = prefix + "/" + ref + "/" + name
@@ -261,9 +263,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			delete(r.Header, k)
 		}
 	}
-	public := h.Prefix + "/" + br.name
+	public := br.public
 	if inPath {
-		public = h.Prefix + "/" + pathVer + "/" + br.name
+		public = vr.public
 	}
 	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource, Public: public}
 	if len(rest) > 0 {

@@ -79,6 +79,24 @@ type SortKey struct {
 	Desc  bool
 }
 
+// JoinSort writes sort keys as "field asc" / "field desc" joined by sep: the
+// order syntax OData ($orderby) and Odoo (order) share.
+func JoinSort(keys []SortKey, sep string) string {
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(k.Field)
+		if k.Desc {
+			b.WriteString(" desc")
+		} else {
+			b.WriteString(" asc")
+		}
+	}
+	return b.String()
+}
+
 // Filter is one filter=field:op:value.
 type Filter struct {
 	Field string

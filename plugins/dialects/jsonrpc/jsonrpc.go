@@ -158,19 +158,7 @@ func (d *Dialect) appendCall(b []byte, id int, method string, q *dialects.Query,
 
 // Order is Odoo's order spec of the sort keys: "price desc, name asc".
 func Order(keys []dialects.SortKey) string {
-	var s strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			s.WriteString(", ")
-		}
-		s.WriteString(k.Field)
-		if k.Desc {
-			s.WriteString(" desc")
-		} else {
-			s.WriteString(" asc")
-		}
-	}
-	return s.String()
+	return dialects.JoinSort(keys, ", ")
 }
 
 var domainOps = map[dialects.Op]string{

@@ -115,19 +115,7 @@ func queryEscape(s string) string {
 
 // OrderBy is the $orderby expression of the sort keys.
 func OrderBy(keys []dialects.SortKey) string {
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(k.Field)
-		if k.Desc {
-			b.WriteString(" desc")
-		} else {
-			b.WriteString(" asc")
-		}
-	}
-	return b.String()
+	return dialects.JoinSort(keys, ",")
 }
 
 var opNames = map[dialects.Op]string{

@@ -39,7 +39,7 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 	from := t.JoinPath()
 	tr := envelope.Translator(envelope.REST)
 	if to := t.Public; to != "" && to != from {
-		tr = linkRewriter{from: "<" + from, to: "<" + to}
+		tr = linkRewriter{from: from, to: to}
 	}
 	dialects.SetPath(r.URL, from, segs...)
 	if r.URL.RawQuery == "" {
@@ -89,8 +89,9 @@ type linkRewriter struct{ from, to string }
 
 func (l linkRewriter) Translate(a *envelope.Answer) envelope.Result {
 	if links := a.Header["Link"]; len(links) > 0 {
+		from, to := "<"+l.from, "<"+l.to
 		for i, v := range links {
-			links[i] = strings.ReplaceAll(v, l.from, l.to)
+			links[i] = strings.ReplaceAll(v, from, to)
 		}
 	}
 	return envelope.REST.Translate(a)
