@@ -78,6 +78,17 @@ http://{$ERP_LISTEN} {
 				dynamic erp
 				header_up Host {upstream_hostport}
 				lb_retries 2
+				request_buffers 64KiB
+				# retry reads when a kept-alive connection to the backend broke:
+				# GETs, and requests marked idempotent (a JSON-RPC read is a POST
+				# with an Idempotency-Key); small bodies are buffered so a retry
+				# can send them again
+				lb_retry_match {
+					method GET
+				}
+				lb_retry_match {
+					header Idempotency-Key *
+				}
 				transport http {
 					dial_timeout 2s
 				}
