@@ -267,7 +267,9 @@ func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 	h.store = h.local
 	if rdb := app.RedisClient(); rdb != nil {
 		h.rdb = rdb
-		h.store = limit.NewRedis(rdb)
+		st := limit.NewRedis(rdb)
+		st.Timeout = time.Duration(h.Timeout)
+		h.store = st
 	}
 	registerHandler(app, h)
 	return nil
@@ -382,9 +384,7 @@ func (h *Handler) decide(ctx context.Context, now time.Time, cost int64, t *term
 		return r, "memory", err
 	}
 	if !h.fallback.down.Load() {
-		c, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
-		r, err := h.store.Decide(c, now, cost, t.limits[:t.n], states)
-		cancel()
+		r, err := h.store.Decide(ctx, now, cost, t.limits[:t.n], states) // bounded by its Timeout
 		if err == nil {
 			return r, "redis", nil
 		}
