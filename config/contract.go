@@ -41,6 +41,10 @@ const (
 	HeaderRequestID = "X-Request-ID"
 )
 
+// HeaderRequestIDKey is HeaderRequestID in Go's canonical form (what
+// http.Header keys are): using it spares the canonicalisation per call.
+const HeaderRequestIDKey = "X-Request-Id"
+
 // IdentityHeaders lists the headers only the edge may set.
 var IdentityHeaders = []string{HeaderCompanyID, HeaderUserID, HeaderRoles, HeaderScope}
 

@@ -149,7 +149,7 @@ func apiKey(r *http.Request) (string, bool) {
 		}
 		return "", false
 	}
-	if k := r.Header.Get("X-API-Key"); k != "" {
+	if k := r.Header.Get("X-Api-Key"); k != "" {
 		return strings.TrimSpace(k), true
 	}
 	return "", false
@@ -161,7 +161,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	if !ok {
 		return caddyauth.User{}, false, nil
 	}
-	r.Header.Del("X-API-Key") // never forwarded to a backend
+	r.Header.Del("X-Api-Key") // never forwarded to a backend
 	if len(key) > 512 || key == "" {
 		p.refuse(r, "malformed")
 		return caddyauth.User{}, false, nil

@@ -148,23 +148,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if backend == "" {
 			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
 		}
-		required = []string{derivedScope(backend, method)}
+		// the derived permission, checked without building its name
+		b, action := strings.ToLower(backend), derivedAction(method)
+		if !hasScopeParts(scope, b, action) {
+			return missingPermission(b + action)
+		}
 	}
 	for _, s := range required {
 		if !hasScope(scope, s) {
-			return caddyhttp.Error(http.StatusForbidden, &config.Error{
-				Status: http.StatusForbidden, Code: config.CodeForbidden,
-				Message: "missing permission " + s, Context: map[string]any{"required": s},
-			})
+			return missingPermission(s)
 		}
 	}
 	// The backend learns the caller from the edge alone: the credential itself stays here.
 	r.Header.Del("Authorization")
-	r.Header[hdrCompanyID] = []string{company}
-	r.Header[hdrUserID] = []string{user}
-	r.Header[hdrRoles] = []string{replString(repl, "http.auth.user.roles")}
-	r.Header[hdrScope] = []string{scope}
+	vals := [...]string{company, user, replString(repl, "http.auth.user.roles"), scope}
+	vs := vals[:] // one allocation for the four headers
+	r.Header[hdrCompanyID] = vs[0:1:1]
+	r.Header[hdrUserID] = vs[1:2:2]
+	r.Header[hdrRoles] = vs[2:3:3]
+	r.Header[hdrScope] = vs[3:4:4]
 	return next.ServeHTTP(w, r)
+}
+
+func missingPermission(s string) error {
+	return caddyhttp.Error(http.StatusForbidden, &config.Error{
+		Status: http.StatusForbidden, Code: config.CodeForbidden,
+		Message: "missing permission " + s, Context: map[string]any{"required": s},
+	})
 }
 
 func (h *Handler) mismatch(r *http.Request, company, where string) error {

@@ -117,17 +117,24 @@ func stripHeaders(h http.Header) {
 // escaped path (unescaped), for comparison with the caller's company.
 func companyInPath(p string) []string {
 	var out []string
-	segs := strings.Split(p, "/")
-	for i := 0; i+1 < len(segs); i++ {
-		if strings.EqualFold(segs[i], "companies") {
-			v, err := url.PathUnescape(segs[i+1])
+	for rest := p; ; {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return out
+		}
+		if strings.EqualFold(rest[:i], "companies") {
+			next := rest[i+1:]
+			if j := strings.IndexByte(next, '/'); j >= 0 {
+				next = next[:j]
+			}
+			v, err := url.PathUnescape(next)
 			if err != nil {
-				v = segs[i+1]
+				v = next
 			}
 			out = append(out, v)
 		}
+		rest = rest[i+1:]
 	}
-	return out
 }
 
 // companyQueryKeys are query parameters that name a company.
@@ -146,14 +153,28 @@ func companyInQuery(q url.Values) []string {
 	return out
 }
 
-// derivedScope is the scope a request needs when the route names none:
-// `{backend}:read` for safe methods, `{backend}:write` for the rest.
-func derivedScope(backend, method string) string {
+// derivedAction is the suffix of the permission a request needs when the
+// route names none (`{backend}:read` for GET, HEAD and OPTIONS,
+// `{backend}:write` otherwise).
+func derivedAction(method string) string {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return strings.ToLower(backend) + ":read"
+		return ":read"
 	}
-	return strings.ToLower(backend) + ":write"
+	return ":write"
+}
+
+// hasScopeParts is hasScope(scopes, prefix+suffix) without the concatenation.
+func hasScopeParts(scopes, prefix, suffix string) bool {
+	n := len(prefix) + len(suffix)
+	for rest := scopes; rest != ""; {
+		var f string
+		f, rest, _ = strings.Cut(rest, " ")
+		if len(f) == n && f[:len(prefix)] == prefix && f[len(prefix):] == suffix {
+			return true
+		}
+	}
+	return false
 }
 
 // hasScope reports whether the space-separated scopes hold s.

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
@@ -71,6 +72,7 @@ type Provider struct {
 	key     string
 	revs    *edgeauth.Revocations
 	metrics *edgeauth.Metrics
+	ok      prometheus.Counter // decisions{provider="jwt",outcome="ok"}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -112,6 +114,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.metrics = m
+	p.ok = m.Decisions.WithLabelValues("jwt", "ok")
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
@@ -262,16 +265,16 @@ func bearerToken(r *http.Request) (string, bool) {
 		return "", false
 	}
 	if r.Header.Get("Upgrade") != "" {
-		if v := r.Header.Get("Sec-WebSocket-Protocol"); v != "" {
+		if v := r.Header.Get("Sec-Websocket-Protocol"); v != "" {
 			parts := strings.Split(v, ",")
 			for i := 0; i+1 < len(parts); i++ {
 				if strings.EqualFold(strings.TrimSpace(parts[i]), "bearer") {
 					tok := strings.TrimSpace(parts[i+1])
 					rest := append(append([]string{}, parts[:i]...), parts[i+2:]...)
 					if len(rest) == 0 {
-						r.Header.Del("Sec-WebSocket-Protocol")
+						r.Header.Del("Sec-Websocket-Protocol")
 					} else {
-						r.Header.Set("Sec-WebSocket-Protocol", strings.TrimSpace(strings.Join(rest, ",")))
+						r.Header.Set("Sec-Websocket-Protocol", strings.TrimSpace(strings.Join(rest, ",")))
 					}
 					return tok, true
 				}
@@ -285,7 +288,7 @@ func bearerToken(r *http.Request) (string, bool) {
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	tok, ok := bearerToken(r)
 	if !ok {
-		if r.Header.Get("Authorization") == "" && r.Header.Get("X-API-Key") == "" {
+		if r.Header.Get("Authorization") == "" && r.Header.Get("X-Api-Key") == "" {
 			edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
 		}
 		return caddyauth.User{}, false, nil
@@ -313,16 +316,8 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		edgeauth.Fail(r, edgeauth.Unauthenticated(code, msg, "invalid_token"))
 		return caddyauth.User{}, false, nil
 	}
-	p.metrics.Decisions.WithLabelValues("jwt", "ok").Inc()
-	return caddyauth.User{
-		ID: c.Subject,
-		Metadata: map[string]string{
-			"company_id": c.CompanyID,
-			"roles":      strings.Join(c.Roles, ","),
-			"scope":      c.Scope,
-			"plan":       c.Plan,
-		},
-	}, true, nil
+	p.ok.Inc()
+	return caddyauth.User{ID: c.Subject, Metadata: c.Metadata}, true, nil
 }
 
 func requestID(r *http.Request) string {

@@ -40,6 +40,11 @@ type Claims struct {
 	Expiry    time.Time
 
 	kid string // the key that signed it: a cached token dies with its key
+
+	// Metadata is the identity as caddyauth publishes it
+	// ({http.auth.user.company_id}, …): built once per verified token, so
+	// a cached token costs no map per request. Read only.
+	Metadata map[string]string
 }
 
 // HasScope reports whether the space-separated scope holds s.
@@ -258,6 +263,12 @@ func (v *Verifier) checkClaims(cs *claimSet, now time.Time) (*Claims, error) {
 	return &Claims{
 		Subject: cs.Sub, SessionID: cs.Sid, CompanyID: cs.Cid, Roles: cs.Roles,
 		Scope: cs.Scope, Plan: cs.Plan, TokenID: cs.Jti, Expiry: exp,
+		Metadata: map[string]string{
+			"company_id": cs.Cid,
+			"roles":      strings.Join(cs.Roles, ","),
+			"scope":      cs.Scope,
+			"plan":       cs.Plan,
+		},
 	}, nil
 }
 

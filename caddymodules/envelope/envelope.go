@@ -139,8 +139,8 @@ func requestID(r *http.Request) string {
 	if v, ok := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string); ok && v != "" {
 		return v
 	}
-	id := env.RequestID(r.Header.Get(config.HeaderRequestID))
-	r.Header.Set(config.HeaderRequestID, id)
+	id := env.RequestID(r.Header.Get(config.HeaderRequestIDKey))
+	r.Header.Set(config.HeaderRequestIDKey, id)
 	caddyhttp.SetVar(r.Context(), config.VarRequestID, id)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(config.VarRequestID, id)
@@ -184,8 +184,8 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 			e = env.Error{Code: af.Code, Message: af.Message, Field: af.Field, Context: af.Context}
 			hdr = af.Header
 		}
-		if hdr.Get("WWW-Authenticate") == "" && w.Header().Get("WWW-Authenticate") == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="erpgate"`)
+		if hdr.Get("Www-Authenticate") == "" && w.Header().Get("Www-Authenticate") == "" {
+			w.Header().Set("Www-Authenticate", `Bearer realm="erpgate"`)
 		}
 	}
 	for k, vs := range hdr {
@@ -193,7 +193,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 			w.Header().Add(k, v)
 		}
 	}
-	w.Header().Set(config.HeaderRequestID, id)
+	w.Header().Set(config.HeaderRequestIDKey, id)
 	m := meta(r, id)
 	env.WriteFailure(w, status, &m, e)
 }

@@ -145,7 +145,7 @@ func (rec *recorder) startStream() error {
 	h := rec.w.Header()
 	stripEntityHeaders(h)
 	h.Set("Content-Type", env.ContentType)
-	h.Set(config.HeaderRequestID, rec.requestID())
+	h.Set(config.HeaderRequestIDKey, rec.requestID())
 	rec.started = true
 	rec.w.WriteHeader(rec.status)
 	m := meta(rec.r, rec.requestID())
@@ -227,7 +227,7 @@ func (rec *recorder) finish(id string) error {
 	stripEntityHeaders(h)
 	h.Set("Content-Type", env.ContentType)
 	h.Set("Content-Length", strconv.Itoa(len(out.b)))
-	h.Set(config.HeaderRequestID, id)
+	h.Set(config.HeaderRequestIDKey, id)
 	rec.started = true
 	rec.w.WriteHeader(res.Status)
 	_, _ = rec.w.Write(out.b)
@@ -243,11 +243,12 @@ func (rec *recorder) discard() {
 
 // stripEntityHeaders removes headers that described the backend's body.
 func stripEntityHeaders(h http.Header) {
-	h.Del("Content-Length")
-	h.Del("Content-MD5")
-	h.Del("Content-Digest")
-	h.Del("Repr-Digest")
-	h.Del("ETag")
+	// canonical keys: delete from the map directly
+	delete(h, "Content-Length")
+	delete(h, "Content-Md5")
+	delete(h, "Content-Digest")
+	delete(h, "Repr-Digest")
+	delete(h, "Etag")
 }
 
 type outBuf struct{ b []byte }

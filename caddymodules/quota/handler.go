@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -142,6 +143,13 @@ type Handler struct {
 	prefix   string
 	fallback *fallbackState
 	policy   string
+	keyCache *keyCache
+}
+
+// keyCache holds each company's store keys.
+type keyCache struct {
+	m sync.Map // company → *keys
+	n atomic.Int64
 }
 
 // CaddyModule returns the Caddy module information.
@@ -182,6 +190,7 @@ func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
 	h.fallback = new(fallbackState)
+	h.keyCache = new(keyCache)
 	if h.clock == nil {
 		h.clock = limit.SystemClock{}
 	}
@@ -293,7 +302,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
 	}
-	company := repl.ReplaceAll(h.Key, "")
+	company := replValue(repl, h.Key)
 	if company == "" {
 		h.logger.Error("erp_quota: the request has no company; put erp_auth before erp_quota")
 		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
@@ -348,20 +357,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // resolveRequest reads the identity and puts the terms together.
 func (h *Handler) resolveRequest(repl *caddy.Replacer, company string, now time.Time, t *terms) {
-	plan := repl.ReplaceAll(h.PlanFrom, "")
+	plan := replValue(repl, h.PlanFrom)
 	var ov *override
 	if o := h.app.QuotaOverrideFor(company); o != nil {
 		ov = &override{plan: o.Plan, rate: o.RateOverride(), clientRate: o.ClientRateOverride(),
 			quota: o.Quota, billingDay: o.BillingDay, loc: o.Location()}
 	}
-	client := h.clientOf(repl)
-	base := h.prefix + config.RedisKeyRateLimit + "{" + company + "}"
-	k := keys{rate: base, quota: h.prefix + config.RedisKeyQuota + "{" + company + "}:"}
-	if client != "" {
-		k.client = base + ":c:" + client
-	}
-	h.resolve(now, plan, ov, client, k, t)
+	k := h.keysOf(company)
+	h.resolve(now, plan, ov, func() string {
+		if client := h.clientOf(repl); client != "" {
+			return k.rate + ":c:" + client
+		}
+		return ""
+	}, k, t)
 }
+
+// replValue is repl.ReplaceAll(s, ""), without building a string when s
+// is one placeholder (the defaults are).
+func replValue(repl *caddy.Replacer, s string) string {
+	if len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.IndexByte(s[1:], '{') < 0 {
+		v, _ := repl.GetString(s[1 : len(s)-1])
+		return v
+	}
+	return repl.ReplaceAll(s, "")
+}
+
+// keysOf is company's store keys, kept per company (up to maxKeyCache
+// companies) so a request builds none.
+func (h *Handler) keysOf(company string) keys {
+	if v, ok := h.keyCache.m.Load(company); ok {
+		return *v.(*keys)
+	}
+	k := keys{rate: h.prefix + config.RedisKeyRateLimit + "{" + company + "}",
+		quota: h.prefix + config.RedisKeyQuota + "{" + company + "}:"}
+	if h.keyCache.n.Add(1) <= maxKeyCache {
+		h.keyCache.m.Store(company, &k)
+	}
+	return k
+}
+
+const maxKeyCache = 100_000
 
 func (h *Handler) clientOf(repl *caddy.Replacer) string {
 	if h.Client != "" {
@@ -444,17 +479,36 @@ func (h *Handler) probe() {
 	}
 }
 
-// setHeaders writes RateLimit-Policy, RateLimit and X-RateLimit-*.
+// setHeaders writes RateLimit-Policy, RateLimit and X-RateLimit-*: the
+// five values are cut from one string, the five slices from one array.
 func setHeaders(hdr http.Header, now time.Time, t *terms, states []limit.State, closest int) {
-	var buf [192]byte
-	hdr["Ratelimit-Policy"] = []string{string(limit.PolicyHeader(buf[:0], t.policies[:t.n]))}
+	var buf [256]byte
+	b := limit.PolicyHeader(buf[:0], t.policies[:t.n])
+	var cut [5]int
+	cut[0] = len(b)
 	p, st := t.policies[closest], states[closest]
 	rem := st.Remaining(p.Max)
 	reset := resetSeconds(now, p, st)
-	hdr["Ratelimit"] = []string{string(limit.RateLimitHeader(buf[:0], p.Name, rem, reset))}
-	hdr["X-Ratelimit-Limit"] = []string{strconv.FormatInt(p.Max, 10)}
-	hdr["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(rem, 10)}
-	hdr["X-Ratelimit-Reset"] = []string{strconv.FormatInt(reset, 10)}
+	b = limit.RateLimitHeader(b, p.Name, rem, reset)
+	cut[1] = len(b)
+	b = strconv.AppendInt(b, p.Max, 10)
+	cut[2] = len(b)
+	b = strconv.AppendInt(b, rem, 10)
+	cut[3] = len(b)
+	b = strconv.AppendInt(b, reset, 10)
+	cut[4] = len(b)
+	all := string(b)
+	vals := &[5]string{}
+	from := 0
+	for i, to := range cut {
+		vals[i] = all[from:to]
+		from = to
+	}
+	hdr["Ratelimit-Policy"] = vals[0:1:1]
+	hdr["Ratelimit"] = vals[1:2:2]
+	hdr["X-Ratelimit-Limit"] = vals[2:3:3]
+	hdr["X-Ratelimit-Remaining"] = vals[3:4:4]
+	hdr["X-Ratelimit-Reset"] = vals[4:5:5]
 }
 
 // resetSeconds: when the state gives no reset (the request can never

@@ -96,12 +96,13 @@ type terms struct {
 
 // keys are the store keys of one company (prefix included).
 type keys struct {
-	rate, client, quota string // quota: without the period
+	rate, quota string // quota: without the period
 }
 
 // resolve puts together the limits in force for company (on plan, with the
-// override ov and client the user or API key, "" for none) at now.
-func (h *Handler) resolve(now time.Time, plan string, ov *override, client string, k keys, t *terms) {
+// override ov) at now. clientKey is the key of the user's or API key's
+// sub-limit, "" for none; it is asked only when a client rate applies.
+func (h *Handler) resolve(now time.Time, plan string, ov *override, clientKey func() string, k keys, t *terms) {
 	if ov != nil && ov.plan != "" {
 		plan = ov.plan
 	}
@@ -135,10 +136,12 @@ func (h *Handler) resolve(now time.Time, plan string, ov *override, client strin
 		t.limits[t.n] = limit.Limit{Key: k.rate, Kind: limit.Sliding, Max: rate.Max, Window: rate.Window}
 		t.n++
 	}
-	if !clientRate.IsZero() && client != "" {
-		t.policies[t.n] = limit.Policy{Name: plan + "-client", Max: clientRate.Max, Window: clientRate.Window}
-		t.limits[t.n] = limit.Limit{Key: k.client, Kind: limit.Sliding, Max: clientRate.Max, Window: clientRate.Window}
-		t.n++
+	if !clientRate.IsZero() {
+		if ck := clientKey(); ck != "" {
+			t.policies[t.n] = limit.Policy{Name: plan + "-client", Max: clientRate.Max, Window: clientRate.Window}
+			t.limits[t.n] = limit.Limit{Key: ck, Kind: limit.Sliding, Max: clientRate.Max, Window: clientRate.Window}
+			t.n++
+		}
 	}
 	if quota > 0 {
 		start, end := limit.BillingPeriod(now, day, loc)

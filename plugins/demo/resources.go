@@ -2,8 +2,8 @@ package demo
 
 import (
 	"cmp"
-	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,7 +25,17 @@ func newMoney(cents int64, currency string) money {
 }
 
 // centsString renders non-negative cents as "1234.50".
-func centsString(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
+func centsString(c int64) string {
+	var b [24]byte
+	out := b[:0]
+	if c < 0 {
+		out = append(out, '-')
+		c = -c
+	}
+	out = strconv.AppendInt(out, c/100, 10)
+	out = append(out, '.', byte('0'+c%100/10), byte('0'+c%10))
+	return string(out)
+}
 
 // centsNumber renders cents as a v1 JSON number; c/100 is the nearest float64
 // to the decimal, so the encoder prints exactly "1234.5".
