@@ -1,14 +1,18 @@
 // Command bench measures erpgate's throughput against plain Caddy
-// reverse_proxy in the same run: it starts one gateway with three listeners —
-// the demo backend itself ("direct"), a plain `reverse_proxy` route ("plain")
-// and erpgate routes — loads each in turn with the same client, and prints
-// req/s, p50 and p99 and the ratio of each route to "plain".
+// reverse_proxy in the same run. It starts two gateways: one without Redis
+// (the demo backend itself, "direct"; a plain `reverse_proxy` route,
+// "plain"; and the erpgate routes with the in-memory quota store) and one
+// with Redis (its own demo backend, its own plain route, and the routes with
+// the Redis quota store: the erp app's Redis is per process). It loads each
+// route in turn with the same client and prints req/s, p50 and p99, and each
+// route's ratio to the plain route of its own process.
 //
 //	go run ./bench -gateway bin/gateway            (make bench)
 //
 // The load generator is wrk when installed, else a built-in Go client.
-// Rounds alternate the targets so drift on the machine hits all of them alike;
-// the table shows each target's median round.
+// Rounds alternate the targets so drift on the machine hits all of them
+// alike; the table shows each target's median round, and as ratio the
+// median over rounds of its req/s divided by its baseline's in that round.
 package main
 
 import (
@@ -41,6 +45,7 @@ type target struct {
 	port int
 	path string
 	hdr  map[string]string
+	base string // the baseline it is compared with: plain reverse_proxy in the same process
 }
 
 type result struct {
@@ -110,7 +115,7 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
 	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(),
-		"quota": freePort(), "full": freePort(), "admin2": freePort(), "quota2": freePort(), "full2": freePort()}
+		"quota": freePort(), "full": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
 		return err
@@ -121,17 +126,21 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		return err
 	}
 	defer stop()
-	// The Redis-backed quota needs Redis for the whole config: a second process.
+	// The Redis-backed quota needs Redis for the whole config: a second
+	// process, with its own backend and its own plain reverse_proxy, so that
+	// each erpgate route is compared with plain Caddy in the same process
+	// (two busy Go processes on few cores pay for each other's scheduling).
 	stop2, err := startGateway(gateway, dir, "gateway-redis", caddyfileRedis(ports, redisURL))
 	if err != nil {
 		return err
 	}
 	defer stop2()
 	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
+	const plain, plain2 = "plain reverse_proxy", "plain (redis process)"
 	targets := []target{
-		{"direct", ports["demo"], path, hdr},
-		{"plain reverse_proxy", ports["plain"], path, hdr},
-		{"erpgate: envelope", ports["envelope"], path, hdr},
+		{"direct", ports["demo"], path, hdr, plain},
+		{plain, ports["plain"], path, hdr, plain},
+		{"erpgate: envelope", ports["envelope"], path, hdr, plain},
 	}
 	if err := waitFor(targets[0]); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -154,11 +163,12 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
 	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
-		target{"erpgate: envelope+auth", ports["auth"], "/api" + path, bearer},
-		target{"+quota (memory)", ports["quota"], "/api" + path, bearer},
-		target{"+quota (redis)", ports["quota2"], "/api" + path, bearer2},
-		target{"full chain (memory)", ports["full"], v2, bearer},
-		target{"full chain (redis)", ports["full2"], v2, bearer2},
+		target{"erpgate: envelope+auth", ports["auth"], "/api" + path, bearer, plain},
+		target{"+quota (memory)", ports["quota"], "/api" + path, bearer, plain},
+		target{"full chain (memory)", ports["full"], v2, bearer, plain},
+		target{plain2, ports["plain2"], path, hdr, plain2},
+		target{"+quota (redis)", ports["quota2"], "/api" + path, bearer2, plain2},
+		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2},
 	)
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
@@ -167,13 +177,17 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		}
 	}
 	if len(onlyWords) > 0 {
+		keepName := map[string]bool{}
+		for _, tg := range targets {
+			for _, w := range onlyWords {
+				if strings.Contains(tg.name, w) {
+					keepName[tg.name], keepName[tg.base] = true, true
+				}
+			}
+		}
 		var kept []target
 		for _, tg := range targets {
-			keep := tg.name == "plain reverse_proxy"
-			for _, w := range onlyWords {
-				keep = keep || strings.Contains(tg.name, w)
-			}
-			if keep {
+			if keepName[tg.name] {
 				kept = append(kept, tg)
 			}
 		}
@@ -188,30 +202,48 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	fmt.Printf("erpgate bench: %d connections, %s x %d rounds per target, loader %s, GOMAXPROCS of the machine: %d cores\n",
 		conns, duration, rounds, loader, numCPU())
 	results := make(map[string][]result)
+	ratios := make(map[string][]float64) // per round: target / its baseline in that round
 	for _, tg := range targets {
 		if _, err := load(loader, tg, warmup, conns); err != nil {
 			return err
 		}
 	}
 	for r := range rounds {
+		thisRound := map[string]float64{}
 		for _, tg := range targets {
 			res, err := load(loader, tg, duration, conns)
 			if err != nil {
 				return err
 			}
 			results[tg.name] = append(results[tg.name], res)
+			thisRound[tg.name] = res.rps
 			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f req/s\n", r+1, tg.name, res.rps)
+		}
+		for _, tg := range targets {
+			if b := thisRound[tg.base]; b > 0 {
+				ratios[tg.name] = append(ratios[tg.name], thisRound[tg.name]/b)
+			}
 		}
 	}
 	fmt.Println()
+	fmt.Println("vs plain: the median over rounds of req/s divided by the same round's plain reverse_proxy in the same process")
+	fmt.Println()
 	fmt.Printf("| %-22s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
 	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 24), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
-	plain := median(results["plain reverse_proxy"])
 	for _, tg := range targets {
 		m := median(results[tg.name])
-		fmt.Printf("| %-22s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), m.rps/plain.rps, m.errors)
+		fmt.Printf("| %-22s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]), m.errors)
 	}
 	return nil
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 func numCPU() int {
@@ -351,8 +383,15 @@ func caddyfileRedis(p map[string]int, redisURL string) string {
 		}
 	}
 }
+# this process's backend and baseline
+http://127.0.0.1:%[4]d {
+	erp_demo
+}
+http://:%[6]d {
+	reverse_proxy 127.0.0.1:%[4]d
+}
 %[5]s
-`, p["admin2"], redisURL, os.Getpid(), p["demo"], quotaSites(p["quota2"], p["full2"], p["demo"]))
+`, p["admin2"], redisURL, os.Getpid(), p["demo2"], quotaSites(p["quota2"], p["full2"], p["demo2"]), p["plain2"])
 }
 
 func waitPort(port int) error {
