@@ -55,7 +55,7 @@ func restTranslate(a *Answer) Result {
 		if len(body) == 0 {
 			return Result{Status: a.Status}
 		}
-		if !json.Valid(body) {
+		if !ValidJSON(body) {
 			return Result{Status: http.StatusBadGateway, Errors: []Error{InvalidUpstream}}
 		}
 		res := Result{Status: a.Status, Data: body}

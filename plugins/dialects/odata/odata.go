@@ -190,7 +190,7 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 	if len(body) == 0 {
 		return envelope.Result{Status: a.Status}
 	}
-	if !json.Valid(body) {
+	if !envelope.ValidJSON(body) {
 		return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{envelope.InvalidUpstream}}
 	}
 	if tr.item || body[0] != '{' {
