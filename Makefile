@@ -30,6 +30,7 @@ test: services chromium vet
 	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) $(GO) test -race -count=1 -timeout 12m ./...
 
 bench: services build
+	./scripts/wrk.sh
 	$(GO) run ./bench -gateway $(GATEWAY)
 
 xcaddy:
