@@ -291,26 +291,22 @@ http://:%[3]d {
 }
 # erpgate: the envelope
 http://:%[4]d {
-	route {
-		erp_envelope
-		reverse_proxy 127.0.0.1:%[2]d
-	}
+	erp_envelope
+	reverse_proxy 127.0.0.1:%[2]d
 	handle_errors {
 		erp_envelope
 	}
 }
 # erpgate: envelope + authentication (erp_jwt, cached token) + authz
 http://:%[5]d {
-	route {
-		erp_envelope
-		handle /api/v1/auth/* {
-			erp_authsvc
-		}
-		handle_path /api/* {
-			vars erp.backend invoices
-			erp_auth
-			reverse_proxy 127.0.0.1:%[2]d
-		}
+	erp_envelope
+	handle /api/v1/auth/* {
+		erp_authsvc
+	}
+	handle_path /api/* {
+		vars erp.backend invoices
+		erp_auth
+		reverse_proxy 127.0.0.1:%[2]d
 	}
 	handle_errors {
 		erp_envelope
@@ -326,38 +322,32 @@ http://:%[5]d {
 func quotaSites(quota, full, demo int) string {
 	return fmt.Sprintf(`
 http://:%[1]d {
-	route {
-		erp_envelope
-		handle /api/v1/auth/* {
-			erp_authsvc
+	erp_envelope
+	handle /api/v1/auth/* {
+		erp_authsvc
+	}
+	handle_path /api/* {
+		vars erp.backend invoices
+		erp_auth
+		erp_quota {
+			plan standard 1000000000/m
 		}
-		handle_path /api/* {
-			vars erp.backend invoices
-			erp_auth
-			erp_quota {
-				plan standard 1000000000/m
-			}
-			reverse_proxy 127.0.0.1:%[3]d
-		}
+		reverse_proxy 127.0.0.1:%[3]d
 	}
 	handle_errors {
 		erp_envelope
 	}
 }
 http://:%[2]d {
-	route {
-		erp_envelope
-		handle /api/* {
-			route {
-				erp_version
-				erp_auth
-				erp_quota {
-					plan standard 1000000000/m
-				}
-				reverse_proxy {
-					dynamic erp
-				}
-			}
+	erp_envelope
+	handle /api/* {
+		erp_version
+		erp_auth
+		erp_quota {
+			plan standard 1000000000/m
+		}
+		reverse_proxy {
+			dynamic erp
 		}
 	}
 	handle_errors {
