@@ -86,21 +86,27 @@ func BenchmarkRedisDecide(b *testing.B) {
 			}
 		}
 	})
-	b.Run("parallel", func(b *testing.B) {
-		hook.n.Store(0)
-		var seq atomic.Int64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			i := int(seq.Add(1))
-			var st [2]State
-			for pb.Next() {
-				l := benchLimits(prefix, i)
-				i++
-				if _, err := s.Decide(ctx, time.Now(), 1, l[:], st[:]); err != nil {
-					b.Fatal(err)
+	// 32 concurrent clients (as the edge under load), spread over 64
+	// companies or all of one company: decisions are batched, so there are
+	// fewer round trips than decisions.
+	for _, companies := range []int{64, 1} {
+		b.Run("parallel-32/companies-"+strconv.Itoa(companies), func(b *testing.B) {
+			hook.n.Store(0)
+			var seq atomic.Int64
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(1))
+				var st [2]State
+				for pb.Next() {
+					l := benchLimits(prefix, i%companies)
+					i++
+					if _, err := s.Decide(ctx, time.Now(), 1, l[:], st[:]); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
+			b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
 		})
-		b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
-	})
+	}
 }
