@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -79,26 +80,72 @@ func PaginationFromHeaders(r *http.Request, h http.Header) *Pagination {
 		return nil
 	}
 	p := &Pagination{Total: total, Page: 1, Limit: 50}
-	page, errPage := strconv.Atoi(h.Get("X-Page"))
-	limit, errLimit := strconv.Atoi(h.Get("X-Per-Page"))
-	if (errPage != nil || errLimit != nil) && r != nil && r.URL.RawQuery != "" {
+	page, okPage := positiveInt(h.Get("X-Page"))
+	limit, okLimit := positiveInt(h.Get("X-Per-Page"))
+	if (!okPage || !okLimit) && r != nil && r.URL.RawQuery != "" {
 		// the backend did not say: the request's own page and limit
-		q := r.URL.Query()
-		if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
+		if v, ok := positiveInt(queryValue(r.URL.RawQuery, "page")); ok {
 			p.Page = v
 		}
-		if v, err := strconv.Atoi(q.Get("limit")); err == nil && v > 0 {
+		if v, ok := positiveInt(queryValue(r.URL.RawQuery, "limit")); ok {
 			p.Limit = v
 		}
 	}
-	if errPage == nil && page > 0 {
+	if okPage {
 		p.Page = page
 	}
-	if errLimit == nil && limit > 0 {
+	if okLimit {
 		p.Limit = limit
 	}
 	p.HasNext = int64(p.Page)*int64(p.Limit) < p.Total || linkHasNext(h.Values("Link"))
 	return p
+}
+
+// positiveInt parses a decimal above zero; "" and junk are (0, false)
+// without the error strconv would allocate.
+func positiveInt(s string) (int, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n > 0
+}
+
+// queryValue is url.Values.Get of a raw query without building the map:
+// the first value of key (keys and values are unescaped as ParseQuery does;
+// malformed pairs are skipped as ParseQuery skips them).
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				continue
+			}
+		}
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			var err error
+			if v, err = url.QueryUnescape(v); err != nil {
+				continue
+			}
+		}
+		return v
+	}
+	return ""
 }
 
 func linkHasNext(links []string) bool {

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -57,4 +58,21 @@ func BenchmarkValidJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestQueryValueAgreesWithURLValues(t *testing.T) {
+	for _, raw := range []string{"", "page=2", "limit=10&page=3", "page=&page=4", "p%61ge=5", "page=%32", "page=1;x=2&page=7",
+		"page=%zz&page=8", "a=1&&page=9", "page", "limit=1+0", "x=y&limit=25&limit=30"} {
+		q, _ := url.ParseQuery(raw)
+		for _, k := range []string{"page", "limit"} {
+			if got, want := queryValue(raw, k), q.Get(k); got != want {
+				t.Errorf("queryValue(%q, %q) = %q, url.Values says %q", raw, k, got, want)
+			}
+		}
+	}
+	for s, want := range map[string]int{"": 0, "0": 0, "12": 12, "-3": 0, "+4": 0, "1x": 0, "0007": 7} {
+		if got, _ := positiveInt(s); got != want {
+			t.Errorf("positiveInt(%q) = %d, want %d", s, got, want)
+		}
+	}
 }
