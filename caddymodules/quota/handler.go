@@ -55,8 +55,10 @@ func init() {
 //		}
 //	}
 //
-// With `redis` set in the erp app, every edge instance counts in Redis (one
-// Lua script per decision, called by SHA), so a company gets exactly its
+// With `redis` set in the erp app, every edge instance counts in Redis (an
+// atomic Lua script, called by SHA; concurrent decisions share round trips
+// and one company's share one script call, decided in order), so a
+// company gets exactly its
 // limit whatever the number of instances; without it, the counters are the
 // process's (kept across config reloads, not restarts). Per-company
 // overrides (plan, numbers, billing day, time zone) live in the erp app's

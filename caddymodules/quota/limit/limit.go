@@ -27,7 +27,8 @@
 // One decision checks every limit in force (the company's rate, the
 // optional per-user or per-API-key sub-rate, the monthly quota) at once and
 // admits only if all of them admit: a refused request consumes nothing
-// anywhere. In Redis that is one Lua script, run by SHA.
+// anywhere. In Redis that is one Lua script, run by SHA; concurrent
+// decisions are batched (see Redis).
 package limit
 
 import (
