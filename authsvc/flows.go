@@ -67,7 +67,7 @@ func viewCompany(c store.Company, roles []string) companyView {
 	if roles == nil {
 		roles = []string{}
 	}
-	return companyView{ID: c.ID, Name: c.Name, Plan: c.Plan, Roles: roles, Scope: strings.Join(ScopesFor(roles), " ")}
+	return companyView{ID: c.ID, Name: c.Name, Plan: c.Plan, Roles: roles, Scope: scopeString(roles)}
 }
 
 func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
@@ -443,34 +443,33 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	if in.CompanyID == "" {
 		return 0, nil, invalid("company_id", "company_id is required")
 	}
-	access, platform, err := s.companyAccess(c.ctx, claims.Subject, in.CompanyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, errForbidden("you are not a member of this company")
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	if access.UserDisabled {
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
-	}
-	if access.Company.Disabled {
-		return 0, nil, errCompanyDisabled()
-	}
+	// One step reads the user's access to the company, checks it (member or
+	// platform admin, user and company enabled) and switches: the roles the
+	// tokens carry are those the switch was allowed on.
 	now := s.clock.Now()
 	rt, rtHash := newRefreshToken()
 	ev := s.event(c, store.EventCompanySwitched)
-	ev.CompanyID, ev.SubjectID, ev.Details = access.Company.ID, claims.SessionID, map[string]string{"from_company_id": claims.CompanyID}
-	sess, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, access.Company.ID, platform,
+	ev.CompanyID, ev.SubjectID, ev.Details = in.CompanyID, claims.SessionID, map[string]string{"from_company_id": claims.CompanyID}
+	res, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, in.CompanyID,
 		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
 		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, ev)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNoAccess):
+		switch a := res.Access; {
+		case a.Company.ID == "" || (!res.Member && !res.PlatformAdmin):
+			return 0, nil, errForbidden("you are not a member of this company")
+		case a.UserDisabled:
+			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		default:
+			return 0, nil, errCompanyDisabled()
+		}
+	case errors.Is(err, store.ErrNotFound):
 		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
-	}
-	if err != nil {
+	case err != nil:
 		return 0, nil, err
 	}
-	c.meta.CompanyID = sess.CompanyID
-	pair, err := s.pair(sess, access, rt, now)
+	c.meta.CompanyID = res.Session.CompanyID
+	pair, err := s.pair(res.Session, res.Access, rt, now)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -11,12 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
@@ -113,6 +114,7 @@ type ringKey struct {
 	priv        ed25519.PrivateKey
 	createdAt   time.Time
 	activatesAt time.Time
+	hdr         protectedHeaders // filled by newKeyRing
 }
 
 // keyRing is an immutable snapshot of the published keys, oldest activation first.
@@ -123,8 +125,10 @@ type keyRing struct {
 }
 
 func newKeyRing(keys []ringKey) (*keyRing, error) {
+	keys = slices.Clone(keys)
 	set := jwk.NewSet()
-	for _, k := range keys {
+	for i, k := range keys {
+		keys[i].hdr = newProtectedHeaders(k.kid)
 		jk, err := jwk.Import(k.pub)
 		if err != nil {
 			return nil, fmt.Errorf("import public key %s: %w", k.kid, err)
@@ -295,58 +299,155 @@ func (m *keyManager) unseal(stored []store.SigningKey) ringKeys {
 	return out
 }
 
-// signJWT signs payload with k as a compact JWS with the given typ.
+// jwsHeader is the protected header of every token this service signs. Its
+// members are in a fixed order, so a key's header for a typ is always the
+// same bytes: it is encoded once per key (see protectedHeaders).
+type jwsHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+}
+
+// protectedHeaders are the base64url-encoded protected headers of a key, one
+// per token type it signs.
+type protectedHeaders struct {
+	access string // typ at+jwt
+	login  string // typ erp-login+jwt
+}
+
+func encodeHeader(kid, typ string) string {
+	b, err := json.Marshal(jwsHeader{Alg: AlgEdDSA, Kid: kid, Typ: typ})
+	if err != nil { // a struct of strings: cannot happen
+		panic(fmt.Sprintf("encode jws header: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newProtectedHeaders(kid string) protectedHeaders {
+	return protectedHeaders{access: encodeHeader(kid, TypAccess), login: encodeHeader(kid, typLogin)}
+}
+
+// header is k's encoded protected header for typ ("" for a typ it does not sign).
+func (k *ringKey) header(typ string) string {
+	switch typ {
+	case TypAccess:
+		return k.hdr.access
+	case typLogin:
+		return k.hdr.login
+	}
+	return ""
+}
+
+// b64 encodes the parts of a compact JWS; b64Strict decodes them, refusing
+// non-zero padding bits (one token, one encoding).
+var (
+	b64       = base64.RawURLEncoding
+	b64Strict = base64.RawURLEncoding.Strict()
+)
+
+// ed25519SigB64Len is the length of an Ed25519 signature in unpadded base64url.
+var ed25519SigB64Len = b64.EncodedLen(ed25519.SignatureSize)
+
+// signJWT signs payload with k as a compact JWS with the given typ:
+// header.payload.signature, each base64url without padding (RFC 7515 §7.1),
+// built in one buffer of the final size.
 func signJWT(k ringKey, typ string, payload []byte) (string, error) {
-	h := jws.NewHeaders()
-	for name, v := range map[string]any{jws.KeyIDKey: k.kid, jws.TypeKey: typ} {
-		if err := h.Set(name, v); err != nil {
-			return "", fmt.Errorf("sign: header %s: %w", name, err)
-		}
+	hdr := k.header(typ)
+	if hdr == "" {
+		return "", fmt.Errorf("sign: no header for typ %q", typ)
 	}
-	b, err := jws.Sign(payload, jws.WithKey(jwa.EdDSA(), k.priv, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
+	if len(k.priv) != ed25519.PrivateKeySize {
+		return "", errors.New("sign: key has no private part")
 	}
-	return string(b), nil
+	n := len(hdr) + 1 + b64.EncodedLen(len(payload))
+	out := make([]byte, 0, n+1+ed25519SigB64Len)
+	out = append(out, hdr...)
+	out = append(out, '.')
+	out = b64.AppendEncode(out, payload)
+	sig := ed25519.Sign(k.priv, out[:n])
+	out = append(out, '.')
+	out = b64.AppendEncode(out, sig)
+	return string(out), nil
 }
 
 var errBadToken = errors.New("invalid token")
 
+// maxTokenLen bounds what verifyJWT looks at.
+const maxTokenLen = 8 << 10
+
 // verifyJWT checks a compact JWS signed by a key of the ring with typ and
-// returns its payload. Only EdDSA; kid must name a ring key; no crit, no b64.
+// returns its payload. Only EdDSA; kid must name a ring key; typ must be typ;
+// no crit, no b64; every part strict unpadded base64url.
 func (r *keyRing) verifyJWT(token, typ string) ([]byte, error) {
-	if len(token) > 8<<10 {
+	if len(token) > maxTokenLen {
 		return nil, errBadToken
 	}
-	var hdr struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}
-	dot := -1
-	for i := 0; i < len(token); i++ {
-		if token[i] == '.' {
-			dot = i
-			break
-		}
-	}
-	if dot <= 0 {
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok || h == "" {
 		return nil, errBadToken
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token[:dot])
-	if err != nil || json.Unmarshal(raw, &hdr) != nil {
+	p, s, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(s, '.') >= 0 || len(s) != ed25519SigB64Len {
 		return nil, errBadToken
 	}
-	if hdr.Alg != AlgEdDSA || hdr.Typ != typ {
-		return nil, errBadToken
-	}
-	k, ok := r.lookup(hdr.Kid)
+	k, ok := r.headerKey(h, typ)
 	if !ok {
 		return nil, errBadToken
 	}
-	payload, err := jws.VerifyCompactFast(k.pub, []byte(token), jwa.EdDSA())
+	tb := []byte(token)
+	signed := tb[:len(h)+1+len(p)] // the signing input: the token up to the second dot
+	var sig [ed25519.SignatureSize]byte
+	if n, err := b64Strict.Decode(sig[:], tb[len(signed)+1:]); err != nil || n != len(sig) {
+		return nil, errBadToken
+	}
+	if !ed25519.Verify(k.pub, signed, sig[:]) {
+		return nil, errBadToken
+	}
+	payload := make([]byte, b64.DecodedLen(len(p)))
+	n, err := b64Strict.Decode(payload, tb[len(h)+1:len(signed)])
 	if err != nil {
 		return nil, errBadToken
 	}
-	return payload, nil
+	return payload[:n], nil
+}
+
+// headerKey is the ring key an encoded protected header names, if the header
+// is acceptable for typ: alg EdDSA, that typ, a kid of the ring, neither
+// crit nor b64. The headers this service writes are recognised by their
+// bytes; any other is decoded and checked member by member.
+func (r *keyRing) headerKey(h, typ string) (ringKey, bool) {
+	for _, k := range r.keys {
+		if hk := k.header(typ); hk != "" && hk == h {
+			return k, true
+		}
+	}
+	raw, err := b64Strict.DecodeString(h)
+	if err != nil {
+		return ringKey{}, false
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return ringKey{}, false
+	}
+	if _, crit := members["crit"]; crit {
+		return ringKey{}, false
+	}
+	if _, b64 := members["b64"]; b64 {
+		return ringKey{}, false
+	}
+	str := func(name string) string {
+		var v string
+		if m, ok := members[name]; !ok || json.Unmarshal(m, &v) != nil {
+			return ""
+		}
+		return v
+	}
+	if str("alg") != AlgEdDSA || str("typ") != typ {
+		return ringKey{}, false
+	}
+	kid := str("kid")
+	if kid == "" {
+		return ringKey{}, false
+	}
+	return r.lookup(kid)
 }

@@ -1,9 +1,11 @@
 package authsvc
 
 import (
+	mathbits "math/bits"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Roles a membership can hold, most powerful first.
@@ -41,11 +43,13 @@ var roleScopes = map[string]map[string]string{
 // ValidRole reports whether r is a known role.
 func ValidRole(r string) bool { _, ok := roleScopes[r]; return ok }
 
-// ScopesFor is the sorted union of the scopes of roles (unknown roles add nothing).
-func ScopesFor(roles []string) []string {
+// allScopes is every scope a role can grant, sorted, so that a set of scopes
+// is a bit set (bit i: allScopes[i]); roleScopeBits is each role's set. Both
+// are derived from roleScopes once.
+var allScopes, roleScopeBits = func() ([]string, map[string]uint64) {
 	set := map[string]bool{}
-	for _, r := range roles {
-		for backend, access := range roleScopes[r] {
+	for _, grants := range roleScopes {
+		for backend, access := range grants {
 			if strings.Contains(access, "r") {
 				set[backend+":read"] = true
 			}
@@ -54,12 +58,75 @@ func ScopesFor(roles []string) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
+	all := make([]string, 0, len(set))
+	for sc := range set {
+		all = append(all, sc)
 	}
-	sort.Strings(out)
+	sort.Strings(all)
+	if len(all) > 64 {
+		panic("authsvc: more than 64 scopes")
+	}
+	bits := make(map[string]uint64, len(roleScopes))
+	for role, grants := range roleScopes {
+		var b uint64
+		for backend, access := range grants {
+			if strings.Contains(access, "r") {
+				b |= 1 << slices.Index(all, backend+":read")
+			}
+			if strings.Contains(access, "w") {
+				b |= 1 << slices.Index(all, backend+":write")
+			}
+		}
+		bits[role] = b
+	}
+	return all, bits
+}()
+
+// scopeBits is the union of the scopes of roles, as a bit set over allScopes.
+func scopeBits(roles []string) uint64 {
+	var b uint64
+	for _, r := range roles {
+		b |= roleScopeBits[r]
+	}
+	return b
+}
+
+// ScopesFor is the sorted union of the scopes of roles (unknown roles add nothing).
+func ScopesFor(roles []string) []string {
+	bits := scopeBits(roles)
+	out := make([]string, 0, mathbits.OnesCount64(bits))
+	for i, sc := range allScopes {
+		if bits&(1<<i) != 0 {
+			out = append(out, sc)
+		}
+	}
 	return out
+}
+
+// scopeStrings caches the `scope` claim (the space-separated ScopesFor) per
+// set of scopes: there are few sets (one per combination of roles in use).
+var scopeStrings struct {
+	mu sync.RWMutex
+	m  map[uint64]string
+}
+
+// scopeString is ScopesFor(roles) joined by spaces: the `scope` claim.
+func scopeString(roles []string) string {
+	bits := scopeBits(roles)
+	scopeStrings.mu.RLock()
+	s, ok := scopeStrings.m[bits]
+	scopeStrings.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = strings.Join(ScopesFor(roles), " ")
+	scopeStrings.mu.Lock()
+	if scopeStrings.m == nil {
+		scopeStrings.m = map[uint64]string{}
+	}
+	scopeStrings.m[bits] = s
+	scopeStrings.mu.Unlock()
+	return s
 }
 
 // canManageKeys: owners and admins manage a company's API keys.

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,13 +67,70 @@ func (s *Service) issueAccess(userID, sessionID, companyID, plan string, roles [
 		Issuer: s.cfg.Issuer, Subject: userID, Audience: s.cfg.Audience,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), ExpiresAt: now.Add(s.cfg.AccessTTL).Unix(),
 		ID: uuid.NewString(), SessionID: sessionID, CompanyID: companyID,
-		Roles: roles, Scope: strings.Join(ScopesFor(roles), " "), Plan: plan,
+		Roles: roles, Scope: scopeString(roles), Plan: plan,
 	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", err
+	var buf [1024]byte
+	return signJWT(k, TypAccess, appendAccessClaims(buf[:0], &c))
+}
+
+// appendAccessClaims appends c as JSON: exactly what encoding/json writes
+// for it (members in field order, strings escaped the same way), without
+// reflection.
+func appendAccessClaims(b []byte, c *AccessClaims) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Subject)
+	b = append(b, `,"aud":`...)
+	b = appendJSONString(b, c.Audience)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.ExpiresAt, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.IssuedAt, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.NotBefore, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.ID)
+	b = append(b, `,"sid":`...)
+	b = appendJSONString(b, c.SessionID)
+	b = append(b, `,"cid":`...)
+	b = appendJSONString(b, c.CompanyID)
+	b = append(b, `,"roles":`...)
+	if c.Roles == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range c.Roles {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, r)
+		}
+		b = append(b, ']')
 	}
-	return signJWT(k, TypAccess, payload)
+	b = append(b, `,"scope":`...)
+	b = appendJSONString(b, c.Scope)
+	b = append(b, `,"plan":`...)
+	b = appendJSONString(b, c.Plan)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does.
+// Printable ASCII other than the characters it escapes (" \ < > &) is
+// copied; anything else takes encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // a string: cannot happen
+				panic(fmt.Sprintf("encode json string: %v", err))
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 type signerError struct{}

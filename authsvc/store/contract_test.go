@@ -268,10 +268,16 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		_, err = s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
 		wantErr(t, err, store.ErrSessionInactive)
 		// A session in a company without membership (a platform admin's) rotates with Member false.
+		admin := true
+		_, _, err = s.UpdateUser(ctx, f.alice.ID, store.UserUpdate{PlatformAdmin: &admin}, t0, ev("test"))
+		must(t, err)
 		sb, _ := newSession(t, s, f.alice, f.b.ID)
 		hb := hash()
-		_, err = s.SwitchCompany(ctx, f.alice.ID, sb.ID, f.a.ID, true, store.RefreshToken{Hash: hb, ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0}, ev("test"))
+		sw, err := s.SwitchCompany(ctx, f.alice.ID, sb.ID, f.a.ID, store.RefreshToken{Hash: hb, ExpiresAt: t0.Add(time.Hour)}, store.Use{Now: t0}, ev("test"))
 		must(t, err)
+		if sw.Member || !sw.PlatformAdmin || len(sw.Access.Roles) != 0 || sw.Access.Company.ID != f.a.ID || sw.Session.CompanyID != f.a.ID {
+			t.Fatalf("platform admin's switch = %+v", sw)
+		}
 		r, err := s.RotateRefreshToken(ctx, hb, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(2 * time.Hour)}, store.Use{Now: t0.Add(time.Minute)}, ev("test"))
 		must(t, err)
 		if r.Member || len(r.Access.Roles) != 0 || r.Session.CompanyID != f.a.ID {
@@ -321,10 +327,19 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 		sess, h1 := newSession(t, s, f.alice, f.a.ID)
 		h2 := hash()
 		use := store.Use{Now: t0.Add(time.Minute), IP: "192.0.2.7", UserAgent: "ua3"}
-		got, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, false, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+		res, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: h2, ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 		must(t, err)
-		if got.CompanyID != f.b.ID || got.ID != sess.ID {
+		got := res.Session
+		if got.CompanyID != f.b.ID || got.ID != sess.ID || got.UserID != f.alice.ID || got.IP != "192.0.2.7" || got.UserAgent != "ua3" ||
+			!got.LastUsedAt.Equal(use.Now) || !got.ExpiresAt.Equal(sess.ExpiresAt) || !got.CreatedAt.Equal(sess.CreatedAt) || !got.Active(use.Now) {
 			t.Fatalf("switched session = %+v", got)
+		}
+		if !res.Member || res.Access.UserID != f.alice.ID || res.Access.UserDisabled || res.Access.Company.ID != f.b.ID ||
+			res.Access.Company.Plan != "free" || !slices.Equal(res.Access.Roles, []string{"viewer"}) {
+			t.Fatalf("access read by the switch = %+v", res)
+		}
+		if stored, err := s.GetSession(ctx, f.alice.ID, sess.ID); err != nil || stored != got {
+			t.Fatalf("stored session = %+v, %v; switch returned %+v", stored, err, got)
 		}
 		// the old refresh token is consumed (its reuse would revoke the family), the new one works
 		r, err := s.RotateRefreshToken(ctx, h2, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
@@ -337,14 +352,76 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 
 		t.Run("other company", func(t *testing.T) {
 			sess, _ := newSession(t, s, f.bob, f.b.ID)
-			_, err := s.SwitchCompany(ctx, f.bob.ID, sess.ID, f.a.ID, false, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
-			wantErr(t, err, store.ErrNotFound)
+			r, err := s.SwitchCompany(ctx, f.bob.ID, sess.ID, f.a.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+			wantErr(t, err, store.ErrNoAccess)
+			if r.Member || r.PlatformAdmin || r.Session.ID != "" {
+				t.Fatalf("refused switch = %+v", r)
+			}
 		})
 		t.Run("other user", func(t *testing.T) {
 			sess, _ := newSession(t, s, f.bob, f.b.ID)
-			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, false, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
 			wantErr(t, err, store.ErrNotFound)
 		})
+		t.Run("ended session", func(t *testing.T) {
+			sess, _ := newSession(t, s, f.alice, f.a.ID)
+			must(t, s.RevokeSession(ctx, f.alice.ID, sess.ID, t0, "logout", ev("test")))
+			_, err := s.SwitchCompany(ctx, f.alice.ID, sess.ID, f.b.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+			wantErr(t, err, store.ErrNotFound)
+			_, err = s.SwitchCompany(ctx, f.alice.ID, "not-a-session", f.b.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+			wantErr(t, err, store.ErrNotFound)
+		})
+	})
+
+	t.Run("switch company refusals", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		put(t, s, store.Membership{UserID: f.alice.ID, CompanyID: f.b.ID, Roles: []string{"viewer"}, CreatedAt: t0})
+		sess, h1 := newSession(t, s, f.alice, f.a.ID)
+		use := store.Use{Now: t0.Add(time.Minute)}
+		refusals := func() int64 {
+			_, n, err := s.ListAudit(ctx, store.AuditFilter{Types: []string{"switch.refused"}}, store.Page{Limit: 1})
+			must(t, err)
+			return n
+		}
+		try := func(company string) (store.SwitchResult, error) {
+			return s.SwitchCompany(ctx, f.alice.ID, sess.ID, company, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("switch.refused"))
+		}
+		r, err := try("missing-" + f.b.ID)
+		wantErr(t, err, store.ErrNoAccess)
+		if r.Access.Company.ID != "" {
+			t.Fatalf("missing company read as %+v", r.Access.Company)
+		}
+		off := true
+		_, _, err = s.UpdateCompany(ctx, f.b.ID, store.CompanyUpdate{Disabled: &off}, t0, ev("test"))
+		must(t, err)
+		r, err = try(f.b.ID)
+		wantErr(t, err, store.ErrNoAccess)
+		if !r.Member || !r.Access.Company.Disabled || r.Access.UserDisabled {
+			t.Fatalf("disabled company read as %+v", r)
+		}
+		// A refusal changes nothing: the session stays, its refresh token is not consumed.
+		if got, err := s.GetSession(ctx, f.alice.ID, sess.ID); err != nil || got.CompanyID != f.a.ID || !got.LastUsedAt.Equal(t0) {
+			t.Fatalf("session after refused switches = %+v, %v", got, err)
+		}
+		_, err = s.RotateRefreshToken(ctx, h1, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+		must(t, err)
+		// A disabled user is refused, platform admin or not.
+		admin := true
+		_, _, err = s.UpdateUser(ctx, f.alice.ID, store.UserUpdate{PlatformAdmin: &admin}, t0, ev("test"))
+		must(t, err)
+		_, _, err = s.UpdateUser(ctx, f.alice.ID, store.UserUpdate{Disabled: &off}, t0, ev("test"))
+		must(t, err)
+		r, err = try(f.a.ID)
+		wantErr(t, err, store.ErrNoAccess)
+		if !r.Access.UserDisabled || !r.PlatformAdmin {
+			t.Fatalf("disabled user read as %+v", r)
+		}
+		if n := refusals(); n != 0 {
+			t.Fatalf("%d refused switches recorded", n)
+		}
+		_, err = s.SwitchCompany(ctx, uuid.NewString(), sess.ID, f.a.ID, store.RefreshToken{Hash: hash(), ExpiresAt: t0.Add(time.Hour)}, use, ev("test"))
+		wantErr(t, err, store.ErrNoAccess)
 	})
 
 	t.Run("sessions", func(t *testing.T) {

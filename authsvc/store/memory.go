@@ -414,21 +414,30 @@ func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshT
 	return RefreshResult{Session: s, Access: a, Member: member}, nil
 }
 
-func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error) {
+func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID string, next RefreshToken, use Use, ev Event) (SwitchResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	u, ok := m.users[userID]
+	if !ok {
+		return SwitchResult{}, fmt.Errorf("switch company: user: %w", ErrNoAccess)
+	}
+	r := SwitchResult{PlatformAdmin: u.PlatformAdmin}
+	r.Access, r.Member = m.accessLocked(userID, companyID)
+	if !r.Member {
+		r.Access = Access{UserID: userID, UserDisabled: u.Disabled, Roles: []string{}}
+		if c, ok := m.companies[companyID]; ok {
+			r.Access.Company = c
+		}
+	}
+	if r.Access.Company.ID == "" || r.Access.UserDisabled || r.Access.Company.Disabled || (!r.Member && !r.PlatformAdmin) {
+		return r, fmt.Errorf("switch company: %w", ErrNoAccess)
+	}
 	s, ok := m.sessions[sessionID]
 	if !ok || s.UserID != userID || !s.Active(use.Now) {
-		return Session{}, fmt.Errorf("switch company: session: %w", ErrNotFound)
-	}
-	if _, ok := m.memberships[userID][companyID]; !ok && !anyCompany {
-		return Session{}, fmt.Errorf("switch company: membership: %w", ErrNotFound)
-	}
-	if _, ok := m.companies[companyID]; !ok {
-		return Session{}, fmt.Errorf("switch company: company: %w", ErrNotFound)
+		return r, fmt.Errorf("switch company: session: %w", ErrNotFound)
 	}
 	if _, ok := m.refresh[string(next.Hash)]; ok {
-		return Session{}, fmt.Errorf("switch company: %w", ErrConflict)
+		return SwitchResult{}, fmt.Errorf("switch company: %w", ErrConflict)
 	}
 	for _, t := range m.refresh {
 		if t.sessionID == sessionID {
@@ -443,7 +452,8 @@ func (m *Memory) SwitchCompany(_ context.Context, userID, sessionID, companyID s
 	s.CompanyID, s.LastUsedAt, s.IP, s.UserAgent = companyID, micro(use.Now), use.IP, use.UserAgent
 	m.sessions[sessionID] = s
 	m.appendLocked(ev)
-	return s, nil
+	r.Session = s
+	return r, nil
 }
 
 func (m *Memory) GetSession(_ context.Context, userID, sessionID string) (Session, error) {

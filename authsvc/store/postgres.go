@@ -16,7 +16,8 @@ import (
 // Postgres is the Store on a pgx pool (the erp app's). Each method is one
 // statement where the operation allows, so that compound steps (rotating a
 // refresh token, revoking a family) are atomic without a transaction's round
-// trips. The schema comes from Migrate.
+// trips; the audited writes of the hot paths are pipelined (see
+// postgres_pipeline.go). The schema comes from Migrate.
 type Postgres struct {
 	pool *pgxpool.Pool
 }
@@ -103,18 +104,13 @@ func auditStripe(ev Event) int64 {
 // appends of concurrent transactions to one chain are ordered by that lock,
 // and a transaction that rolls back leaves neither its record nor a gap.
 func appendAudit(ctx context.Context, tx pgx.Tx, ev Event) error {
-	stripe := auditStripe(ev)
-	var seq int64
-	var prev []byte
-	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head WHERE stripe = $1 FOR UPDATE`, stripe).Scan(&seq, &prev); err != nil {
-		return fmt.Errorf("audit: read head: %w", err)
+	head := auditHead{stripe: auditStripe(ev)}
+	if err := head.scan(tx.QueryRow(ctx, lockHeadSQL, head.stripe)); err != nil {
+		return err
 	}
-	e := ev.seal(seq+auditStripes, prev)
-	_, err := tx.Exec(ctx, `WITH ins AS (
-			INSERT INTO audit_events (seq, at, type, actor_id, company_id, subject_id, ip, user_agent, request_id, details, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))
-		UPDATE audit_head SET seq = $1, hash = $12 WHERE stripe = $13`,
-		e.Seq, e.Time, e.Type, e.ActorID, e.CompanyID, e.SubjectID, e.IP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash, stripe)
+	e := ev.seal(head.seq+auditStripes, head.hash)
+	_, err := tx.Exec(ctx, appendSQL,
+		e.Seq, e.Time, e.Type, e.ActorID, e.CompanyID, e.SubjectID, e.IP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash, head.stripe)
 	if err != nil {
 		return fmt.Errorf("audit: append: %w", err)
 	}
@@ -414,15 +410,12 @@ func (p *Postgres) CreateSession(ctx context.Context, s Session, rt RefreshToken
 	if !validUUID(s.ID, s.UserID) {
 		return fmt.Errorf("create session: invalid id")
 	}
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `WITH s AS (
-				INSERT INTO sessions (id, user_id, company_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
-			INSERT INTO refresh_tokens (hash, session_id, expires_at) SELECT $10, s.id, $11 FROM s`,
-			s.ID, s.UserID, s.CompanyID, micro(s.CreatedAt), micro(s.LastUsedAt), micro(s.ExpiresAt), s.UserAgent, s.IP, s.MFA,
-			rt.Hash, micro(rt.ExpiresAt))
-		return err
-	})
+	err := p.execAudited(ctx, ev, `WITH s AS (
+			INSERT INTO sessions (id, user_id, company_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
+		INSERT INTO refresh_tokens (hash, session_id, expires_at) SELECT $10, s.id, $11 FROM s`,
+		s.ID, s.UserID, s.CompanyID, micro(s.CreatedAt), micro(s.LastUsedAt), micro(s.ExpiresAt), s.UserAgent, s.IP, s.MFA,
+		rt.Hash, micro(rt.ExpiresAt))
 	return wrap("create session", err)
 }
 
@@ -467,83 +460,148 @@ LEFT JOIN companies c ON c.id = m.company_id`
 
 func (p *Postgres) RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use, ev Event) (RefreshResult, error) {
 	const op = "rotate refresh token"
-	var r RefreshResult
-	reused := false
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		s, err := scanSession(tx.QueryRow(ctx, rotateSQL, old, next.Hash, micro(use.Now), use.IP, use.UserAgent, micro(next.ExpiresAt)),
-			&r.Access.UserDisabled, &r.Member, &r.Access.Company.ID, &r.Access.Company.Name, &r.Access.Company.Plan, &r.Access.Company.Disabled,
-			&r.Access.Company.CreatedAt, &r.Access.Roles)
-		if err == nil {
-			r.Session = s
-			r.Access.UserID = s.UserID
-			r.Access.Company.CreatedAt = r.Access.Company.CreatedAt.UTC()
-			if !r.Member {
-				r.Access = Access{UserID: s.UserID, UserDisabled: r.Access.UserDisabled}
-			}
-			ev.ActorID, ev.CompanyID, ev.SubjectID = s.UserID, s.CompanyID, s.ID
-			return appendAudit(ctx, tx, ev)
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		// Nothing rotated: find out why.
-		var used bool
-		var sessionID string
-		if err := tx.QueryRow(ctx, `SELECT t.used_at IS NOT NULL, t.session_id::text FROM refresh_tokens t WHERE t.hash = $1`, old).
-			Scan(&used, &sessionID); err != nil {
-			return err
-		}
-		if !used {
-			return ErrSessionInactive
-		}
-		// Reuse: revoke the family (a no-op if it already is), record it, and report it.
-		s, err = scanSession(tx.QueryRow(ctx, `UPDATE sessions SET
-				revoked_at = COALESCE(revoked_at, $2),
-				revoke_reason = CASE WHEN revoked_at IS NULL THEN 'refresh_reuse' ELSE revoke_reason END
-			WHERE id = $1 RETURNING `+sessionColumns, sessionID, micro(use.Now)))
-		if err != nil {
-			return err
-		}
-		r = RefreshResult{Session: s}
-		reused = true
-		ev.Type, ev.ActorID, ev.CompanyID, ev.SubjectID = EventRefreshReuse, s.UserID, s.CompanyID, s.ID
-		return appendAudit(ctx, tx, ev)
-	})
-	switch {
-	case errors.Is(err, ErrSessionInactive):
-		return RefreshResult{}, fmt.Errorf("%s: %w", op, ErrSessionInactive)
-	case err != nil:
+	b := newTxBatch()
+	b.Queue(rotateSQL, old, next.Hash, micro(use.Now), use.IP, use.UserAgent, micro(next.ExpiresAt))
+	c, br, err := p.sendTx(ctx, b)
+	if err != nil {
 		return RefreshResult{}, wrap(op, err)
-	case reused:
-		return r, fmt.Errorf("%s: %w", op, ErrRefreshReused)
 	}
-	return r, nil
+	defer endTx(ctx, c)
+	var r RefreshResult
+	s, err := scanSession(br.QueryRow(),
+		&r.Access.UserDisabled, &r.Member, &r.Access.Company.ID, &r.Access.Company.Name, &r.Access.Company.Plan, &r.Access.Company.Disabled,
+		&r.Access.Company.CreatedAt, &r.Access.Roles)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		r.Session = s
+		r.Access.UserID = s.UserID
+		r.Access.Company.CreatedAt = r.Access.Company.CreatedAt.UTC()
+		if !r.Member {
+			r.Access = Access{UserID: s.UserID, UserDisabled: r.Access.UserDisabled}
+		}
+		ev.ActorID, ev.CompanyID, ev.SubjectID = s.UserID, s.CompanyID, s.ID
+		if err := lockAndCommitAudit(ctx, c, ev); err != nil {
+			return RefreshResult{}, wrap(op, err)
+		}
+		return r, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return RefreshResult{}, wrap(op, err)
+	}
+	// Nothing rotated: find out why, in the same transaction.
+	var used bool
+	var sessionID string
+	if err := c.QueryRow(ctx, `SELECT t.used_at IS NOT NULL, t.session_id::text FROM refresh_tokens t WHERE t.hash = $1`, old).
+		Scan(&used, &sessionID); err != nil {
+		return RefreshResult{}, wrap(op, err)
+	}
+	if !used {
+		return RefreshResult{}, fmt.Errorf("%s: %w", op, ErrSessionInactive)
+	}
+	// Reuse: revoke the family (a no-op if it already is), record it, and report it.
+	s, err = scanSession(c.QueryRow(ctx, `UPDATE sessions SET
+			revoked_at = COALESCE(revoked_at, $2),
+			revoke_reason = CASE WHEN revoked_at IS NULL THEN 'refresh_reuse' ELSE revoke_reason END
+		WHERE id = $1 RETURNING `+sessionColumns, sessionID, micro(use.Now)))
+	if err != nil {
+		return RefreshResult{}, wrap(op, err)
+	}
+	ev.Type, ev.ActorID, ev.CompanyID, ev.SubjectID = EventRefreshReuse, s.UserID, s.CompanyID, s.ID
+	if err := lockAndCommitAudit(ctx, c, ev); err != nil {
+		return RefreshResult{}, wrap(op, err)
+	}
+	return RefreshResult{Session: s}, fmt.Errorf("%s: %w", op, ErrRefreshReused)
 }
 
-func (p *Postgres) SwitchCompany(ctx context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error) {
-	if !validUUID(userID, sessionID) {
-		return Session{}, fmt.Errorf("switch company: %w", ErrNotFound)
+// switchSQL reads user $1's access to company $3 and, when it allows the
+// switch, moves the user's active session $2 to the company, consumes the
+// family's outstanding refresh tokens and stores token $7 — one statement,
+// so the access returned is the one the switch was checked against. It
+// returns one row whenever the user exists; the session columns are NULL
+// when nothing was switched.
+const switchSQL = `WITH acc AS (
+	SELECT u.disabled AS user_disabled, u.platform_admin, m.roles,
+		c.id AS company_id, c.name, c.plan, c.disabled AS company_disabled, c.created_at
+	FROM users u
+	LEFT JOIN companies c ON c.id = $3
+	LEFT JOIN memberships m ON m.user_id = u.id AND m.company_id = c.id
+	WHERE u.id = $1
+), ses AS (
+	UPDATE sessions s SET company_id = $3, last_used_at = $4, ip = $5, user_agent = $6
+	FROM acc
+	WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $4
+		AND acc.company_id IS NOT NULL AND NOT acc.user_disabled AND NOT acc.company_disabled
+		AND (acc.roles IS NOT NULL OR acc.platform_admin)
+	RETURNING s.*
+), consumed AS (
+	UPDATE refresh_tokens t SET used_at = $4 FROM ses WHERE t.session_id = ses.id AND t.used_at IS NULL
+), ins AS (
+	INSERT INTO refresh_tokens (hash, session_id, expires_at)
+	SELECT $7, ses.id, LEAST($8::timestamptz, ses.expires_at) FROM ses
+)
+SELECT acc.user_disabled, acc.platform_admin, acc.roles IS NOT NULL, COALESCE(acc.company_id, ''), COALESCE(acc.name, ''),
+	COALESCE(acc.plan, ''), COALESCE(acc.company_disabled, false), COALESCE(acc.created_at, 'epoch'), COALESCE(acc.roles, '{}'),
+	ses.id IS NOT NULL, COALESCE(ses.id::text, ''), COALESCE(ses.company_id, ''), COALESCE(ses.created_at, 'epoch'),
+	COALESCE(ses.last_used_at, 'epoch'), COALESCE(ses.expires_at, 'epoch'), COALESCE(ses.user_agent, ''), COALESCE(ses.ip, ''),
+	COALESCE(ses.mfa, false)
+FROM acc LEFT JOIN ses ON true`
+
+func (p *Postgres) SwitchCompany(ctx context.Context, userID, sessionID, companyID string, next RefreshToken, use Use, ev Event) (SwitchResult, error) {
+	const op = "switch company"
+	if !validUUID(userID) {
+		return SwitchResult{}, fmt.Errorf("%s: %w", op, ErrNoAccess)
 	}
-	var s Session
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		var err error
-		s, err = scanSession(tx.QueryRow(ctx, `WITH ses AS (
-				UPDATE sessions s SET company_id = $3, last_used_at = $4, ip = $5, user_agent = $6
-				WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $4
-					AND EXISTS (SELECT 1 FROM companies c WHERE c.id = $3)
-					AND ($9 OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = $1 AND m.company_id = $3))
-				RETURNING s.*
-			), consumed AS (
-				UPDATE refresh_tokens t SET used_at = $4 FROM ses WHERE t.session_id = ses.id AND t.used_at IS NULL
-			), ins AS (
-				INSERT INTO refresh_tokens (hash, session_id, expires_at)
-				SELECT $7, ses.id, LEAST($8::timestamptz, ses.expires_at) FROM ses
-			)
-			SELECT `+sessionColumns+` FROM ses`,
-			userID, sessionID, companyID, micro(use.Now), use.IP, use.UserAgent, next.Hash, micro(next.ExpiresAt), anyCompany))
-		return err
-	})
-	return s, wrap("switch company", err)
+	if !validUUID(sessionID) {
+		sessionID = uuid.Nil.String() // no such session; the access is still read
+	}
+	head := auditHead{stripe: auditStripe(ev)}
+	b := newTxBatch()
+	b.Queue(switchSQL, userID, sessionID, companyID, micro(use.Now), use.IP, use.UserAgent, next.Hash, micro(next.ExpiresAt))
+	b.Queue(lockHeadSQL, head.stripe)
+	c, br, err := p.sendTx(ctx, b)
+	if err != nil {
+		return SwitchResult{}, wrap(op, err)
+	}
+	defer endTx(ctx, c)
+	var r SwitchResult
+	var switched bool
+	a, s := &r.Access, &r.Session
+	err = br.QueryRow().Scan(&a.UserDisabled, &r.PlatformAdmin, &r.Member, &a.Company.ID, &a.Company.Name,
+		&a.Company.Plan, &a.Company.Disabled, &a.Company.CreatedAt, &a.Roles,
+		&switched, &s.ID, &s.CompanyID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.UserAgent, &s.IP, &s.MFA)
+	if err == nil && switched {
+		err = head.scan(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // no such user
+		return SwitchResult{}, fmt.Errorf("%s: %w", op, ErrNoAccess)
+	case err != nil:
+		return SwitchResult{}, wrap(op, err)
+	}
+	a.UserID = userID
+	if a.Company.ID == "" {
+		a.Company = Company{}
+	} else {
+		a.Company.CreatedAt = a.Company.CreatedAt.UTC()
+	}
+	if !switched {
+		r.Session = Session{}
+		if a.Company.ID == "" || a.UserDisabled || a.Company.Disabled || (!r.Member && !r.PlatformAdmin) {
+			return r, fmt.Errorf("%s: %w", op, ErrNoAccess)
+		}
+		return r, fmt.Errorf("%s: session: %w", op, ErrNotFound)
+	}
+	s.UserID = userID
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC(), s.ExpiresAt.UTC()
+	if err := commitAudit(ctx, c, ev, head); err != nil {
+		return SwitchResult{}, wrap(op, err)
+	}
+	return r, nil
 }
 
 func (p *Postgres) GetSession(ctx context.Context, userID, sessionID string) (Session, error) {

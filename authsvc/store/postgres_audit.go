@@ -105,7 +105,7 @@ func (p *Postgres) UseRecoveryCode(ctx context.Context, userID string, hash []by
 }
 
 func (p *Postgres) AppendAudit(ctx context.Context, ev Event) error {
-	return wrap("append audit", p.inTx(ctx, ev, nil))
+	return wrap("append audit", p.execAudited(ctx, ev, ""))
 }
 
 const auditColumns = `seq, at, type, actor_id, company_id, subject_id, ip, user_agent, request_id, details, prev_hash, hash`

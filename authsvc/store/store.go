@@ -27,6 +27,10 @@ var (
 	// ErrSessionInactive: the session is revoked or past its absolute expiry,
 	// or the refresh token is past its idle expiry.
 	ErrSessionInactive = errors.New("session inactive")
+	// ErrNoAccess: the user may not take a session to the company — it does
+	// not exist, the user is neither a member of it nor a platform admin, or
+	// the user or the company is disabled (SwitchResult says which).
+	ErrNoAccess = errors.New("no access to the company")
 )
 
 // Company is a tenant. Its ID is a slug (`acme`), which is also the `cid`
@@ -161,6 +165,17 @@ type RefreshResult struct {
 	Member  bool
 }
 
+// SwitchResult is what SwitchCompany read and did: the user's access to the
+// company, read in the same step as the switch, and the switched session.
+type SwitchResult struct {
+	Session Session // zero unless the session was switched
+	// Access is the user's access to the company; its Company is zero when
+	// the company does not exist, its Roles empty without a membership.
+	Access        Access
+	Member        bool // the user has a membership in the company
+	PlatformAdmin bool
+}
+
 // APIKey is a company's machine credential. The secret itself is never
 // stored: only its SHA-256 (the secret is 256 random bits, so a fast hash is
 // right). During a rotation's grace period the previous hash stays valid.
@@ -251,11 +266,16 @@ type Store interface {
 	// one token exactly one succeeds. The store fills ev's user, company and
 	// subject (the session) from the session.
 	RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken, use Use, ev Event) (RefreshResult, error)
-	// SwitchCompany moves the user's active session to a company the user is
-	// a member of (any company when anyCompany: platform admins), consuming
-	// every outstanding refresh token of the family and storing next.
-	// ErrNotFound: no such active session of the user, or no membership.
-	SwitchCompany(ctx context.Context, userID, sessionID, companyID string, anyCompany bool, next RefreshToken, use Use, ev Event) (Session, error)
+	// SwitchCompany moves the user's active session to a company, consuming
+	// every outstanding refresh token of the family and storing next, and
+	// returns the user's access to the company read in the same step: the
+	// roles tokens are issued with are those the switch was allowed on. The
+	// user must be enabled and a member of the company, or a platform admin
+	// (who may switch to any company, with no roles unless a member); the
+	// company must exist and be enabled. ErrNoAccess otherwise, with the
+	// access read; ErrNotFound: no such active session of the user. Either
+	// way nothing changes and ev is not recorded.
+	SwitchCompany(ctx context.Context, userID, sessionID, companyID string, next RefreshToken, use Use, ev Event) (SwitchResult, error)
 	GetSession(ctx context.Context, userID, sessionID string) (Session, error)
 	// ListSessions lists the user's active sessions at now, most recently used first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)

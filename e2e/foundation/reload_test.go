@@ -110,7 +110,10 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d of %d requests failed during reloads; first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
 	}
-	if total := ok.Load() + failed.Load() + transport.Load(); transport.Load()*200 > total {
+	// Connection errors come from listener hand-overs, so they are bounded
+	// per reload (at most one each) and as a share of the load (1%), which
+	// under a busy machine (the race-built suite in parallel) is smaller.
+	if total := ok.Load() + failed.Load() + transport.Load(); transport.Load() > 20 || transport.Load()*100 > total {
 		t.Fatalf("%d of %d requests hit connection errors during reloads; first: %v", transport.Load(), total, firstTransport.Load())
 	}
 	if after > base+10 {
