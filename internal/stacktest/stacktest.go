@@ -69,15 +69,42 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
+// FreePort returns a free TCP port on 127.0.0.1, reserved for this test
+// until it ends, against every other test process of this machine too.
+//
+// Caddy listens with SO_REUSEPORT: two gateways given the same port would
+// both bind it, and the kernel would split connections between them, so a
+// test could silently talk to another test's gateway. A port is free when
+// the kernel hands it out for 127.0.0.1:0 and no other test holds its
+// reservation (a file created with O_EXCL in a shared directory, removed at
+// cleanup; one left by a killed test expires after ten minutes).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "erpgate-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		f := filepath.Join(dir, strconv.Itoa(port))
+		fd, err := os.OpenFile(f, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err != nil {
+			if st, serr := os.Stat(f); serr == nil && time.Since(st.ModTime()) > 10*time.Minute {
+				_ = os.Remove(f) // left by a test that was killed
+			}
+			continue
+		}
+		_ = fd.Close()
+		t.Cleanup(func() { _ = os.Remove(f) })
+		return port
+	}
+	t.Fatal("stacktest: no free port")
+	return 0
 }
 
 // Options of one gateway instance.

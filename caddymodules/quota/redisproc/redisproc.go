@@ -6,7 +6,6 @@ package redisproc
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/erpgate/erpgate/internal/stacktest"
 )
 
 // Server is one redis-server child process on a fixed loopback port.
@@ -33,12 +34,7 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redisproc: redis-server not found (make test installs it): %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := stacktest.FreePort(t)
 	s := &Server{Port: port, URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), t: t}
 	s.Restart()
 	t.Cleanup(s.Stop)
