@@ -59,7 +59,7 @@ func main() {
 	duration := flag.Duration("duration", 8*time.Second, "measured time per target and round")
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured load before each target's first round")
 	conns := flag.Int("connections", 32, "concurrent connections")
-	rounds := flag.Int("rounds", 3, "rounds (median is reported)")
+	rounds := flag.Int("rounds", 5, "rounds (median is reported)")
 	path := flag.String("path", "/v1/invoices?limit=10", "backend path loaded")
 	loader := flag.String("loader", "auto", "wrk, go or auto")
 	only := flag.String("only", "", "run only the targets whose name contains one of these comma-separated words (plus the baseline)")
