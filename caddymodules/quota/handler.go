@@ -57,12 +57,11 @@ func init() {
 //
 // With `redis` set in the erp app, every edge instance counts in Redis (an
 // atomic Lua script, called by SHA; concurrent decisions share round trips
-// and one company's share one script call, decided in order), so a
-// company gets exactly its
-// limit whatever the number of instances; without it, the counters are the
-// process's (kept across config reloads, not restarts). Per-company
-// overrides (plan, numbers, billing day, time zone) live in the erp app's
-// `quota_overrides`, changeable through the admin API.
+// and one company's share one script call, decided in order), so a company
+// gets exactly its limit whatever the number of instances; without it, the
+// counters are the process's (kept across config reloads, not restarts).
+// Per-company overrides (plan, numbers, billing day, time zone) live in the
+// erp app's `quota_overrides`, changeable through the admin API.
 //
 // Every limited answer carries `RateLimit-Policy` (one item per limit in
 // force) and `RateLimit` (the limit closest to refusing) as in
@@ -375,9 +374,9 @@ func (h *Handler) resolveRequest(repl *caddy.Replacer, company string, now time.
 }
 
 // replValue is repl.ReplaceAll(s, ""), without building a string when s
-// is one placeholder (the defaults are).
+// is one placeholder with no default (the defaults are).
 func replValue(repl *caddy.Replacer, s string) string {
-	if len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.IndexByte(s[1:], '{') < 0 {
+	if len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && !strings.ContainsAny(s[1:len(s)-1], "{}:\\") {
 		v, _ := repl.GetString(s[1 : len(s)-1])
 		return v
 	}

@@ -385,3 +385,17 @@ func TestSharedRedisExact(t *testing.T) {
 		t.Fatalf("allowed %d refused %d, want 40 and 200", allowed, refused)
 	}
 }
+
+func TestReplValue(t *testing.T) {
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.company_id", "acme")
+	for _, in := range []string{"{http.auth.user.company_id}", "{http.auth.user.plan:free}", "co-{http.auth.user.company_id}",
+		"{http.auth.user.missing}", "{http.auth.user.company_id}-{none}", "{}", "plain"} {
+		if got, want := replValue(repl, in), repl.ReplaceAll(in, ""); got != want {
+			t.Errorf("replValue(%q) = %q, ReplaceAll gives %q", in, got, want)
+		}
+	}
+	if replValue(repl, "{http.auth.user.company_id}") != "acme" {
+		t.Fatal("one placeholder not read")
+	}
+}
