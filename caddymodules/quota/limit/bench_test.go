@@ -52,13 +52,20 @@ func BenchmarkMemoryDecide(b *testing.B) {
 	})
 }
 
-func BenchmarkRedisDecide(b *testing.B) {
-	url, prefix := testenv.Redis(b)
+// countedClient is a client of the test Redis that counts its round trips,
+// closed when the test ends, and a fresh key prefix.
+func countedClient(tb testing.TB) (*redis.Client, *countHook, string) {
+	url, prefix := testenv.Redis(tb)
 	opts, _ := redis.ParseURL(url)
 	c := redis.NewClient(opts)
-	defer c.Close()
+	tb.Cleanup(func() { _ = c.Close() })
 	hook := &countHook{}
 	c.AddHook(hook)
+	return c, hook, prefix
+}
+
+func BenchmarkRedisDecide(b *testing.B) {
+	c, hook, prefix := countedClient(b)
 	s := NewRedis(c)
 	ctx := context.Background()
 	l := benchLimits(prefix, 0)

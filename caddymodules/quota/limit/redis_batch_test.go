@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 
@@ -85,12 +83,7 @@ func TestRedisBatchDecidesInOrder(t *testing.T) {
 // go in fewer round trips than decisions, and each company gets exactly its
 // limit, every admitted decision seeing a different count.
 func TestRedisBatchesUnderLoad(t *testing.T) {
-	url, p := testenv.Redis(t)
-	opts, _ := redis.ParseURL(url)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	hook := &countHook{}
-	c.AddHook(hook)
+	c, hook, p := countedClient(t)
 	s := NewRedis(c)
 	const max, workers, each = 150, 48, 10
 	companies := []string{"{a}", "{b}", "{c}"}
