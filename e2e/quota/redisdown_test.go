@@ -47,8 +47,10 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]map[string]int{} // policy -> outcome -> count
 	bad := []string{}
-	for _, it := range ins {
+	for _, it := range ins { // all before any worker reads seen
 		seen[it.policy] = map[string]int{}
+	}
+	for _, it := range ins {
 		for range 4 {
 			wg.Go(func() {
 				for !stop.Load() {
