@@ -115,7 +115,7 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
 	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(),
-		"quota": freePort(), "full": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
+		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
 		return err
@@ -150,11 +150,11 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway-redis.log"))
 		return fmt.Errorf("redis gateway not ready: %w\n%s", err, b)
 	}
-	token, err := login(ports["auth"])
+	token, err := login(ports["login"])
 	if err != nil {
 		return err
 	}
-	token2, err := login(ports["quota2"])
+	token2, err := login(ports["login2"])
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway-redis.log"))
 		return fmt.Errorf("redis gateway: %w\n%s", err, b)
@@ -163,11 +163,11 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
 	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
-		target{"erpgate: envelope+auth", ports["auth"], "/api" + path, bearer, plain},
-		target{"+quota (memory)", ports["quota"], "/api" + path, bearer, plain},
+		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain},
+		target{"+quota (memory)", ports["quota"], path, bearer, plain},
 		target{"full chain (memory)", ports["full"], v2, bearer, plain},
 		target{plain2, ports["plain2"], path, hdr, plain2},
-		target{"+quota (redis)", ports["quota2"], "/api" + path, bearer2, plain2},
+		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2},
 		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2},
 	)
 	for _, tg := range targets {
@@ -297,43 +297,45 @@ http://:%[4]d {
 		erp_envelope
 	}
 }
-# erpgate: envelope + authentication (erp_jwt, cached token) + authz
+# erpgate: envelope + authentication (erp_jwt, cached token) + authz, on
+# the same path as plain (the permission is named: no erp_version here)
 http://:%[5]d {
 	erp_envelope
-	handle /api/v1/auth/* {
-		erp_authsvc
+	erp_auth {
+		require invoices:read
 	}
-	handle_path /api/* {
-		vars erp.backend invoices
-		erp_auth
-		reverse_proxy 127.0.0.1:%[2]d
-	}
+	reverse_proxy 127.0.0.1:%[2]d
 	handle_errors {
 		erp_envelope
 	}
 }
 %[6]s
-`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"]))
+`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"], p["login"]))
 }
 
-// quotaSites are the routes with erp_quota: envelope+auth+quota, and the full
-// chain (envelope, version, auth, quota, dynamic upstreams). The limit is
-// high enough never to refuse: the benchmark measures the decision's cost.
-func quotaSites(quota, full, demo int) string {
+// quotaSites are the routes with erp_quota: envelope+auth+quota (on the
+// same path as plain), and the full chain (envelope, version, auth, quota,
+// dynamic upstreams) under /api; and the auth service the benchmark logs in
+// through. The limit is high enough never to refuse: the benchmark measures
+// the decision's cost.
+func quotaSites(quota, full, demo, login int) string {
 	return fmt.Sprintf(`
+http://:%[4]d {
+	erp_envelope
+	erp_authsvc
+	handle_errors {
+		erp_envelope
+	}
+}
 http://:%[1]d {
 	erp_envelope
-	handle /api/v1/auth/* {
-		erp_authsvc
+	erp_auth {
+		require invoices:read
 	}
-	handle_path /api/* {
-		vars erp.backend invoices
-		erp_auth
-		erp_quota {
-			plan standard 1000000000/m
-		}
-		reverse_proxy 127.0.0.1:%[3]d
+	erp_quota {
+		plan standard 1000000000/m
 	}
+	reverse_proxy 127.0.0.1:%[3]d
 	handle_errors {
 		erp_envelope
 	}
@@ -354,7 +356,7 @@ http://:%[2]d {
 		erp_envelope
 	}
 }
-`, quota, full, demo)
+`, quota, full, demo, login)
 }
 
 func caddyfileRedis(p map[string]int, redisURL string) string {
@@ -381,7 +383,7 @@ http://:%[6]d {
 	reverse_proxy 127.0.0.1:%[4]d
 }
 %[5]s
-`, p["admin2"], redisURL, os.Getpid(), p["demo2"], quotaSites(p["quota2"], p["full2"], p["demo2"]), p["plain2"])
+`, p["admin2"], redisURL, os.Getpid(), p["demo2"], quotaSites(p["quota2"], p["full2"], p["demo2"], p["login2"]), p["plain2"])
 }
 
 func waitPort(port int) error {
