@@ -70,6 +70,10 @@ const (
 	// provider refused, so the envelope renders its code (TOKEN_EXPIRED, …)
 	// instead of the authentication handler's generic 401.
 	VarAuthFailure = "erp.auth_failure"
+	// VarScope holds the verified caller's space-separated scope, set by the
+	// erp_jwt and erp_api_key providers for erp_authz (a variable, not an
+	// {http.auth.user.*} placeholder: the permission check is its only reader).
+	VarScope = "erp.scope"
 )
 
 // Redis key names, each under the configured key prefix.

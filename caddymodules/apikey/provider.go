@@ -30,8 +30,9 @@ func init() {
 }
 
 // Provider verifies `Authorization: ApiKey <key>` or `X-API-Key: <key>`.
-// The key's company, scope and plan become the request's identity
-// (`{http.auth.user.id}` is `apikey:<key id>`). Answers of the auth
+// The key's company and plan become the request's identity
+// (`{http.auth.user.id}` is `apikey:<key id>`, `{http.auth.user.key_id}`
+// the key's id), its scope erp_authz's (the request variable `erp.scope`). Answers of the auth
 // service's introspection are cached for `cache_ttl` (never past the key's
 // expiry); a revocation or rotation announced by the auth service drops the
 // key's cached answers at once on every instance. The cache is keyed by the
@@ -212,12 +213,12 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	if sub == "" {
 		sub = "apikey:" + id.KeyID
 	}
+	edgeauth.SetScope(r, id.Scope)
 	return caddyauth.User{
 		ID: sub,
 		Metadata: map[string]string{
 			"company_id": id.CompanyID,
 			"roles":      "",
-			"scope":      id.Scope,
 			"plan":       id.Plan,
 			"key_id":     id.KeyID,
 		},

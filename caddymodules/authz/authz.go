@@ -138,13 +138,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.checkBody(r, company); err != nil {
 		return err
 	}
-	scope := replString(repl, "http.auth.user.scope")
+	scope, _ := caddyhttp.GetVar(r.Context(), config.VarScope).(string)
 	required := h.Require
 	if len(required) == 0 && !h.AuthenticatedOnly {
-		backend := replString(repl, config.VarBackend)
-		if backend == "" {
-			backend, _ = caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
-		}
+		backend, _ := caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
 		if backend == "" {
 			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
 		}

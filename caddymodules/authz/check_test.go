@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -108,13 +107,13 @@ func identityRequest(method, target, body string) *http.Request {
 	} else {
 		r = httptest.NewRequest(method, target, nil)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
+		config.VarScope: "invoices:read", config.VarBackend: "invoices",
+	}))
 	repl := caddyhttp.NewTestReplacer(r)
 	repl.Set("http.auth.user.id", "usr_1")
 	repl.Set("http.auth.user.company_id", "acme")
-	repl.Set("http.auth.user.scope", "invoices:read")
 	repl.Set("http.auth.user.roles", "viewer")
-	repl.Set(config.VarBackend, "invoices")
 	return r
 }
 
@@ -162,7 +161,7 @@ func TestServeHTTP(t *testing.T) {
 	}
 	t.Run("no backend and no require: refused", func(t *testing.T) {
 		r := identityRequest("GET", "/api/v1/x", "")
-		r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Delete(config.VarBackend)
+		delete(r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any), config.VarBackend)
 		err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
 		if ce, ok := config.AsError(err); !ok || ce.Code != config.CodeForbidden {
 			t.Fatalf("got %v", err)

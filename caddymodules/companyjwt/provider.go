@@ -31,8 +31,9 @@ func init() {
 // Provider verifies `Authorization: Bearer <access token>` (or, for
 // WebSocket upgrades, `Sec-WebSocket-Protocol: bearer, <token>`) and makes
 // the token's identity the request's user: `{http.auth.user.id}` is `sub`,
-// and `company_id`, `roles`, `scope` and `plan` are published
-// as `{http.auth.user.*}`. Tokens in query strings are never accepted.
+// and `company_id`, `roles` and `plan` are published as
+// `{http.auth.user.*}`; the scope goes to erp_authz in the request variable
+// `erp.scope`. Tokens in query strings are never accepted.
 //
 // Checks (RFC 8725, RFC 9068): strict compact serialisation and base64url,
 // no `crit`, `jku`, `x5u`, `jwk` or `x5c`, `typ` at+jwt, the key's own `alg`
@@ -317,6 +318,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil
 	}
 	p.ok.Inc()
+	edgeauth.SetScope(r, c.Scope)
 	return caddyauth.User{ID: c.Subject, Metadata: c.Metadata}, true, nil
 }
 

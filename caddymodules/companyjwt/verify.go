@@ -266,7 +266,6 @@ func (v *Verifier) checkClaims(cs *claimSet, now time.Time) (*Claims, error) {
 		Metadata: map[string]string{
 			"company_id": cs.Cid,
 			"roles":      strings.Join(cs.Roles, ","),
-			"scope":      cs.Scope,
 			"plan":       cs.Plan,
 		},
 	}, nil

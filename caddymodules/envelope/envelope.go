@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/config"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
@@ -142,9 +143,7 @@ func requestID(r *http.Request) string {
 	id := env.RequestID(r.Header.Get(config.HeaderRequestIDKey))
 	r.Header.Set(config.HeaderRequestIDKey, id)
 	caddyhttp.SetVar(r.Context(), config.VarRequestID, id)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set(config.VarRequestID, id)
-	}
+	placeholders.Publish(r)
 	return id
 }
 
@@ -158,8 +157,8 @@ func meta(r *http.Request, id string) env.Meta {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		m.CompanyID = replString(repl, "http.auth.user.company_id")
 		m.UserID = replString(repl, "http.auth.user.id")
-		m.APIVersion = replString(repl, config.VarAPIVersion)
 	}
+	m.APIVersion, _ = caddyhttp.GetVar(r.Context(), config.VarAPIVersion).(string)
 	return m
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/plugins/dialects"
 )
@@ -244,10 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// routed: publish, then rewrite for the backend
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl != nil {
-		repl.Set(config.VarAPIVersion, vr.nameAny)
-		repl.Set(config.VarBackend, br.nameAny)
-	}
+	placeholders.Ensure(r)
 	caddyhttp.SetVar(r.Context(), config.VarAPIVersion, vr.nameAny)
 	caddyhttp.SetVar(r.Context(), config.VarBackend, br.nameAny)
 	caddyhttp.SetVar(r.Context(), erpapp.VarVersion, vr.v)

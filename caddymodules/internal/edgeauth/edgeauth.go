@@ -172,6 +172,12 @@ func Fail(r *http.Request, e *config.Error) {
 	caddyhttp.SetVar(r.Context(), config.VarAuthFailure, e)
 }
 
+// SetScope hands the verified caller's scope to erp_authz (with the
+// identity the provider returns to the authentication handler).
+func SetScope(r *http.Request, scope string) {
+	caddyhttp.SetVar(r.Context(), config.VarScope, scope)
+}
+
 // Unauthenticated builds a 401 with its RFC 6750 challenge.
 func Unauthenticated(code, message, bearerError string) *config.Error {
 	challenge := `Bearer realm="erpgate"`
