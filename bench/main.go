@@ -10,9 +10,11 @@
 //	go run ./bench -gateway bin/gateway            (make bench)
 //
 // The load generator is wrk when installed, else a built-in Go client.
-// Rounds alternate the targets so drift on the machine hits all of them
-// alike; the table shows each target's median round, and as ratio the
-// median over rounds of its req/s divided by its baseline's in that round.
+// In each round every target runs right next to its baseline (plain
+// reverse_proxy in the same process), the pair's order alternating by
+// round, so the host's drift hits both sides of a ratio alike; the table
+// shows each target's median run, and as ratio the median over rounds of
+// its req/s divided by that of the baseline run paired with it.
 package main
 
 import (
@@ -202,31 +204,49 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	fmt.Printf("erpgate bench: %d connections, %s x %d rounds per target, loader %s, GOMAXPROCS of the machine: %d cores\n",
 		conns, duration, rounds, loader, numCPU())
 	results := make(map[string][]result)
-	ratios := make(map[string][]float64) // per round: target / its baseline in that round
+	ratios := make(map[string][]float64) // per pair: target / its baseline run next to it
+	byName := make(map[string]target)
 	for _, tg := range targets {
+		byName[tg.name] = tg
 		if _, err := load(loader, tg, warmup, conns); err != nil {
 			return err
 		}
 	}
+	// Each target is measured next to its baseline, in pairs: the host's
+	// speed drifts (other tenants, steal), and a baseline measured a minute
+	// earlier would carry that drift into the ratio. The pair's order
+	// alternates by round, so neither side always runs first.
 	for r := range rounds {
-		thisRound := map[string]float64{}
 		for _, tg := range targets {
-			res, err := load(loader, tg, duration, conns)
-			if err != nil {
-				return err
+			if tg.name == tg.base {
+				continue
 			}
-			results[tg.name] = append(results[tg.name], res)
-			thisRound[tg.name] = res.rps
-			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f req/s\n", r+1, tg.name, res.rps)
-		}
-		for _, tg := range targets {
-			if b := thisRound[tg.base]; b > 0 {
-				ratios[tg.name] = append(ratios[tg.name], thisRound[tg.name]/b)
+			pair := []target{byName[tg.base], tg}
+			if r%2 == 1 {
+				pair[0], pair[1] = pair[1], pair[0]
+			}
+			rps := map[string]float64{}
+			for _, t := range pair {
+				res, err := load(loader, t, duration, conns)
+				if err != nil {
+					return err
+				}
+				results[t.name] = append(results[t.name], res)
+				rps[t.name] = res.rps
+				fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f req/s\n", r+1, t.name, res.rps)
+			}
+			if b := rps[tg.base]; b > 0 {
+				ratios[tg.name] = append(ratios[tg.name], rps[tg.name]/b)
 			}
 		}
 	}
+	for _, tg := range targets {
+		if tg.name == tg.base {
+			ratios[tg.name] = []float64{1}
+		}
+	}
 	fmt.Println()
-	fmt.Println("vs plain: the median over rounds of req/s divided by the same round's plain reverse_proxy in the same process")
+	fmt.Println("vs plain: the median over rounds of req/s divided by that of the plain reverse_proxy run right before or after it, in the same process")
 	fmt.Println()
 	fmt.Printf("| %-22s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
 	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 24), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
