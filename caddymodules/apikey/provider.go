@@ -32,7 +32,8 @@ func init() {
 // Provider verifies `Authorization: ApiKey <key>` or `X-API-Key: <key>`.
 // The key's company and plan become the request's identity
 // (`{http.auth.user.id}` is `apikey:<key id>`, `{http.auth.user.key_id}`
-// the key's id), its scope erp_authz's (the request variable `erp.scope`). Answers of the auth
+// the key's id); its scope goes to erp_authz in the request variable
+// `erp.scope`. Answers of the auth
 // service's introspection are cached for `cache_ttl` (never past the key's
 // expiry); a revocation or rotation announced by the auth service drops the
 // key's cached answers at once on every instance. The cache is keyed by the
