@@ -48,6 +48,8 @@ type target struct {
 	path string
 	hdr  map[string]string
 	base string // the baseline it is compared with: plain reverse_proxy in the same process
+	// optIn targets run only when -only names them.
+	optIn bool
 }
 
 type result struct {
@@ -64,7 +66,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds (median is reported)")
 	path := flag.String("path", "/v1/invoices?limit=10", "backend path loaded")
 	loader := flag.String("loader", "auto", "wrk, go or auto")
-	only := flag.String("only", "", "run only the targets whose name contains one of these comma-separated words (plus the baseline)")
+	only := flag.String("only", "", "run only the targets whose name contains one of these comma-separated words (plus the baseline); \"floor\" adds the reference route without erpgate modules")
 	redisURL := flag.String("redis", envOr("ERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the quota targets")
 	flag.Parse()
 
@@ -116,7 +118,7 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 }
 
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
-	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(),
+	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "floor": freePort(),
 		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
@@ -140,9 +142,9 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
 	const plain, plain2 = "plain reverse_proxy", "plain (redis process)"
 	targets := []target{
-		{"direct", ports["demo"], path, hdr, plain},
-		{plain, ports["plain"], path, hdr, plain},
-		{"erpgate: envelope", ports["envelope"], path, hdr, plain},
+		{"direct", ports["demo"], path, hdr, plain, false},
+		{plain, ports["plain"], path, hdr, plain, false},
+		{"erpgate: envelope", ports["envelope"], path, hdr, plain, false},
 	}
 	if err := waitFor(targets[0]); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -165,12 +167,13 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
 	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
-		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain},
-		target{"+quota (memory)", ports["quota"], path, bearer, plain},
-		target{"full chain (memory)", ports["full"], v2, bearer, plain},
-		target{plain2, ports["plain2"], path, hdr, plain2},
-		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2},
-		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2},
+		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain, false},
+		target{"floor: caddy alone", ports["floor"], path, bearer, plain, true},
+		target{"+quota (memory)", ports["quota"], path, bearer, plain, false},
+		target{"full chain (memory)", ports["full"], v2, bearer, plain, false},
+		target{plain2, ports["plain2"], path, hdr, plain2, false},
+		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2, false},
+		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2, false},
 	)
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
@@ -178,7 +181,15 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 			return fmt.Errorf("%s not ready: %w\n%s", tg.name, err, b)
 		}
 	}
-	if len(onlyWords) > 0 {
+	if len(onlyWords) == 0 {
+		var kept []target
+		for _, tg := range targets {
+			if !tg.optIn {
+				kept = append(kept, tg)
+			}
+		}
+		targets = kept
+	} else {
 		keepName := map[string]bool{}
 		for _, tg := range targets {
 			for _, w := range onlyWords {
@@ -317,6 +328,24 @@ http://:%[4]d {
 		erp_envelope
 	}
 }
+# floor (opt-in): Caddy alone doing the header work the edge's contract
+# asks for on this request, with no erpgate module: the client's bearer
+# token read and dropped, three handlers before reverse_proxy as erpgate's
+# envelope, authentication and authz are, the five identity headers sent
+# upstream and X-Request-ID answered. erpgate's routes cannot be cheaper
+# than this; the gap between it and envelope+auth is erpgate's own work.
+http://:%[7]d {
+	request_header -Authorization
+	vars erp.floor 1
+	header X-Request-ID %[9]s
+	reverse_proxy 127.0.0.1:%[2]d {
+		header_up X-ERP-Company-ID acme
+		header_up X-ERP-User-ID 00000000-0000-4000-8000-000000000001
+		header_up X-ERP-Roles admin
+		header_up X-ERP-Scope "%[8]s"
+		header_up X-Request-ID %[9]s
+	}
+}
 # erpgate: envelope + authentication (erp_jwt, cached token) + authz, on
 # the same path as plain (the permission is named: no erp_version here)
 http://:%[5]d {
@@ -330,8 +359,14 @@ http://:%[5]d {
 	}
 }
 %[6]s
-`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"], p["login"]))
+`, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"], p["login"]),
+		p["floor"], floorScope, "01a22e5a-a34d-7df5-b45d-2f6d7ac5ac2b")
 }
+
+// floorScope is the scope the demo's acme admin is given (the header the
+// edge sends upstream for the benchmark's token).
+const floorScope = "customers:read customers:write inventory:read inventory:write invoices:read invoices:write " +
+	"ledger:read ledger:write products:read products:write"
 
 // quotaSites are the routes with erp_quota: envelope+auth+quota (on the
 // same path as plain), and the full chain (envelope, version, auth, quota,
