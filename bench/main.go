@@ -332,8 +332,8 @@ http://:%[4]d {
 # asks for on this request, with no erpgate module: the client's bearer
 # token read and dropped, three handlers before reverse_proxy as erpgate's
 # envelope, authentication and authz are, the five identity headers sent
-# upstream and X-Request-ID answered. erpgate's routes cannot be cheaper
-# than this; the gap between it and envelope+auth is erpgate's own work.
+# upstream and X-Request-ID answered. erpgate's routes do at least this
+# work; the gap between it and envelope+auth is erpgate's own.
 http://:%[7]d {
 	request_header -Authorization
 	vars erp.floor 1
