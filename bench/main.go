@@ -181,31 +181,26 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 			return fmt.Errorf("%s not ready: %w\n%s", tg.name, err, b)
 		}
 	}
-	if len(onlyWords) == 0 {
-		var kept []target
-		for _, tg := range targets {
-			if !tg.optIn {
-				kept = append(kept, tg)
+	// Without -only every target runs but the opt-in ones; with it, the
+	// targets it names and their baselines.
+	keep := map[string]bool{}
+	for _, tg := range targets {
+		if len(onlyWords) == 0 && !tg.optIn {
+			keep[tg.name] = true
+		}
+		for _, w := range onlyWords {
+			if strings.Contains(tg.name, w) {
+				keep[tg.name], keep[tg.base] = true, true
 			}
 		}
-		targets = kept
-	} else {
-		keepName := map[string]bool{}
-		for _, tg := range targets {
-			for _, w := range onlyWords {
-				if strings.Contains(tg.name, w) {
-					keepName[tg.name], keepName[tg.base] = true, true
-				}
-			}
-		}
-		var kept []target
-		for _, tg := range targets {
-			if keepName[tg.name] {
-				kept = append(kept, tg)
-			}
-		}
-		targets = kept
 	}
+	var kept []target
+	for _, tg := range targets {
+		if keep[tg.name] {
+			kept = append(kept, tg)
+		}
+	}
+	targets = kept
 	if loader == "auto" {
 		loader = "go"
 		if _, err := exec.LookPath("wrk"); err == nil {
