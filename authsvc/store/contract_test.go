@@ -157,6 +157,7 @@ func newSession(t *testing.T, s store.Store, u store.User, company string) (stor
 func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	runAccountContract(t, open)
+	runLoginNameContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

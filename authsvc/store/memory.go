@@ -18,6 +18,7 @@ type Memory struct {
 	companies   map[string]Company
 	users       map[string]User
 	emails      map[string]string                // email -> user id
+	skeletons   map[string]string                // email skeleton -> user id
 	memberships map[string]map[string]Membership // user id -> company id -> membership
 	sessions    map[string]Session
 	refresh     map[string]*memRefresh // string(hash) -> token
@@ -43,6 +44,7 @@ func NewMemory() *Memory {
 		companies:   map[string]Company{},
 		users:       map[string]User{},
 		emails:      map[string]string{},
+		skeletons:   map[string]string{},
 		memberships: map[string]map[string]Membership{},
 		sessions:    map[string]Session{},
 		refresh:     map[string]*memRefresh{},
@@ -137,6 +139,10 @@ func (m *Memory) GetCompany(_ context.Context, id string) (Company, error) {
 }
 
 func (m *Memory) CreateUser(_ context.Context, u User, ev Event) error {
+	skeleton, err := emailSkeleton(u.Email)
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.users[u.ID]; ok {
@@ -145,9 +151,13 @@ func (m *Memory) CreateUser(_ context.Context, u User, ev Event) error {
 	if _, ok := m.emails[u.Email]; ok {
 		return fmt.Errorf("create user: %w", ErrConflict)
 	}
+	if _, ok := m.skeletons[skeleton]; ok {
+		return fmt.Errorf("create user: %w", ErrConflict)
+	}
 	u.CreatedAt, u.PasswordChangedAt = micro(u.CreatedAt), micro(u.PasswordChangedAt)
 	m.users[u.ID] = u
 	m.emails[u.Email] = u.ID
+	m.skeletons[skeleton] = u.ID
 	m.appendLocked(ev)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,14 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Go, when set, runs right after SQL in the same transaction: the part of
+	// a change that needs Go code (0005 normalises existing login names).
+	Go func(ctx context.Context, tx pgx.Tx) error
+}
+
+// goSteps are the migrations' Go parts, by version.
+var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	5: backfillLoginNames,
 }
 
 // Migrations lists the embedded migrations in order.
@@ -46,7 +55,7 @@ func Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %q: %w", name, err)
 		}
-		out = append(out, Migration{Version: v, Name: name, SQL: string(b)})
+		out = append(out, Migration{Version: v, Name: name, SQL: string(b), Go: goSteps[v]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
@@ -56,6 +65,12 @@ func Migrations() ([]Migration, error) {
 // its own transaction, holding a session advisory lock so that concurrent
 // callers apply each migration once. It returns the versions it applied.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
+	return MigrateTo(ctx, pool, math.MaxInt)
+}
+
+// MigrateTo is Migrate up to and including version: a database left at an
+// older schema, as the tests of a later migration's data step need.
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int) ([]int, error) {
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
@@ -95,12 +110,17 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	}
 	var done []int
 	for _, m := range ms {
-		if applied[m.Version] {
+		if applied[m.Version] || m.Version > version {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
+			}
+			if m.Go != nil {
+				if err := m.Go(ctx, tx); err != nil {
+					return err
+				}
 			}
 			_, err := tx.Exec(ctx, "INSERT INTO erpgate_schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err

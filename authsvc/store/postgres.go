@@ -189,10 +189,16 @@ func (p *Postgres) CreateUser(ctx context.Context, u User, ev Event) error {
 	if !validUUID(u.ID) {
 		return fmt.Errorf("create user: invalid id")
 	}
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			u.ID, u.Email, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
+	skeleton, err := emailSkeleton(u.Email)
+	if err != nil {
+		return err
+	}
+	// The unique indexes on email and email_skeleton decide between
+	// parallel creations of look-alikes: one commits, the others conflict.
+	err = p.inTx(ctx, ev, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_skeleton, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			u.ID, u.Email, skeleton, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
 		return err
 	})
 	return wrap("create user", err)

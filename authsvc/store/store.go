@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/erpgate/erpgate/authsvc/loginname"
 )
 
 // Errors every implementation returns (wrapped with the operation).
@@ -88,7 +90,8 @@ type TOTP struct {
 // Active reports whether the enrolment was confirmed.
 func (t TOTP) Active() bool { return !t.ConfirmedAt.IsZero() }
 
-// User is a person who logs in. Email is stored lower-cased.
+// User is a person who logs in. Email is the canonical login name
+// (loginname.Normalize): CreateUser refuses any other form.
 type User struct {
 	ID                string
 	Email             string
@@ -232,8 +235,14 @@ type Store interface {
 	// ListCompanies lists companies by id, with the total count.
 	ListCompanies(ctx context.Context, p Page) ([]Company, int64, error)
 
+	// CreateUser stores a user whose Email is a canonical login name. Its
+	// look-alike skeleton (loginname) is stored with it: ErrConflict when the
+	// id, the email or the skeleton is taken, and of parallel calls with
+	// look-alike emails at most one succeeds.
 	CreateUser(ctx context.Context, u User, ev Event) error
 	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByEmail finds the user of a canonical login name, by that exact
+	// name: never by its skeleton, so a look-alike reaches no account.
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	// ListUsers lists users by email, with the total count.
 	ListUsers(ctx context.Context, p Page) ([]User, int64, error)
@@ -323,6 +332,17 @@ type Store interface {
 	// VerifyAudit re-computes the whole chain and reports the first record
 	// that does not match (see AuditCheck).
 	VerifyAudit(ctx context.Context) (AuditCheck, error)
+}
+
+// emailSkeleton is the look-alike key of a canonical login name; an error
+// for a name in any other form (the caller normalises, and answers the
+// person who typed it).
+func emailSkeleton(email string) (string, error) {
+	n, err := loginname.Normalize(email)
+	if err != nil || n.Email != email {
+		return "", errors.New("create user: the email is not a normalised login name")
+	}
+	return n.Skeleton, nil
 }
 
 // micro truncates t to what Postgres keeps, in UTC.
