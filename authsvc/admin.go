@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/erpgate/erpgate/authsvc/loginname"
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/config"
 )
@@ -303,10 +304,11 @@ func (s *Service) handleAdminCreateUser(c *call) (int, any, error) {
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
 	}
-	email := normalizeEmail(in.Email)
-	if email == "" || len(email) > maxEmailLen || !strings.Contains(email, "@") {
-		return 0, nil, invalid("email", "a valid email address is required")
+	name, err := loginName("email", in.Email)
+	if err != nil {
+		return 0, nil, err
 	}
+	email := name.Email
 	if len(in.Name) > 200 {
 		return 0, nil, invalid("name", "name is at most 200 characters")
 	}
@@ -323,7 +325,9 @@ func (s *Service) handleAdminCreateUser(c *call) (int, any, error) {
 	ev := s.adminEvent(c, store.EventUserCreated, "", u.ID, map[string]string{"email": email, "platform_admin": strconv.FormatBool(in.PlatformAdmin)})
 	err = s.store.CreateUser(c.ctx, u, ev)
 	if errors.Is(err, store.ErrConflict) {
-		return 0, nil, errConflict("a user with this email exists")
+		// The same answer whether the name itself or a look-alike is taken,
+		// and no word of which account it is.
+		return 0, nil, errConflict("a user with this email, or with one that looks the same, exists")
 	}
 	if err != nil {
 		return 0, nil, err
@@ -485,7 +489,14 @@ func (s *Service) membershipTarget(c *call, a *admin) (store.Company, store.User
 	}
 	var u store.User
 	if strings.Contains(userRef, "@") {
-		u, err = s.store.GetUserByEmail(c.ctx, normalizeEmail(userRef))
+		// By canonical name, as at login; a ref that is no valid name
+		// names nobody.
+		var name loginname.Name
+		if name, err = loginname.Normalize(userRef); err == nil {
+			u, err = s.store.GetUserByEmail(c.ctx, name.Email)
+		} else {
+			err = store.ErrNotFound
+		}
 	} else {
 		u, err = s.store.GetUser(c.ctx, userRef)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,10 +16,7 @@ import (
 	"github.com/erpgate/erpgate/config"
 )
 
-const (
-	maxEmailLen    = 254
-	maxPasswordLen = 1024
-)
+const maxPasswordLen = 1024
 
 // Shapes of the answers.
 type (
@@ -70,8 +66,6 @@ func viewCompany(c store.Company, roles []string) companyView {
 	return companyView{ID: c.ID, Name: c.Name, Plan: c.Plan, Roles: roles, Scope: scopeString(roles)}
 }
 
-func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
-
 // attemptKey names a counter without putting the address in clear in Redis.
 func attemptKey(kind, v string) string {
 	h := sha256.Sum256([]byte(v))
@@ -105,10 +99,13 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
 	}
-	email := normalizeEmail(in.Email)
-	if email == "" || len(email) > maxEmailLen || !strings.Contains(email, "@") {
-		return 0, nil, invalid("email", "a valid email address is required")
+	// The account is the one of the canonical name or none: a look-alike
+	// (Cyrillic і for i) is another name, unknown unless it was created.
+	name, err := loginName("email", in.Email)
+	if err != nil {
+		return 0, nil, err
 	}
+	email := name.Email
 	if in.Password == "" || len(in.Password) > maxPasswordLen {
 		return 0, nil, invalid("password", "a password of at most 1024 bytes is required")
 	}

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"go.uber.org/zap"
 
+	"github.com/erpgate/erpgate/authsvc/loginname"
 	"github.com/erpgate/erpgate/authsvc/store"
 )
 
@@ -43,17 +45,25 @@ func (s *Service) seedDemo(ctx context.Context) error {
 		}
 	}
 	for _, du := range demoUsers {
-		u, err := s.store.GetUserByEmail(ctx, du.email)
+		name, err := loginname.Normalize(du.email)
+		if err != nil {
+			return err
+		}
+		u, err := s.store.GetUserByEmail(ctx, name.Email)
 		if errors.Is(err, store.ErrNotFound) {
 			h, herr := s.hasher.Hash(DemoPassword)
 			if herr != nil {
 				return herr
 			}
-			u = store.User{ID: uuid.NewString(), Email: du.email, Name: du.name, PasswordHash: h, PlatformAdmin: du.admin,
+			u = store.User{ID: uuid.NewString(), Email: name.Email, Name: du.name, PasswordHash: h, PlatformAdmin: du.admin,
 				PasswordChangedAt: now, CreatedAt: now}
 			err = s.store.CreateUser(ctx, u, s.systemEvent(store.EventUserCreated, u.ID, map[string]string{"source": "demo_seed"}))
-			if errors.Is(err, store.ErrConflict) { // another instance seeded it meanwhile
-				u, err = s.store.GetUserByEmail(ctx, du.email)
+			if errors.Is(err, store.ErrConflict) { // another instance seeded it meanwhile, or a look-alike holds the name
+				u, err = s.store.GetUserByEmail(ctx, name.Email)
+				if errors.Is(err, store.ErrNotFound) {
+					s.logger.Warn("demo user not seeded: an account with a look-alike name exists", zap.String("email", name.Email))
+					continue
+				}
 			}
 		}
 		if err != nil {
