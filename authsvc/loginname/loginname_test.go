@@ -206,3 +206,25 @@ func BenchmarkNormalize(b *testing.B) {
 		})
 	}
 }
+
+// A canonical name is a fixed point: the stores re-normalise what they are
+// given and refuse anything else, so a name Normalize accepts must survive it.
+func FuzzNormalizeIsIdempotent(f *testing.F) {
+	for _, s := range []string{alice, "ＡＬＩＣＥ＠ａｃｍｅ．ｔｅｓｔ", "jo\u0301se@xn--bcher-kva.example", "ΣΟΦΙΑΣ@acme.test", "ali\u200bce@аcme.test", "علي@مثال.اختبار", "a@xn--zzz.test", "İ@ß.de"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		n, err := loginname.Normalize(in)
+		if err != nil {
+			var le *loginname.Error
+			if !errors.As(err, &le) {
+				t.Fatalf("Normalize(%q): %v is not an *Error", in, err)
+			}
+			return
+		}
+		again, err := loginname.Normalize(n.Email)
+		if err != nil || again != n {
+			t.Fatalf("Normalize(%q) = %+v; Normalize of that = %+v, %v", in, n, again, err)
+		}
+	})
+}
