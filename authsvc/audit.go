@@ -220,3 +220,10 @@ func errConflict(msg string) error {
 func errNotFound(msg string) error {
 	return config.NewError(http.StatusNotFound, config.CodeNotFound, msg)
 }
+
+// APIKeyPrefix is the public prefix of a well-formed API key (shown in
+// listings, so harmless in a record), or "" for anything else.
+func APIKeyPrefix(key string) string {
+	p, _ := parseAPIKey(key)
+	return p
+}
