@@ -239,8 +239,9 @@ func writeToTrail(ctx context.Context, ev store.Event) error {
 }
 
 // record writes one record; what can't reach the trail becomes a log line.
+// A write under way finishes (bounded) even when the config is going.
 func (a *RefusalAuditor) record(ctx context.Context, ev store.Event) {
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	err := a.write(wctx, ev)
 	cancel()
 	if err == nil {
