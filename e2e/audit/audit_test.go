@@ -179,6 +179,9 @@ func TestEveryRefusalIsAudited(t *testing.T) {
 			{"a wrong second factor", func() *httpt.Response {
 				return post(t, in, "/api/v1/auth/mfa/verify", "", map[string]string{"login_token": bobLT, "code": wrong})
 			}, []string{bobLT, wrong}, 401, "mfa.failed", "wrong_code", ""},
+			{"a second factor with a forged login token", func() *httpt.Response {
+				return post(t, in, "/api/v1/auth/mfa/verify", "", map[string]string{"login_token": garbage + "x", "code": "123456"})
+			}, []string{garbage + "x"}, 401, "mfa.failed", "invalid_login_token", ""},
 		}
 		for _, tc := range cases {
 			_, before, _ := trail(t, in, root)
