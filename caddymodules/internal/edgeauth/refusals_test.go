@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/erpgate/erpgate/authsvc/store"
 )
@@ -201,4 +203,43 @@ func counterValue(t *testing.T, m *Metrics, o Outcome) float64 {
 		}
 	}
 	return 0
+}
+
+// With no in-process auth service (an edge that checks tokens against a
+// remote JWKS), the records are log lines: one per sampled refusal, a
+// warning per summary, no credential in either.
+func TestAuditorWithoutTrailLogs(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.InfoLevel)
+	a := NewRefusalAuditor(context.Background(), AuditorOptions{Sample: 1, Now: func() time.Time { return t0 }, Logger: zap.New(core)})
+	for range 3 {
+		a.Refused(httptest.NewRequest("GET", "/api/v1/invoices", nil), "jwt", ReasonMalformed, "")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	single := logs.FilterMessage("credential refused at the edge").All()
+	summary := logs.FilterMessage("credentials refused at the edge (summary)").All()
+	if len(single) != 1 || len(summary) != 1 {
+		t.Fatalf("log lines: %+v", logs.All())
+	}
+	d, _ := summary[0].ContextMap()["details"].(map[string]string)
+	if d["count"] != "2" || d["reason"] != ReasonMalformed {
+		t.Fatalf("summary line %+v", summary[0].ContextMap())
+	}
+}
+
+// The refusal path past the sample: a lock, a map look-up and a counter.
+func BenchmarkRefusedSummarized(b *testing.B) {
+	a := NewRefusalAuditor(context.Background(), AuditorOptions{Sample: 1, Interval: time.Hour, Write: func(context.Context, store.Event) error { return nil }})
+	defer a.Close()
+	r := httptest.NewRequest("GET", "/api/v1/invoices", nil)
+	a.Refused(r, "jwt", ReasonMalformed, "")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a.Refused(r, "jwt", ReasonMalformed, "")
+		}
+	})
 }
