@@ -34,6 +34,65 @@ func (s *Service) record(ctx context.Context, ev store.Event) error {
 	return s.store.AppendAudit(ctx, ev)
 }
 
+// Reasons of the auth service's refusal records (Details["reason"]): a
+// short fixed list, stored and filtered on — never rename one.
+const (
+	ReasonInvalidLoginToken = "invalid_login_token" // forged, expired or not a login token
+	ReasonAlreadyUsed       = "already_used"        // a spent login token came back
+	ReasonMFAPending        = "mfa_pending"         // select-company before the second factor
+	ReasonMFANotPending     = "mfa_not_pending"     // a second factor for a token that needs none
+	ReasonMFAOff            = "mfa_off"             // TOTP was turned off since the login
+	ReasonMalformedCode     = "malformed_code"      // not a TOTP or recovery code at all
+	ReasonNotMember         = "not_member"          // no such company, or no access to it
+	ReasonUserDisabled      = "user_disabled"
+	ReasonCompanyDisabled   = "company_disabled"
+	ReasonSessionEnded      = "session_ended"   // revoked, logged out or past its lifetime
+	ReasonUnknownSession    = "unknown_session" // a valid token of a session the store doesn't know
+	ReasonMalformed         = "malformed"       // a refresh token that can't be one
+	ReasonUnknown           = "unknown"         // a refresh token never issued (or long gone)
+	ReasonInactive          = "inactive"        // an expired refresh token or an ended session
+	ReasonMissing           = "missing"         // no bearer token
+	ReasonInvalid           = "invalid"         // a bearer token that does not verify
+	ReasonExpired           = "expired"         // a bearer token past its exp
+)
+
+// refuse records one refusal of the call — its type, the reason from the
+// list above, the actor when known (c.meta), address and request id, and
+// details such as the company asked for; never the credential — and
+// returns refusal, or the trail's error when the record can't be written.
+func (s *Service) refuse(c *call, typ, reason string, refusal error, details ...string) error {
+	ev := s.event(c, typ)
+	ev.Details = map[string]string{"reason": reason}
+	for i := 0; i+1 < len(details); i += 2 {
+		ev.Details[details[i]] = details[i+1]
+	}
+	if err := s.record(c.ctx, ev); err != nil {
+		return err
+	}
+	return refusal
+}
+
+// bearerReason is the reason of a bearer token that did not verify.
+func bearerReason(err error) string {
+	if e, ok := config.AsError(err); ok && e.Code == config.CodeTokenExpired {
+		return ReasonExpired
+	}
+	return ReasonInvalid
+}
+
+// Record appends an event that comes from outside the service's HTTP API:
+// the edge's refusals of credentials on proxied routes. Time defaults to
+// the service's clock. The caller keeps secrets out of it.
+func (s *Service) Record(ctx context.Context, ev store.Event) error {
+	if err := s.Ready(ctx); err != nil {
+		return err
+	}
+	if ev.Time.IsZero() {
+		ev.Time = s.clock.Now()
+	}
+	return s.store.AppendAudit(ctx, ev)
+}
+
 // VerifyAudit re-computes the audit trail's hash chain (what `gateway erp
 // audit verify` runs against Postgres).
 func (s *Service) VerifyAudit(ctx context.Context) (store.AuditCheck, error) {
@@ -160,4 +219,11 @@ func errConflict(msg string) error {
 
 func errNotFound(msg string) error {
 	return config.NewError(http.StatusNotFound, config.CodeNotFound, msg)
+}
+
+// APIKeyPrefix is the public prefix of a well-formed API key (shown in
+// listings, so harmless in a record), or "" for anything else.
+func APIKeyPrefix(key string) string {
+	p, _ := parseAPIKey(key)
+	return p
 }

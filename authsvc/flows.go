@@ -279,33 +279,36 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	if in.CompanyID == "" {
 		return 0, nil, invalid("company_id", "company_id is required")
 	}
+	refused := func(reason string, refusal error) (int, any, error) {
+		return 0, nil, s.refuse(c, store.EventCompanySelectRefused, reason, refusal, "company_id", in.CompanyID)
+	}
 	lc, err := s.verifyLogin(in.LoginToken)
 	if err != nil {
-		return 0, nil, err
+		return refused(ReasonInvalidLoginToken, err)
 	}
 	c.meta.UserID = lc.Subject
 	if lc.MFA == "pending" {
-		return 0, nil, unauthenticated(config.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken)
+		return refused(ReasonMFAPending, unauthenticated(config.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken))
 	}
 	access, _, err := s.companyAccess(c.ctx, lc.Subject, in.CompanyID)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, errForbidden("you are not a member of this company")
+		return refused(ReasonNotMember, errForbidden("you are not a member of this company"))
 	}
 	if err != nil {
 		return 0, nil, err
 	}
 	if access.UserDisabled {
-		return 0, nil, errBadCredentials()
+		return refused(ReasonUserDisabled, errBadCredentials())
 	}
 	if access.Company.Disabled {
-		return 0, nil, errCompanyDisabled()
+		return refused(ReasonCompanyDisabled, errCompanyDisabled())
 	}
 	first, err := s.counters.MarkOnce(c.ctx, "login:used:"+lc.ID, LoginTokenTTL+time.Minute)
 	if err != nil {
 		return 0, nil, err
 	}
 	if !first {
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
+		return 0, nil, s.refuse(c, store.EventLoginTokenReplayed, ReasonAlreadyUsed, errLoginTokenUsed(), "step", "select_company")
 	}
 	now := s.clock.Now()
 	rt, rtHash := newRefreshToken()
@@ -326,6 +329,11 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, pair, nil
+}
+
+// errLoginTokenUsed answers a login token that was already spent.
+func errLoginTokenUsed() error {
+	return unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
 }
 
 func (s *Service) refreshExpiry(now, sessionEnd time.Time) time.Time {
@@ -359,7 +367,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		return 0, nil, invalid("refresh_token", "refresh_token is required")
 	}
 	if !validRefreshFormat(in.RefreshToken) {
-		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken)
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonMalformed, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
 	}
 	now := s.clock.Now()
 	rt, rtHash := newRefreshToken()
@@ -368,8 +376,9 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, s.event(c, store.EventTokenRefreshed))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken)
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonUnknown, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
 	case errors.Is(err, store.ErrRefreshReused):
+		// The store recorded the reuse (token.refresh_reuse) with the revocation.
 		// RFC 9700 §4.14.2: a rotated token came back — it was stolen, or the
 		// legitimate client raced itself. Either way the family is gone.
 		s.logger.Warn("security event: refresh token reuse, session family revoked",
@@ -380,7 +389,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		}
 		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
 	case errors.Is(err, store.ErrSessionInactive):
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken)
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonInactive, unauthenticated(config.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken))
 	case err != nil:
 		return 0, nil, err
 	}
@@ -447,6 +456,9 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	rt, rtHash := newRefreshToken()
 	ev := s.event(c, store.EventCompanySwitched)
 	ev.CompanyID, ev.SubjectID, ev.Details = in.CompanyID, claims.SessionID, map[string]string{"from_company_id": claims.CompanyID}
+	switchRefused := func(reason string, refusal error) (int, any, error) {
+		return 0, nil, s.refuse(c, store.EventCompanySwitchRefused, reason, refusal, "company_id", in.CompanyID, "session_id", claims.SessionID)
+	}
 	res, err := s.store.SwitchCompany(c.ctx, claims.Subject, claims.SessionID, in.CompanyID,
 		store.RefreshToken{Hash: rtHash, ExpiresAt: now.Add(s.cfg.RefreshIdleTTL)},
 		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, ev)
@@ -454,14 +466,14 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	case errors.Is(err, store.ErrNoAccess):
 		switch a := res.Access; {
 		case a.Company.ID == "" || (!res.Member && !res.PlatformAdmin):
-			return 0, nil, errForbidden("you are not a member of this company")
+			return switchRefused(ReasonNotMember, errForbidden("you are not a member of this company"))
 		case a.UserDisabled:
-			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+			return switchRefused(ReasonUserDisabled, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
 		default:
-			return 0, nil, errCompanyDisabled()
+			return switchRefused(ReasonCompanyDisabled, errCompanyDisabled())
 		}
 	case errors.Is(err, store.ErrNotFound):
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		return switchRefused(ReasonSessionEnded, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
 	case err != nil:
 		return 0, nil, err
 	}

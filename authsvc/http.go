@@ -365,23 +365,23 @@ func bearer(r *http.Request) (string, bool) {
 func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error) {
 	tok, ok := bearer(c.r)
 	if !ok {
-		return nil, errInvalidToken()
+		return nil, s.refuse(c, store.EventBearerRefused, ReasonMissing, errInvalidToken())
 	}
 	claims, err := s.verifyAccess(tok)
 	if err != nil {
-		return nil, err
+		return nil, s.refuse(c, store.EventBearerRefused, bearerReason(err), err)
 	}
 	c.meta.UserID, c.meta.CompanyID = claims.Subject, claims.CompanyID
 	if checkSession {
 		sess, err := s.store.GetSession(c.ctx, claims.Subject, claims.SessionID)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errInvalidToken()
+			return nil, s.refuse(c, store.EventBearerRefused, ReasonUnknownSession, errInvalidToken(), "session_id", claims.SessionID)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if !sess.Active(s.clock.Now()) {
-			return nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+			return nil, s.refuse(c, store.EventBearerRefused, ReasonSessionEnded, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken), "session_id", claims.SessionID)
 		}
 	}
 	return claims, nil

@@ -109,7 +109,8 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		if allowRecovery {
 			msg += " or a recovery code"
 		}
-		return "", invalid("code", msg)
+		c.meta.UserID = t.UserID
+		return "", s.refuse(c, store.EventMFAFailed, ReasonMalformedCode, invalid("code", msg))
 	}
 	key := config.RedisKeyTOTPAttempts + t.UserID
 	ok, retry, err := s.counters.Reserve(c.ctx, key, s.cfg.TOTPAttemptLimit, s.cfg.TOTPWindow)
@@ -315,34 +316,40 @@ func (s *Service) handleMFAVerify(c *call) (int, any, error) {
 	if in.Code == "" {
 		return 0, nil, invalid("code", "code is required")
 	}
+	failed := func(reason string, refusal error) (int, any, error) {
+		return 0, nil, s.refuse(c, store.EventMFAFailed, reason, refusal)
+	}
+	replayed := func() (int, any, error) {
+		return 0, nil, s.refuse(c, store.EventLoginTokenReplayed, ReasonAlreadyUsed, errLoginTokenUsed(), "step", "mfa_verify")
+	}
 	lc, err := s.verifyLogin(in.LoginToken)
 	if err != nil {
-		return 0, nil, err
+		return failed(ReasonInvalidLoginToken, err)
 	}
 	c.meta.UserID = lc.Subject
 	if lc.MFA != "pending" {
-		return 0, nil, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "this login token needs no second factor")
+		return failed(ReasonMFANotPending, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "this login token needs no second factor"))
 	}
 	u, err := s.store.GetUser(c.ctx, lc.Subject)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return 0, nil, err
 	}
 	if err != nil || u.Disabled {
-		return 0, nil, errBadCredentials()
+		return failed(ReasonUserDisabled, errBadCredentials())
 	}
 	t, err := s.store.GetTOTP(c.ctx, u.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return 0, nil, err
 	}
 	if err != nil || !t.Active() { // turned off since the login: log in again
-		return 0, nil, unauthenticated(config.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken)
+		return failed(ReasonMFAOff, unauthenticated(config.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken))
 	}
 	// A spent login token is refused before its code is looked at, so that
 	// a good code is not burnt on it.
 	if used, err := s.counters.Marked(c.ctx, "login:used:"+lc.ID); err != nil {
 		return 0, nil, err
 	} else if used {
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
+		return replayed()
 	}
 	method, err := s.checkCode(c, t, in.Code, true)
 	if err != nil {
@@ -354,7 +361,7 @@ func (s *Service) handleMFAVerify(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	if !first {
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
+		return replayed()
 	}
 	now := s.clock.Now()
 	lt, err := s.issueLogin(u.ID, "done", now)

@@ -42,6 +42,21 @@ const (
 	EventUserPasswordReset    = "admin.user.password_reset"
 	EventMembershipSet        = "admin.membership.set"
 	EventMembershipRemoved    = "admin.membership.removed"
+
+	// Refusals (Details["reason"] says why, from the Reason* lists of the
+	// auth service and the edge). Failed logins and second factors keep
+	// their own types above (login.failed, mfa.failed).
+	EventCompanySelectRefused = "company.select_refused"
+	EventCompanySwitchRefused = "company.switch_refused"
+	EventLoginTokenReplayed   = "login_token.replayed"
+	EventRefreshRefused       = "token.refresh_refused"
+	EventBearerRefused        = "token.bearer_refused"
+	// EventEdgeCredentialRefused is one refusal of a token or API key on a
+	// proxied route, recorded one by one up to the edge's sample per
+	// interval; EventEdgeRefusalSummary stands for the rest of an interval
+	// (Details: count, total, dropped, window_start, window_end).
+	EventEdgeCredentialRefused = "edge.credential_refused"
+	EventEdgeRefusalSummary    = "edge.credential_refused_summary"
 )
 
 // Event is one record of the audit trail: who (ActorID: a user id,

@@ -62,6 +62,7 @@ type Provider struct {
 	st      *state
 	key     string
 	revs    *edgeauth.Revocations
+	audit   *edgeauth.RefusalAuditor
 }
 
 // states holds one cache per introspection source for the whole process: a
@@ -108,6 +109,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	p.secret = caddy.NewReplacer().ReplaceAll(p.IntrospectSecret, "")
 	p.client = &http.Client{Timeout: time.Duration(p.Timeout)}
 	if p.metrics, err = edgeauth.RegisterMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	if p.audit, err = edgeauth.RefusalAuditorFor(app, p.metrics, p.logger); err != nil {
 		return err
 	}
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
@@ -165,7 +169,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}
 	r.Header.Del("X-Api-Key") // never forwarded to a backend
 	if len(key) > 512 || key == "" {
-		p.refuse(r, "malformed")
+		p.refuse(r, edgeauth.ReasonMalformed, key)
 		return caddyauth.User{}, false, nil
 	}
 	revoked := p.revs.Set
@@ -206,7 +210,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		}
 	}
 	if !id.Active || (!id.Expiry.IsZero() && !now.Before(id.Expiry)) || revoked.Has(revocation.APIKeyPrefix+id.KeyID) {
-		p.refuse(r, "inactive")
+		p.refuse(r, edgeauth.ReasonInactive, key)
 		return caddyauth.User{}, false, nil
 	}
 	p.metrics.Decisions.WithLabelValues("api_key", "ok").Inc()
@@ -226,8 +230,10 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}, true, nil
 }
 
-func (p *Provider) refuse(r *http.Request, why string) {
+// refuse answers a bad key; key goes to the audit only for its public prefix.
+func (p *Provider) refuse(r *http.Request, why, key string) {
 	p.metrics.Decisions.WithLabelValues("api_key", "refused").Inc()
+	p.audit.Refused(r, "api_key", why, key)
 	if ce := p.logger.Check(zap.InfoLevel, "API key refused"); ce != nil {
 		ce.Write(zap.String("reason", why))
 	}

@@ -74,6 +74,7 @@ type Provider struct {
 	revs    *edgeauth.Revocations
 	metrics *edgeauth.Metrics
 	ok      prometheus.Counter // decisions{provider="jwt",outcome="ok"}
+	audit   *edgeauth.RefusalAuditor
 }
 
 // CaddyModule returns the Caddy module information.
@@ -116,6 +117,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	}
 	p.metrics = m
 	p.ok = m.Decisions.WithLabelValues("jwt", "ok")
+	if p.audit, err = edgeauth.RefusalAuditorFor(app, m, p.logger); err != nil {
+		return err
+	}
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
@@ -311,6 +315,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			code, msg = config.CodeTokenRevoked, "access token revoked"
 		}
 		p.metrics.Decisions.WithLabelValues("jwt", strings.ToLower(code)).Inc()
+		p.audit.Refused(r, "jwt", refusalReason(err), "")
 		if ce := p.logger.Check(zap.InfoLevel, "access token refused"); ce != nil {
 			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
 		}

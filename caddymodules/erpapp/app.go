@@ -64,6 +64,10 @@ type App struct {
 	// (see QuotaOverride).
 	QuotaOverrides map[string]*QuotaOverride `json:"quota_overrides,omitempty"`
 
+	// RefusalAudit tunes the audit of credentials refused at the edge
+	// (see RefusalAudit). Default: its defaults.
+	RefusalAudit *RefusalAudit `json:"refusal_audit,omitempty"`
+
 	pg     *pgPool
 	rdb    *redisClient
 	pgKey  string

@@ -20,6 +20,11 @@ func init() {
 //		key_prefix <prefix>
 //		demo       [on|off]
 //		timeout    <duration>
+//		refusal_audit {
+//			sample   <n>
+//			interval <duration>
+//			buffer   <n>
+//		}
 //	}
 //
 // An empty value (e.g. an unset `{$ERP_REDIS_URL}`) leaves the setting empty,

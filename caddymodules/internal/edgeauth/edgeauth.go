@@ -194,6 +194,9 @@ func Unauthenticated(code, message, bearerError string) *config.Error {
 type Metrics struct {
 	Decisions   *prometheus.CounterVec // provider, outcome
 	JWKSFetches *prometheus.CounterVec // outcome
+	// RefusalAudit counts refusals by what their audit became (outcome:
+	// recorded, summarized, dropped — see RefusalAuditor).
+	RefusalAudit *prometheus.CounterVec
 }
 
 // RegisterMetrics registers the metrics on reg (or finds them there).
@@ -207,11 +210,15 @@ func RegisterMetrics(reg *prometheus.Registry) (*Metrics, error) {
 			Namespace: "erpgate", Subsystem: "auth", Name: "jwks_fetches_total",
 			Help: "JWKS fetches by outcome (ok, error).",
 		}, []string{"outcome"}),
+		RefusalAudit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "erpgate", Subsystem: "auth", Name: "refusal_audit_total",
+			Help: "Credentials refused at the edge by what their audit became: recorded (a record of its own), summarized (counted in an interval's summary), dropped (the buffer was full: counted in the summary).",
+		}, []string{"outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []**prometheus.CounterVec{&m.Decisions, &m.JWKSFetches} {
+	for _, c := range []**prometheus.CounterVec{&m.Decisions, &m.JWKSFetches, &m.RefusalAudit} {
 		if err := reg.Register(*c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
