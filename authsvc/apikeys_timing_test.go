@@ -186,8 +186,8 @@ func BenchmarkIntrospectMiss(b *testing.B) {
 	s, plain, _, _ := apiKeyService(b, st)
 	ctx := context.Background()
 	for _, bc := range []struct{ name, key string }{
-		{"hit-wrong-secret", wrongSecret(plain)},
-		{"unknown-prefix", unknownPrefix(b, st)},
+		{"key=hit-wrong-secret", wrongSecret(plain)},
+		{"key=unknown-prefix", unknownPrefix(b, st)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
