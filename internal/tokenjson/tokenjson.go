@@ -14,8 +14,9 @@
 // reads the first `cid` and a service that reads the last one disagree about
 // the company (SECURITY.md, "Ambiguity": one parse, one answer, everywhere).
 // RFC 7515 §5.2 and RFC 7519 §7.2 require the JOSE header and the claims set
-// to be valid JSON objects and let a parser refuse duplicate member names;
-// RFC 8725 §2.8 and §3 ask verifiers to do so. We refuse every ambiguity.
+// to be completely valid JSON objects in UTF-8 (RFC 8725 §3.2: UTF-8 only);
+// RFC 7515 §4 and RFC 7519 §4 require unique names and let a parser either
+// refuse duplicates or take the last one. We refuse every ambiguity.
 //
 // # What is refused
 //
@@ -51,7 +52,7 @@
 //	*string, *bool, *int64, *float64  the same, or null: nil (absent)
 //	[]string                        an array of strings, or null: nil
 //	Audience                        a string or an array of strings (RFC 7519 §4.1.3), or null: nil
-//	Raw, json.RawMessage            any JSON value, checked, its bytes (aliasing the input)
+//	Raw, json.RawMessage            any JSON value, checked, its bytes (aliasing the input; null is `null`)
 //
 // int64 takes integers only (no fraction, no exponent), as encoding/json.
 // null is taken only where Go's own encoder writes it (a nil pointer or
