@@ -76,6 +76,11 @@ type Introspection struct {
 // IntrospectAPIKey answers whether key is a live API key and what it grants.
 // Both secrets of a key in its rotation grace period are accepted. Secrets
 // are compared in constant time; a use is recorded (last_used_at, count).
+//
+// A prefix that names no key costs what a known prefix with a wrong secret
+// costs — the same store round trip, one SHA-256 and two constant-time
+// comparisons, against a dummy hash — so the time of the answer does not
+// tell whether a prefix exists (SECURITY.md category 6, OWASP ASVS).
 func (s *Service) IntrospectAPIKey(ctx context.Context, key string) (Introspection, error) {
 	prefix, ok := parseAPIKey(key)
 	if !ok {
@@ -85,16 +90,12 @@ func (s *Service) IntrospectAPIKey(ctx context.Context, key string) (Introspecti
 		return Introspection{}, err
 	}
 	k, err := s.store.FindAPIKey(ctx, prefix)
-	if errors.Is(err, store.ErrNotFound) {
-		return Introspection{Status: "invalid"}, nil
-	}
-	if err != nil {
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Introspection{}, err
 	}
 	now := s.clock.Now()
-	h := hashSecret(key)
-	cur := subtle.ConstantTimeCompare(h, k.SecretHash) == 1
-	prev := len(k.PrevSecretHash) == sha256.Size && subtle.ConstantTimeCompare(h, k.PrevSecretHash) == 1 && now.Before(k.PrevExpiresAt)
+	cur, prev := s.matchSecret(key, &k, found, now)
 	switch {
 	case !cur && !prev:
 		return Introspection{Status: "invalid"}, nil
@@ -120,6 +121,54 @@ func (s *Service) IntrospectAPIKey(ctx context.Context, key string) (Introspecti
 		in.Exp = k.PrevExpiresAt.Unix() // the old secret lives until the grace period ends
 	}
 	return in, nil
+}
+
+// secretOps are the two operations that compare a presented API key with a
+// stored one: a test counts them (see apiKeySecrets).
+type secretOps interface {
+	hash(key string) []byte
+	equal(a, b []byte) bool
+}
+
+// constantTime is secretOps in production: SHA-256, crypto/subtle.
+type constantTime struct{}
+
+func (constantTime) hash(key string) []byte { return hashSecret(key) }
+func (constantTime) equal(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// missHash stands in for the stored hash of a key that was not found, or
+// the previous secret of a key that has none: 32 random bytes, drawn once.
+var missHash = func() []byte {
+	b := make([]byte, sha256.Size)
+	_, _ = rand.Read(b)
+	return b
+}()
+
+func (s *Service) secretOps() secretOps {
+	if s.apiKeySecrets != nil {
+		return s.apiKeySecrets
+	}
+	return constantTime{}
+}
+
+// matchSecret reports whether key is k's current secret, or its previous
+// one within the grace period. It does the same work whether or not k was
+// found and whether or not it has a previous secret: one hash of key and
+// two comparisons of 32 bytes. found gates the answer, never the work.
+func (s *Service) matchSecret(key string, k *store.APIKey, found bool, now time.Time) (cur, prev bool) {
+	ops := s.secretOps()
+	curHash, prevHash := missHash, missHash
+	if found && len(k.SecretHash) == sha256.Size {
+		curHash = k.SecretHash
+	}
+	hasPrev := found && len(k.PrevSecretHash) == sha256.Size
+	if hasPrev {
+		prevHash = k.PrevSecretHash
+	}
+	h := ops.hash(key)
+	cur = ops.equal(h, curHash)
+	prev = ops.equal(h, prevHash)
+	return found && cur, hasPrev && prev && now.Before(k.PrevExpiresAt)
 }
 
 // useRecorder batches API key uses in memory; they are written every second

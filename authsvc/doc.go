@@ -51,7 +51,9 @@
 //   - IntrospectAPIKey(ctx, key) Introspection: active, status, company_id,
 //     scope, plan, key_id, exp. Over HTTP the same answer comes from
 //     POST /api/v1/auth/introspect with `Authorization: Bearer
-//     <introspection_secret>`.
+//     <introspection_secret>`. A prefix that names no key costs what a
+//     known prefix with a wrong secret costs (the same store call, one
+//     SHA-256, two constant-time comparisons).
 //
 // # Keys
 //

@@ -414,7 +414,7 @@ func (r *keyRing) verifyJWT(token, typ string) ([]byte, error) {
 // headerKey is the ring key an encoded protected header names, if the header
 // is acceptable for typ: alg EdDSA, that typ, a kid of the ring, neither
 // crit nor b64. The headers this service writes are recognised by their
-// bytes; any other is decoded and checked member by member.
+// bytes; any other is decoded strictly (tokenjson) and checked member by member.
 func (r *keyRing) headerKey(h, typ string) (ringKey, bool) {
 	for _, k := range r.keys {
 		if hk := k.header(typ); hk != "" && hk == h {
@@ -425,29 +425,12 @@ func (r *keyRing) headerKey(h, typ string) (ringKey, bool) {
 	if err != nil {
 		return ringKey{}, false
 	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(raw, &members) != nil {
+	var hdr tokenHeader
+	if tokenHeaderJSON.Decode(raw, &hdr) != nil {
 		return ringKey{}, false
 	}
-	if _, crit := members["crit"]; crit {
+	if hdr.Crit != nil || hdr.B64 != nil || hdr.Alg != AlgEdDSA || hdr.Typ != typ || hdr.Kid == "" {
 		return ringKey{}, false
 	}
-	if _, b64 := members["b64"]; b64 {
-		return ringKey{}, false
-	}
-	str := func(name string) string {
-		var v string
-		if m, ok := members[name]; !ok || json.Unmarshal(m, &v) != nil {
-			return ""
-		}
-		return v
-	}
-	if str("alg") != AlgEdDSA || str("typ") != typ {
-		return ringKey{}, false
-	}
-	kid := str("kid")
-	if kid == "" {
-		return ringKey{}, false
-	}
-	return r.lookup(kid)
+	return r.lookup(hdr.Kid)
 }

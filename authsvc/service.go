@@ -157,6 +157,8 @@ type Service struct {
 	sealer   *Sealer
 	uses     *useRecorder
 
+	apiKeySecrets secretOps // nil: constantTime (tests count the work)
+
 	dummyOnce sync.Once
 	dummyHash string
 

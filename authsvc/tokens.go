@@ -13,6 +13,7 @@ import (
 
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/tokenjson"
 )
 
 // Token types (the JWS `typ` header): access tokens per RFC 9068; login
@@ -50,6 +51,26 @@ type loginClaims struct {
 	// MFA is "none" (no second factor enrolled), "pending" or "done".
 	MFA string `json:"mfa"`
 }
+
+// tokenHeader is a protected header as verifyJWT reads one it did not write
+// byte for byte: members other than these are allowed, but not a case
+// variant of one of them.
+type tokenHeader struct {
+	Alg  string        `json:"alg"`
+	Kid  string        `json:"kid"`
+	Typ  string        `json:"typ"`
+	Crit tokenjson.Raw `json:"crit"`
+	B64  tokenjson.Raw `json:"b64"`
+}
+
+// Token JSON is decoded strictly, by the parser the edge uses too: member
+// names as written, no duplicates in any case, valid UTF-8, each member of
+// its type (SECURITY.md, "Ambiguity").
+var (
+	tokenHeaderJSON  = tokenjson.MustCompile[tokenHeader]()
+	accessClaimsJSON = tokenjson.MustCompile[AccessClaims]()
+	loginClaimsJSON  = tokenjson.MustCompile[loginClaims]()
+)
 
 func (s *Service) loginAudience() string { return s.cfg.Issuer + "#login" }
 
@@ -131,7 +152,7 @@ func (s *Service) verifyAccess(tok string) (*AccessClaims, error) {
 		return nil, errInvalidToken()
 	}
 	var c AccessClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.cfg.Audience ||
+	if err := accessClaimsJSON.Decode(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.cfg.Audience ||
 		c.Subject == "" || c.SessionID == "" || c.CompanyID == "" || c.ExpiresAt == 0 {
 		return nil, errInvalidToken()
 	}
@@ -165,7 +186,7 @@ func (s *Service) verifyLogin(tok string) (*loginClaims, error) {
 		return nil, bad
 	}
 	var c loginClaims
-	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.loginAudience() || c.Subject == "" || c.ID == "" {
+	if err := loginClaimsJSON.Decode(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.loginAudience() || c.Subject == "" || c.ID == "" {
 		return nil, bad
 	}
 	if s.clock.Now().Unix() >= c.ExpiresAt {

@@ -38,7 +38,10 @@ func init() {
 // Checks (RFC 8725, RFC 9068): strict compact serialisation and base64url,
 // no `crit`, `jku`, `x5u`, `jwk` or `x5c`, `typ` at+jwt, the key's own `alg`
 // (asymmetric algorithms only), exact `iss`, `aud` containing the audience,
-// `exp` required, `nbf`/`iat` with leeway, no duplicate members. A bounded
+// `exp` required, `nbf`/`iat` with leeway. Header and claims are JSON read
+// by internal/tokenjson, as the auth service reads them: member names
+// case-sensitive, no duplicate member in any case (`cid` and `CID`), valid
+// UTF-8, each claim of its type (`"cid": 123` refused). A bounded
 // cache of verified tokens skips the signature check for repeated tokens,
 // never past `exp` and never for a revoked session.
 //

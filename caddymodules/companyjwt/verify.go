@@ -3,10 +3,8 @@ package companyjwt
 // This file has no Caddy import: the token checks test and benchmark alone.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/tokenjson"
 )
 
 // Failures, each mapped to an envelope code by the provider.
@@ -110,51 +109,40 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, nil
 }
 
+// header and claimSet are decoded by tokenjson: member names exactly as
+// written, no duplicates in any case, valid UTF-8, each member of its type
+// (SECURITY.md, "Ambiguity"). Members not named here are allowed.
 type header struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
-	Jku  json.RawMessage `json:"jku"`
-	X5u  json.RawMessage `json:"x5u"`
-	Jwk  json.RawMessage `json:"jwk"`
-	X5c  json.RawMessage `json:"x5c"`
-	B64  json.RawMessage `json:"b64"`
-}
-
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	var l []string
-	if err := json.Unmarshal(b, &l); err != nil {
-		return err
-	}
-	*a = l
-	return nil
+	Alg  string        `json:"alg"`
+	Kid  string        `json:"kid"`
+	Typ  string        `json:"typ"`
+	Crit tokenjson.Raw `json:"crit"`
+	Jku  tokenjson.Raw `json:"jku"`
+	X5u  tokenjson.Raw `json:"x5u"`
+	Jwk  tokenjson.Raw `json:"jwk"`
+	X5c  tokenjson.Raw `json:"x5c"`
+	B64  tokenjson.Raw `json:"b64"`
 }
 
 type claimSet struct {
-	Iss   string   `json:"iss"`
-	Sub   string   `json:"sub"`
-	Aud   audience `json:"aud"`
-	Exp   *float64 `json:"exp"`
-	Nbf   *float64 `json:"nbf"`
-	Iat   *float64 `json:"iat"`
-	Jti   string   `json:"jti"`
-	Sid   string   `json:"sid"`
-	Cid   string   `json:"cid"`
-	Roles []string `json:"roles"`
-	Scope string   `json:"scope"`
-	Plan  string   `json:"plan"`
+	Iss   string             `json:"iss"`
+	Sub   string             `json:"sub"`
+	Aud   tokenjson.Audience `json:"aud"`
+	Exp   *float64           `json:"exp"`
+	Nbf   *float64           `json:"nbf"`
+	Iat   *float64           `json:"iat"`
+	Jti   string             `json:"jti"`
+	Sid   string             `json:"sid"`
+	Cid   string             `json:"cid"`
+	Roles []string           `json:"roles"`
+	Scope string             `json:"scope"`
+	Plan  string             `json:"plan"`
 }
+
+var (
+	headerJSON = tokenjson.MustCompile[header]()
+	claimsJSON = tokenjson.MustCompile[claimSet]()
+)
 
 func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) (*Claims, error) {
 	if token == "" {
@@ -184,7 +172,7 @@ func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) 
 		return nil, fmt.Errorf("%w: signature encoding", ErrMalformed)
 	}
 	var h header
-	if err := strictObject(hb, &h); err != nil {
+	if err := headerJSON.Decode(hb, &h); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	switch {
@@ -210,7 +198,7 @@ func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) 
 		return nil, ErrSignature
 	}
 	var cs claimSet
-	if err := strictObject(pb, &cs); err != nil {
+	if err := claimsJSON.Decode(pb, &cs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrClaims, err)
 	}
 	c, err := v.checkClaims(&cs, now)
@@ -244,14 +232,7 @@ func (v *Verifier) checkClaims(cs *claimSet, now time.Time) (*Claims, error) {
 	if cs.Iss != p.Issuer {
 		return nil, fmt.Errorf("%w: issuer", ErrClaims)
 	}
-	audOK := false
-	for _, a := range cs.Aud {
-		if a == p.Audience {
-			audOK = true
-			break
-		}
-	}
-	if !audOK {
+	if !cs.Aud.Contains(p.Audience) {
 		return nil, fmt.Errorf("%w: audience", ErrClaims)
 	}
 	if cs.Sub == "" || cs.Cid == "" || cs.Sid == "" {
@@ -269,47 +250,4 @@ func (v *Verifier) checkClaims(cs *claimSet, now time.Time) (*Claims, error) {
 			"plan":       cs.Plan,
 		},
 	}, nil
-}
-
-// strictObject decodes a JSON object into v after checking that it is one
-// object with no duplicate member names (RFC 7515 §4, RFC 7519 §4) and no
-// trailing data.
-func strictObject(b []byte, v any) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil {
-		return err
-	}
-	seen := make(map[string]struct{}, 16)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		name, ok := t.(string)
-		if !ok {
-			return errors.New("member name is not a string")
-		}
-		if _, dup := seen[name]; dup {
-			return fmt.Errorf("duplicate member %q", name)
-		}
-		seen[name] = struct{}{}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	if _, err := dec.Token(); err == nil {
-		return errors.New("trailing data")
-	}
-	return json.Unmarshal(b, v)
 }

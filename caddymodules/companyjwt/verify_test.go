@@ -168,6 +168,20 @@ func TestVerify(t *testing.T) {
 		`{"iss":"https://erpgate.test","aud":"erpgate","sub":"usr_1","sid":"s","cid":"acme","exp":%d,"cid":"globex"}`, testNow.Add(time.Minute).Unix())))
 	dupClaims := dupInput + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(f.priv, []byte(dupInput)))
 	padded := parts[0] + "." + parts[1] + "==." + parts[2]
+	// handSigned signs a header and claims written by hand (crypto/ed25519):
+	// no JSON encoder writes case variants, duplicates or invalid UTF-8.
+	handSigned := func(header, claims string) string {
+		in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+		return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(f.priv, []byte(in)))
+	}
+	goodHeader := `{"alg":"EdDSA","kid":"k1","typ":"at+jwt"}`
+	claimsWith := func(extra string) string {
+		return fmt.Sprintf(`{"iss":"https://erpgate.test","aud":"erpgate","sub":"usr_1","sid":"s","cid":"acme","exp":%d%s}`,
+			testNow.Add(time.Minute).Unix(), extra)
+	}
+	if _, err := f.v.Verify(ctx, handSigned(goodHeader, claimsWith(`,"scope":"invoices:read"`))); err != nil {
+		t.Fatalf("hand-signed good token: %v", err)
+	}
 	// a token with a base64url-only character ('-' or '_'), rewritten in standard base64
 	urlOnly := good
 	for i := 0; !strings.ContainsAny(urlOnly, "-_"); i++ {
@@ -211,6 +225,26 @@ func TestVerify(t *testing.T) {
 		{"embedded jwk", f.sign(t, goodClaims(), hdr("jwk", map[string]any{"kty": "OKP"})), ErrMalformed},
 		{"x5c", f.sign(t, goodClaims(), hdr("x5c", []string{"MIIB"})), ErrMalformed},
 		{"duplicate claims", dupClaims, ErrClaims},
+		{"cid and CID", handSigned(goodHeader, claimsWith(`,"CID":"globex"`)), ErrClaims},
+		{"CID before cid", handSigned(goodHeader, `{"CID":"globex",`+claimsWith("")[1:]), ErrClaims},
+		{"duplicate sub", handSigned(goodHeader, claimsWith(`,"sub":"usr_2"`)), ErrClaims},
+		{"escaped duplicate cid", handSigned(goodHeader, claimsWith(`,"c\u0069d":"globex"`)), ErrClaims},
+		{"cid a number", f.sign(t, with("cid", 123), nil), ErrClaims},
+		{"sub an object", f.sign(t, with("sub", map[string]any{"id": "usr_1"}), nil), ErrClaims},
+		{"exp a string", f.sign(t, with("exp", fmt.Sprint(testNow.Add(time.Minute).Unix())), nil), ErrClaims},
+		{"aud an object", f.sign(t, with("aud", map[string]any{"erpgate": true}), nil), ErrClaims},
+		{"invalid UTF-8 in a claim", handSigned(goodHeader, claimsWith(",\"scope\":\"invoices:read\xff\"")), ErrClaims},
+		{"lone surrogate in a claim", handSigned(goodHeader, claimsWith(`,"plan":"\ud800"`)), ErrClaims},
+		{"Exp instead of exp", f.sign(t, func() gjwt.MapClaims {
+			c := with("exp", nil)
+			c["Exp"] = testNow.Add(time.Minute).Unix()
+			return c
+		}(), nil), ErrClaims},
+		{"ALG beside alg", handSigned(`{"alg":"EdDSA","kid":"k1","typ":"at+jwt","ALG":"EdDSA"}`, claimsWith("")), ErrMalformed},
+		{"Typ instead of typ", handSigned(`{"alg":"EdDSA","kid":"k1","Typ":"at+jwt"}`, claimsWith("")), ErrMalformed},
+		{"KID instead of kid", handSigned(`{"alg":"EdDSA","KID":"k1","typ":"at+jwt"}`, claimsWith("")), ErrMalformed},
+		{"alg twice", handSigned(`{"alg":"EdDSA","kid":"k1","typ":"at+jwt","alg":"EdDSA"}`, claimsWith("")), ErrMalformed},
+		{"invalid UTF-8 in the header", handSigned("{\"alg\":\"EdDSA\",\"kid\":\"k1\",\"typ\":\"at+jwt\",\"x\":\"\xff\"}", claimsWith("")), ErrMalformed},
 		{"standard base64", stdB64, ErrMalformed},
 		{"deep nesting", f.sign(t, with("x", json.RawMessage(strings.Repeat("[", 3000)+strings.Repeat("]", 3000))), nil), ErrMalformed},
 	}
