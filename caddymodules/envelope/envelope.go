@@ -182,8 +182,11 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 		if af, ok := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); ok {
 			e = env.Error{Code: af.Code, Message: af.Message, Field: af.Field, Context: af.Context}
 			hdr = af.Header
+			if af.Status > 0 {
+				status = af.Status // a refusal that is not a 401: 400 for an ambiguous credential, 503
+			}
 		}
-		if hdr.Get("Www-Authenticate") == "" && w.Header().Get("Www-Authenticate") == "" {
+		if status == http.StatusUnauthorized && hdr.Get("Www-Authenticate") == "" && w.Header().Get("Www-Authenticate") == "" {
 			w.Header().Set("Www-Authenticate", `Bearer realm="erpgate"`)
 		}
 	}

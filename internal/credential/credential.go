@@ -142,6 +142,12 @@ func Find(h http.Header, upgrade bool) (Credential, error) {
 	return c, nil
 }
 
+// FromRequest is Find on r's header, with the subprotocol form counted on
+// WebSocket upgrades (any request with an Upgrade header).
+func FromRequest(r *http.Request) (Credential, error) {
+	return Find(r.Header, r.Header.Get("Upgrade") != "")
+}
+
 // authorization reads one Authorization value.
 func authorization(v string) Credential {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
