@@ -96,8 +96,8 @@ func (r *Revocations) Destruct() error { r.cancel(); return nil }
 // background: nothing here waits on the network.
 func AcquireRevocations(app *erpapp.App, logger *zap.Logger) (*Revocations, error) {
 	key := "embedded"
-	if app.Redis != "" {
-		key = "redis:" + app.Redis + "|" + app.KeyPrefix
+	if rk := app.RedisKey(); rk != "" { // resolved: app.Redis may be a placeholder
+		key = rk + "|" + app.KeyPrefix
 	}
 	v, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
