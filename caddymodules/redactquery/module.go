@@ -1,7 +1,7 @@
 // Package redactquery is the erp_redact_query log field filter: it replaces
 // the value of every query parameter whose name looks like a credential in a
-// logged URL (the access log's `request>uri`, a `Referer` or `Location`
-// header), where Caddy's own `query` filter takes exact names only.
+// logged URL (the access log's `request>uri`, a `Referer`, `Location` or
+// `Link` header), where Caddy's own `query` filter takes exact names only.
 package redactquery
 
 import (
@@ -24,6 +24,7 @@ func init() {
 //			request>uri erp_redact_query
 //			request>headers>Referer erp_redact_query
 //			resp_headers>Location erp_redact_query
+//			resp_headers>Link erp_redact_query
 //		}
 //	}
 //
@@ -109,7 +110,7 @@ func (f *Filter) Filter(in zapcore.Field) zapcore.Field {
 	vals := v.Convert(stringsType).Interface().([]string)
 	out := make(stringArray, len(vals))
 	for i, s := range vals {
-		out[i] = f.redactor.Redact(s)
+		out[i] = f.redactor.RedactHeader(s)
 	}
 	in.Interface = out
 	return in

@@ -89,7 +89,7 @@ func (r *Redactor) Matches(name string) bool {
 
 // Redact returns s (a request-target or an absolute URL) with
 // the value of every matched parameter replaced. Parameters are read after
-// the first `?` or `#`, separated by `&`, `;` or `#`, names percent-decoded
+// the first `?` or `#`, separated by `&`, `;`, `#` or `?`, names percent-decoded
 // before they are compared — looser than any backend's parser, so a value
 // some backend would read as a credential is not left in the log. Nothing
 // else changes; a string without a match is returned as it is.
@@ -103,7 +103,7 @@ func (r *Redactor) Redact(s string) string {
 	i := start + 1
 	for i <= len(s) {
 		end := i
-		for end < len(s) && s[end] != '&' && s[end] != ';' && s[end] != '#' {
+		for end < len(s) && s[end] != '&' && s[end] != ';' && s[end] != '#' && s[end] != '?' {
 			end++
 		}
 		pair := s[i:end]
@@ -128,4 +128,29 @@ func (r *Redactor) Redact(s string) string {
 	}
 	b = append(b, s[last:]...)
 	return string(b)
+}
+
+// RedactHeader is Redact for a logged header value: a list of `<URL>`
+// references (Link) has each URL redacted; anything else is one URL.
+func (r *Redactor) RedactHeader(s string) string {
+	if !strings.HasPrefix(strings.TrimSpace(s), "<") {
+		return r.Redact(s)
+	}
+	var b strings.Builder
+	for {
+		open := strings.IndexByte(s, '<')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(s[open:], '>')
+		if end < 0 {
+			break
+		}
+		end += open
+		b.WriteString(s[:open+1])
+		b.WriteString(r.Redact(s[open+1 : end]))
+		s = s[end:]
+	}
+	b.WriteString(s)
+	return b.String()
 }

@@ -40,6 +40,22 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestRedactHeader(t *testing.T) {
+	t.Parallel()
+	r, _ := Compile([]string{DefaultWord}, "REDACTED")
+	in := `</api/v2/invoices?jwt=a&page=1>; rel="first", </api/v2/invoices?jwt=a&page=3&x_token=b>; rel="next"`
+	want := `</api/v2/invoices?jwt=REDACTED&page=1>; rel="first", </api/v2/invoices?jwt=REDACTED&page=3&x_token=REDACTED>; rel="next"`
+	if got := r.RedactHeader(in); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got := r.RedactHeader("https://a.example/?code=c"); got != "https://a.example/?code=REDACTED" {
+		t.Fatal(got)
+	}
+	if got := r.RedactHeader("/a?x=1?token=t"); got != "/a?x=1?token=REDACTED" {
+		t.Fatal(got)
+	}
+}
+
 func TestPatterns(t *testing.T) {
 	t.Parallel()
 	r, err := Compile([]string{"x-goog-*", "*_sid", "exact"}, "-")
