@@ -55,11 +55,13 @@ func TestOneCredentialPerRequest(t *testing.T) {
 	}
 	for _, tg := range targets {
 		for name, h := range ambiguous {
-			resp := send(t, tg.method, in.URL+tg.path, tg.body, h)
-			expect(t, name, resp, http.StatusBadRequest, "BAD_REQUEST")
-			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_request"`) {
-				t.Errorf("%s %s: challenge %q", name, tg.path, ch)
-			}
+			t.Run(tg.path+"/"+name, func(t *testing.T) {
+				resp := send(t, tg.method, in.URL+tg.path, tg.body, h)
+				expect(t, name, resp, http.StatusBadRequest, "BAD_REQUEST")
+				if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_request"`) {
+					t.Errorf("challenge %q", ch)
+				}
+			})
 		}
 	}
 	// the introspection endpoint's own credential (the edge's secret)
@@ -68,7 +70,9 @@ func TestOneCredentialPerRequest(t *testing.T) {
 		"two secrets":      {"Authorization": {"Bearer " + introspectionSecret, "Bearer " + introspectionSecret}},
 		"secret and a key": {"Authorization": {"Bearer " + introspectionSecret}, "X-Api-Key": {key}},
 	} {
-		expect(t, "introspect: "+name, send(t, http.MethodPost, in.URL+"/api/v1/auth/introspect", intro, h), http.StatusBadRequest, "BAD_REQUEST")
+		t.Run("introspect/"+name, func(t *testing.T) {
+			expect(t, name, send(t, http.MethodPost, in.URL+"/api/v1/auth/introspect", intro, h), http.StatusBadRequest, "BAD_REQUEST")
+		})
 	}
 
 	// each credential alone is good: the refusals above are for the pair
