@@ -14,7 +14,10 @@
 // under a non-standard spelling (`X_API_Key`, which Go keeps as a distinct
 // header but CGI-style frameworks read as X-API-Key): header names are
 // compared case-insensitively with `_` and `-` alike, so no spelling hides a
-// second credential.
+// second credential. (Caddy's server already drops header names with `_`
+// or `.` unless its `expected_underscore_headers` allows them; the rule
+// still holds where they arrive: such a server, or the auth service run
+// alone with `gateway authsvc`.)
 //
 // Find looks up a handful of header keys and allocates nothing.
 package credential
