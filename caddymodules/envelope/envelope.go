@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
-	"github.com/erpgate/erpgate/internal/clientheaders"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/clientheaders"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
