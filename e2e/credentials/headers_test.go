@@ -18,11 +18,13 @@ var identityHeaders = []string{
 	"X-Forwarded-User", "X-Remote-User", "Remote-User", "X-Auth-Request-User", "X-Auth-Request-Email",
 	"X-Auth-Request-Access-Token", "X-ERP-Company-ID", "x-erp-user-id", "X-ERP-Roles", "X-ERP-Scope",
 	"X-ERP-Assertion",
+	"X-Employee-Number", // added to the default list by the test's config
 }
 
 // exampleWithEcho is Caddyfile.example with three more routes to a backend
 // that echoes what it received: one without erp_auth, one under
-// /api/v1/auth/ (as a remote auth service would be), one behind erp_auth.
+// /api/v1/auth/ (as a remote auth service would be), one behind erp_auth;
+// and with erp_envelope's list extended by `X-Employee-*`.
 func exampleWithEcho(t *testing.T, echoURL string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(), "Caddyfile.example"))
@@ -37,7 +39,13 @@ func exampleWithEcho(t *testing.T, echoURL string) string {
 	routes := "\thandle /raw/* {\n\t\treverse_proxy " + hp + "\n\t}\n" +
 		"\thandle /api/v1/auth/remote/* {\n\t\treverse_proxy " + hp + "\n\t}\n" +
 		"\thandle /authed/* {\n\t\terp_auth {\n\t\t\trequire invoices:read\n\t\t}\n\t\treverse_proxy " + hp + "\n\t}\n"
-	return strings.Replace(string(b), anchor, routes+anchor, 1)
+	out := strings.Replace(string(b), anchor, routes+anchor, 1)
+	// the list extended by configuration
+	const envelope = "\n\terp_envelope\n"
+	if !strings.Contains(out, envelope) {
+		t.Fatal("Caddyfile.example has no bare erp_envelope line")
+	}
+	return strings.Replace(out, envelope, "\n\terp_envelope {\n\t\tstrip_headers default X-Employee-*\n\t}\n", 1)
 }
 
 // TestIdentityHeadersNeverReachABackend: identity-like headers from the
