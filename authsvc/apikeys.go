@@ -482,8 +482,11 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 // secret) about an API key. Everyone else gets the same 401, whether the
 // key exists or not.
 func (s *Service) handleIntrospect(c *call) (int, any, error) {
-	if !s.introspectionCaller(c.r) {
+	if ok, err := s.introspectionCaller(c.r); !ok {
 		s.logger.Warn("introspection refused: caller not authenticated", zap.String("ip", c.ip))
+		if err != nil {
+			return 0, nil, err // two credentials
+		}
 		return 0, nil, unauthenticated(config.CodeUnauthenticated, "introspection needs the edge's credential", hdrInvalidToken)
 	}
 	var token string
@@ -523,13 +526,17 @@ func (s *Service) handleIntrospect(c *call) (int, any, error) {
 
 // introspectionCaller compares the bearer credential with the configured
 // secret in constant time (over their hashes, so lengths don't leak either).
-func (s *Service) introspectionCaller(r *http.Request) bool {
-	tok, ok := bearer(r)
-	if s.cfg.IntrospectionSecret == "" || !ok {
-		return false
+// err is the refusal of a request with more than one credential.
+func (s *Service) introspectionCaller(r *http.Request) (ok bool, err error) {
+	tok, err := bearer(r)
+	if e, refused := config.AsError(err); refused && e.Status == http.StatusBadRequest {
+		return false, err
+	}
+	if s.cfg.IntrospectionSecret == "" || err != nil {
+		return false, nil
 	}
 	a, b := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.cfg.IntrospectionSecret))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1, nil
 }
 
 func readLimited(c *call) ([]byte, error) {

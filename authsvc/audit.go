@@ -52,6 +52,7 @@ const (
 	ReasonUnknown           = "unknown"         // a refresh token never issued (or long gone)
 	ReasonInactive          = "inactive"        // an expired refresh token or an ended session
 	ReasonMissing           = "missing"         // no bearer token
+	ReasonAmbiguous         = "ambiguous"       // more than one credential in the request
 	ReasonInvalid           = "invalid"         // a bearer token that does not verify
 	ReasonExpired           = "expired"         // a bearer token past its exp
 )

@@ -16,6 +16,7 @@ import (
 
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -347,25 +348,33 @@ func errRateLimited(retry time.Duration) error {
 	return e
 }
 
-// bearer returns the token of an `Authorization: Bearer …` header.
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Values("Authorization")
-	if len(h) != 1 {
-		return "", false
+// bearer returns the token of the request's one credential, an
+// `Authorization: Bearer …` header. Two credentials (or one under a
+// non-standard header name) are refused with 400 by internal/credential's
+// rule, the edge's too; none or another kind is an invalid token.
+func bearer(r *http.Request) (string, error) {
+	cred, err := credential.FromRequest(r)
+	if err != nil {
+		return "", credential.Refusal(err)
 	}
-	scheme, tok, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", false
+	if cred.Kind != credential.Bearer || cred.Source != credential.FromAuthorization ||
+		cred.Value == "" || strings.ContainsAny(cred.Value, " \t") {
+		return "", errInvalidToken()
 	}
-	return tok, true
+	return cred.Value, nil
 }
 
 // authenticate checks the call's access token and, when checkSession, that
 // its session is still active in the store.
 func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error) {
-	tok, ok := bearer(c.r)
-	if !ok {
-		return nil, s.refuse(c, store.EventBearerRefused, ReasonMissing, errInvalidToken())
+	tok, err := bearer(c.r)
+	if err != nil {
+		reason := ReasonMissing
+		var ce *config.Error
+		if errors.As(err, &ce) && ce.Status == http.StatusBadRequest {
+			reason = ReasonAmbiguous
+		}
+		return nil, s.refuse(c, store.EventBearerRefused, reason, err)
 	}
 	claims, err := s.verifyAccess(tok)
 	if err != nil {

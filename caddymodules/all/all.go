@@ -14,6 +14,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
 	_ "github.com/erpgate/erpgate/caddymodules/health"
 	_ "github.com/erpgate/erpgate/caddymodules/quota"
+	_ "github.com/erpgate/erpgate/caddymodules/redactquery"
 	_ "github.com/erpgate/erpgate/caddymodules/upstreams"
 	_ "github.com/erpgate/erpgate/caddymodules/usage"
 	_ "github.com/erpgate/erpgate/caddymodules/version"

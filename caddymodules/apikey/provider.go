@@ -22,6 +22,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 
@@ -29,7 +30,9 @@ func init() {
 	caddy.RegisterModule(Provider{})
 }
 
-// Provider verifies `Authorization: ApiKey <key>` or `X-API-Key: <key>`.
+// Provider verifies `Authorization: ApiKey <key>` or `X-API-Key: <key>`
+// (one of them: two credentials in a request are refused with 400
+// `BAD_REQUEST`, see internal/credential).
 // The key's company and plan become the request's identity
 // (`{http.auth.user.id}` is `apikey:<key id>`, `{http.auth.user.key_id}`
 // the key's id); its scope goes to erp_authz in the request variable
@@ -149,27 +152,13 @@ func (p *Provider) Validate() error {
 	return nil
 }
 
-// apiKey finds the key of r.
-func apiKey(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, key, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "ApiKey") {
-			return strings.TrimSpace(key), true
-		}
-		return "", false
-	}
-	if k := r.Header.Get("X-Api-Key"); k != "" {
-		return strings.TrimSpace(k), true
-	}
-	return "", false
-}
-
 // Authenticate implements caddyauth.Authenticator.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	key, ok := apiKey(r)
-	if !ok {
+	cred, ok := edgeauth.Credential(r)
+	if !ok || cred.Kind != credential.APIKey {
 		return caddyauth.User{}, false, nil
 	}
+	key := cred.Value
 	r.Header.Del("X-Api-Key") // never forwarded to a backend
 	if len(key) > 512 || key == "" {
 		p.refuse(r, edgeauth.ReasonMalformed, key)

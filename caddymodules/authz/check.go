@@ -4,6 +4,7 @@ package authz
 // and benchmark alone.
 
 import (
+	"github.com/erpgate/erpgate/internal/clientheaders"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,55 +64,22 @@ func isUnreserved(c byte) bool {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// sameHeaderName compares header names case-insensitively with '_' and '-'
-// equal, so that every spelling of an identity header is caught.
-func sameHeaderName(a, b string) bool {
-	if len(a) != len(b) {
-		return false
+// stripped recognises the headers removed from every client request, in
+// any spelling (case, `_` for `-`): the identity only the edge may state
+// (erp_envelope removes them first, with the configured identity-like
+// headers; this is the same rule again for configs without it), and
+// method overrides that would make a backend act on another method than the
+// one authorised.
+var stripped = func() *clientheaders.Matcher {
+	m, err := clientheaders.New(clientheaders.Edge, []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"})
+	if err != nil {
+		panic(err) // a constant list
 	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if x >= 'A' && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if y >= 'A' && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-// strippedHeaders are removed from every client request: the identity only
-// the edge may state, and method overrides that would make a backend act on
-// another method than the one authorised.
-var strippedHeaders = []string{
-	"x-erp-company-id", "x-erp-user-id", "x-erp-roles", "x-erp-scope",
-	"x-http-method-override", "x-http-method", "x-method-override",
-}
+	return m
+}()
 
 // stripHeaders removes the stripped headers in every spelling.
-func stripHeaders(h http.Header) {
-	for name := range h {
-		if len(name) < 10 || (name[0] != 'X' && name[0] != 'x') {
-			continue
-		}
-		for _, s := range strippedHeaders {
-			if sameHeaderName(name, s) {
-				delete(h, name)
-				break
-			}
-		}
-	}
-}
+func stripHeaders(h http.Header) { stripped.Strip(h) }
 
 // companyInPath returns the ids that follow a `companies` segment of an
 // escaped path (unescaped), for comparison with the caller's company.

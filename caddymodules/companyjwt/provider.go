@@ -22,6 +22,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/credential"
 )
 
 func init() {
@@ -33,7 +34,11 @@ func init() {
 // the token's identity the request's user: `{http.auth.user.id}` is `sub`,
 // and `company_id`, `roles` and `plan` are published as
 // `{http.auth.user.*}`; the scope goes to erp_authz in the request variable
-// `erp.scope`. Tokens in query strings are never accepted.
+// `erp.scope`. Tokens in query strings are never accepted. A request with
+// more than one credential (two Authorization headers, a bearer token and an
+// API key, a subprotocol bearer and another) or with a credential header
+// under a non-standard name is refused with 400 `BAD_REQUEST`
+// (internal/credential: the auth service applies the same rule).
 //
 // Checks (RFC 8725, RFC 9068): strict compact serialisation and base64url,
 // no `crit`, `jku`, `x5u`, `jwk` or `x5c`, `typ` at+jwt, the key's own `alg`
@@ -262,44 +267,23 @@ func outcome(err error) string {
 	return "ok"
 }
 
-// bearerToken finds the access token of r: the Authorization header, or the
-// WebSocket subprotocol form `bearer, <token>` (removed before proxying).
-func bearerToken(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok), true
-		}
-		return "", false
-	}
-	if r.Header.Get("Upgrade") != "" {
-		if v := r.Header.Get("Sec-Websocket-Protocol"); v != "" {
-			parts := strings.Split(v, ",")
-			for i := 0; i+1 < len(parts); i++ {
-				if strings.EqualFold(strings.TrimSpace(parts[i]), "bearer") {
-					tok := strings.TrimSpace(parts[i+1])
-					rest := append(append([]string{}, parts[:i]...), parts[i+2:]...)
-					if len(rest) == 0 {
-						r.Header.Del("Sec-Websocket-Protocol")
-					} else {
-						r.Header.Set("Sec-Websocket-Protocol", strings.TrimSpace(strings.Join(rest, ",")))
-					}
-					return tok, true
-				}
-			}
-		}
-	}
-	return "", false
-}
-
 // Authenticate implements caddyauth.Authenticator.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	tok, ok := bearerToken(r)
+	cred, ok := edgeauth.Credential(r)
 	if !ok {
-		if r.Header.Get("Authorization") == "" && r.Header.Get("X-Api-Key") == "" {
-			edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
-		}
 		return caddyauth.User{}, false, nil
+	}
+	switch cred.Kind {
+	case credential.None:
+		edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
+		return caddyauth.User{}, false, nil
+	case credential.Bearer:
+	default:
+		return caddyauth.User{}, false, nil // an API key: erp_api_key's
+	}
+	tok := cred.Value
+	if cred.Source == credential.FromWebSocket {
+		credential.RemoveWebSocketBearer(r.Header) // never forwarded to a backend
 	}
 	v, err := p.verifierFor()
 	if err != nil {

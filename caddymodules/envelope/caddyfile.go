@@ -1,8 +1,10 @@
 package envelope
 
 import (
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"strconv"
+
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/internal/clientheaders"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -23,7 +25,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile parses:
 //
 //	erp_envelope {
-//		max_buffer <bytes>
+//		max_buffer    <bytes>
+//		strip_headers <name|prefix*|default…>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := caddyfileutil.NoArgs(d); err != nil {
@@ -42,6 +45,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxBuffer = n
 			if d.NextArg() {
 				return d.ArgErr()
+			}
+		case "strip_headers":
+			h.StripHeaders = d.RemainingArgs()
+			if len(h.StripHeaders) == 0 {
+				return d.ArgErr()
+			}
+			if err := clientheaders.Check(h.StripHeaders); err != nil {
+				return d.Errf("strip_headers: %v", err)
 			}
 		default:
 			return d.Errf("unknown subdirective %q", name)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/clientheaders"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -35,6 +36,11 @@ func init() {
 //	}
 //
 // In a route it:
+//   - first removes identity-like headers the client sent (`strip_headers`,
+//     plus the edge's own `X-ERP-Company-ID`, `-User-ID`, `-Roles`,
+//     `-Scope` and `X-ERP-Assertion`), in any case and `_`/`-` spelling, so
+//     that no later handler, the auth service or a backend reads them — on
+//     every route, with or without erp_auth;
 //   - takes the client's `X-Request-ID` when it is a valid UUID, else makes a
 //     UUIDv7; sends it upstream, echoes it in the answer and publishes it as
 //     `{erp.request_id}`;
@@ -58,7 +64,22 @@ type Handler struct {
 	// validated before it is sent. Larger answers are streamed. Default: 4 MiB.
 	MaxBuffer int64 `json:"max_buffer,omitempty"`
 
+	// StripHeaders are client request headers removed before any other
+	// handler runs: names compared case-insensitively with `_` and `-`
+	// alike, a trailing `*` making a prefix. The word `default` stands for
+	// the default list, so `["default", "X-Employee-ID"]` extends it and a
+	// list without `default` replaces it. The edge's own identity headers
+	// (`X-ERP-Company-ID`, `X-ERP-User-ID`, `X-ERP-Roles`, `X-ERP-Scope`,
+	// `X-ERP-Assertion`) are removed whatever the list says.
+	// Default: `["default"]`, that is `X-User-ID`, `X-User`, `X-Roles`,
+	// `X-Company-ID`, `X-Tenant-ID`, `X-Forwarded-User`,
+	// `X-Forwarded-Email`, `X-Forwarded-Groups`,
+	// `X-Forwarded-Preferred-Username`, `X-Remote-User`, `Remote-User`,
+	// `Remote-Groups`, `Remote-Email`, `Remote-Name`, `X-Auth-Request-*`.
+	StripHeaders []string `json:"strip_headers,omitempty"`
+
 	logger *zap.Logger
+	strip  *clientheaders.Matcher
 }
 
 // CaddyModule returns the Caddy module information.
@@ -75,6 +96,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBuffer <= 0 {
 		h.MaxBuffer = 4 << 20
 	}
+	list := h.StripHeaders
+	if len(list) == 0 {
+		list = []string{clientheaders.DefaultWord}
+	}
+	var err error
+	if h.strip, err = clientheaders.New(clientheaders.Edge, list); err != nil {
+		return fmt.Errorf("erp_envelope: strip_headers: %w", err)
+	}
 	return nil
 }
 
@@ -82,6 +111,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Validate() error {
 	if h.MaxBuffer < 1024 {
 		return errors.New("erp_envelope: max_buffer must be at least 1024 bytes")
+	}
+	if err := clientheaders.Check(h.StripHeaders); err != nil {
+		return fmt.Errorf("erp_envelope: strip_headers: %w", err)
 	}
 	return nil
 }
@@ -96,6 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.renderError(w, r, cause)
 		return nil
 	}
+	h.strip.Strip(r.Header) // before anything reads them
 	id := requestID(r)
 	if isUpgrade(r) {
 		return next.ServeHTTP(w, r)
@@ -182,8 +215,11 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 		if af, ok := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); ok {
 			e = env.Error{Code: af.Code, Message: af.Message, Field: af.Field, Context: af.Context}
 			hdr = af.Header
+			if af.Status > 0 {
+				status = af.Status // a refusal that is not a 401: 400 for an ambiguous credential, 503
+			}
 		}
-		if hdr.Get("Www-Authenticate") == "" && w.Header().Get("Www-Authenticate") == "" {
+		if status == http.StatusUnauthorized && hdr.Get("Www-Authenticate") == "" && w.Header().Get("Www-Authenticate") == "" {
 			w.Header().Set("Www-Authenticate", `Bearer realm="erpgate"`)
 		}
 	}

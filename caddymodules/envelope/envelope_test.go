@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/erpgate/erpgate/internal/clientheaders"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +47,11 @@ func newRequest(method, target string) *http.Request {
 }
 
 func newHandler(maxBuffer int64) *Handler {
-	return &Handler{MaxBuffer: maxBuffer, logger: zap.NewNop()}
+	strip, err := clientheaders.New(clientheaders.Edge, clientheaders.Default)
+	if err != nil {
+		panic(err)
+	}
+	return &Handler{MaxBuffer: maxBuffer, logger: zap.NewNop(), strip: strip}
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request, next caddyhttp.HandlerFunc) (*httptest.ResponseRecorder, error) {
@@ -278,4 +283,38 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestStripsIdentityHeaders: the next handler never sees a client's
+// identity-like header, in any spelling, even on a protocol upgrade.
+func TestStripsIdentityHeaders(t *testing.T) {
+	t.Parallel()
+	for _, upgrade := range []bool{false, true} {
+		r := newRequest(http.MethodGet, "/api/v1/auth/me")
+		for _, k := range []string{"X-User-Id", "X_user_id", "X-Erp-Assertion", "X-Auth-Request-User", "Remote-User"} {
+			r.Header[k] = []string{"root"}
+		}
+		r.Header.Set("X-Forwarded-For", "10.0.0.1")
+		if upgrade {
+			r.Header.Set("Connection", "Upgrade")
+			r.Header.Set("Upgrade", "websocket")
+		}
+		var seen http.Header
+		_, err := serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
+			seen = r.Header.Clone()
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range seen {
+			if k != "X-Forwarded-For" && k != "X-Request-Id" && k != "Connection" && k != "Upgrade" {
+				t.Errorf("upgrade %v: next saw %s", upgrade, k)
+			}
+		}
+		if seen.Get("X-Forwarded-For") == "" {
+			t.Error("a harmless header was removed")
+		}
+	}
 }

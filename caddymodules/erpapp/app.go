@@ -225,6 +225,12 @@ func (a *App) RedisClient() redis.UniversalClient {
 	return a.rdb.UniversalClient
 }
 
+// RedisKey identifies the Redis the app uses (its resolved address, for
+// keying process-wide state by it), or "" on the embedded default. Redis
+// itself may be a placeholder such as `{env.ERP_REDIS_URL}`, resolved only in
+// Provision, so that no credential appears in the served config.
+func (a *App) RedisKey() string { return a.rdbKey }
+
 // Ready checks each configured dependency; the map has one entry per
 // dependency, with a nil error when it answered.
 func (a *App) Ready(ctx context.Context) map[string]error {

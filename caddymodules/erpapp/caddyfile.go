@@ -28,7 +28,10 @@ func init() {
 //	}
 //
 // An empty value (e.g. an unset `{$ERP_REDIS_URL}`) leaves the setting empty,
-// which means the embedded default.
+// which means the embedded default; so does a runtime placeholder such as
+// `{env.ERP_REDIS_URL}` that resolves to nothing. Prefer the runtime form for
+// URLs with a password: `{$…}` is substituted into the JSON config, which the
+// admin API serves.
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
 	if err := app.UnmarshalCaddyfile(d); err != nil {

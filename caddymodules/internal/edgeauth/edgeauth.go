@@ -19,6 +19,7 @@ import (
 	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 
@@ -95,8 +96,8 @@ func (r *Revocations) Destruct() error { r.cancel(); return nil }
 // background: nothing here waits on the network.
 func AcquireRevocations(app *erpapp.App, logger *zap.Logger) (*Revocations, error) {
 	key := "embedded"
-	if app.Redis != "" {
-		key = "redis:" + app.Redis + "|" + app.KeyPrefix
+	if rk := app.RedisKey(); rk != "" { // resolved: app.Redis may be a placeholder
+		key = rk + "|" + app.KeyPrefix
 	}
 	v, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
@@ -170,6 +171,19 @@ func Fail(r *http.Request, e *config.Error) {
 		return
 	}
 	caddyhttp.SetVar(r.Context(), config.VarAuthFailure, e)
+}
+
+// Credential is the request's one credential (internal/credential's rule,
+// the same as the auth service's). A request with two, or with one under a
+// non-standard header name, is refused with 400 BAD_REQUEST through Fail,
+// and ok is false: the provider declines it.
+func Credential(r *http.Request) (c credential.Credential, ok bool) {
+	c, err := credential.FromRequest(r)
+	if err != nil {
+		Fail(r, credential.Refusal(err))
+		return c, false
+	}
+	return c, true
 }
 
 // SetScope hands the verified caller's scope to erp_authz (with the
