@@ -44,8 +44,16 @@ func WithClock(now func() time.Time) Option {
 // from a header). v names the audience each request must have; use
 // Backends.For as its AudienceFor. Diagnostics under /_demo/ need none.
 func WithAssertions(v *edgeassert.Verifier) Option {
+	return WithGuard(v.Middleware)
+}
+
+// WithGuard is WithAssertions for a caller that builds its verifier later
+// (at the first request): guard wraps the ERP services once, at New, and
+// must let a request through only with its verified identity in the
+// context (edgeassert.NewContext).
+func WithGuard(guard func(http.Handler) http.Handler) Option {
 	return func(s *Server) {
-		s.guard = v.Middleware(http.HandlerFunc(s.serveERP))
+		s.guard = guard(http.HandlerFunc(s.serveERP))
 	}
 }
 
