@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
-	"github.com/erpgate/erpgate/plugins/edgeassert"
 	erpdemo "github.com/erpgate/erpgate/plugins/demo"
+	"github.com/erpgate/erpgate/plugins/edgeassert"
 )
 
 func init() {
