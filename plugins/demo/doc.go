@@ -80,6 +80,7 @@
 //	/_demo/text           200 text/plain
 //	/_demo/events         text/event-stream, 3 events flushed one by one (interval_ms, default 100)
 //	/_demo/ws             RFC 6455 handshake (101), then echoes raw bytes until the client closes
-//	/_demo/echo-headers   {"method", "host", "path", "query", "headers": {Canonical-Name: [values]}}
+//	/_demo/echo-headers   {"method", "host", "path", "query", "headers": {Canonical-Name: [values]}};
+//	                      also at any path below it (/_demo/echo-headers/invoices)
 //	/_demo/status?code=N  a problem+json answer with status N (200..599), for error-path tests
 package demo
