@@ -250,7 +250,35 @@ func (s *Service) Ready(ctx context.Context) error {
 	if s.ready.Load() {
 		return nil
 	}
+	select {
+	case <-s.prepare():
+		if s.ready.Load() {
+			return nil
+		}
+		s.initMu.Lock()
+		err := s.initErr
+		s.initMu.Unlock()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Prepared reports, without waiting, whether the service is ready; when it
+// is not, it starts the preparation Ready waits for (unless it is running).
+func (s *Service) Prepared() bool {
+	if s.ready.Load() {
+		return true
+	}
+	s.prepare()
+	return false
+}
+
+// prepare starts the preparation if it is not running and returns the
+// channel closed when it ends.
+func (s *Service) prepare() <-chan struct{} {
 	s.initMu.Lock()
+	defer s.initMu.Unlock()
 	if s.initDone == nil {
 		done := make(chan struct{})
 		s.initDone = done
@@ -267,20 +295,7 @@ func (s *Service) Ready(ctx context.Context) error {
 			close(done)
 		}()
 	}
-	done := s.initDone
-	s.initMu.Unlock()
-	select {
-	case <-done:
-		if s.ready.Load() {
-			return nil
-		}
-		s.initMu.Lock()
-		err := s.initErr
-		s.initMu.Unlock()
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.initDone
 }
 
 func (s *Service) initialize(ctx context.Context) error {
