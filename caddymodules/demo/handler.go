@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -204,6 +205,9 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 		if cfg.Issuer == "" {
 			cfg.Issuer = svc.Issuer()
 		}
+		// a look-up in this process, not a fetch: an unknown kid may ask
+		// again every second
+		cfg.MinRefetch = time.Second
 		cfg.Keys = func(ctx context.Context) (jwk.Set, error) {
 			svc, _, err := edgeauth.Service() // the newest config's auth service
 			if err != nil {
