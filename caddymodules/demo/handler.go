@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -81,17 +83,27 @@ type Handler struct {
 
 	server   *erpdemo.Server
 	logger   *zap.Logger
-	ctx      context.Context
 	backends erpdemo.Backends
-
-	lazy *lazyVerifier
+	key      string
+	shared   *sharedVerifier
 }
 
-// lazyVerifier is built at the first ERP request.
-type lazyVerifier struct {
-	mu sync.Mutex
-	v  atomic.Pointer[edgeassert.Verifier]
+// verifiers holds one verifier per key source, issuer and backend names for
+// the whole process: Caddy cleans up an old config while its last requests
+// are still being served, so a config's verifier (its keys, its cache of
+// verified assertions, its background refresh) must outlive it; the next
+// config with the same settings takes it over, and a reload fetches nothing.
+var verifiers = caddy.NewUsagePool()
+
+// sharedVerifier is built at the first ERP request of any config using it.
+type sharedVerifier struct {
+	ctx    context.Context // lives as long as the pool entry
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	v      atomic.Pointer[edgeassert.Verifier]
 }
+
+func (s *sharedVerifier) Destruct() error { s.cancel(); return nil }
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -105,13 +117,25 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // is built at the first ERP request (no I/O here).
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.ctx = ctx
-	h.lazy = new(lazyVerifier)
 	if h.InsecureSkipAssertion {
 		h.logger.Warn("demo ERP backend does not verify the edge assertion: it trusts X-ERP-Company-ID from whoever connects (insecure_skip_assertion, for benchmarks only)")
 		h.server = erpdemo.New()
 	} else {
 		h.backends = erpdemo.DefaultBackends.With(h.Backends)
+		names := make([]string, 0, len(h.backends))
+		for svc, name := range h.backends {
+			names = append(names, svc+"="+name)
+		}
+		sort.Strings(names)
+		h.key = h.JWKSURL + "|" + h.Issuer + "|" + strings.Join(names, ",")
+		v, _, err := verifiers.LoadOrNew(h.key, func() (caddy.Destructor, error) {
+			ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
+			return &sharedVerifier{ctx: ctx, cancel: cancel}, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.shared = v.(*sharedVerifier)
 		h.server = erpdemo.New(erpdemo.WithGuard(h.guard))
 	}
 	h.logger.Info("demo ERP backend provisioned",
@@ -173,12 +197,13 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 // verifierFor builds the verifier on first use: by then the config's auth
 // service is provisioned.
 func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
-	if v := h.lazy.v.Load(); v != nil {
+	sh := h.shared
+	if v := sh.v.Load(); v != nil {
 		return v, nil
 	}
-	h.lazy.mu.Lock()
-	defer h.lazy.mu.Unlock()
-	if v := h.lazy.v.Load(); v != nil {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if v := sh.v.Load(); v != nil {
 		return v, nil
 	}
 	logger := h.logger
@@ -204,6 +229,9 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 		if cfg.Issuer == "" {
 			cfg.Issuer = svc.Issuer()
 		}
+		// a look-up in this process, not a fetch: an unknown kid may ask
+		// again every second
+		cfg.MinRefetch = time.Second
 		cfg.Keys = func(ctx context.Context) (jwk.Set, error) {
 			svc, _, err := edgeauth.Service() // the newest config's auth service
 			if err != nil {
@@ -212,11 +240,11 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 			return svc.PublicKeys(ctx)
 		}
 	}
-	v, err := edgeassert.New(h.ctx, cfg)
+	v, err := edgeassert.New(sh.ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	h.lazy.v.Store(v)
+	sh.v.Store(v)
 	return v, nil
 }
 
@@ -227,8 +255,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 // Cleanup closes the WebSocket echo connections this config's server still
-// holds, so a reload does not leave them behind.
+// holds, so a reload does not leave them behind, and lets go of the shared
+// verifier (a newer config has taken it already).
 func (h *Handler) Cleanup() error {
+	if h.shared != nil {
+		_, _ = verifiers.Delete(h.key)
+	}
 	if h.server == nil {
 		return nil
 	}

@@ -598,3 +598,44 @@ func BenchmarkMiddleware(b *testing.B) {
 		b.Fatal(w.Code)
 	}
 }
+
+// TestRetryAfterFailedFetch: a key source that failed (a reload, a
+// restart) is asked again after a second, not after MinRefetch; still not
+// at once.
+func TestRetryAfterFailedFetch(t *testing.T) {
+	t.Parallel()
+	e := newEdge(t, "edge-1")
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	var fail atomic.Bool
+	var calls atomic.Int64
+	fail.Store(true)
+	v, err := New(t.Context(), Config{
+		Keys: func(context.Context) (jwk.Set, error) {
+			calls.Add(1)
+			if fail.Load() {
+				return nil, errors.New("not ready")
+			}
+			return e.jwks(), nil
+		},
+		Issuer: testIssuer, Audience: "invoices", MinRefetch: time.Minute,
+		Now: func() time.Time { return *clock.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.assertion(now, nil)
+	if _, err := v.Verify(t.Context(), tok, "invoices"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("source down: %v", err)
+	}
+	fail.Store(false)
+	if _, err := v.Verify(t.Context(), tok, "invoices"); !errors.Is(err, ErrUnknownKey) || calls.Load() != 1 {
+		t.Fatalf("at once after a failure: %v, %d calls", err, calls.Load())
+	}
+	later := now.Add(1100 * time.Millisecond)
+	clock.Store(&later)
+	if _, err := v.Verify(t.Context(), tok, "invoices"); err != nil || calls.Load() != 2 {
+		t.Fatalf("a second after a failure: %v, %d calls", err, calls.Load())
+	}
+}

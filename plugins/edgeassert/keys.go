@@ -37,8 +37,14 @@ type keySet struct {
 
 	mu         sync.Mutex
 	lastDemand time.Time     // the last fetch caused by an unknown kid
+	lastFailed bool          // … and it failed
 	flight     chan struct{} // closed when the fetch under way ends
 }
+
+// retryAfterFailure bounds the wait after a failed fetch: a key source that
+// was briefly unreachable (a config reload, a restart) is asked again soon,
+// still at most once a second.
+const retryAfterFailure = time.Second
 
 var errNoUsableKey = errors.New("no usable assertion key in the key set")
 
@@ -109,7 +115,11 @@ func (ks *keySet) lookup(ctx context.Context, kid string) (ed25519.PublicKey, er
 		return nil, ErrUnknownKey
 	}
 	now := ks.now()
-	if !ks.lastDemand.IsZero() && now.Sub(ks.lastDemand) < ks.minRefetch {
+	wait := ks.minRefetch
+	if ks.lastFailed && wait > retryAfterFailure {
+		wait = retryAfterFailure
+	}
+	if !ks.lastDemand.IsZero() && now.Sub(ks.lastDemand) < wait {
 		ks.mu.Unlock()
 		return nil, ErrUnknownKey
 	}
@@ -117,10 +127,10 @@ func (ks *keySet) lookup(ctx context.Context, kid string) (ed25519.PublicKey, er
 	ks.flight, ks.lastDemand = f, now
 	ks.mu.Unlock()
 
-	_ = ks.load(ks.fetch)
+	err := ks.load(ks.fetch)
 
 	ks.mu.Lock()
-	ks.flight = nil
+	ks.flight, ks.lastFailed = nil, err != nil
 	close(f)
 	ks.mu.Unlock()
 	if k, ok := ks.get(kid); ok {

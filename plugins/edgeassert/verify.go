@@ -70,7 +70,7 @@ type Config struct {
 	// RefreshInterval of the key set in the background. Default: 5m.
 	RefreshInterval time.Duration
 	// MinRefetch is the least time between two fetches caused by unknown
-	// kids. Default: 10s.
+	// kids (after a failed fetch, at most 1s). Default: 10s.
 	MinRefetch time.Duration
 	// FetchTimeout bounds one key-set fetch. Default: 5s.
 	FetchTimeout time.Duration
