@@ -275,3 +275,15 @@ func BenchmarkAssertionCacheHit(b *testing.B) {
 		}
 	})
 }
+
+func TestValidateBackend(t *testing.T) {
+	t.Parallel()
+	if err := (&Handler{Backend: "invoices"}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"in voices", "invoices\n", "a\tb"} {
+		if (&Handler{Backend: b}).Validate() == nil {
+			t.Errorf("backend %q accepted", b)
+		}
+	}
+}
