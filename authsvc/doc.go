@@ -41,9 +41,10 @@
 // app (caddymodules/authsvc.Lookup) and use:
 //
 //   - PublicKeys(ctx) jwk.Set: the published keys (kid, alg "EdDSA", use
-//     "sig" on each), a copy; re-read it to see rotations. Issuer() and
-//     Audience() are what iss and aud must equal; tokens must have typ
-//     at+jwt.
+//     "sig" on each; assertion keys' kids start with "edge-"), a copy;
+//     re-read it to see rotations. Issuer() and Audience() are what iss
+//     and aud must equal; tokens must have typ at+jwt.
+//   - SignAssertion(ctx, a): erp_authz's edge assertion for a backend.
 //   - SubscribeRevocations(ctx, fn): fn(sid) for every session revoked from
 //     now on, on any instance (Redis channel `<prefix>revocations`, payload
 //     the bare session id). IsSessionRevoked(ctx, sid) answers from the
@@ -63,4 +64,13 @@
 // successor has been signing for longer than an access token lives.
 // Rotation runs on schedule (KeyRotation) and on demand (RotateSigningKey,
 // `gateway erp keys rotate`).
+//
+// The edge's assertions to backends (SignAssertion; DESIGN.md "Edge
+// assertion") are signed with keys of their own, kept apart in the store
+// (store.KeyAssertion) and managed the same way: their kid is
+// "edge-" + thumbprint (no access-token kid starts so), they are published
+// in the same JWKS, retired once no assertion (MaxAssertionTTL) they signed
+// can be alive, and rotated on demand with RotateAssertionKey (`gateway erp
+// keys rotate --assertion`). An access-token key never signs an assertion
+// and an assertion key never signs, nor verifies, an access token.
 package authsvc

@@ -397,7 +397,7 @@ func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error
 }
 
 func (s *Service) handleJWKS(c *call) (int, any, error) {
-	return http.StatusOK, standardDoc(s.keys.ring.Load().jwksJSON), nil
+	return http.StatusOK, standardDoc(s.jwks.Load().json), nil
 }
 
 func (s *Service) handleOpenIDConfiguration(c *call) (int, any, error) {

@@ -5,14 +5,24 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// jwksKeys decodes a JWK Set by hand (no jwx): kid -> Ed25519 public key.
-// Every key must carry kid, alg and use.
+// jwksKeys decodes the access-token keys of a JWK Set by hand (no jwx): kid
+// -> Ed25519 public key. Every key must carry kid, alg and use.
 func jwksKeys(raw []byte) (map[string]ed25519.PublicKey, error) {
+	return jwksKeysOf(raw, false)
+}
+
+// jwksAssertionKeys are the assertion keys (kid "edge-…") of a JWKS.
+func jwksAssertionKeys(raw []byte) (map[string]ed25519.PublicKey, error) {
+	return jwksKeysOf(raw, true)
+}
+
+func jwksKeysOf(raw []byte, assertion bool) (map[string]ed25519.PublicKey, error) {
 	var doc struct {
 		Keys []map[string]string `json:"keys"`
 	}
@@ -28,7 +38,9 @@ func jwksKeys(raw []byte) (map[string]ed25519.PublicKey, error) {
 		if err != nil || len(x) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("bad x in JWK %s", k["kid"])
 		}
-		out[k["kid"]] = ed25519.PublicKey(x)
+		if strings.HasPrefix(k["kid"], "edge-") == assertion {
+			out[k["kid"]] = ed25519.PublicKey(x)
+		}
 	}
 	return out, nil
 }

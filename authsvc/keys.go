@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/config"
 )
 
 // AlgEdDSA is the JWS algorithm of every signing key.
@@ -77,22 +78,45 @@ func (s *Sealer) Open(kid string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// NewSigningKey makes a fresh Ed25519 key, sealed, published at now and
-// signing from activatesAt. Its kid is the RFC 7638 thumbprint of the public key.
+// NewSigningKey makes a fresh Ed25519 access-token key, sealed, published at
+// now and signing from activatesAt. Its kid is the RFC 7638 thumbprint of the
+// public key.
 func NewSigningKey(sealer *Sealer, now, activatesAt time.Time) (store.SigningKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return store.SigningKey{}, fmt.Errorf("generate signing key: %w", err)
-	}
-	kid, err := thumbprint(pub)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	return store.SigningKey{
-		KID: kid, Alg: AlgEdDSA, PublicKey: pub, SealedPrivate: sealer.Seal(kid, priv.Seed()),
-		CreatedAt: now, ActivatesAt: activatesAt,
-	}, nil
+	return NewKey(sealer, store.KeyAccess, now, activatesAt)
 }
+
+// NewKey makes a fresh Ed25519 key of a purpose, sealed, published at now
+// and signing from activatesAt. Its kid is the RFC 7638 thumbprint of the
+// public key, after config.AssertionKIDPrefix for an assertion key; the
+// thumbprint of an access-token key never starts with that prefix (such a
+// key is drawn again), so kids tell the purposes apart.
+func NewKey(sealer *Sealer, purpose store.KeyPurpose, now, activatesAt time.Time) (store.SigningKey, error) {
+	if purpose != store.KeyAccess && purpose != store.KeyAssertion {
+		return store.SigningKey{}, fmt.Errorf("generate signing key: unknown purpose %q", purpose)
+	}
+	for {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return store.SigningKey{}, fmt.Errorf("generate signing key: %w", err)
+		}
+		kid, err := thumbprint(pub)
+		if err != nil {
+			return store.SigningKey{}, err
+		}
+		if purpose == store.KeyAssertion {
+			kid = config.AssertionKIDPrefix + kid
+		} else if isAssertionKID(kid) {
+			continue // about one key in 2^30
+		}
+		return store.SigningKey{
+			KID: kid, Alg: AlgEdDSA, PublicKey: pub, SealedPrivate: sealer.Seal(kid, priv.Seed()),
+			CreatedAt: now, ActivatesAt: activatesAt,
+		}, nil
+	}
+}
+
+// isAssertionKID reports whether kid names an assertion key.
+func isAssertionKID(kid string) bool { return strings.HasPrefix(kid, config.AssertionKIDPrefix) }
 
 func thumbprint(pub ed25519.PublicKey) (string, error) {
 	k, err := jwk.Import(pub)
@@ -117,11 +141,11 @@ type ringKey struct {
 	hdr         protectedHeaders // filled by newKeyRing
 }
 
-// keyRing is an immutable snapshot of the published keys, oldest activation first.
+// keyRing is an immutable snapshot of the published keys of one purpose,
+// oldest activation first.
 type keyRing struct {
-	keys     []ringKey
-	set      jwk.Set // public keys, with kid, alg and use
-	jwksJSON []byte
+	keys []ringKey
+	set  jwk.Set // public keys, with kid, alg and use
 }
 
 func newKeyRing(keys []ringKey) (*keyRing, error) {
@@ -129,24 +153,58 @@ func newKeyRing(keys []ringKey) (*keyRing, error) {
 	set := jwk.NewSet()
 	for i, k := range keys {
 		keys[i].hdr = newProtectedHeaders(k.kid)
-		jk, err := jwk.Import(k.pub)
+		jk, err := publicJWK(k)
 		if err != nil {
-			return nil, fmt.Errorf("import public key %s: %w", k.kid, err)
-		}
-		for name, v := range map[string]any{jwk.KeyIDKey: k.kid, jwk.AlgorithmKey: jwa.EdDSA(), jwk.KeyUsageKey: "sig"} {
-			if err := jk.Set(name, v); err != nil {
-				return nil, fmt.Errorf("set %s on key %s: %w", name, k.kid, err)
-			}
+			return nil, err
 		}
 		if err := set.AddKey(jk); err != nil {
 			return nil, fmt.Errorf("add key %s: %w", k.kid, err)
+		}
+	}
+	return &keyRing{keys: keys, set: set}, nil
+}
+
+func publicJWK(k ringKey) (jwk.Key, error) {
+	jk, err := jwk.Import(k.pub)
+	if err != nil {
+		return nil, fmt.Errorf("import public key %s: %w", k.kid, err)
+	}
+	for name, v := range map[string]any{jwk.KeyIDKey: k.kid, jwk.AlgorithmKey: jwa.EdDSA(), jwk.KeyUsageKey: "sig"} {
+		if err := jk.Set(name, v); err != nil {
+			return nil, fmt.Errorf("set %s on key %s: %w", name, k.kid, err)
+		}
+	}
+	return jk, nil
+}
+
+// publishedKeys is the JWKS: the keys of every purpose (access-token keys,
+// then assertion keys), as a set and as the JSON of /.well-known/jwks.json.
+type publishedKeys struct {
+	set  jwk.Set
+	json []byte
+}
+
+func publishKeys(rings ...*keyRing) (*publishedKeys, error) {
+	set := jwk.NewSet()
+	for _, r := range rings {
+		if r == nil {
+			continue
+		}
+		for _, k := range r.keys {
+			jk, err := publicJWK(k)
+			if err != nil {
+				return nil, err
+			}
+			if err := set.AddKey(jk); err != nil {
+				return nil, fmt.Errorf("add key %s: %w", k.kid, err)
+			}
 		}
 	}
 	js, err := json.Marshal(set)
 	if err != nil {
 		return nil, fmt.Errorf("marshal jwks: %w", err)
 	}
-	return &keyRing{keys: keys, set: set, jwksJSON: js}, nil
+	return &publishedKeys{set: set, json: js}, nil
 }
 
 // signer is the newest key active at now that this process can sign with.
@@ -169,14 +227,16 @@ func (r *keyRing) lookup(kid string) (ringKey, bool) {
 	return ringKey{}, false
 }
 
-// keyManager keeps the ring in sync with the store and rotates on schedule.
+// keyManager keeps the ring of one purpose in sync with the store and
+// rotates it on schedule.
 type keyManager struct {
 	store        store.Store
+	purpose      store.KeyPurpose
 	sealer       *Sealer
 	logger       *zap.Logger
 	rotation     time.Duration // a key signs for this long
 	publishDelay time.Duration // a new key is published this long before it signs
-	accessTTL    time.Duration
+	lifetime     time.Duration // the longest anything the keys sign lives
 	reload       time.Duration // how often instances re-read the keys
 	ring         atomic.Pointer[keyRing]
 }
@@ -184,23 +244,23 @@ type keyManager struct {
 // sync reads the keys, creates the first one or the next one when due,
 // deletes those whose every token has expired, and installs the new ring.
 func (m *keyManager) sync(ctx context.Context, now time.Time) error {
-	stored, err := m.store.ListSigningKeys(ctx)
+	stored, err := m.store.ListSigningKeys(ctx, m.purpose)
 	if err != nil {
 		return err
 	}
 	changed := false
 	// Retire: a key is no longer needed once its successor has been active
-	// for longer than an access token lives (plus a reload interval, for
+	// for longer than what it signs lives (plus a reload interval, for
 	// instances that signed with it before they noticed the successor).
 	keep := stored[:0:0]
 	for i, k := range stored {
 		if i+1 < len(stored) {
 			succ := stored[i+1]
-			if !succ.ActivatesAt.After(now) && now.Sub(succ.ActivatesAt) > m.accessTTL+m.reload+time.Minute {
-				if err := m.store.DeleteSigningKey(ctx, k.KID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if !succ.ActivatesAt.After(now) && now.Sub(succ.ActivatesAt) > m.lifetime+m.reload+time.Minute {
+				if err := m.store.DeleteSigningKey(ctx, m.purpose, k.KID); err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
-				m.logger.Info("signing key retired", zap.String("kid", k.KID))
+				m.logger.Info("signing key retired", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID))
 				changed = true
 				continue
 			}
@@ -231,7 +291,7 @@ func (m *keyManager) sync(ctx context.Context, now time.Time) error {
 		changed = true
 	}
 	if changed {
-		stored, err = m.store.ListSigningKeys(ctx)
+		stored, err = m.store.ListSigningKeys(ctx, m.purpose)
 		if err != nil {
 			return err
 		}
@@ -247,26 +307,26 @@ func (m *keyManager) sync(ctx context.Context, now time.Time) error {
 
 // Rotate publishes a new key that signs from now+activateIn.
 func (m *keyManager) Rotate(ctx context.Context, now time.Time, activateIn time.Duration) (string, error) {
-	k, err := NewSigningKey(m.sealer, now, now.Add(activateIn))
+	k, err := NewKey(m.sealer, m.purpose, now, now.Add(activateIn))
 	if err != nil {
 		return "", err
 	}
-	if err := m.store.AddSigningKey(ctx, k); err != nil {
+	if err := m.store.AddSigningKey(ctx, m.purpose, k); err != nil {
 		return "", err
 	}
-	m.logger.Info("signing key published", zap.String("kid", k.KID), zap.Time("activates_at", k.ActivatesAt))
+	m.logger.Info("signing key published", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID), zap.Time("activates_at", k.ActivatesAt))
 	return k.KID, m.sync(ctx, now)
 }
 
 func (m *keyManager) add(ctx context.Context, now, activatesAt time.Time) error {
-	k, err := NewSigningKey(m.sealer, now, activatesAt)
+	k, err := NewKey(m.sealer, m.purpose, now, activatesAt)
 	if err != nil {
 		return err
 	}
-	if err := m.store.AddSigningKey(ctx, k); err != nil {
+	if err := m.store.AddSigningKey(ctx, m.purpose, k); err != nil {
 		return err
 	}
-	m.logger.Info("signing key published", zap.String("kid", k.KID), zap.Time("activates_at", activatesAt))
+	m.logger.Info("signing key published", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID), zap.Time("activates_at", activatesAt))
 	return nil
 }
 
@@ -281,6 +341,12 @@ func (m *keyManager) unseal(stored []store.SigningKey) ringKeys {
 	for _, k := range stored {
 		if k.Alg != AlgEdDSA || len(k.PublicKey) != ed25519.PublicKeySize {
 			m.logger.Warn("signing key skipped: unsupported", zap.String("kid", k.KID), zap.String("alg", k.Alg))
+			continue
+		}
+		if isAssertionKID(k.KID) != (m.purpose == store.KeyAssertion) {
+			// keys are not interchangeable: an assertion key never signs
+			// or verifies an access token, nor the reverse
+			m.logger.Warn("signing key skipped: its kid is of another purpose", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID))
 			continue
 		}
 		rk := ringKey{kid: k.KID, pub: ed25519.PublicKey(k.PublicKey), createdAt: k.CreatedAt, activatesAt: k.ActivatesAt}
@@ -309,10 +375,12 @@ type jwsHeader struct {
 }
 
 // protectedHeaders are the base64url-encoded protected headers of a key, one
-// per token type it signs.
+// per token type it signs: an access-token key signs access and login
+// tokens, an assertion key only assertions.
 type protectedHeaders struct {
-	access string // typ at+jwt
-	login  string // typ erp-login+jwt
+	access    string // typ at+jwt
+	login     string // typ erp-login+jwt
+	assertion string // typ erp-edge+jwt
 }
 
 func encodeHeader(kid, typ string) string {
@@ -324,6 +392,9 @@ func encodeHeader(kid, typ string) string {
 }
 
 func newProtectedHeaders(kid string) protectedHeaders {
+	if isAssertionKID(kid) {
+		return protectedHeaders{assertion: encodeHeader(kid, config.TypAssertion)}
+	}
 	return protectedHeaders{access: encodeHeader(kid, TypAccess), login: encodeHeader(kid, typLogin)}
 }
 
@@ -334,6 +405,8 @@ func (k *ringKey) header(typ string) string {
 		return k.hdr.access
 	case typLogin:
 		return k.hdr.login
+	case config.TypAssertion:
+		return k.hdr.assertion
 	}
 	return ""
 }

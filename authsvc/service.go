@@ -153,7 +153,10 @@ type Service struct {
 	mfa      SecondFactor
 	counters counters
 	revoked  revocations
-	keys     *keyManager
+	keys     *keyManager // access and login tokens
+	edgeKeys *keyManager // the edge's assertions
+	jwks     atomic.Pointer[publishedKeys]
+	jwksMu   sync.Mutex // one publisher at a time: the newest rings win
 	sealer   *Sealer
 	uses     *useRecorder
 
@@ -223,8 +226,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		s.mfa = totpFactor{s}
 	}
 	s.sealer = sealer
-	s.keys = &keyManager{store: s.store, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
-		publishDelay: cfg.KeyPublishDelay, accessTTL: cfg.AccessTTL, reload: cfg.KeyReload}
+	s.keys = &keyManager{store: s.store, purpose: store.KeyAccess, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
+		publishDelay: cfg.KeyPublishDelay, lifetime: cfg.AccessTTL, reload: cfg.KeyReload}
+	s.edgeKeys = &keyManager{store: s.store, purpose: store.KeyAssertion, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
+		publishDelay: cfg.KeyPublishDelay, lifetime: MaxAssertionTTL, reload: cfg.KeyReload}
 	s.uses = &useRecorder{pending: map[string]*store.APIKeyUse{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s, nil
@@ -247,7 +252,35 @@ func (s *Service) Ready(ctx context.Context) error {
 	if s.ready.Load() {
 		return nil
 	}
+	select {
+	case <-s.prepare():
+		if s.ready.Load() {
+			return nil
+		}
+		s.initMu.Lock()
+		err := s.initErr
+		s.initMu.Unlock()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Prepared reports, without waiting, whether the service is ready; when it
+// is not, it starts the preparation Ready waits for (unless it is running).
+func (s *Service) Prepared() bool {
+	if s.ready.Load() {
+		return true
+	}
+	s.prepare()
+	return false
+}
+
+// prepare starts the preparation if it is not running and returns the
+// channel closed when it ends.
+func (s *Service) prepare() <-chan struct{} {
 	s.initMu.Lock()
+	defer s.initMu.Unlock()
 	if s.initDone == nil {
 		done := make(chan struct{})
 		s.initDone = done
@@ -264,20 +297,7 @@ func (s *Service) Ready(ctx context.Context) error {
 			close(done)
 		}()
 	}
-	done := s.initDone
-	s.initMu.Unlock()
-	select {
-	case <-done:
-		if s.ready.Load() {
-			return nil
-		}
-		s.initMu.Lock()
-		err := s.initErr
-		s.initMu.Unlock()
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.initDone
 }
 
 func (s *Service) initialize(ctx context.Context) error {
@@ -293,7 +313,7 @@ func (s *Service) initialize(ctx context.Context) error {
 			s.logger.Info("auth service: migrations applied", zap.Ints("versions", applied))
 		}
 	}
-	if err := s.keys.sync(ctx, s.clock.Now()); err != nil {
+	if err := s.syncKeys(ctx, s.clock.Now()); err != nil {
 		s.logger.Error("auth service: loading signing keys failed", zap.Error(err))
 		return fmt.Errorf("authsvc: signing keys: %w", err)
 	}
@@ -326,7 +346,7 @@ func (s *Service) background() {
 			return
 		case <-keyTick.C:
 			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-			if err := s.keys.sync(ctx, s.clock.Now()); err != nil && s.ctx.Err() == nil {
+			if err := s.syncKeys(ctx, s.clock.Now()); err != nil && s.ctx.Err() == nil {
 				s.logger.Warn("auth service: signing key sync failed", zap.Error(err))
 			}
 			cancel()
@@ -355,14 +375,15 @@ func (s *Service) Audience() string { return s.cfg.Audience }
 func (s *Service) AccessTTL() time.Duration { return s.cfg.AccessTTL }
 
 // PublicKeys is the current JWK set (the body of /.well-known/jwks.json):
-// every published Ed25519 key with kid, alg "EdDSA" and use "sig". It is a
-// copy: re-read it (e.g. when a token names an unknown kid, rate-limited)
-// to see rotations.
+// every published Ed25519 key with kid, alg "EdDSA" and use "sig", the
+// access-token keys and the assertion keys (kid "edge-…"; a verifier of
+// access tokens must skip them). It is a copy: re-read it (e.g. when a token
+// names an unknown kid, rate-limited) to see rotations.
 func (s *Service) PublicKeys(ctx context.Context) (jwk.Set, error) {
 	if err := s.Ready(ctx); err != nil {
 		return nil, err
 	}
-	return s.keys.ring.Load().set.Clone()
+	return s.jwks.Load().set.Clone()
 }
 
 // SubscribeRevocations calls fn with the id (`sid` claim) of every session
@@ -380,13 +401,27 @@ func (s *Service) IsSessionRevoked(ctx context.Context, sid string) (bool, error
 	return s.revoked.IsRevoked(ctx, sid)
 }
 
-// RotateSigningKey publishes a new signing key that signs from
+// RotateSigningKey publishes a new access-token signing key that signs from
 // now+activateIn (use at least the verifiers' JWKS cache time).
 func (s *Service) RotateSigningKey(ctx context.Context, activateIn time.Duration) (string, error) {
+	return s.rotate(ctx, s.keys, activateIn)
+}
+
+// RotateAssertionKey publishes a new key for the edge's assertions that
+// signs from now+activateIn (use at least the backends' JWKS cache time).
+func (s *Service) RotateAssertionKey(ctx context.Context, activateIn time.Duration) (string, error) {
+	return s.rotate(ctx, s.edgeKeys, activateIn)
+}
+
+func (s *Service) rotate(ctx context.Context, m *keyManager, activateIn time.Duration) (string, error) {
 	if err := s.Ready(ctx); err != nil {
 		return "", err
 	}
-	return s.keys.Rotate(ctx, s.clock.Now(), activateIn)
+	kid, err := m.Rotate(ctx, s.clock.Now(), activateIn)
+	if err != nil {
+		return "", err
+	}
+	return kid, s.publishKeys()
 }
 
 // SyncKeys re-reads the signing keys now: publishes the next key when one is
@@ -396,7 +431,30 @@ func (s *Service) SyncKeys(ctx context.Context) error {
 	if err := s.Ready(ctx); err != nil {
 		return err
 	}
-	return s.keys.sync(ctx, s.clock.Now())
+	return s.syncKeys(ctx, s.clock.Now())
+}
+
+// syncKeys syncs the keys of both purposes and publishes them.
+func (s *Service) syncKeys(ctx context.Context, now time.Time) error {
+	if err := s.keys.sync(ctx, now); err != nil {
+		return err
+	}
+	if err := s.edgeKeys.sync(ctx, now); err != nil {
+		return fmt.Errorf("assertion keys: %w", err)
+	}
+	return s.publishKeys()
+}
+
+// publishKeys makes the JWKS of the current rings.
+func (s *Service) publishKeys() error {
+	s.jwksMu.Lock()
+	defer s.jwksMu.Unlock()
+	p, err := publishKeys(s.keys.ring.Load(), s.edgeKeys.ring.Load())
+	if err != nil {
+		return err
+	}
+	s.jwks.Store(p)
+	return nil
 }
 
 // ChangePassword sets a user's password and revokes all their sessions

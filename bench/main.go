@@ -307,9 +307,14 @@ func caddyfile(p map[string]int) string {
 		}
 	}
 }
-# the backend
+# the backend. It does not verify the edge assertion: the baselines
+# (direct, plain, floor, envelope) carry none, and every route is measured
+# against the same backend work. The erpgate routes still sign (once per
+# token and minute) and send one, from the cache.
 http://127.0.0.1:%[2]d {
-	erp_demo
+	erp_demo {
+		insecure_skip_assertion
+	}
 }
 # baseline: plain Caddy reverse_proxy
 http://:%[3]d {
@@ -326,9 +331,10 @@ http://:%[4]d {
 # floor (opt-in): Caddy alone doing the header work the edge's contract
 # asks for on this request, with no erpgate module: the client's bearer
 # token read and dropped, three handlers before reverse_proxy as erpgate's
-# envelope, authentication and authz are, the five identity headers sent
-# upstream and X-Request-ID answered. erpgate's routes do at least this
-# work; the gap between it and envelope+auth is erpgate's own.
+# envelope, authentication and authz are, the five identity headers and an
+# edge assertion (a fixed one, of a real one's size) sent upstream and
+# X-Request-ID answered. erpgate's routes do at least this work; the gap
+# between it and envelope+auth is erpgate's own.
 http://:%[7]d {
 	request_header -Authorization
 	vars erp.floor 1
@@ -339,14 +345,16 @@ http://:%[7]d {
 		header_up X-ERP-Roles admin
 		header_up X-ERP-Scope "%[8]s"
 		header_up X-Request-ID %[9]s
+		header_up X-ERP-Assertion %[10]s
 	}
 }
-# erpgate: envelope + authentication (erp_jwt, cached token) + authz, on
-# the same path as plain (the permission is named: no erp_version here)
+# erpgate: envelope + authentication (erp_jwt, cached token) + authz with
+# the edge assertion (cached), on the same path as plain (no erp_version
+# here: the route names its backend, the assertion's audience)
 http://:%[5]d {
 	erp_envelope
 	erp_auth {
-		require invoices:read
+		backend invoices
 	}
 	reverse_proxy 127.0.0.1:%[2]d
 	handle_errors {
@@ -355,8 +363,14 @@ http://:%[5]d {
 }
 %[6]s
 `, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"], p["login"]),
-		p["floor"], floorScope, "01a22e5a-a34d-7df5-b45d-2f6d7ac5ac2b")
+		p["floor"], floorScope, "01a22e5a-a34d-7df5-b45d-2f6d7ac5ac2b", floorAssertion)
 }
+
+// floorAssertion stands for the edge assertion the erpgate routes send: a
+// compact JWS of the size of the one the benchmark's token gets (header,
+// claims with the admin's scope, Ed25519 signature).
+var floorAssertion = "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkZ2UtN0NlSHZzUTZaX1RvaHdJRkY1NjNMeV9PaDBhbTJzLTlaOVl3U2NaRmY1USIsInR5cCI6ImVycC1lZGdlK2p3dCJ9." +
+	strings.Repeat("e", 464) + "." + strings.Repeat("s", 86)
 
 // floorScope is the scope the demo's acme admin is given (the header the
 // edge sends upstream for the benchmark's token).
@@ -380,7 +394,7 @@ http://:%[4]d {
 http://:%[1]d {
 	erp_envelope
 	erp_auth {
-		require invoices:read
+		backend invoices
 	}
 	erp_quota {
 		plan standard 1000000000/m
@@ -425,9 +439,11 @@ func caddyfileRedis(p map[string]int, redisURL string) string {
 		}
 	}
 }
-# this process's backend and baseline
+# this process's backend (no assertion check, as in the first process) and baseline
 http://127.0.0.1:%[4]d {
-	erp_demo
+	erp_demo {
+		insecure_skip_assertion
+	}
 }
 http://:%[6]d {
 	reverse_proxy 127.0.0.1:%[4]d

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // Error codes carried in the envelope's errors[].code.
@@ -48,6 +49,20 @@ const HeaderRequestIDKey = "X-Request-Id"
 // IdentityHeaders lists the headers only the edge may set.
 var IdentityHeaders = []string{HeaderCompanyID, HeaderUserID, HeaderRoles, HeaderScope}
 
+// The edge assertion (DESIGN.md "Edge assertion"): a JWT the edge signs for
+// each proxied request, naming the backend it is for and the identity the
+// edge verified. A client's copy of the header never reaches a backend.
+const (
+	HeaderAssertion = "X-ERP-Assertion"
+	// TypAssertion is the assertion's JOSE typ.
+	TypAssertion = "erp-edge+jwt"
+	// AssertionKIDPrefix starts the kid of every assertion key and of no
+	// other key: keys are not interchangeable, so a verifier of access
+	// tokens refuses a kid with it and a verifier of assertions accepts
+	// only such kids.
+	AssertionKIDPrefix = "edge-"
+)
+
 // Access-token claim names beyond the registered ones (iss, sub, aud, exp, iat, nbf, jti).
 const (
 	ClaimSessionID = "sid"
@@ -74,7 +89,21 @@ const (
 	// erp_jwt and erp_api_key providers for erp_authz (a variable, not an
 	// {http.auth.user.*} placeholder: the permission check is its only reader).
 	VarScope = "erp.scope"
+	// VarCredential holds the *Credential the request was authenticated
+	// with, set by the erp_jwt and erp_api_key providers: erp_authz caches
+	// the request's edge assertion per credential and backend.
+	VarCredential = "erp.credential"
 )
+
+// Credential is a verified credential as erp_authz sees it.
+type Credential struct {
+	// ID identifies the credential: the access token itself, or a digest
+	// of an API key. Never logged.
+	ID string
+	// Expiry is when the credential stops being valid (zero: never); no
+	// assertion made for it outlives it.
+	Expiry time.Time
+}
 
 // Redis key names, each under the configured key prefix.
 const (

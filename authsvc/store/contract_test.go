@@ -562,24 +562,48 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 
 	t.Run("signing keys", func(t *testing.T) {
 		s := open(t)
-		before, err := s.ListSigningKeys(ctx)
-		must(t, err)
-		kid1, kid2 := "k1-"+uuid.NewString(), "k2-"+uuid.NewString()
-		must(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid2, Alg: "EdDSA", PublicKey: []byte{2}, SealedPrivate: []byte{22}, CreatedAt: t0, ActivatesAt: t0.Add(time.Hour)}))
-		must(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{11}, CreatedAt: t0, ActivatesAt: t0}))
-		wantErr(t, s.AddSigningKey(ctx, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{1}, CreatedAt: t0, ActivatesAt: t0}), store.ErrConflict)
-		ks, err := s.ListSigningKeys(ctx)
-		must(t, err)
-		var mine []store.SigningKey
-		for _, k := range ks {
-			if k.KID == kid1 || k.KID == kid2 {
-				mine = append(mine, k)
+		for _, tc := range []struct {
+			purpose, other store.KeyPurpose
+			prefix         string
+		}{
+			{store.KeyAccess, store.KeyAssertion, "k"},
+			{store.KeyAssertion, store.KeyAccess, "edge-k"},
+		} {
+			before, err := s.ListSigningKeys(ctx, tc.purpose)
+			must(t, err)
+			otherBefore, err := s.ListSigningKeys(ctx, tc.other)
+			must(t, err)
+			kid1, kid2 := tc.prefix+"1-"+uuid.NewString(), tc.prefix+"2-"+uuid.NewString()
+			must(t, s.AddSigningKey(ctx, tc.purpose, store.SigningKey{KID: kid2, Alg: "EdDSA", PublicKey: []byte{2}, SealedPrivate: []byte{22}, CreatedAt: t0, ActivatesAt: t0.Add(time.Hour)}))
+			must(t, s.AddSigningKey(ctx, tc.purpose, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{11}, CreatedAt: t0, ActivatesAt: t0}))
+			wantErr(t, s.AddSigningKey(ctx, tc.purpose, store.SigningKey{KID: kid1, Alg: "EdDSA", PublicKey: []byte{1}, SealedPrivate: []byte{1}, CreatedAt: t0, ActivatesAt: t0}), store.ErrConflict)
+			// a kid of one purpose's form is refused for the other purpose
+			if err := s.AddSigningKey(ctx, tc.other, store.SigningKey{KID: tc.prefix + "3-" + uuid.NewString(), Alg: "EdDSA", PublicKey: []byte{3}, SealedPrivate: []byte{33}, CreatedAt: t0, ActivatesAt: t0}); err == nil {
+				t.Fatalf("%s: a kid of the %s form was stored as a %s key", tc.purpose, tc.purpose, tc.other)
 			}
+			ks, err := s.ListSigningKeys(ctx, tc.purpose)
+			must(t, err)
+			var mine []store.SigningKey
+			for _, k := range ks {
+				if k.KID == kid1 || k.KID == kid2 {
+					mine = append(mine, k)
+				}
+			}
+			if len(ks) != len(before)+2 || len(mine) != 2 || mine[0].KID != kid1 || !bytes.Equal(mine[1].SealedPrivate, []byte{22}) {
+				t.Fatalf("%s keys = %+v", tc.purpose, ks)
+			}
+			// the other purpose's keys are apart
+			others, err := s.ListSigningKeys(ctx, tc.other)
+			must(t, err)
+			if len(others) != len(otherBefore) {
+				t.Fatalf("%s keys listed as %s keys: %+v", tc.purpose, tc.other, others)
+			}
+			wantErr(t, s.DeleteSigningKey(ctx, tc.other, kid1), store.ErrNotFound)
+			must(t, s.DeleteSigningKey(ctx, tc.purpose, kid1))
+			wantErr(t, s.DeleteSigningKey(ctx, tc.purpose, kid1), store.ErrNotFound)
 		}
-		if len(ks) != len(before)+2 || len(mine) != 2 || mine[0].KID != kid1 || !bytes.Equal(mine[1].SealedPrivate, []byte{22}) {
-			t.Fatalf("keys = %+v", ks)
+		if _, err := s.ListSigningKeys(ctx, "other"); err == nil {
+			t.Fatal("listed the keys of an unknown purpose")
 		}
-		must(t, s.DeleteSigningKey(ctx, kid1))
-		wantErr(t, s.DeleteSigningKey(ctx, kid1), store.ErrNotFound)
 	})
 }

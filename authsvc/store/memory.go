@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/erpgate/erpgate/config"
 )
 
 // Memory is the in-process Store of the embedded default. One mutex guards
@@ -24,7 +27,7 @@ type Memory struct {
 	refresh     map[string]*memRefresh // string(hash) -> token
 	apiKeys     map[string]APIKey
 	prefixes    map[string]string // prefix -> key id
-	signing     map[string]SigningKey
+	signing     map[KeyPurpose]map[string]SigningKey
 	totp        map[string]TOTP
 	recovery    map[string]map[string]bool // user id -> string(hash) -> used
 	audit       []Event
@@ -50,7 +53,7 @@ func NewMemory() *Memory {
 		refresh:     map[string]*memRefresh{},
 		apiKeys:     map[string]APIKey{},
 		prefixes:    map[string]string{},
-		signing:     map[string]SigningKey{},
+		signing:     map[KeyPurpose]map[string]SigningKey{KeyAccess: {}, KeyAssertion: {}},
 		totp:        map[string]TOTP{},
 		recovery:    map[string]map[string]bool{},
 		headHash:    GenesisHash,
@@ -638,11 +641,15 @@ func (m *Memory) RecordAPIKeyUses(_ context.Context, uses []APIKeyUse) error {
 	return nil
 }
 
-func (m *Memory) ListSigningKeys(_ context.Context) ([]SigningKey, error) {
+func (m *Memory) ListSigningKeys(_ context.Context, purpose KeyPurpose) ([]SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]SigningKey, 0, len(m.signing))
-	for _, k := range m.signing {
+	keys, ok := m.signing[purpose]
+	if !ok {
+		return nil, fmt.Errorf("list signing keys: unknown purpose %q", purpose)
+	}
+	out := make([]SigningKey, 0, len(keys))
+	for _, k := range keys {
 		k.PublicKey, k.SealedPrivate = bytes.Clone(k.PublicKey), bytes.Clone(k.SealedPrivate)
 		out = append(out, k)
 	}
@@ -650,25 +657,37 @@ func (m *Memory) ListSigningKeys(_ context.Context) ([]SigningKey, error) {
 	return out, nil
 }
 
-func (m *Memory) AddSigningKey(_ context.Context, k SigningKey) error {
+func (m *Memory) AddSigningKey(_ context.Context, purpose KeyPurpose, k SigningKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.signing[k.KID]; ok {
+	keys, ok := m.signing[purpose]
+	if !ok {
+		return fmt.Errorf("add signing key: unknown purpose %q", purpose)
+	}
+	if (purpose == KeyAssertion) != strings.HasPrefix(k.KID, config.AssertionKIDPrefix) {
+		// what the tables' CHECK constraints say
+		return fmt.Errorf("add signing key: the kid of a %s key must not start with %q unless it is an assertion key", purpose, config.AssertionKIDPrefix)
+	}
+	if _, ok := keys[k.KID]; ok {
 		return fmt.Errorf("add signing key: %w", ErrConflict)
 	}
 	k.CreatedAt, k.ActivatesAt = micro(k.CreatedAt), micro(k.ActivatesAt)
 	k.PublicKey, k.SealedPrivate = bytes.Clone(k.PublicKey), bytes.Clone(k.SealedPrivate)
-	m.signing[k.KID] = k
+	keys[k.KID] = k
 	return nil
 }
 
-func (m *Memory) DeleteSigningKey(_ context.Context, kid string) error {
+func (m *Memory) DeleteSigningKey(_ context.Context, purpose KeyPurpose, kid string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.signing[kid]; !ok {
+	keys, ok := m.signing[purpose]
+	if !ok {
+		return fmt.Errorf("delete signing key: unknown purpose %q", purpose)
+	}
+	if _, ok := keys[kid]; !ok {
 		return fmt.Errorf("delete signing key: %w", ErrNotFound)
 	}
-	delete(m.signing, kid)
+	delete(keys, kid)
 	return nil
 }
 

@@ -777,8 +777,23 @@ func (p *Postgres) RecordAPIKeyUses(ctx context.Context, uses []APIKeyUse) error
 	return wrap("record api key uses", err)
 }
 
-func (p *Postgres) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := p.pool.Query(ctx, `SELECT kid, alg, public_key, sealed_private, created_at, activates_at FROM signing_keys
+// signingKeyTables maps each purpose to its table (never built from input).
+var signingKeyTables = map[KeyPurpose]string{KeyAccess: "signing_keys", KeyAssertion: "assertion_keys"}
+
+func signingKeyTable(op string, purpose KeyPurpose) (string, error) {
+	t, ok := signingKeyTables[purpose]
+	if !ok {
+		return "", fmt.Errorf("%s: unknown purpose %q", op, purpose)
+	}
+	return t, nil
+}
+
+func (p *Postgres) ListSigningKeys(ctx context.Context, purpose KeyPurpose) ([]SigningKey, error) {
+	table, err := signingKeyTable("list signing keys", purpose)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.pool.Query(ctx, `SELECT kid, alg, public_key, sealed_private, created_at, activates_at FROM `+table+`
 		ORDER BY activates_at, kid`)
 	if err != nil {
 		return nil, wrap("list signing keys", err)
@@ -796,14 +811,22 @@ func (p *Postgres) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return out, wrap("list signing keys", rows.Err())
 }
 
-func (p *Postgres) AddSigningKey(ctx context.Context, k SigningKey) error {
-	_, err := p.pool.Exec(ctx, `INSERT INTO signing_keys (kid, alg, public_key, sealed_private, created_at, activates_at)
+func (p *Postgres) AddSigningKey(ctx context.Context, purpose KeyPurpose, k SigningKey) error {
+	table, err := signingKeyTable("add signing key", purpose)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO `+table+` (kid, alg, public_key, sealed_private, created_at, activates_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, k.KID, k.Alg, k.PublicKey, k.SealedPrivate, micro(k.CreatedAt), micro(k.ActivatesAt))
 	return wrap("add signing key", err)
 }
 
-func (p *Postgres) DeleteSigningKey(ctx context.Context, kid string) error {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid)
+func (p *Postgres) DeleteSigningKey(ctx context.Context, purpose KeyPurpose, kid string) error {
+	table, err := signingKeyTable("delete signing key", purpose)
+	if err != nil {
+		return err
+	}
+	tag, err := p.pool.Exec(ctx, `DELETE FROM `+table+` WHERE kid = $1`, kid)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = pgx.ErrNoRows
 	}

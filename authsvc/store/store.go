@@ -207,7 +207,21 @@ type APIKeyUse struct {
 	LastUsed time.Time
 }
 
-// SigningKey is an access-token signing key. The private key is sealed
+// KeyPurpose is what a signing key signs. The keys of each purpose are kept
+// apart (Postgres: a table each), so a key never signs for another purpose,
+// not even in a binary that predates the purpose.
+type KeyPurpose string
+
+// Purposes of signing keys.
+const (
+	// KeyAccess keys sign access and login tokens (table signing_keys).
+	KeyAccess KeyPurpose = "access"
+	// KeyAssertion keys sign the edge's assertions to backends
+	// (X-ERP-Assertion; table assertion_keys).
+	KeyAssertion KeyPurpose = "assertion"
+)
+
+// SigningKey is a signing key of one purpose. The private key is sealed
 // (AES-256-GCM under the master key) by the caller; the store never sees it
 // in the clear.
 type SigningKey struct {
@@ -305,9 +319,10 @@ type Store interface {
 	FindAPIKey(ctx context.Context, prefix string) (APIKey, error)
 	RecordAPIKeyUses(ctx context.Context, uses []APIKeyUse) error
 
-	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	AddSigningKey(ctx context.Context, k SigningKey) error
-	DeleteSigningKey(ctx context.Context, kid string) error
+	// ListSigningKeys lists the keys of a purpose, oldest activation first.
+	ListSigningKeys(ctx context.Context, purpose KeyPurpose) ([]SigningKey, error)
+	AddSigningKey(ctx context.Context, purpose KeyPurpose, k SigningKey) error
+	DeleteSigningKey(ctx context.Context, purpose KeyPurpose, kid string) error
 
 	// PutPendingTOTP stores a new, unconfirmed enrolment, replacing a pending
 	// one; ErrConflict when the user has a confirmed one.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -211,6 +212,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		sub = "apikey:" + id.KeyID
 	}
 	edgeauth.SetScope(r, id.Scope)
+	caddyhttp.SetVar(r.Context(), config.VarCredential, &config.Credential{ID: string(h[:]), Expiry: id.Expiry})
 	return caddyauth.User{
 		ID: sub,
 		Metadata: map[string]string{

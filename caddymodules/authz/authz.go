@@ -5,16 +5,21 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 )
 
@@ -40,7 +45,29 @@ func init() {
 //     for GET/HEAD/OPTIONS and `{backend}:write` otherwise → 403 `FORBIDDEN`.
 //     With neither, the request is refused (fail closed);
 //  5. removes the caller's credential (`Authorization`) and sets the
-//     identity headers for the backend from the verified identity.
+//     identity headers for the backend from the verified identity;
+//  6. vouches for the request with an edge assertion (DESIGN.md "Edge
+//     assertion"): `X-ERP-Assertion: <JWT>` signed by the in-process auth
+//     service's assertion key (kid `edge-…`, typ `erp-edge+jwt`, published
+//     in its JWKS), with `iss` the service's issuer, `aud` the backend
+//     (`{erp.backend}` chosen by erp_version, or else `backend`), the
+//     verified `sub`, `cid`, `roles`, `scope` and `plan`, `iat`, `exp` (60 s
+//     later at most, never after the credential's own expiry) and a unique
+//     `jti`. It is cached per credential and backend and reused while it has
+//     more than 10 s left (to the end when the credential's expiry bounds
+//     it), so signing stays off the per-request path. A client's
+//     `X-ERP-Assertion`, in any spelling, is always removed: with no backend
+//     named, no in-process auth service (an edge verifying with a remote
+//     `jwks_url`: a warning is logged once) or a credential from another
+//     provider than erp_jwt and erp_api_key, the request goes on with no
+//     assertion, and backends that verify refuse it. An access token the
+//     edge still accepts within its leeway past `exp` can get no assertion:
+//     401 `TOKEN_EXPIRED`. No assertion key to sign with: 503
+//     `SERVICE_UNAVAILABLE`.
+//
+// Keys rotate with the auth service's access-token keys' schedule (and
+// `gateway erp keys rotate --assertion`); a new key is published before it
+// signs.
 type Handler struct {
 	// Require lists scopes the caller must all hold. Empty: derived from the backend.
 	Require []string `json:"require,omitempty"`
@@ -52,8 +79,19 @@ type Handler struct {
 	// `company_id` is checked. Larger bodies pass unchecked (the backend
 	// still gets the verified X-ERP-Company-ID). Default: 1 MiB.
 	MaxBodyCheck int64 `json:"max_body_check,omitempty"`
+	// Backend names the backend this route proxies to, for routes without
+	// erp_version (which chooses one per request, and then wins): it is
+	// the audience (`aud`) of the edge assertion, and the permission is
+	// derived from it (`{backend}:read|write`) unless `require` or
+	// `authenticated_only` says otherwise. Empty, with no backend from
+	// erp_version: no assertion is sent.
+	Backend string `json:"backend,omitempty"`
 
-	logger *zap.Logger
+	logger     *zap.Logger
+	assertions *assertionCache
+	now        func() time.Time
+	warned     *warnings
+	sign       func(ctx context.Context, a *authsvc.Assertion) (string, error) // nil: the in-process auth service (tests replace it)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -70,6 +108,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBodyCheck <= 0 {
 		h.MaxBodyCheck = 1 << 20
 	}
+	h.assertions = newAssertionCache(assertionCacheSize)
+	h.warned = new(warnings)
+	h.now = time.Now
 	return nil
 }
 
@@ -80,6 +121,9 @@ func (h *Handler) Validate() error {
 			return errors.New("erp_authz: require: scopes are single words")
 		}
 	}
+	if strings.ContainsAny(h.Backend, " \t\r\n") {
+		return errors.New("erp_authz: backend: a backend name is a single word")
+	}
 	return nil
 }
 
@@ -89,6 +133,7 @@ var (
 	hdrUserID    = http.CanonicalHeaderKey(config.HeaderUserID)
 	hdrRoles     = http.CanonicalHeaderKey(config.HeaderRoles)
 	hdrScope     = http.CanonicalHeaderKey(config.HeaderScope)
+	hdrAssertion = http.CanonicalHeaderKey(config.HeaderAssertion)
 )
 
 func deny(status int, code, msg string) error {
@@ -98,6 +143,7 @@ func deny(status int, code, msg string) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripHeaders(r.Header)
+	stripAssertion(r.Header)
 	// Judge the request the client sent: erp_version and dialects may have
 	// rewritten path and method for the backend (a JSON-RPC read is a POST).
 	method, path := r.Method, r.URL.EscapedPath()
@@ -139,9 +185,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return err
 	}
 	scope, _ := caddyhttp.GetVar(r.Context(), config.VarScope).(string)
+	backend, _ := caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
+	if backend == "" {
+		backend = h.Backend
+	}
 	required := h.Require
 	if len(required) == 0 && !h.AuthenticatedOnly {
-		backend, _ := caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
 		if backend == "" {
 			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
 		}
@@ -156,15 +205,87 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return missingPermission(s)
 		}
 	}
+	roles := replString(repl, "http.auth.user.roles")
+	var assertion string
+	if backend != "" {
+		var err error
+		if assertion, err = h.assertion(r, repl, backend, user, company, roles, scope); err != nil {
+			return err
+		}
+	}
 	// The backend learns the caller from the edge alone: the credential itself stays here.
 	r.Header.Del("Authorization")
-	vals := [...]string{company, user, replString(repl, "http.auth.user.roles"), scope}
-	vs := vals[:] // one allocation for the four headers
+	vals := [...]string{company, user, roles, scope, assertion}
+	vs := vals[:] // one allocation for the five headers
 	r.Header[hdrCompanyID] = vs[0:1:1]
 	r.Header[hdrUserID] = vs[1:2:2]
 	r.Header[hdrRoles] = vs[2:3:3]
 	r.Header[hdrScope] = vs[3:4:4]
+	if assertion != "" {
+		r.Header[hdrAssertion] = vs[4:5:5]
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// assertion is the edge assertion for the request's credential and backend:
+// the cached one while it may be reused, else a new one ("" when none can
+// be made; the request then goes on without).
+func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user, company, roles, scope string) (string, error) {
+	cred, _ := caddyhttp.GetVar(r.Context(), config.VarCredential).(*config.Credential)
+	if cred == nil || cred.ID == "" {
+		warnOnce(h.logger, &h.warned.noCredential, "the request's credential is not from erp_jwt or erp_api_key: it is proxied without an edge assertion")
+		return "", nil
+	}
+	now := h.now()
+	if e, ok := h.assertions.get(cred.ID, backend, now); ok && e.statesFor(user, company, roles, scope) {
+		return e.token, nil
+	}
+	exp, bound, ok := assertionExpiry(now, cred.Expiry)
+	if !ok {
+		return "", caddyhttp.Error(http.StatusUnauthorized, edgeauth.Unauthenticated(config.CodeTokenExpired, "access token expired", "invalid_token"))
+	}
+	sign := h.sign
+	if sign == nil {
+		svc, _, err := edgeauth.Service()
+		if err != nil {
+			warnOnce(h.logger, &h.warned.noService, "no auth service in this process to sign edge assertions with: requests are proxied without one, and backends that verify them refuse")
+			return "", nil
+		}
+		sign = svc.SignAssertion
+	}
+	a := &authsvc.Assertion{
+		Audience: backend, Subject: user, CompanyID: company, Roles: splitRoles(roles), Scope: scope,
+		Plan: replString(repl, "http.auth.user.plan"), IssuedAt: now, Expiry: exp,
+	}
+	tok, err := sign(r.Context(), a)
+	if err != nil {
+		h.logger.Error("signing the edge assertion failed", zap.Error(err), zap.String("request_id", requestID(r)))
+		return "", deny(http.StatusServiceUnavailable, config.CodeServiceUnavailable, "the edge cannot vouch for requests right now")
+	}
+	h.assertions.put(cred.ID, backend, &assertionEntry{
+		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope,
+	}, now)
+	return tok, nil
+}
+
+// warnings are logged once per handler.
+type warnings struct {
+	noService    atomic.Bool // no in-process auth service
+	noCredential atomic.Bool // a credential from another provider
+}
+
+func warnOnce(logger *zap.Logger, done *atomic.Bool, msg string) {
+	if done.CompareAndSwap(false, true) {
+		logger.Warn(msg)
+	}
+}
+
+// splitRoles undoes the comma-join of {http.auth.user.roles}.
+func splitRoles(roles string) []string {
+	if roles == "" {
+		return []string{}
+	}
+	return strings.Split(roles, ",")
 }
 
 func missingPermission(s string) error {

@@ -40,6 +40,8 @@ func init() {
 //		api_keys          on|off       # default on
 //		require           <scope…>     # default: {backend}:read|write
 //		authenticated_only             # any verified identity; no scope check
+//		backend           <name>       # the route's backend without erp_version:
+//		                               # the edge assertion's audience
 //	}
 func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	matcherSet, err := h.ExtractMatcherSet()
@@ -71,7 +73,7 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		var v string
 		switch name {
 		case "jwks_url", "issuer", "audience", "introspect_url", "introspect_secret", "leeway", "api_keys",
-			"refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl":
+			"refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl", "backend":
 			if v, err = one(); err != nil {
 				return nil, err
 			}
@@ -115,6 +117,8 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 				return nil, h.ArgErr()
 			}
 			az.AuthenticatedOnly = true
+		case "backend":
+			az.Backend = v
 		default:
 			return nil, h.Errf("unknown subdirective %q", name)
 		}
@@ -128,7 +132,12 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	return append(out, h.NewRoute(matcherSet, az)...), nil
 }
 
-// UnmarshalCaddyfile parses `erp_authz { require <scope…> }`.
+// UnmarshalCaddyfile parses
+//
+//	erp_authz {
+//		require <scope…>
+//		backend <name>
+//	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := caddyfileutil.NoArgs(d); err != nil {
 		return err
@@ -140,6 +149,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Require) == 0 {
 				return d.ArgErr()
 			}
+		case "backend":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			h.Backend = args[0]
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

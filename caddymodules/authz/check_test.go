@@ -8,9 +8,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/config"
 )
@@ -109,6 +109,7 @@ func identityRequest(method, target, body string) *http.Request {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
 		config.VarScope: "invoices:read", config.VarBackend: "invoices",
+		config.VarCredential: &config.Credential{ID: "token-1", Expiry: time.Now().Add(time.Hour)},
 	}))
 	repl := caddyhttp.NewTestReplacer(r)
 	repl.Set("http.auth.user.id", "usr_1")
@@ -119,7 +120,7 @@ func identityRequest(method, target, body string) *http.Request {
 
 func TestServeHTTP(t *testing.T) {
 	t.Parallel()
-	h := &Handler{MaxBodyCheck: 1 << 20, logger: zap.NewNop()}
+	h := newTestHandler(&fakeSigner{})
 	cases := []struct {
 		name, method, target, body string
 		code                       string
@@ -148,7 +149,8 @@ func TestServeHTTP(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if seen.Get(config.HeaderCompanyID) != "acme" || seen.Get("X_ERP_COMPANY_ID") != "" || seen.Get("Authorization") != "" {
+				if seen.Get(config.HeaderCompanyID) != "acme" || seen.Get("X_ERP_COMPANY_ID") != "" || seen.Get("Authorization") != "" ||
+					seen.Get(config.HeaderAssertion) == "" {
 					t.Fatalf("forwarded headers %v", seen)
 				}
 				return
@@ -180,7 +182,7 @@ func TestServeHTTP(t *testing.T) {
 }
 
 func BenchmarkServeHTTP(b *testing.B) {
-	h := &Handler{MaxBodyCheck: 1 << 20, logger: zap.NewNop()}
+	h := newTestHandler(&fakeSigner{})
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	r := identityRequest("GET", "/api/v1/invoices?limit=10&page=2", "")
 	r.Header.Set("Accept", "application/json")

@@ -6,12 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/erpgate/erpgate/config"
 )
 
 // Key is one verification key with the algorithm it is published for. The
@@ -62,7 +65,9 @@ type KeySet struct {
 const maxNegative = 4096
 
 // Load replaces the keys with the usable keys of set: signing keys with a kid
-// and an allowed alg. Other keys are skipped, not fatal.
+// and an allowed alg, except the edge's assertion keys (kid "edge-…"): keys
+// are not interchangeable, and no access token is signed by one. Other keys
+// are skipped, not fatal.
 func (ks *KeySet) Load(set jwk.Set) (int, error) {
 	m := make(map[string]Key, set.Len())
 	for i := 0; i < set.Len(); i++ {
@@ -71,7 +76,7 @@ func (ks *KeySet) Load(set jwk.Set) (int, error) {
 			continue
 		}
 		kid, ok := k.KeyID()
-		if !ok || kid == "" {
+		if !ok || kid == "" || strings.HasPrefix(kid, config.AssertionKIDPrefix) {
 			continue
 		}
 		if use, ok := k.KeyUsage(); ok && use != "sig" {
@@ -120,8 +125,12 @@ func (ks *KeySet) get(kid string) (Key, bool) {
 }
 
 // Lookup finds the key of kid, refetching the set when the kid is unknown
-// and the rate limit allows.
+// and the rate limit allows. An assertion key's kid is refused at once: it
+// never names an access-token key, and must not cause a fetch.
 func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
+	if strings.HasPrefix(kid, config.AssertionKIDPrefix) {
+		return Key{}, fmt.Errorf("%w: an edge assertion key signs no access token", ErrUnknownKey)
+	}
 	if k, ok := ks.get(kid); ok {
 		return k, nil
 	}

@@ -311,6 +311,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}
 	p.ok.Inc()
 	edgeauth.SetScope(r, c.Scope)
+	caddyhttp.SetVar(r.Context(), config.VarCredential, &c.Credential)
 	return caddyauth.User{ID: c.Subject, Metadata: c.Metadata}, true, nil
 }
 

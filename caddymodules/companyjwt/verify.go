@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/revocation"
 	"github.com/erpgate/erpgate/internal/tokenjson"
 )
@@ -39,6 +40,10 @@ type Claims struct {
 	Expiry    time.Time
 
 	kid string // the key that signed it: a cached token dies with its key
+
+	// Credential is the token as erp_authz sees it (config.VarCredential):
+	// the token itself and its exp. Read only.
+	Credential config.Credential
 
 	// Metadata is the identity as caddyauth publishes it
 	// ({http.auth.user.company_id}, …): built once per verified token, so
@@ -103,6 +108,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if v.Revoked.Has(c.SessionID) {
 		return nil, ErrRevoked
 	}
+	c.Credential = config.Credential{ID: token, Expiry: c.Expiry}
 	if v.Cache != nil {
 		v.Cache.Put(token, c)
 	}

@@ -369,6 +369,39 @@ func TestNewKeyIsFetchedOnce(t *testing.T) {
 	}
 }
 
+// An edge assertion key (kid "edge-…") in the issuer's JWKS verifies no
+// access token, and its kid causes no fetch.
+func TestAssertionKeyIsNoAccessTokenKey(t *testing.T) {
+	t.Parallel()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	accessPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	set := jwk.NewSet()
+	_ = set.AddKey(publicJWK(t, pub, "edge-a1", "EdDSA"))
+	_ = set.AddKey(publicJWK(t, accessPub, "k1", "EdDSA"))
+	var fetches atomic.Int64
+	ks := &KeySet{
+		Fetch:      func(ctx context.Context) (jwk.Set, error) { fetches.Add(1); return set, nil },
+		MinRefetch: time.Nanosecond, NegativeTTL: time.Nanosecond,
+		Now: func() time.Time { return testNow }, BaseContext: context.Background(),
+	}
+	if n, err := ks.Load(set); err != nil || n != 1 {
+		t.Fatalf("loaded %d keys (%v), want the access-token key alone", n, err)
+	}
+	v := &Verifier{Policy: Policy{Issuer: "https://erpgate.test", Audience: "erpgate"}, Keys: ks,
+		Revoked: revocation.NewSet(ks.Now), Now: ks.Now}
+	tok := gjwt.NewWithClaims(gjwt.SigningMethodEdDSA, goodClaims())
+	tok.Header["kid"], tok.Header["typ"] = "edge-a1", "at+jwt"
+	signed, _ := tok.SignedString(priv)
+	for range 3 {
+		if _, err := v.Verify(context.Background(), signed); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("access token signed by an assertion key: %v", err)
+		}
+	}
+	if n := fetches.Load(); n != 0 {
+		t.Fatalf("an assertion kid caused %d fetches", n)
+	}
+}
+
 func mustKey(set jwk.Set, kid string) jwk.Key {
 	k, _ := set.LookupKeyID(kid)
 	return k

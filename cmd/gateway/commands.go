@@ -38,13 +38,15 @@ func init() {
 			migrate.Flags().String("postgres", "", "Postgres URL (default: $ERP_POSTGRES_URL)")
 			rotate := &cobra.Command{
 				Use:   "rotate",
-				Short: "Publish a new access-token signing key",
+				Short: "Publish a new access-token signing key (or, with --assertion, edge-assertion key)",
 				Long: "Publishes a new Ed25519 signing key, sealed under ERP_MASTER_KEY (the servers' master key), that signs from --activate-in on. " +
-					"The previous key stays published until every token it signed has expired.",
+					"The previous key stays published until every token it signed has expired. With --assertion the key signs the edge's " +
+					"assertions to backends (X-ERP-Assertion; kid edge-…) instead of access tokens.",
 				Args: cobra.NoArgs,
 				RunE: runKeysRotate,
 			}
 			rotate.Flags().String("postgres", "", "Postgres URL (default: $ERP_POSTGRES_URL)")
+			rotate.Flags().Bool("assertion", false, "rotate the edge-assertion key instead of the access-token key")
 			rotate.Flags().Duration("activate-in", authsvc.DefaultKeyPublishDelay, "how long the key is published before it signs (at least the verifiers' JWKS cache time)")
 			keys := &cobra.Command{Use: "keys", Short: "Signing-key management"}
 			keys.AddCommand(rotate)
@@ -159,15 +161,19 @@ func runKeysRotate(cmd *cobra.Command, _ []string) error {
 	if _, err := store.Migrate(ctx, pool); err != nil {
 		return err
 	}
+	purpose, what := store.KeyAccess, "signing key"
+	if a, _ := cmd.Flags().GetBool("assertion"); a {
+		purpose, what = store.KeyAssertion, "assertion key"
+	}
 	now := time.Now()
-	k, err := authsvc.NewSigningKey(sealer, now, now.Add(activateIn))
+	k, err := authsvc.NewKey(sealer, purpose, now, now.Add(activateIn))
 	if err != nil {
 		return err
 	}
-	if err := store.NewPostgres(pool).AddSigningKey(ctx, k); err != nil {
+	if err := store.NewPostgres(pool).AddSigningKey(ctx, purpose, k); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "published signing key %s; it signs from %s\n", k.KID, k.ActivatesAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(cmd.OutOrStdout(), "published %s %s; it signs from %s\n", what, k.KID, k.ActivatesAt.UTC().Format(time.RFC3339))
 	return nil
 }
 

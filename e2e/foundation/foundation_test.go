@@ -46,7 +46,9 @@ http://{$ERP_LISTEN} {
 	}
 }
 http://{$ERP_DEMO_LISTEN} {
-	erp_demo
+	erp_demo {
+		insecure_skip_assertion
+	}
 }
 `
 

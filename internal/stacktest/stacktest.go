@@ -123,7 +123,7 @@ type Options struct {
 
 // Instance is one running gateway.
 type Instance struct {
-	URL      string // http://127.0.0.1:<ERP_LISTEN port>
+	URL      string // http://<ERP_LISTEN host, 127.0.0.1 when empty>:<port>
 	AdminURL string // http://127.0.0.1:<ERP_ADMIN port>
 	DemoURL  string // http://127.0.0.1:<ERP_DEMO_LISTEN port>
 	Env      map[string]string
@@ -174,7 +174,7 @@ func Start(t testing.TB, opts Options) *Instance {
 		env["ERP_DEMO_LISTEN"] = "127.0.0.1:" + strconv.Itoa(demo)
 	}
 	in := &Instance{
-		URL:      "http://127.0.0.1:" + portOf(env["ERP_LISTEN"]),
+		URL:      "http://" + hostPort(env["ERP_LISTEN"]),
 		AdminURL: "http://" + hostPort(env["ERP_ADMIN"]),
 		DemoURL:  "http://" + hostPort(env["ERP_DEMO_LISTEN"]),
 		Env:      env,
@@ -303,13 +303,6 @@ func (in *Instance) Load(ctx context.Context, body []byte, contentType string) e
 		return fmt.Errorf("load: %s: %s", resp.Status, b.String())
 	}
 	return nil
-}
-
-func portOf(addr string) string {
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		return addr[i+1:]
-	}
-	return addr
 }
 
 func hostPort(addr string) string {

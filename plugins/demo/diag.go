@@ -38,6 +38,12 @@ func (s *Server) serveDiagnostic(w http.ResponseWriter, r *http.Request, name st
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
+	if strings.HasPrefix(name, "echo-headers/") {
+		// any path below echo-headers echoes too, so a test config can
+		// mount the echo as a version of a real backend (…/_demo/echo-headers
+		// as the upstream) and read what the edge sends that backend
+		name = "echo-headers"
+	}
 	switch name {
 	case "ping":
 		writeRaw(w, "application/json", pingBody)

@@ -86,6 +86,12 @@ func TestEchoHeaders(t *testing.T) {
 	if v := got.Headers["X-Multi"]; len(v) != 2 {
 		t.Errorf("multi-valued header echoed as %v", v)
 	}
+	// below echo-headers too, with the path as asked
+	rec = httptest.NewRecorder()
+	newTestServer().ServeHTTP(rec, httptest.NewRequest("GET", "/_demo/echo-headers/invoices/x", nil))
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 || got.Path != "/_demo/echo-headers/invoices/x" {
+		t.Errorf("below echo-headers: %d %s", rec.Code, rec.Body)
+	}
 }
 
 func TestBigStreams(t *testing.T) {

@@ -10,10 +10,23 @@
 //	acme    "Acme Corp"  EUR  120 invoices, 25 customers, 30 products
 //	globex  "Globex"     USD   37 invoices,  8 customers, 12 products
 //
-// Every ERP request names its company in the X-ERP-Company-ID header (the
-// edge sets it from the caller's token): missing → 400, unknown → 404. A
-// record of another company answers 404 exactly as an id that does not exist.
-// Ids carry the company: inv_acme_0001, cus_acme_001, prd_acme_001.
+// Every ERP request carries the edge assertion (X-ERP-Assertion, see
+// plugins/edgeassert), checked with WithAssertions: without a valid one for
+// the request's backend → 401. The company comes from the assertion's cid
+// alone; an X-ERP-Company-ID header is removed, never read. An unknown
+// company → 404. A record of another company answers 404 exactly as an id
+// that does not exist. Ids carry the company: inv_acme_0001, cus_acme_001,
+// prd_acme_001.
+//
+// Each service checks the audience of the edge backend it is registered as
+// (Backends; DefaultBackends are Caddyfile.example's names): invoices,
+// customers and products for the REST collections of v1 and v2, ledger for
+// the OData service at /odata/v1, inventory for the JSON-RPC catalogue at
+// /jsonrpc.
+//
+// A server made without WithAssertions takes the company from the
+// X-ERP-Company-ID header (missing → 400) from whoever connects: only for
+// tests and benchmarks of the edge alone, on an address nobody else reaches.
 //
 // # Resources
 //
@@ -56,7 +69,9 @@
 //
 // # Diagnostics
 //
-// Under /_demo/, without the company header, GET only:
+// Under /_demo/, with no assertion and no company (they hold no company's
+// data and change nothing, and tests reach them through the edge to see
+// what a backend receives), GET only:
 //
 //	/_demo/ping           {"ok":true}; the benchmark target
 //	/_demo/slow?ms=N      sleeps N ms (at most 60000; stops when the request is cancelled), then {"slept_ms":N}
@@ -65,6 +80,7 @@
 //	/_demo/text           200 text/plain
 //	/_demo/events         text/event-stream, 3 events flushed one by one (interval_ms, default 100)
 //	/_demo/ws             RFC 6455 handshake (101), then echoes raw bytes until the client closes
-//	/_demo/echo-headers   {"method", "host", "path", "query", "headers": {Canonical-Name: [values]}}
+//	/_demo/echo-headers   {"method", "host", "path", "query", "headers": {Canonical-Name: [values]}};
+//	                      also at any path below it (/_demo/echo-headers/invoices)
 //	/_demo/status?code=N  a problem+json answer with status N (200..599), for error-path tests
 package demo

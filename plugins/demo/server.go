@@ -6,14 +6,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/erpgate/erpgate/plugins/edgeassert"
 )
 
-// CompanyHeader names the request header that scopes every ERP request.
+// CompanyHeader names the request header that scoped every ERP request
+// before the edge assertion; it is read only by a server made without
+// WithAssertions.
 const CompanyHeader = "X-ERP-Company-ID"
 
 // Server is the demo ERP. It is safe for concurrent use.
 type Server struct {
 	now func() time.Time
+
+	// guard verifies the edge assertion of every ERP request (nil: the
+	// company comes from CompanyHeader, as before assertions).
+	guard http.Handler
 
 	mu        sync.RWMutex        // guards the records inside companies
 	companies map[string]*company // fixed after New
@@ -31,7 +39,27 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Server) { s.now = now }
 }
 
-// New returns a Server seeded with the demo companies.
+// WithAssertions makes the server answer ERP requests only with a valid
+// edge assertion, checked by v, and take the company from it alone (never
+// from a header). v names the audience each request must have; use
+// Backends.For as its AudienceFor. Diagnostics under /_demo/ need none.
+func WithAssertions(v *edgeassert.Verifier) Option {
+	return WithGuard(v.Middleware)
+}
+
+// WithGuard is WithAssertions for a caller that builds its verifier later
+// (at the first request): guard wraps the ERP services once, at New, and
+// must let a request through only with its verified identity in the
+// context (edgeassert.NewContext).
+func WithGuard(guard func(http.Handler) http.Handler) Option {
+	return func(s *Server) {
+		s.guard = guard(http.HandlerFunc(s.serveERP))
+	}
+}
+
+// New returns a Server seeded with the demo companies. Without
+// WithAssertions it trusts CompanyHeader from whoever connects: for tests
+// and benchmarks of the edge alone, never where anyone else can reach it.
 func New(opts ...Option) *Server {
 	s := &Server{
 		now:       time.Now,
@@ -50,13 +78,27 @@ func New(opts ...Option) *Server {
 // Companies returns the ids of the seeded companies.
 func (s *Server) Companies() []string { return sortedKeys(s.companies) }
 
-// ServeHTTP routes /_demo/… diagnostics and /{version}/{collection}[/{id}].
+// ServeHTTP routes /_demo/… diagnostics and the ERP services: REST at
+// /{version}/{collection}[/{id}], OData at /odata/v1, JSON-RPC at /jsonrpc.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
-	if name, ok := strings.CutPrefix(path, "/_demo/"); ok {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/_demo/"); ok {
 		s.serveDiagnostic(w, r, name)
 		return
 	}
+	if ServiceOf(r.URL.Path) == "" {
+		notFoundPath(w, r)
+		return
+	}
+	if s.guard != nil {
+		s.guard.ServeHTTP(w, r)
+		return
+	}
+	s.serveERP(w, r)
+}
+
+// serveERP serves one of the ERP services (after the guard, if any).
+func (s *Server) serveERP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
 	if path == jsonrpcPath {
 		s.serveJSONRPC(w, r)
 		return
@@ -90,8 +132,79 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res.serveItem(s, w, r, c, segs[0], segs[2])
 }
 
-// company resolves the X-ERP-Company-ID header.
+// Services of the demo, as ServiceOf names them: the three REST
+// collections (v1 and v2 alike), the OData service and the JSON-RPC one.
+const (
+	ServiceOData   = "odata"
+	ServiceJSONRPC = "jsonrpc"
+)
+
+// ServiceOf names the demo service of an ERP path ("" for none): the REST
+// collection (invoices, customers, products), ServiceOData or
+// ServiceJSONRPC.
+func ServiceOf(path string) string {
+	if path == jsonrpcPath {
+		return ServiceJSONRPC
+	}
+	if rest, ok := strings.CutPrefix(path, odataPrefix); ok && (rest == "" || rest[0] == '/') {
+		return ServiceOData
+	}
+	rest, ok := strings.CutPrefix(path, "/"+v1+"/")
+	if !ok {
+		if rest, ok = strings.CutPrefix(path, "/"+v2+"/"); !ok {
+			return ""
+		}
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	if _, ok := resources[name]; !ok {
+		return ""
+	}
+	return name
+}
+
+// Backends maps each demo service (ServiceOf) to the name of the edge
+// backend it is registered as: the audience its requests' assertions must
+// carry.
+type Backends map[string]string
+
+// DefaultBackends are the names Caddyfile.example registers the demo under.
+var DefaultBackends = Backends{
+	"invoices": "invoices", "customers": "customers", "products": "products",
+	ServiceOData: "ledger", ServiceJSONRPC: "inventory",
+}
+
+// With returns b with the names in overrides replacing b's.
+func (b Backends) With(overrides map[string]string) Backends {
+	out := make(Backends, len(b)+len(overrides))
+	for k, v := range b {
+		out[k] = v
+	}
+	for k, v := range overrides {
+		out[k] = v
+	}
+	return out
+}
+
+// For names the backend of r's path ("" for none): an AudienceFor for
+// edgeassert.Config.
+func (b Backends) For(r *http.Request) string {
+	return b[ServiceOf(r.URL.Path)]
+}
+
+// company resolves the caller's company: from the verified assertion, or
+// without assertions from the X-ERP-Company-ID header.
 func (s *Server) company(r *http.Request) (*company, *Problem) {
+	if s.guard != nil {
+		id, ok := edgeassert.FromContext(r.Context())
+		if !ok { // the guard lets no request through without one
+			return nil, newProblem(http.StatusUnauthorized, "unauthenticated", "a valid edge assertion is required")
+		}
+		c, ok := s.companies[id.Company]
+		if !ok {
+			return nil, newProblem(http.StatusNotFound, "unknown-company", "company %q does not exist", id.Company)
+		}
+		return c, nil
+	}
 	vals := r.Header.Values(CompanyHeader)
 	switch {
 	case len(vals) == 0 || strings.TrimSpace(vals[0]) == "":

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,15 +10,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erpgate/erpgate/plugins/edgeassert"
 )
 
 var testNow = time.Date(2026, 3, 15, 12, 30, 0, 0, time.UTC)
 
+// newTestServer verifies assertions, as erp_demo does.
 func newTestServer() *Server {
-	return New(WithClock(func() time.Time { return testNow }))
+	return New(WithClock(func() time.Time { return testNow }), WithAssertions(sharedVerifier))
 }
 
-// call sends one request to s; company "" sends no company header.
+var sharedVerifier = func() *edgeassert.Verifier {
+	v, err := edgeassert.New(context.Background(), edgeassert.Config{Keys: testKeys, Issuer: testIssuer, AudienceFor: DefaultBackends.For})
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
+
+// call sends one request to s with an assertion for company; company ""
+// sends none.
 func call(t *testing.T, s http.Handler, method, target, company, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	var rd io.Reader
@@ -26,7 +39,7 @@ func call(t *testing.T, s http.Handler, method, target, company, body string) *h
 	}
 	req := httptest.NewRequest(method, target, rd)
 	if company != "" {
-		req.Header.Set(CompanyHeader, company)
+		assert(req, company)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -58,7 +71,7 @@ func TestCompanyScoping(t *testing.T) {
 		status                            int
 		problemType                       string
 	}{
-		{"missing header", "GET", "/v1/invoices", "", "", 400, "missing-company"},
+		{"no assertion", "GET", "/v1/invoices", "", "", 401, ""},
 		{"unknown company", "GET", "/v1/invoices", "initech", "", 404, "unknown-company"},
 		{"other company's invoice", "GET", "/v1/invoices/inv_globex_0001", "acme", "", 404, "not-found"},
 		{"nonexistent invoice", "GET", "/v1/invoices/inv_acme_9999", "acme", "", 404, "not-found"},
@@ -78,7 +91,11 @@ func TestCompanyScoping(t *testing.T) {
 			if rec.Code != tt.status {
 				t.Fatalf("status = %d, want %d: %s", rec.Code, tt.status, rec.Body)
 			}
-			if p := decodeProblem(t, rec); p.Type != problemTypeBase+tt.problemType {
+			want := problemTypeBase + tt.problemType
+			if tt.problemType == "" {
+				want = "about:blank" // edgeassert's refusal
+			}
+			if p := decodeProblem(t, rec); p.Type != want {
 				t.Errorf("type = %q, want %s", p.Type, tt.problemType)
 			}
 		})
@@ -377,7 +394,7 @@ func TestBadBodies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			req := httptest.NewRequest("POST", "/v1/customers", strings.NewReader(tt.body))
-			req.Header.Set(CompanyHeader, "acme")
+			assert(req, "acme")
 			req.Header.Set("Content-Type", tt.contentType)
 			if tt.name == "too large" {
 				req.ContentLength = -1 // force reading, not the Content-Length shortcut

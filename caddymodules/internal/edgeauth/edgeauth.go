@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,20 +59,47 @@ func Unregister(app *erpapp.App) {
 }
 
 // Service is the in-process auth service of the newest live config that has
-// one, with that config's erp app.
+// one and is ready, with that config's erp app. When the configs that have
+// one are all still preparing theirs (a reload; reloads in quick succession,
+// each dropping the last before its service was ready), it is the last
+// service found ready, if there is one, while the newest prepares (it reads
+// the same keys from the same store); else the newest.
 func Service() (*authsvc.Service, *erpapp.App, error) {
 	appsMu.Lock()
 	list := append([]*erpapp.App(nil), apps...)
 	appsMu.Unlock()
 	err := errors.New("erp: no config has an erp_authsvc handler")
+	var newest *authsvc.Service
+	var newestApp *erpapp.App
 	for i := len(list) - 1; i >= 0; i-- {
 		svc, e := authsvcmod.Lookup(list[i])
-		if e == nil {
+		if e != nil {
+			err = e
+			continue
+		}
+		if svc.Prepared() {
+			lastReady.Store(&readyService{svc, list[i]})
 			return svc, list[i], nil
 		}
-		err = e
+		if newest == nil {
+			newest, newestApp = svc, list[i]
+		}
 	}
-	return nil, nil, err
+	if newest == nil {
+		return nil, nil, err
+	}
+	if lr := lastReady.Load(); lr != nil {
+		return lr.svc, lr.app, nil
+	}
+	return newest, newestApp, nil
+}
+
+// lastReady is the last auth service Service found ready.
+var lastReady atomic.Pointer[readyService]
+
+type readyService struct {
+	svc *authsvc.Service
+	app *erpapp.App
 }
 
 var revocationPool = caddy.NewUsagePool()
