@@ -5,7 +5,6 @@ package authz
 
 import (
 	"hash/maphash"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -144,20 +143,4 @@ func (c *assertionCache) len() int {
 		s.mu.RUnlock()
 	}
 	return n
-}
-
-// assertionHeaderName is config.HeaderAssertion lower-cased, to catch every
-// spelling of a client's copy.
-const assertionHeaderName = "x-erp-assertion"
-
-// stripAssertion removes a client's X-ERP-Assertion in every spelling
-// (case, underscores, duplicates): only the edge states one. This is kept
-// apart from the configurable list of stripped headers, so that no
-// configuration lets a client's assertion through.
-func stripAssertion(h http.Header) {
-	for name := range h {
-		if len(name) == len(assertionHeaderName) && (name[0] == 'X' || name[0] == 'x') && sameHeaderName(name, assertionHeaderName) {
-			delete(h, name)
-		}
-	}
 }

@@ -113,7 +113,7 @@ func serve(h *Handler, r *http.Request) ([]string, error) {
 	err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
 		seen = []string{}
 		for name, vs := range r.Header {
-			if sameHeaderName(name, assertionHeaderName) {
+			if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), config.HeaderAssertion) {
 				seen = append(seen, vs...)
 			}
 		}

@@ -142,8 +142,7 @@ func deny(status int, code, msg string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripHeaders(r.Header)
-	stripAssertion(r.Header)
+	stripHeaders(r.Header) // X-ERP-Assertion too: it is in clientheaders.Edge, which no config can drop
 	// Judge the request the client sent: erp_version and dialects may have
 	// rewritten path and method for the backend (a JSON-RPC read is a POST).
 	method, path := r.Method, r.URL.EscapedPath()

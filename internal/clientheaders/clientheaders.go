@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/erpgate/erpgate/config"
 )
 
 // Edge lists the headers only the edge sets (its verified identity and the
 // edge assertion): they are always removed from what a client sent.
 var Edge = []string{
-	"X-ERP-Company-ID", "X-ERP-User-ID", "X-ERP-Roles", "X-ERP-Scope", "X-ERP-Assertion",
+	config.HeaderCompanyID, config.HeaderUserID, config.HeaderRoles, config.HeaderScope, config.HeaderAssertion,
 }
 
 // Default lists the identity-like headers removed unless the configuration
