@@ -72,6 +72,20 @@ func (a *Argon2id) Hash(password string) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
+// Dummy returns a well-formed hash, with this hasher's parameters, of no
+// password anyone knows: random salt and key. Verifying a password against
+// it costs exactly what verifying against a real hash of these parameters
+// costs, and making it costs no argon2 work (a reloaded config's auth
+// service makes one as it starts).
+func (a *Argon2id) Dummy() string {
+	salt := make([]byte, argon2SaltLen)
+	key := make([]byte, Argon2KeyLen)
+	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go 1.24+)
+	_, _ = rand.Read(key)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, a.Memory, a.Time, a.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
 var errBadHash = errors.New("malformed password hash")
 
 type phc struct {
