@@ -320,10 +320,14 @@ http://127.0.0.1:%[2]d {
 http://:%[3]d {
 	reverse_proxy 127.0.0.1:%[2]d
 }
-# erpgate: the envelope
+# erpgate: the envelope. It removes the client's identity headers (only the
+# edge states one), so the company the demo needs is set for the backend,
+# as erp_authz does on the authenticated routes.
 http://:%[4]d {
 	erp_envelope
-	reverse_proxy 127.0.0.1:%[2]d
+	reverse_proxy 127.0.0.1:%[2]d {
+		header_up X-ERP-Company-ID acme
+	}
 	handle_errors {
 		erp_envelope
 	}
