@@ -125,6 +125,17 @@ type Logger struct {
 // refusal with no line of its own (only its access log line) is checked at
 // debug level. Build the entry's fields only when it is not nil.
 func (l Logger) Check(ctx context.Context, lvl zapcore.Level, msg, reason string) *zapcore.CheckedEntry {
+	return l.check(ctx, lvl, msg, reason)
+}
+
+// CheckServed is Check for a request that is served all the same (a
+// refusal in shadow mode): its line is sampled, its access log line kept.
+func (l Logger) CheckServed(lvl zapcore.Level, msg, reason string) *zapcore.CheckedEntry {
+	return l.check(nil, lvl, msg, reason)
+}
+
+// check samples; a nil ctx skips no access log line.
+func (l Logger) check(ctx context.Context, lvl zapcore.Level, msg, reason string) *zapcore.CheckedEntry {
 	if l.z == nil {
 		return nil
 	}

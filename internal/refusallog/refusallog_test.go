@@ -102,6 +102,7 @@ func TestDebugLinesSummarisedAtInfo(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	sk := &skipped{}
 	l := New(context.Background(), Options{Sample: 2, Interval: time.Hour, Now: func() time.Time { return t0 }, Skip: sk.skip})
+	shadow := l.For(zap.New(core))
 	q := l.For(zap.New(core))
 	for i := range 5 {
 		if ce := q.Check(request(i), zapcore.DebugLevel, "erp_quota: refused", "rate_limited"); ce != nil {
@@ -111,16 +112,32 @@ func TestDebugLinesSummarisedAtInfo(t *testing.T) {
 	if len(sk.ids) != 3 {
 		t.Fatalf("access log lines skipped for %v, want the 3 past the sample", sk.ids)
 	}
+	// A request served all the same (shadow mode) is sampled but keeps its access log line.
+	for range 3 {
+		if ce := shadow.CheckServed(zapcore.InfoLevel, "erp_quota shadow: would refuse", "rate_limited"); ce != nil {
+			ce.Write()
+		}
+	}
+	if len(sk.ids) != 3 {
+		t.Fatalf("access log lines skipped for %v: a served request's too", sk.ids)
+	}
+	if n := logs.FilterMessage("erp_quota shadow: would refuse").Len(); n != 2 {
+		t.Fatalf("%d shadow lines, want 2", n)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sums := logs.FilterMessage(SummaryMessage).All()
-	if len(sums) != 1 || sums[0].Level != zapcore.InfoLevel || sums[0].ContextMap()["count"] != int64(3) {
-		t.Fatalf("summaries %+v", sums)
+	counts := map[string]int64{}
+	for _, e := range logs.FilterMessage(SummaryMessage).All() {
+		m := e.ContextMap()
+		counts[m["message"].(string)] = m["count"].(int64)
+		// The windows were cut short by Close: they end then.
+		if e.Level != zapcore.InfoLevel || !m["window_end"].(time.Time).Equal(t0) {
+			t.Fatalf("summary %v %v", e.Level, m)
+		}
 	}
-	// The window was cut short by Close: it ends then.
-	if end := sums[0].ContextMap()["window_end"].(time.Time); !end.Equal(t0) {
-		t.Fatalf("window_end %v", end)
+	if len(counts) != 2 || counts["erp_quota: refused"] != 3 || counts["erp_quota shadow: would refuse"] != 1 {
+		t.Fatalf("summary counts %v", counts)
 	}
 }
 
