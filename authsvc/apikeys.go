@@ -483,7 +483,7 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 // key exists or not.
 func (s *Service) handleIntrospect(c *call) (int, any, error) {
 	if ok, err := s.introspectionCaller(c.r); !ok {
-		if ce := s.refusals.Check(c.ctx, zap.WarnLevel, "introspection refused: caller not authenticated", "unauthenticated_caller"); ce != nil {
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "introspection refused: caller not authenticated", "unauthenticated_caller"); ce != nil {
 			ce.Write(zap.String("ip", c.ip))
 		}
 		if err != nil {

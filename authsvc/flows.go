@@ -200,7 +200,7 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		if !okIP {
 			reason = "address_limit"
 		}
-		if ce := s.refusals.Check(ctx, zap.WarnLevel, "login throttled", reason); ce != nil {
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "login throttled", reason); ce != nil {
 			ce.Write(zap.String("ip", ip), zap.Bool("account_limit", !okAcct), zap.Bool("ip_limit", !okIP))
 		}
 		return passwordCheck{reason: reason, throttled: errRateLimited(max(retryAcctIf(okAcct, retryAcct), retryAcctIf(okIP, retryIP)))}, nil
@@ -229,7 +229,7 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		case match && user.Disabled:
 			reason = "user_disabled"
 		}
-		if ce := s.refusals.Check(ctx, zap.InfoLevel, "login failed", reason); ce != nil {
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "login failed", reason); ce != nil {
 			ce.Write(zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))
 		}
 		return passwordCheck{user: store.User{ID: user.ID}, reason: reason}, nil
@@ -427,7 +427,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		if err := s.publishRevoked(c.ctx, []string{sess.ID}); err != nil {
 			return 0, nil, err
 		}
-		if ce := s.refusals.Check(c.ctx, zap.InfoLevel, "refresh refused: session ended", reason); ce != nil {
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "refresh refused: session ended", reason); ce != nil {
 			ce.Write(zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
 		}
 		if res.Access.UserDisabled {

@@ -123,7 +123,7 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		if err := s.record(c.ctx, ev); err != nil {
 			return "", err
 		}
-		if ce := s.refusals.Check(c.ctx, zap.WarnLevel, "second factor throttled", "throttled"); ce != nil {
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "second factor throttled", "throttled"); ce != nil {
 			ce.Write(zap.String("user_id", t.UserID), zap.String("ip", c.ip))
 		}
 		return "", errRateLimited(retry)
@@ -134,7 +134,7 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		if err := s.record(c.ctx, ev); err != nil {
 			return "", err
 		}
-		if ce := s.refusals.Check(c.ctx, zap.InfoLevel, "second factor refused", reason); ce != nil {
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "second factor refused", reason); ce != nil {
 			ce.Write(zap.String("user_id", t.UserID), zap.String("reason", reason), zap.String("ip", c.ip))
 		}
 		return "", errBadCode()

@@ -356,7 +356,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if h.Shadow {
 		metricDecisions.WithLabelValues(t.plan, "shadow_refused", store).Inc()
-		if ce := h.refusals.CheckServed(zapcore.InfoLevel, "erp_quota shadow: would refuse", t.policies[refused].Name); ce != nil {
+		if ce := h.refusals.CheckLine(zapcore.InfoLevel, "erp_quota shadow: would refuse", t.policies[refused].Name); ce != nil {
 			ce.Write(zap.String("company_id", company), zap.String("plan", t.plan), zap.String("policy", t.policies[refused].Name))
 		}
 		return next.ServeHTTP(w, r)

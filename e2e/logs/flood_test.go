@@ -257,12 +257,15 @@ func TestRefusalFloodLogsAreBounded(t *testing.T) {
 	if servedLines != served {
 		t.Errorf("%d access log lines of served requests, want one for each of the %d", servedLines, served)
 	}
-	// At most 2 × sample + 1 lines per reason flooded: seven here (jwt
-	// malformed, api_key inactive, authz query, quota rate_limited, login
-	// failed unknown_user, login throttled account_limit and
-	// address_limit), each with a summary; one more reason is allowed
-	// that stayed within its sample. About 1 KB a line.
-	reasons := max(7, len(sums)+1)
+	// At most 2 × sample + 1 lines per reason flooded (its own lines, its
+	// access log lines, a summary), each with a summary here: jwt
+	// malformed, api_key inactive, authz query, quota rate_limited; the
+	// auth service samples its own lines (login failed unknown_user, login
+	// throttled account_limit and address_limit) apart from its refusals'
+	// access log lines (request refused UNAUTHENTICATED and RATE_LIMITED).
+	// One more reason is allowed that stayed within its sample. About 1 KB
+	// a line.
+	reasons := max(9, len(sums)+1)
 	maxLines := reasons * (2*sample + 1)
 	maxBytes := maxLines * 1200
 	t.Logf("%d refused requests wrote %d lines, %d bytes (%.3f lines, %.1f bytes per refusal); %d summaries; %d served requests, %d access log lines",
@@ -302,17 +305,20 @@ func TestRefusalFloodLogsAreBounded(t *testing.T) {
 			t.Errorf("summary of %+v: total %d, logged %d, count %d; want total %d, logged %d, count %d", w.key, s.Total, s.Logged, s.Count, w.total, sample, w.total-sample)
 		}
 	}
-	var logins int64
+	var logins, loginAnswers int64
 	for k, s := range sums {
-		if k.logger == "erp" && (k.message == "login failed" || k.message == "login throttled") {
+		if s.Logged > sample || s.Count != s.Total-s.Logged {
+			t.Errorf("summary of %+v: %s", k, s.raw)
+		}
+		switch {
+		case k.logger == "erp" && (k.message == "login failed" || k.message == "login throttled"):
 			logins += s.Total
-			if s.Logged > sample || s.Count != s.Total-s.Logged {
-				t.Errorf("summary of %+v: %s", k, s.raw)
-			}
+		case k.logger == "erp" && k.message == "request refused":
+			loginAnswers += s.Total
 		}
 	}
-	if logins != 300 {
-		t.Errorf("login summaries total %d, want the 300 bad logins", logins)
+	if logins != 300 || loginAnswers != 300 {
+		t.Errorf("login summaries total %d lines and %d access log lines, want the 300 bad logins each", logins, loginAnswers)
 	}
 }
 

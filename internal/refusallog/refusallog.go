@@ -128,9 +128,12 @@ func (l Logger) Check(ctx context.Context, lvl zapcore.Level, msg, reason string
 	return l.check(ctx, lvl, msg, reason)
 }
 
-// CheckServed is Check for a request that is served all the same (a
-// refusal in shadow mode): its line is sampled, its access log line kept.
-func (l Logger) CheckServed(lvl zapcore.Level, msg, reason string) *zapcore.CheckedEntry {
+// CheckLine is Check for a refusal's own line only: the request's access
+// log line is kept, or left to another Check of the same request (the auth
+// service samples the access log lines of all its refusals by error code,
+// and its flows their own lines by reason). Also for a request that is
+// served all the same (a refusal in shadow mode).
+func (l Logger) CheckLine(lvl zapcore.Level, msg, reason string) *zapcore.CheckedEntry {
 	return l.check(nil, lvl, msg, reason)
 }
 

@@ -114,7 +114,7 @@ func TestDebugLinesSummarisedAtInfo(t *testing.T) {
 	}
 	// A request served all the same (shadow mode) is sampled but keeps its access log line.
 	for range 3 {
-		if ce := shadow.CheckServed(zapcore.InfoLevel, "erp_quota shadow: would refuse", "rate_limited"); ce != nil {
+		if ce := shadow.CheckLine(zapcore.InfoLevel, "erp_quota shadow: would refuse", "rate_limited"); ce != nil {
 			ce.Write()
 		}
 	}
