@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -363,5 +365,42 @@ func TestRefusalSummaryEachInterval(t *testing.T) {
 	// lines), one summary line for the rest.
 	if summaries == 0 || logged+counted != n || logged < sample || logged > sample*(summaries+1) || accessLines != logged {
 		t.Fatalf("%d refusals: %d logged (%d access log lines), %d counted in %d summaries", n, logged, accessLines, counted, summaries)
+	}
+}
+
+// With `access_log all` every refused request keeps its access log line;
+// only erpgate's own lines are sampled.
+func TestAccessLogAll(t *testing.T) {
+	t.Parallel()
+	const sample, n = 3, 30
+	example, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(), "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = "interval {$ERP_REFUSAL_LOG_INTERVAL:1m}\n"
+	if !strings.Contains(string(example), anchor) {
+		t.Fatal("Caddyfile.example has no refusal_log interval")
+	}
+	cfg := strings.Replace(string(example), anchor, anchor+"\t\t\taccess_log all\n", 1)
+	in := stacktest.Start(t, stacktest.Options{Config: cfg, Env: map[string]string{
+		"ERP_MASTER_KEY": masterKey, "ERP_REFUSAL_LOG_SAMPLE": strconv.Itoa(sample), "ERP_REFUSAL_LOG_INTERVAL": "1h",
+	}})
+	mark := len(waitLogs(in))
+	for i := range n {
+		if r := httpt.Get(t, in.URL+"/api/v2/invoices?limit=1", demoauth.Bearer("bad-token-"+strconv.Itoa(i))); r.StatusCode != 401 {
+			t.Fatalf("bad token: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	var own, access int
+	for _, l := range parse(t, waitLogs(in)[mark:]) {
+		switch {
+		case l.Msg == "access token refused":
+			own++
+		case l.access() && l.Status == 401:
+			access++
+		}
+	}
+	if own != sample || access != n {
+		t.Fatalf("%d bad tokens: %d lines of their own (want %d), %d access log lines (want %d)", n, own, sample, access, n)
 	}
 }
