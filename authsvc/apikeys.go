@@ -483,7 +483,9 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 // key exists or not.
 func (s *Service) handleIntrospect(c *call) (int, any, error) {
 	if ok, err := s.introspectionCaller(c.r); !ok {
-		s.logger.Warn("introspection refused: caller not authenticated", zap.String("ip", c.ip))
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "introspection refused: caller not authenticated", "unauthenticated_caller"); ce != nil {
+			ce.Write(zap.String("ip", c.ip))
+		}
 		if err != nil {
 			return 0, nil, err // two credentials
 		}

@@ -196,10 +196,12 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		return passwordCheck{}, err
 	}
 	if !okAcct || !okIP {
-		s.logger.Warn("login throttled", zap.String("ip", ip), zap.Bool("account_limit", !okAcct), zap.Bool("ip_limit", !okIP))
 		reason := "account_limit"
 		if !okIP {
 			reason = "address_limit"
+		}
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "login throttled", reason); ce != nil {
+			ce.Write(zap.String("ip", ip), zap.Bool("account_limit", !okAcct), zap.Bool("ip_limit", !okIP))
 		}
 		return passwordCheck{reason: reason, throttled: errRateLimited(max(retryAcctIf(okAcct, retryAcct), retryAcctIf(okIP, retryIP)))}, nil
 	}
@@ -227,7 +229,9 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		case match && user.Disabled:
 			reason = "user_disabled"
 		}
-		s.logger.Info("login failed", zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "login failed", reason); ce != nil {
+			ce.Write(zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))
+		}
 		return passwordCheck{user: store.User{ID: user.ID}, reason: reason}, nil
 	}
 	// A success does not count against either limit.
@@ -423,7 +427,9 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		if err := s.publishRevoked(c.ctx, []string{sess.ID}); err != nil {
 			return 0, nil, err
 		}
-		s.logger.Info("refresh refused: session ended", zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "refresh refused: session ended", reason); ce != nil {
+			ce.Write(zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
+		}
 		if res.Access.UserDisabled {
 			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 		}

@@ -206,7 +206,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	c.ctx = ctx
 	if err := s.Ready(ctx); err != nil {
-		s.logger.Warn("auth service not ready", zap.Error(err))
+		if ce := s.refusals.Check(r.Context(), zap.WarnLevel, "auth service not ready", "not_ready"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
 		s.fail(c, config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable)))
 		return
 	}
@@ -264,7 +266,15 @@ func (s *Service) fail(c *call, err error) {
 		default:
 			e = config.NewError(http.StatusInternalServerError, config.CodeInternal, config.MessageForStatus(http.StatusInternalServerError))
 		}
-		s.logger.Error("auth service request failed", zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
+		if ce := s.refusals.Check(c.r.Context(), zap.ErrorLevel, "auth service request failed", e.Code); ce != nil {
+			ce.Write(zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
+		}
+	} else if e.Status < 500 {
+		// A refusal: its access log line is sampled with the others of its
+		// code (the flows sample their own lines by reason).
+		if ce := s.refusals.Check(c.r.Context(), zap.DebugLevel, "request refused", e.Code); ce != nil {
+			ce.Write(zap.String("path", c.r.URL.Path), zap.Int("status", e.Status), zap.String("request_id", c.meta.RequestID))
+		}
 	}
 	for k, vs := range e.Header {
 		for _, v := range vs {

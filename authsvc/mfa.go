@@ -123,7 +123,9 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		if err := s.record(c.ctx, ev); err != nil {
 			return "", err
 		}
-		s.logger.Warn("second factor throttled", zap.String("user_id", t.UserID), zap.String("ip", c.ip))
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "second factor throttled", "throttled"); ce != nil {
+			ce.Write(zap.String("user_id", t.UserID), zap.String("ip", c.ip))
+		}
 		return "", errRateLimited(retry)
 	}
 	fail := func(reason string) (string, error) {
@@ -132,7 +134,9 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		if err := s.record(c.ctx, ev); err != nil {
 			return "", err
 		}
-		s.logger.Info("second factor refused", zap.String("user_id", t.UserID), zap.String("reason", reason), zap.String("ip", c.ip))
+		if ce := s.refusals.CheckLine(zap.InfoLevel, "second factor refused", reason); ce != nil {
+			ce.Write(zap.String("user_id", t.UserID), zap.String("reason", reason), zap.String("ip", c.ip))
+		}
 		return "", errBadCode()
 	}
 	now := s.clock.Now()

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 // Config is the auth service's configuration. Zero values take the defaults
@@ -139,6 +140,10 @@ type Deps struct {
 	Hasher PasswordHasher
 	// SecondFactor: default TOTP (totpFactor).
 	SecondFactor SecondFactor
+	// RefusalLog samples the log lines of refusals (failed and throttled
+	// logins and second factors, refused refreshes and introspections).
+	// Default: one of the service's own, with refusallog's defaults.
+	RefusalLog *refusallog.Log
 }
 
 // Service is the auth service. It is safe for concurrent use; one instance
@@ -148,6 +153,8 @@ type Service struct {
 	pool     *pgxpool.Pool
 	store    store.Store
 	logger   *zap.Logger
+	refusals refusallog.Logger // sampled refusal lines
+	ownLog   *refusallog.Log   // the refusal log when Deps had none: closed with the service
 	clock    Clock
 	hasher   PasswordHasher
 	mfa      SecondFactor
@@ -232,6 +239,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		publishDelay: cfg.KeyPublishDelay, lifetime: MaxAssertionTTL, reload: cfg.KeyReload}
 	s.uses = &useRecorder{pending: map[string]*store.APIKeyUse{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	rl := deps.RefusalLog
+	if rl == nil {
+		s.ownLog = refusallog.New(s.ctx, refusallog.Options{Now: s.clock.Now})
+		rl = s.ownLog
+	}
+	s.refusals = rl.For(s.logger)
 	return s, nil
 }
 
@@ -362,7 +375,7 @@ func (s *Service) background() {
 func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return nil
+	return s.ownLog.Close()
 }
 
 // Issuer is the `iss` of the service's tokens.

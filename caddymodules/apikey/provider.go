@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 
@@ -70,6 +71,8 @@ type Provider struct {
 	key     string
 	revs    *edgeauth.Revocations
 	audit   *edgeauth.RefusalAuditor
+	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
+	refusals refusallog.Logger
 }
 
 // states holds one cache per introspection source for the whole process: a
@@ -121,6 +124,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.audit, err = edgeauth.RefusalAuditorFor(app, p.metrics, p.logger); err != nil {
 		return err
 	}
+	p.refusals = app.Refusals().For(p.logger)
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
@@ -186,7 +190,9 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			return p.introspect(ctx, key)
 		})
 		if err != nil {
-			p.logger.Error("API key introspection failed", zap.Error(err))
+			if ce := p.refusals.Check(r.Context(), zap.ErrorLevel, "API key introspection failed", "unavailable"); ce != nil {
+				ce.Write(zap.Error(err))
+			}
 			p.metrics.Decisions.WithLabelValues("api_key", "error").Inc()
 			edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "API key verification is temporarily unavailable"})
 			return caddyauth.User{}, false, nil
@@ -228,7 +234,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 func (p *Provider) refuse(r *http.Request, why, key string) {
 	p.metrics.Decisions.WithLabelValues("api_key", "refused").Inc()
 	p.audit.Refused(r, "api_key", why, key)
-	if ce := p.logger.Check(zap.InfoLevel, "API key refused"); ce != nil {
+	if ce := p.refusals.Check(r.Context(), zap.InfoLevel, "API key refused", why); ce != nil {
 		ce.Write(zap.String("reason", why))
 	}
 	edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "invalid API key", "invalid_token"))

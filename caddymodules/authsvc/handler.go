@@ -193,6 +193,7 @@ func (sh *shared) service() (*core.Service, error) {
 	}
 	sh.svc, sh.err = core.New(sh.app.Context(), cfg, core.Deps{
 		Pool: sh.app.PostgresPool(), Redis: sh.app.RedisClient(), Logger: sh.logger,
+		RefusalLog: sh.app.Refusals(),
 	})
 	return sh.svc, sh.err
 }

@@ -19,8 +19,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 func init() {
@@ -92,6 +94,8 @@ type Handler struct {
 	now        func() time.Time
 	warned     *warnings
 	sign       func(ctx context.Context, a *authsvc.Assertion) (string, error) // nil: the in-process auth service (tests replace it)
+	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
+	refusals refusallog.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -105,6 +109,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	h.refusals = app.Refusals().For(h.logger)
 	if h.MaxBodyCheck <= 0 {
 		h.MaxBodyCheck = 1 << 20
 	}
@@ -150,6 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		method, path = orig.Method, orig.URL.EscapedPath()
 	}
 	if !canonicalPath(path) {
+		h.refused(r, "request with a non-canonical path refused", "bad_path")
 		return deny(http.StatusBadRequest, config.CodeBadRequest, "the path is not in canonical form")
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -159,6 +169,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	user := replString(repl, "http.auth.user.id")
 	company := replString(repl, "http.auth.user.company_id")
 	if user == "" || company == "" {
+		h.refused(r, "unauthenticated request refused", "unauthenticated")
 		return deny(http.StatusUnauthorized, config.CodeUnauthenticated, "authentication required")
 	}
 	for _, c := range companyInPath(path) {
@@ -191,16 +202,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	required := h.Require
 	if len(required) == 0 && !h.AuthenticatedOnly {
 		if backend == "" {
+			h.refused(r, "request to a route without permissions refused", "no_permission_defined")
 			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
 		}
 		// the derived permission, checked without building its name
 		b, action := strings.ToLower(backend), derivedAction(method)
 		if !hasScopeParts(scope, b, action) {
+			h.refused(r, "request without the permission refused", "forbidden")
 			return missingPermission(b + action)
 		}
 	}
 	for _, s := range required {
 		if !hasScope(scope, s) {
+			h.refused(r, "request without the permission refused", "forbidden")
 			return missingPermission(s)
 		}
 	}
@@ -258,7 +272,9 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	}
 	tok, err := sign(r.Context(), a)
 	if err != nil {
-		h.logger.Error("signing the edge assertion failed", zap.Error(err), zap.String("request_id", requestID(r)))
+		if ce := h.refusals.Check(r.Context(), zap.ErrorLevel, "signing the edge assertion failed", "unavailable"); ce != nil {
+			ce.Write(zap.Error(err), zap.String("request_id", requestID(r)))
+		}
 		return "", deny(http.StatusServiceUnavailable, config.CodeServiceUnavailable, "the edge cannot vouch for requests right now")
 	}
 	h.assertions.put(cred.ID, backend, &assertionEntry{
@@ -295,10 +311,18 @@ func missingPermission(s string) error {
 }
 
 func (h *Handler) mismatch(r *http.Request, company, where string) error {
-	h.logger.Warn("cross-company request refused",
-		zap.String("company_id", company), zap.String("where", where),
-		zap.String("request_id", requestID(r)))
+	if ce := h.refusals.Check(r.Context(), zap.WarnLevel, "cross-company request refused", where); ce != nil {
+		ce.Write(zap.String("company_id", company), zap.String("where", where), zap.String("request_id", requestID(r)))
+	}
 	return deny(http.StatusForbidden, config.CodeCompanyMismatch, "the request names another company")
+}
+
+// refused counts a refusal that has no line of its own at info level: its
+// access log line is sampled with the other refusals.
+func (h *Handler) refused(r *http.Request, msg, reason string) {
+	if ce := h.refusals.Check(r.Context(), zap.DebugLevel, msg, reason); ce != nil {
+		ce.Write(zap.String("request_id", requestID(r)))
+	}
 }
 
 // checkBody reads a small JSON body's top-level company_id.

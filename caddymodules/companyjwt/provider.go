@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 func init() {
@@ -83,6 +84,8 @@ type Provider struct {
 	metrics *edgeauth.Metrics
 	ok      prometheus.Counter // decisions{provider="jwt",outcome="ok"}
 	audit   *edgeauth.RefusalAuditor
+	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
+	refusals refusallog.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -128,6 +131,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.audit, err = edgeauth.RefusalAuditorFor(app, m, p.logger); err != nil {
 		return err
 	}
+	p.refusals = app.Refusals().For(p.logger)
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
@@ -271,10 +275,20 @@ func outcome(err error) string {
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	cred, ok := edgeauth.Credential(r)
 	if !ok {
+		// erp_jwt samples the log of these for both providers: it is in every erp_auth.
+		if ce := p.refusals.Check(r.Context(), zap.DebugLevel, "ambiguous credentials refused", "ambiguous"); ce != nil {
+			ce.Write(zap.String("request_id", requestID(r)))
+		}
 		return caddyauth.User{}, false, nil
 	}
 	switch cred.Kind {
 	case credential.None:
+		// (none left: erp_api_key may have refused and removed one already)
+		if _, refused := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); !refused {
+			if ce := p.refusals.Check(r.Context(), zap.DebugLevel, "request without credentials refused", "missing"); ce != nil {
+				ce.Write(zap.String("request_id", requestID(r)))
+			}
+		}
 		edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
 		return caddyauth.User{}, false, nil
 	case credential.Bearer:
@@ -287,7 +301,9 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}
 	v, err := p.verifierFor()
 	if err != nil {
-		p.logger.Error("token verification unavailable", zap.Error(err))
+		if ce := p.refusals.Check(r.Context(), zap.ErrorLevel, "token verification unavailable", "unavailable"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
 		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
 		edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "token verification is temporarily unavailable"})
 		return caddyauth.User{}, false, nil
@@ -303,7 +319,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		}
 		p.metrics.Decisions.WithLabelValues("jwt", strings.ToLower(code)).Inc()
 		p.audit.Refused(r, "jwt", refusalReason(err), "")
-		if ce := p.logger.Check(zap.InfoLevel, "access token refused"); ce != nil {
+		if ce := p.refusals.Check(r.Context(), zap.InfoLevel, "access token refused", refusalReason(err)); ce != nil {
 			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
 		}
 		edgeauth.Fail(r, edgeauth.Unauthenticated(code, msg, "invalid_token"))

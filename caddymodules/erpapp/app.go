@@ -68,6 +68,10 @@ type App struct {
 	// (see RefusalAudit). Default: its defaults.
 	RefusalAudit *RefusalAudit `json:"refusal_audit,omitempty"`
 
+	// RefusalLog tunes the sampling of refusals' log lines (see
+	// RefusalLog). Default: its defaults.
+	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
+
 	pg     *pgPool
 	rdb    *redisClient
 	pgKey  string
@@ -114,6 +118,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.provisionQuotaOverrides(); err != nil {
+		return err
+	}
+	if err := a.provisionRefusalLog(); err != nil {
 		return err
 	}
 	repl := caddy.NewReplacer()

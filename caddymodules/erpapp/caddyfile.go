@@ -25,6 +25,11 @@ func init() {
 //			interval <duration>
 //			buffer   <n>
 //		}
+//		refusal_log {
+//			sample     <n>
+//			interval   <duration>
+//			access_log sampled|all
+//		}
 //	}
 //
 // An empty value (e.g. an unset `{$ERP_REDIS_URL}`) leaves the setting empty,

@@ -26,6 +26,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/quota/limit"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 func init() {
@@ -136,6 +137,7 @@ type Handler struct {
 	app      *erpapp.App
 	ctx      caddy.Context
 	logger   *zap.Logger
+	refusals refusallog.Logger // sampled refusal lines (erpapp.RefusalLog)
 	clock    limit.Clock
 	store    limit.Store // Redis, or the process's memory store
 	local    limit.Store // the memory store, for on_redis_down local
@@ -190,6 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
+	h.refusals = app.Refusals().For(h.logger)
 	h.fallback = new(fallbackState)
 	h.keyCache = new(keyCache)
 	if h.clock == nil {
@@ -305,7 +308,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	company := replValue(repl, h.Key)
 	if company == "" {
-		h.logger.Error("erp_quota: the request has no company; put erp_auth before erp_quota")
+		if ce := h.refusals.Check(r.Context(), zapcore.ErrorLevel, "erp_quota: the request has no company; put erp_auth before erp_quota", "no_company"); ce != nil {
+			ce.Write()
+		}
 		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
 	}
 	now := h.clock.Now()
@@ -327,6 +332,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		default:
 			metricDecisions.WithLabelValues(t.plan, "redis_down_denied", "none").Inc()
+			if ce := h.refusals.Check(r.Context(), zapcore.DebugLevel, "erp_quota: refused while redis is down", "redis_down"); ce != nil {
+				ce.Write(zap.String("company_id", company), zap.String("plan", t.plan))
+			}
 			retry := strconv.FormatInt(limit.SecondsUntil(now, now.Add(time.Duration(h.ProbeInterval))), 10)
 			return caddyhttp.Error(http.StatusServiceUnavailable, &config.Error{
 				Status:  http.StatusServiceUnavailable,
@@ -348,12 +356,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if h.Shadow {
 		metricDecisions.WithLabelValues(t.plan, "shadow_refused", store).Inc()
-		if ce := h.logger.Check(zapcore.InfoLevel, "erp_quota shadow: would refuse"); ce != nil {
+		if ce := h.refusals.CheckLine(zapcore.InfoLevel, "erp_quota shadow: would refuse", t.policies[refused].Name); ce != nil {
 			ce.Write(zap.String("company_id", company), zap.String("plan", t.plan), zap.String("policy", t.policies[refused].Name))
 		}
 		return next.ServeHTTP(w, r)
 	}
-	return h.refuse(now, company, &t, states[:t.n], refused, store, hdr)
+	return h.refuse(r.Context(), now, company, &t, states[:t.n], refused, store, hdr)
 }
 
 // resolveRequest reads the identity and puts the terms together.
@@ -526,7 +534,7 @@ func windowSeconds(p limit.Policy) int64 {
 }
 
 // refuse builds the 429.
-func (h *Handler) refuse(now time.Time, company string, t *terms, states []limit.State, refused int, store string, hdr http.Header) error {
+func (h *Handler) refuse(rctx context.Context, now time.Time, company string, t *terms, states []limit.State, refused int, store string, hdr http.Header) error {
 	p, st := t.policies[refused], states[refused]
 	retry := resetSeconds(now, p, st)
 	if retry < 1 {
@@ -555,7 +563,11 @@ func (h *Handler) refuse(now time.Time, company string, t *terms, states []limit
 		e.Code = config.CodeRateLimited
 		e.Message = "rate limit of " + strconv.FormatInt(p.Max, 10) + " requests per " + strconv.FormatInt(windowSeconds(p), 10) + "s reached; retry in " + strconv.FormatInt(retry, 10) + "s"
 	}
-	if ce := h.logger.Check(zapcore.DebugLevel, "erp_quota: refused"); ce != nil {
+	reason := "rate_limited"
+	if refused == t.quotaAt {
+		reason = "quota_exceeded"
+	}
+	if ce := h.refusals.Check(rctx, zapcore.DebugLevel, "erp_quota: refused", reason); ce != nil {
 		ce.Write(zap.String("company_id", company), zap.String("plan", t.plan), zap.String("policy", p.Name), zap.String("store", store))
 	}
 	return caddyhttp.Error(http.StatusTooManyRequests, e)

@@ -16,6 +16,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/sampling"
 )
 
 // Defaults of the erp app's refusal_audit (erpapp.RefusalAudit).
@@ -38,21 +39,24 @@ const (
 	ReasonInvalid      = "invalid"  // anything else
 )
 
+// SampleKey is what the audit samples refusals by.
+type SampleKey struct{ Provider, Reason string }
+
 // RefusalAuditor audits the credentials the edge's providers refuse on
-// proxied routes: sampled per provider and reason (see Sampler and
+// proxied routes: sampled per provider and reason (see sampling.Sampler and
 // erpapp.RefusalAudit), written by one background goroutine through a
 // bounded buffer, so that a refusal never waits for the trail and a flood
 // can't fill it. The trail is the in-process auth service's; without one,
 // records become log lines. Nothing of the credential but an API key's
 // public prefix reaches a record.
 type RefusalAuditor struct {
-	sampler  Sampler
+	sampler  sampling.Sampler[SampleKey]
 	now      func() time.Time
 	buf      chan store.Event
 	write    func(context.Context, store.Event) error
 	tick     time.Duration
 	logger   *zap.Logger
-	outcomes [3]prometheus.Counter // by Outcome
+	outcomes [3]prometheus.Counter // by sampling.Outcome
 	base     context.Context
 
 	startOnce sync.Once
@@ -103,12 +107,12 @@ func NewRefusalAuditor(base context.Context, o AuditorOptions) *RefusalAuditor {
 		o.Logger = zap.NewNop()
 	}
 	a := &RefusalAuditor{
-		sampler: Sampler{PerInterval: o.Sample, Interval: o.Interval},
+		sampler: sampling.Sampler[SampleKey]{PerInterval: o.Sample, Interval: o.Interval},
 		now:     o.Now, buf: make(chan store.Event, o.Buffer), write: o.Write, tick: o.Tick, logger: o.Logger, base: base,
 	}
 	for i := range a.outcomes {
 		if o.Metrics != nil {
-			a.outcomes[i] = o.Metrics.RefusalAudit.WithLabelValues(Outcome(i).String())
+			a.outcomes[i] = o.Metrics.RefusalAudit.WithLabelValues(sampling.Outcome(i).String())
 		} else {
 			a.outcomes[i] = prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
 		}
@@ -218,7 +222,7 @@ func (a *RefusalAuditor) run(ctx context.Context, done chan struct{}) {
 	}
 }
 
-func summaryEvent(s Summary) store.Event {
+func summaryEvent(s sampling.Summary[SampleKey]) store.Event {
 	return store.Event{Time: s.End, Type: store.EventEdgeRefusalSummary, Details: map[string]string{
 		"provider": s.Key.Provider, "reason": s.Key.Reason,
 		"count": strconv.FormatInt(s.Count(), 10), "total": strconv.FormatInt(s.Total, 10),

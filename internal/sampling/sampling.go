@@ -1,32 +1,35 @@
-package edgeauth
+// Package sampling decides which of many like events are recorded one by
+// one and counts the rest: the one mechanism behind the sampled refusal
+// audit (caddymodules/internal/edgeauth) and the sampled refusal log lines
+// (internal/refusallog). It has no Caddy import and reads no clock.
+package sampling
 
 import (
 	"sync"
 	"time"
 )
 
-// Sampler decides which refused credentials are recorded one by one and
-// counts the rest, so that a flood of bad tokens can't fill the audit
-// trail. Refusals are keyed by provider and reason (a small fixed set, so
-// memory stays bounded). A key's window opens at its first refusal and
-// lasts Interval: its first PerInterval refusals are offered for a record
-// of their own, every other one is only counted; once the window has
-// ended, Flush returns its Summary if it counted any. Windows are fixed,
-// not sliding: at most PerInterval single records and one summary per key
-// and interval, whatever the rate. Time is passed in, never read.
-type Sampler struct {
+// Sampler decides which events (refusals) are recorded one by one and
+// counts the rest, so that a flood can't fill a trail or a log. Events are
+// keyed by K, which callers keep to a small fixed set (a provider or a log
+// message, and a reason), so memory stays bounded. A key's window opens at
+// its first event and lasts Interval: its first PerInterval events are
+// offered for a record of their own, every other one is only counted; once
+// the window has ended, Flush returns its Summary if it counted any.
+// Windows are fixed, not sliding: at most PerInterval single records and
+// one summary per key and interval, whatever the rate. Time is passed in,
+// never read. Past the first PerInterval events of a window, Offer takes a
+// lock, looks the key up and counts: no allocation.
+type Sampler[K comparable] struct {
 	// PerInterval is how many refusals per key and window are recorded one by one.
 	PerInterval int
 	// Interval is the length of a window.
 	Interval time.Duration
 
 	mu    sync.Mutex
-	open  map[SampleKey]*window
-	ended []Summary
+	open  map[K]*window
+	ended []Summary[K]
 }
-
-// SampleKey is what refusals are sampled by.
-type SampleKey struct{ Provider, Reason string }
 
 type window struct {
 	start                              time.Time
@@ -34,8 +37,8 @@ type window struct {
 }
 
 // Summary is what a window stands for.
-type Summary struct {
-	Key        SampleKey
+type Summary[K comparable] struct {
+	Key        K
 	Start, End time.Time
 	// Total is every refusal of the window; Recorded those recorded one by
 	// one; Dropped those offered a record of their own that the buffer had
@@ -45,7 +48,7 @@ type Summary struct {
 
 // Count is the number of the window's refusals that have no record of
 // their own: the summary's record stands for them.
-func (s Summary) Count() int64 { return s.Total - s.Recorded }
+func (s Summary[K]) Count() int64 { return s.Total - s.Recorded }
 
 // Outcome of one refusal offered to the sampler.
 type Outcome int
@@ -68,10 +71,10 @@ func (o Outcome) String() string {
 	}
 }
 
-// Offer counts one refusal of key at now. While the window has room,
+// Offer counts one event of key at now. While the window has room,
 // record is called (under the sampler's lock: it must not block) to buffer
 // the refusal's own record; it reports whether there was room.
-func (s *Sampler) Offer(key SampleKey, now time.Time, record func() bool) Outcome {
+func (s *Sampler[K]) Offer(key K, now time.Time, record func() bool) Outcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.open[key]
@@ -81,7 +84,7 @@ func (s *Sampler) Offer(key SampleKey, now time.Time, record func() bool) Outcom
 	}
 	if w == nil {
 		if s.open == nil {
-			s.open = map[SampleKey]*window{}
+			s.open = map[K]*window{}
 		}
 		w = &window{start: now}
 		s.open[key] = w
@@ -100,15 +103,15 @@ func (s *Sampler) Offer(key SampleKey, now time.Time, record func() bool) Outcom
 }
 
 // closeLocked ends a window, keeping its summary if it stands for any refusal.
-func (s *Sampler) closeLocked(key SampleKey, w *window, end time.Time) {
+func (s *Sampler[K]) closeLocked(key K, w *window, end time.Time) {
 	delete(s.open, key)
 	if w.total > w.recorded {
-		s.ended = append(s.ended, Summary{Key: key, Start: w.start, End: end, Total: w.total, Recorded: w.recorded, Dropped: w.dropped})
+		s.ended = append(s.ended, Summary[K]{Key: key, Start: w.start, End: end, Total: w.total, Recorded: w.recorded, Dropped: w.dropped})
 	}
 }
 
 // Flush returns the summaries of the windows that have ended by now.
-func (s *Sampler) Flush(now time.Time) []Summary {
+func (s *Sampler[K]) Flush(now time.Time) []Summary[K] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, w := range s.open {
@@ -122,7 +125,7 @@ func (s *Sampler) Flush(now time.Time) []Summary {
 }
 
 // FlushAll ends every window at now (when the edge stops) and returns the summaries.
-func (s *Sampler) FlushAll(now time.Time) []Summary {
+func (s *Sampler[K]) FlushAll(now time.Time) []Summary[K] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, w := range s.open {
