@@ -17,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -207,7 +208,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ctx = ctx
 	if err := s.Ready(ctx); err != nil {
 		s.logger.Warn("auth service not ready", zap.Error(err))
-		s.fail(c, config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable)))
+		s.fail(c, depfail.Error(""))
 		return
 	}
 	status, data, err := fn(s, c)
@@ -252,25 +253,27 @@ func writeStandardDoc(w http.ResponseWriter, doc standardDoc, m *envelope.Meta) 
 	_, _ = w.Write(body)
 }
 
-// fail writes err as an error envelope: a *config.Error as it is, anything
-// else as 503 (store unreachable or too slow) or 500, logged without details
-// reaching the caller.
+// fail writes err as an error envelope: a *config.Error as it is; anything
+// else through internal/depfail's one mapping: a dependency that dropped or
+// did not answer in time (Postgres, Redis) is 503 SERVICE_UNAVAILABLE with
+// Retry-After, the rest 500 INTERNAL; logged without details reaching the
+// caller.
 func (s *Service) fail(c *call, err error) {
 	e, ok := config.AsError(err)
 	if !ok {
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			e = config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable))
-		default:
-			e = config.NewError(http.StatusInternalServerError, config.CodeInternal, config.MessageForStatus(http.StatusInternalServerError))
+		e = depfail.Classify(err, nil)
+		if e.Status == http.StatusServiceUnavailable {
+			s.logger.Warn("auth service dependency unavailable", zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
+		} else {
+			s.logger.Error("auth service request failed", zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
 		}
-		s.logger.Error("auth service request failed", zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
 	}
 	for k, vs := range e.Header {
 		for _, v := range vs {
 			c.w.Header().Add(k, v)
 		}
 	}
+	depfail.SetRetryAfter(c.w.Header(), e.Status)
 	c.meta.Timestamp = s.clock.Now()
 	envelope.WriteFailure(c.w, e.Status, &c.meta, envelope.Error{Code: e.Code, Message: e.Message, Field: e.Field, Context: e.Context})
 }

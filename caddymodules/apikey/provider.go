@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 
@@ -188,7 +189,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		if err != nil {
 			p.logger.Error("API key introspection failed", zap.Error(err))
 			p.metrics.Decisions.WithLabelValues("api_key", "error").Inc()
-			edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "API key verification is temporarily unavailable"})
+			edgeauth.Fail(r, depfail.Error("API key verification is temporarily unavailable"))
 			return caddyauth.User{}, false, nil
 		}
 		id = v.(Identity)

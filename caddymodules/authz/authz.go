@@ -21,6 +21,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/depfail"
 )
 
 func init() {
@@ -259,7 +260,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	tok, err := sign(r.Context(), a)
 	if err != nil {
 		h.logger.Error("signing the edge assertion failed", zap.Error(err), zap.String("request_id", requestID(r)))
-		return "", deny(http.StatusServiceUnavailable, config.CodeServiceUnavailable, "the edge cannot vouch for requests right now")
+		return "", caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the edge cannot vouch for requests right now"))
 	}
 	h.assertions.put(cred.ID, backend, &assertionEntry{
 		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope,

@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 )
 
 func init() {
@@ -289,7 +290,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	if err != nil {
 		p.logger.Error("token verification unavailable", zap.Error(err))
 		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
-		edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "token verification is temporarily unavailable"})
+		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
 		return caddyauth.User{}, false, nil
 	}
 	c, err := v.Verify(r.Context(), tok)
