@@ -79,14 +79,17 @@ func TestRedisDropsInProcess(t *testing.T) {
 // select-company marks its login token used there (single use).
 var needRedis = []string{"login", "select-company"}
 
-// TestUncheckableJWTAtTheEdge: erp_jwt with a jwks_url that does not
-// answer and no key set yet cannot check a token: 503 with Retry-After,
-// not 401 (the token may be perfectly good).
-func TestUncheckableJWTAtTheEdge(t *testing.T) {
+// TestUncheckableCredentialsAtTheEdge: a remote edge whose auth service
+// does not answer cannot check a credential: erp_jwt with a jwks_url that
+// does not answer and no key set yet, erp_api_key with an introspect_url
+// that does not answer. Both are 503 with Retry-After, not 401 (the
+// credential may be perfectly good).
+func TestUncheckableCredentialsAtTheEdge(t *testing.T) {
 	t.Parallel()
-	// a port nothing listens on: reserved, never bound
+	// ports nothing listens on: reserved, never bound
 	jwks := "http://127.0.0.1:" + strconv.Itoa(stacktest.FreePort(t)) + "/jwks.json"
-	in := stacktest.Start(t, stacktest.Options{Config: `{
+	introspect := "http://127.0.0.1:" + strconv.Itoa(stacktest.FreePort(t)) + "/api/v1/auth/introspect"
+	in := stacktest.Start(t, stacktest.Options{Env: map[string]string{"ERP_TEST_INTROSPECTION_SECRET": "statuses-test-introspection-secret-0123456789"}, Config: `{
 	admin {$ERP_ADMIN}
 }
 http://{$ERP_LISTEN} {
@@ -96,7 +99,8 @@ http://{$ERP_LISTEN} {
 			jwks_url ` + jwks + `
 			issuer https://issuer.test
 			audience erpgate-test
-			api_keys off
+			introspect_url ` + introspect + `
+			introspect_secret {env.ERP_TEST_INTROSPECTION_SECRET}
 		}
 		respond "unreachable" 200
 	}
@@ -108,6 +112,7 @@ http://{$ERP_LISTEN} {
 	// well-formed, signed by a key the edge cannot know yet
 	tok := "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.eyJzdWIiOiJ1IiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln"
 	expectUnavailable(t, check{"edge: JWT, JWKS unreachable", get(in.URL, "/api/x", demoauth.Bearer(tok))})
+	expectUnavailable(t, check{"edge: API key, introspection unreachable", get(in.URL, "/api/x", map[string]string{"X-API-Key": "erp_live_0123456789abcdef0123456789abcdef"})})
 }
 
 // TestPostgresDropsStandalone: `gateway authsvc` (plain net/http) on
