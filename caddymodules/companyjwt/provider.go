@@ -294,6 +294,15 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil
 	}
 	c, err := v.Verify(r.Context(), tok)
+	if errors.Is(err, ErrKeysUnavailable) || depfail.Unavailable(err) {
+		// not a refusal: the token could not be checked (internal/depfail)
+		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
+		if ce := p.logger.Check(zap.WarnLevel, "access token could not be checked"); ce != nil {
+			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
+		}
+		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
+		return caddyauth.User{}, false, nil
+	}
 	if err != nil {
 		code, msg := config.CodeUnauthenticated, "invalid access token"
 		switch {
