@@ -14,11 +14,11 @@ package depfail
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/erpgate/erpgate/config"
@@ -38,46 +38,79 @@ var RetryAfter = strconv.Itoa(RetryAfterSeconds)
 // reached or did not answer in time, rather than that it refused or that
 // our own code failed. A *config.Error is never one: it is already an
 // answer.
+//
+// It walks err's chain once with type switches (no errors.As per type):
+// the edge asks it for every refused token, so it must stay cheap.
 func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if _, ok := config.AsError(err); ok {
-		return false
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), // a dependency call ran out of its time
-		errors.Is(err, context.Canceled),  // the request's context ended while waiting on one
-		errors.Is(err, io.EOF),            // the peer closed the connection
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, net.ErrClosed),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, redis.ErrPoolTimeout),
-		errors.Is(err, redis.ErrPoolExhausted),
-		errors.Is(err, redis.ErrClosed):
-		return true
-	}
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	var connectErr *pgconn.ConnectError
-	if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &connectErr) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return unavailableSQLState(pgErr.Code)
-	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return true
-	}
-	for _, p := range redisUnavailable {
-		if redis.HasErrorPrefix(err, p) {
-			return true
+	v := classify(err)
+	return v == verdictUnavailable
+}
+
+type verdict uint8
+
+const (
+	verdictNone        verdict = iota // nothing in this chain says either
+	verdictUnavailable                // a dependency failure
+	verdictAnswer                     // a *config.Error: already an answer, wins over the rest
+)
+
+func classify(err error) verdict {
+	found := verdictNone
+	for err != nil {
+		switch e := err.(type) {
+		case *config.Error:
+			return verdictAnswer
+		case *net.OpError, *net.DNSError, *pgconn.ConnectError:
+			found = verdictUnavailable
+		case *pgconn.PgError:
+			if unavailableSQLState(e.Code) {
+				found = verdictUnavailable
+			}
+		case syscall.Errno:
+			if e == syscall.ECONNREFUSED || e == syscall.ECONNRESET || e == syscall.EPIPE {
+				found = verdictUnavailable
+			}
+		case redis.Error:
+			if redisUnavailableReply(e.Error()) {
+				found = verdictUnavailable
+			}
+		case interface{ SafeToRetry() bool }: // pgconn: the query never reached the server
+			if e.SafeToRetry() {
+				found = verdictUnavailable
+			}
+		}
+		switch err {
+		case context.DeadlineExceeded, // a dependency call ran out of its time
+			context.Canceled, // the request's context ended while waiting on one
+			io.EOF,           // the peer closed the connection
+			io.ErrUnexpectedEOF,
+			net.ErrClosed,
+			redis.ErrPoolTimeout,
+			redis.ErrPoolExhausted,
+			redis.ErrClosed:
+			found = verdictUnavailable
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				switch classify(e) {
+				case verdictAnswer:
+					return verdictAnswer
+				case verdictUnavailable:
+					found = verdictUnavailable
+				}
+			}
+			return found
+		default:
+			err = nil
 		}
 	}
-	return false
+	return found
 }
 
 // unavailableSQLState: connection exceptions (class 08), the server
@@ -93,8 +126,17 @@ func unavailableSQLState(code string) bool {
 	return false
 }
 
-// Redis error replies of a server that is up but cannot serve yet.
-var redisUnavailable = []string{"LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"}
+// redisUnavailableReply: error replies of a Redis that is up but cannot
+// serve yet (loading its data, a replica without its master, a cluster
+// resharding or failing over).
+func redisUnavailableReply(msg string) bool {
+	for _, p := range []string{"LOADING ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "READONLY "} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // Error is the answer to a request a dependency failure kept from being
 // decided: 503 SERVICE_UNAVAILABLE with `Retry-After`. msg is safe to show

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
+
+// redisReply is an error reply as go-redis returns it (redis.Error).
+type redisReply string
+
+func (r redisReply) Error() string { return string(r) }
+func (redisReply) RedisError()     {}
 
 func TestUnavailableTable(t *testing.T) {
 	t.Parallel()
@@ -45,6 +52,11 @@ func TestUnavailableTable(t *testing.T) {
 		{"pg unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"pg syntax", &pgconn.PgError{Code: "42601"}, false},
 		{"pgx no rows", pgx.ErrNoRows, false},
+		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{"joined", errors.Join(errors.New("x"), fmt.Errorf("y: %w", io.EOF)), true},
+		{"joined with an answer", errors.Join(io.EOF, config.NewError(http.StatusConflict, config.CodeConflict, "x")), false},
+		{"redis LOADING reply", fmt.Errorf("incr: %w", redisReply("LOADING Redis is loading the dataset in memory")), true},
+		{"redis WRONGTYPE reply", redisReply("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -170,5 +182,17 @@ func TestRedisDrops(t *testing.T) {
 	}
 	if err := c.Get(ctx, prefix+"absent").Err(); !errors.Is(err, redis.Nil) || depfail.Unavailable(err) {
 		t.Errorf("redis.Nil: %v", err)
+	}
+}
+
+// BenchmarkUnavailableRefusal: the cost the edge adds to each refused
+// token (a flood of bad tokens asks this for every one).
+func BenchmarkUnavailableRefusal(b *testing.B) {
+	err := fmt.Errorf("%w: signature", errors.New("access token signature invalid"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if depfail.Unavailable(err) {
+			b.Fatal("classified as unavailable")
+		}
 	}
 }
