@@ -45,7 +45,10 @@ func init() {
 // SHA-256 of the key: no secret is kept, and lookups do not compare secrets.
 // Every key costs the same look-up (one hash, one map read): the cache never
 // reads a key's prefix, and a key it does not hold goes to introspection,
-// where an unknown prefix costs what a wrong secret costs.
+// where an unknown prefix costs what a wrong secret costs. A key that must
+// be introspected while the auth service (or its store) does not answer is
+// not refused: 503 `SERVICE_UNAVAILABLE` with `Retry-After`
+// (internal/depfail), not 401.
 type Provider struct {
 	// IntrospectURL is the auth service's `POST /api/v1/auth/introspect`.
 	// Empty: the auth service running in this process.

@@ -56,6 +56,11 @@ func init() {
 // auth service running in this process. An unknown `kid` causes at most one
 // refetch at a time and at most one per `min_refetch`, and is then
 // remembered as unknown for `negative_ttl`.
+//
+// A token that cannot be checked is not refused: with no key set yet (the
+// JWKS unreachable, the in-process auth service not ready) or with an
+// unknown `kid` while the last fetch failed, the answer is 503
+// `SERVICE_UNAVAILABLE` with `Retry-After` (internal/depfail), not 401.
 type Provider struct {
 	// JWKSURL is the issuer's JWKS. Empty: the in-process auth service's keys.
 	JWKSURL string `json:"jwks_url,omitempty"`
