@@ -17,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -209,7 +210,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ce := s.refusals.Check(r.Context(), zap.WarnLevel, "auth service not ready", "not_ready"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
-		s.fail(c, config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable)))
+		s.fail(c, depfail.Error(""))
 		return
 	}
 	status, data, err := fn(s, c)
@@ -254,19 +255,21 @@ func writeStandardDoc(w http.ResponseWriter, doc standardDoc, m *envelope.Meta) 
 	_, _ = w.Write(body)
 }
 
-// fail writes err as an error envelope: a *config.Error as it is, anything
-// else as 503 (store unreachable or too slow) or 500, logged without details
-// reaching the caller.
+// fail writes err as an error envelope: a *config.Error as it is; anything
+// else through internal/depfail's one mapping: a dependency that dropped or
+// did not answer in time (Postgres, Redis) is 503 SERVICE_UNAVAILABLE with
+// Retry-After, the rest 500 INTERNAL; logged without details reaching the
+// caller.
 func (s *Service) fail(c *call, err error) {
 	e, ok := config.AsError(err)
 	if !ok {
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			e = config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable, config.MessageForStatus(http.StatusServiceUnavailable))
-		default:
-			e = config.NewError(http.StatusInternalServerError, config.CodeInternal, config.MessageForStatus(http.StatusInternalServerError))
+		e = depfail.Classify(err, nil)
+		lvl, msg := zap.ErrorLevel, "auth service request failed"
+		if e.Status == http.StatusServiceUnavailable {
+			lvl, msg = zap.WarnLevel, "auth service dependency unavailable"
 		}
-		if ce := s.refusals.Check(c.r.Context(), zap.ErrorLevel, "auth service request failed", e.Code); ce != nil {
+		// sampled: an outage under load must not become a log flood
+		if ce := s.refusals.Check(c.r.Context(), lvl, msg, e.Code); ce != nil {
 			ce.Write(zap.String("path", c.r.URL.Path), zap.String("request_id", c.meta.RequestID), zap.Error(err))
 		}
 	} else if e.Status < 500 {
@@ -281,6 +284,7 @@ func (s *Service) fail(c *call, err error) {
 			c.w.Header().Add(k, v)
 		}
 	}
+	depfail.SetRetryAfter(c.w.Header(), e.Status)
 	c.meta.Timestamp = s.clock.Now()
 	envelope.WriteFailure(c.w, e.Status, &c.meta, envelope.Error{Code: e.Code, Message: e.Message, Field: e.Field, Context: e.Context})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
@@ -45,7 +46,10 @@ func init() {
 // SHA-256 of the key: no secret is kept, and lookups do not compare secrets.
 // Every key costs the same look-up (one hash, one map read): the cache never
 // reads a key's prefix, and a key it does not hold goes to introspection,
-// where an unknown prefix costs what a wrong secret costs.
+// where an unknown prefix costs what a wrong secret costs. A key that must
+// be introspected while the auth service (or its store) does not answer is
+// not refused: 503 `SERVICE_UNAVAILABLE` with `Retry-After`
+// (internal/depfail), not 401.
 type Provider struct {
 	// IntrospectURL is the auth service's `POST /api/v1/auth/introspect`.
 	// Empty: the auth service running in this process.
@@ -194,7 +198,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 				ce.Write(zap.Error(err))
 			}
 			p.metrics.Decisions.WithLabelValues("api_key", "error").Inc()
-			edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "API key verification is temporarily unavailable"})
+			edgeauth.Fail(r, depfail.Error("API key verification is temporarily unavailable"))
 			return caddyauth.User{}, false, nil
 		}
 		id = v.(Identity)

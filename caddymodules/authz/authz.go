@@ -22,6 +22,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
@@ -275,7 +276,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 		if ce := h.refusals.Check(r.Context(), zap.ErrorLevel, "signing the edge assertion failed", "unavailable"); ce != nil {
 			ce.Write(zap.Error(err), zap.String("request_id", requestID(r)))
 		}
-		return "", deny(http.StatusServiceUnavailable, config.CodeServiceUnavailable, "the edge cannot vouch for requests right now")
+		return "", caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the edge cannot vouch for requests right now"))
 	}
 	h.assertions.put(cred.ID, backend, &assertionEntry{
 		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope,

@@ -53,6 +53,9 @@ type KeySet struct {
 	OnFetch func(error)
 
 	keys atomic.Pointer[map[string]Key]
+	// stale is set while the last fetch failed: an unknown kid may then
+	// be a key the issuer published and we could not fetch.
+	stale atomic.Bool
 
 	mu sync.Mutex
 	// lastDemand is the last refetch caused by an unknown kid; background
@@ -138,7 +141,7 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
 	ks.mu.Lock()
 	if until, ok := ks.negative[kid]; ok && now.Before(until) {
 		ks.mu.Unlock()
-		return Key{}, ErrUnknownKey
+		return Key{}, ks.unknown()
 	}
 	if f := ks.flight; f != nil {
 		ks.mu.Unlock()
@@ -150,19 +153,19 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
 		if k, ok := ks.get(kid); ok {
 			return k, nil
 		}
-		return Key{}, ErrUnknownKey
+		return Key{}, ks.unknown()
 	}
 	if !ks.lastDemand.IsZero() && now.Sub(ks.lastDemand) < ks.MinRefetch {
 		ks.markUnknown(kid, now)
 		ks.mu.Unlock()
-		return Key{}, ErrUnknownKey
+		return Key{}, ks.unknown()
 	}
 	f := make(chan struct{})
 	ks.flight = f
 	ks.lastDemand = now
 	ks.mu.Unlock()
 
-	err := ks.refresh()
+	_ = ks.refresh() // its failure is remembered in stale
 
 	ks.mu.Lock()
 	ks.flight = nil
@@ -175,10 +178,17 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
 	if ok {
 		return k, nil
 	}
-	if err != nil {
-		return Key{}, fmt.Errorf("%w (key set refresh failed)", ErrUnknownKey)
+	return Key{}, ks.unknown()
+}
+
+// unknown is the error for a kid the key set does not hold: ErrUnknownKey,
+// and also ErrKeysUnavailable while the last fetch failed (the token cannot
+// be checked, which is not the same as invalid).
+func (ks *KeySet) unknown() error {
+	if ks.stale.Load() {
+		return fmt.Errorf("%w: %w", ErrKeysUnavailable, ErrUnknownKey)
 	}
-	return Key{}, ErrUnknownKey
+	return ErrUnknownKey
 }
 
 // markUnknown remembers kid as unknown; mu must be held.
@@ -215,6 +225,7 @@ func (ks *KeySet) refresh() error {
 			ks.mu.Unlock()
 		}
 	}
+	ks.stale.Store(err != nil)
 	if ks.OnFetch != nil {
 		ks.OnFetch(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
@@ -56,6 +57,11 @@ func init() {
 // auth service running in this process. An unknown `kid` causes at most one
 // refetch at a time and at most one per `min_refetch`, and is then
 // remembered as unknown for `negative_ttl`.
+//
+// A token that cannot be checked is not refused: with no key set yet (the
+// JWKS unreachable, the in-process auth service not ready) or with an
+// unknown `kid` while the last fetch failed, the answer is 503
+// `SERVICE_UNAVAILABLE` with `Retry-After` (internal/depfail), not 401.
 type Provider struct {
 	// JWKSURL is the issuer's JWKS. Empty: the in-process auth service's keys.
 	JWKSURL string `json:"jwks_url,omitempty"`
@@ -305,10 +311,19 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 			ce.Write(zap.Error(err))
 		}
 		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
-		edgeauth.Fail(r, &config.Error{Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: "token verification is temporarily unavailable"})
+		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
 		return caddyauth.User{}, false, nil
 	}
 	c, err := v.Verify(r.Context(), tok)
+	if errors.Is(err, ErrKeysUnavailable) || depfail.Unavailable(err) {
+		// not a refusal: the token could not be checked (internal/depfail)
+		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
+		if ce := p.logger.Check(zap.WarnLevel, "access token could not be checked"); ce != nil {
+			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
+		}
+		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
+		return caddyauth.User{}, false, nil
+	}
 	if err != nil {
 		code, msg := config.CodeUnauthenticated, "invalid access token"
 		switch {

@@ -26,6 +26,9 @@ var (
 	ErrClaims     = errors.New("access token claims invalid")
 	ErrExpired    = errors.New("access token expired")
 	ErrRevoked    = errors.New("access token revoked")
+	// ErrKeysUnavailable: the token names a key the edge does not hold and
+	// the key set could not be fetched; the token can't be checked now.
+	ErrKeysUnavailable = errors.New("key set unavailable")
 )
 
 // Claims are the verified claims of a company-scoped access token.

@@ -436,3 +436,51 @@ func BenchmarkVerifyEd25519(b *testing.B) {
 		}
 	}
 }
+
+// TestUnknownKidWhileTheKeySetIsUnreachable: a token of a key the edge
+// does not hold cannot be checked while the key set cannot be fetched
+// (ErrKeysUnavailable, answered 503), is invalid once a fetch succeeded
+// without it (ErrUnknownKey alone, 401), and a known key keeps verifying.
+func TestUnknownKidWhileTheKeySetIsUnreachable(t *testing.T) {
+	t.Parallel()
+	pub1, priv1, _ := ed25519.GenerateKey(rand.Reader)
+	_, priv2, _ := ed25519.GenerateKey(rand.Reader)
+	set := jwk.NewSet()
+	_ = set.AddKey(publicJWK(t, pub1, "k1", "EdDSA"))
+	var down atomic.Bool
+	var tick atomic.Int64 // each call a second later: no rate limit in the way
+	clock := func() time.Time { return testNow.Add(time.Duration(tick.Add(1)) * time.Second) }
+	ks := &KeySet{
+		Fetch: func(ctx context.Context) (jwk.Set, error) {
+			if down.Load() {
+				return nil, errors.New("dial tcp 127.0.0.1:1: connection refused")
+			}
+			return set, nil
+		},
+		MinRefetch: time.Nanosecond, NegativeTTL: time.Nanosecond,
+		Now: clock, BaseContext: context.Background(),
+	}
+	if err := ks.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	v := &Verifier{Policy: Policy{Issuer: "https://erpgate.test", Audience: "erpgate", Leeway: time.Hour}, Keys: ks,
+		Revoked: revocation.NewSet(ks.Now), Now: func() time.Time { return testNow }}
+	sign := func(priv ed25519.PrivateKey, kid string) string {
+		tok := gjwt.NewWithClaims(gjwt.SigningMethodEdDSA, goodClaims())
+		tok.Header["kid"], tok.Header["typ"] = kid, "at+jwt"
+		s, _ := tok.SignedString(priv)
+		return s
+	}
+	down.Store(true)
+	_ = ks.Refresh()
+	if _, err := v.Verify(context.Background(), sign(priv2, "k2")); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("unknown kid, key set unreachable: %v, want ErrKeysUnavailable", err)
+	}
+	if _, err := v.Verify(context.Background(), sign(priv1, "k1")); err != nil {
+		t.Fatalf("known kid, key set unreachable: %v", err)
+	}
+	down.Store(false)
+	if _, err := v.Verify(context.Background(), sign(priv2, "k2")); !errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("unknown kid, key set fetched: %v, want ErrUnknownKey alone", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/clientheaders"
+	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -58,7 +59,11 @@ func init() {
 // In handle_errors it writes `{"success":false,…,"errors":[…]}` with the
 // status and code of the error (a config.Error's own code, else one derived
 // from the status: 404 NOT_FOUND, 413 PAYLOAD_TOO_LARGE, 502
-// UPSTREAM_UNAVAILABLE, 504 UPSTREAM_TIMEOUT, 500 INTERNAL, …).
+// UPSTREAM_UNAVAILABLE, 504 UPSTREAM_TIMEOUT, 500 INTERNAL, …). Every 503
+// it writes carries `Retry-After` (internal/depfail's, unless the error set
+// its own), and an error with no status of its own that internal/depfail
+// classifies as a dependency failure (a dropped connection, a timeout) is
+// 503 SERVICE_UNAVAILABLE, not 500.
 type Handler struct {
 	// MaxBuffer is the largest JSON answer, in bytes, that is buffered and
 	// validated before it is sent. Larger answers are streamed. Default: 4 MiB.
@@ -228,6 +233,9 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 			w.Header().Add(k, v)
 		}
 	}
+	// Every 503 of the chain (a token that could not be checked, a store
+	// that dropped) tells the client when to retry.
+	depfail.SetRetryAfter(w.Header(), status)
 	w.Header().Set(config.HeaderRequestIDKey, id)
 	m := meta(r, id)
 	env.WriteFailure(w, status, &m, e)
@@ -257,6 +265,9 @@ func describe(cause error) (int, env.Error, http.Header) {
 	}
 	if status < 400 || status > 599 {
 		status = http.StatusInternalServerError
+	}
+	if status == http.StatusInternalServerError && depfail.Unavailable(cause) {
+		status = http.StatusServiceUnavailable // a dependency dropped: internal/depfail's one mapping
 	}
 	return status, env.Error{Code: config.CodeForStatus(status), Message: config.MessageForStatus(status)}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/depfail"
 )
 
 type envelopeDoc struct {
@@ -238,6 +239,11 @@ func TestErrorRendering(t *testing.T) {
 		{"too large", caddyhttp.Error(502, fmt.Errorf("proxy: %w", &http.MaxBytesError{Limit: 10})), 413, "PAYLOAD_TOO_LARGE", ""},
 		{"coded", caddyhttp.Error(403, &config.Error{Status: 403, Code: "COMPANY_MISMATCH", Message: "other company", Header: http.Header{"Www-Authenticate": {`Bearer error="x"`}}}), 403, "COMPANY_MISMATCH", `Bearer error="x"`},
 		{"plain", errors.New("whatever"), 500, "INTERNAL", ""},
+		// internal/depfail: a dependency that dropped is 503 with
+		// Retry-After; a backend's 502 stays a 502.
+		{"dependency dropped", fmt.Errorf("store: %w", io.ErrUnexpectedEOF), 503, "SERVICE_UNAVAILABLE", ""},
+		{"dependency timed out", caddyhttp.Error(500, fmt.Errorf("query: %w", context.DeadlineExceeded)), 503, "SERVICE_UNAVAILABLE", ""},
+		{"503 without Retry-After", caddyhttp.Error(503, errors.New("not ready")), 503, "SERVICE_UNAVAILABLE", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,7 +264,34 @@ func TestErrorRendering(t *testing.T) {
 			if w.Header().Get("WWW-Authenticate") != tc.header {
 				t.Fatalf("WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
 			}
+			if ra := w.Header().Values("Retry-After"); (tc.status == 503) != (len(ra) == 1 && ra[0] == depfail.RetryAfter) {
+				t.Fatalf("status %d with Retry-After %q", w.Code, ra)
+			}
 		})
+	}
+}
+
+// TestProviderRefusalStatus: a provider's refusal that is not a 401 (a
+// credential that could not be checked) keeps its status and its
+// Retry-After, once.
+func TestProviderRefusalStatus(t *testing.T) {
+	t.Parallel()
+	r := newRequest("GET", "/")
+	caddyhttp.SetVar(r.Context(), config.VarAuthFailure, depfail.Error("token verification is temporarily unavailable"))
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, caddyhttp.Error(401, errors.New("not authenticated"))))
+	w, err := serve(t, newHandler(1<<20), r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, w.Body.Bytes())
+	if w.Code != 503 || len(d.Errors) != 1 || d.Errors[0].Code != "SERVICE_UNAVAILABLE" {
+		t.Fatalf("got %d %s", w.Code, w.Body.String())
+	}
+	if ra := w.Header().Values("Retry-After"); len(ra) != 1 || ra[0] != depfail.RetryAfter {
+		t.Fatalf("Retry-After %q", ra)
+	}
+	if w.Header().Get("WWW-Authenticate") != "" {
+		t.Fatal("a 503 asks for credentials")
 	}
 }
 

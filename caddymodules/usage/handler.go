@@ -17,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/quota"
 	"github.com/erpgate/erpgate/caddymodules/version"
 	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -101,10 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		u = &quota.Usage{Unlimited: true, Store: "none"}
 	case err != nil:
 		h.logger.Warn("erp_usage: cannot read the counters", zap.Error(err))
-		return caddyhttp.Error(http.StatusServiceUnavailable, &config.Error{
-			Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable,
-			Message: "usage is temporarily unavailable", Header: http.Header{"Retry-After": {"1"}},
-		})
+		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("usage is temporarily unavailable"))
 	}
 	rep := report{CompanyID: company, Usage: u, DeprecatedCalls: version.DeprecatedCalls(company)}
 	caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
