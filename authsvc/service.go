@@ -90,6 +90,7 @@ const (
 	DefaultKeyPublishDelay = 10 * time.Minute
 	DefaultKeyReload       = 30 * time.Second
 	LoginTokenTTL          = 5 * time.Minute
+	DefaultTimeout         = 5 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -115,7 +116,7 @@ func (c *Config) setDefaults() {
 	if c.TOTPAttemptLimit <= 0 {
 		c.TOTPAttemptLimit = 5
 	}
-	def(&c.Timeout, 5*time.Second)
+	def(&c.Timeout, DefaultTimeout)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "erpgate:"
 	}
