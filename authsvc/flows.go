@@ -82,7 +82,7 @@ func (s *Service) dummy() string {
 		}
 		h, err := s.hasher.Hash(s.ctx, randomSecret())
 		if err != nil {
-			h = "$argon2id$v=19$m=47104,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			h = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 		}
 		s.dummyHash = h
 	})
