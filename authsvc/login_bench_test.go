@@ -2,7 +2,7 @@ package authsvc_test
 
 import (
 	"fmt"
-	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,8 +21,11 @@ var owaspRows = []authsvc.Argon2Params{
 
 // BenchmarkLogin is POST /login through the handler (in-memory store), one
 // benchmark per OWASP row, with as many parallel clients as slots: what
-// one instance sustains. logins/s/core is the figure of the README's
-// "Login storms" table; B/op is mostly argon2's memory (m KiB per login).
+// one instance sustains. logins/s/core is logins per second of the
+// process's CPU time (user+system, garbage collection included), which a
+// busy shared machine disturbs less than wall time; it is the figure of the
+// README's "Login storms" table. B/op is mostly argon2's memory (m KiB per
+// login).
 func BenchmarkLogin(b *testing.B) {
 	for _, p := range owaspRows {
 		b.Run(fmt.Sprintf("m=%d,t=%d", p.Memory, p.Time), func(b *testing.B) {
@@ -37,7 +40,7 @@ func BenchmarkLogin(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := time.Now()
+			cpu0 := cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if code, _ := serve(e.h, "POST", "/api/v1/auth/login", "", login); code != 200 {
@@ -46,7 +49,18 @@ func BenchmarkLogin(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds()/float64(runtime.GOMAXPROCS(0)), "logins/s/core")
+			cpu := cpuTime(b) - cpu0
+			b.ReportMetric(float64(b.N)/cpu.Seconds(), "logins/s/core")
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/login")
 		})
 	}
+}
+
+// cpuTime is the process's CPU time so far (user + system).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

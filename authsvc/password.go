@@ -23,13 +23,17 @@ import (
 //	m=47104 t=1 p=1 (46 MiB)   m=19456 t=2 p=1 (19 MiB)   m=12288 t=3 p=1 (12 MiB)
 //	m=9216  t=4 p=1 (9 MiB)    m=7168  t=5 p=1 (7 MiB)
 //
-// CPU per hash is about the same for every row (the work is m×t block
-// operations: 46, 38, 36, 36, 35 Mi-blocks), so logins per second per core
-// barely change; memory per running hash falls 6.5-fold from the first row
-// to the last. Measured on this project's 2-core machine (README, "Login
-// storms"): m=19456 t=2 and m=47104 t=1 both verify at about 33 logins per
-// second per core, while a storm's peak RSS is ~100 MiB lower with 19 MiB.
-// The default is m=19456 t=2 p=1.
+// The work is about the same for every row (m×t KiB-blocks: 46, 38, 36,
+// 36, 35 Mi), but memory per running hash falls 6.5-fold from the first
+// row to the last, and on this project's 2-core machine the smaller rows
+// are also cheaper in CPU (fewer fresh pages to fault in and zero): by
+// BenchmarkLogin, m=47104 t=1 costs ~40 ms of CPU per login (25 logins per
+// second per core), m=19456 t=2 ~30 ms (33/s), m=12288 t=3 ~26 ms (38/s),
+// m=7168 t=5 ~22 ms (46/s); a 200-login storm's peak RSS is 333–341,
+// 185–201, 144–172 and 124–142 MiB (README, "Login storms"). The default
+// is m=19456 t=2 p=1, OWASP's most cited row: less than half the memory of
+// the first row, and no bet on the lowest-memory rows' resistance to
+// memory-cheap attacks.
 type Argon2Params struct {
 	Memory  uint32 // KiB
 	Time    uint32
