@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,4 +268,57 @@ func TestRehashOnLogin(t *testing.T) {
 	}
 	login(other)
 	login(in) // an instance with other parameters still verifies it (and upgrades it back)
+
+	// The standalone service reads the same settings from its YAML file.
+	alone := startStandalone(t, pg, "password_hashing:\n  memory_kib: 9216\n  iterations: 4\n")
+	login(alone)
+	if h := stored(); !strings.HasPrefix(h, "$argon2id$v=19$m=9216,t=4,p=1$") {
+		t.Fatalf("after a login on the standalone service (m=9216,t=4), the stored hash is %.40s…", h)
+	}
 }
+
+// startStandalone runs `gateway authsvc --config FILE` on Postgres pg with
+// the YAML settings yaml (and demo on).
+func startStandalone(t *testing.T, pg, yaml string) *stacktest.Instance {
+	t.Helper()
+	port := stacktest.FreePort(t)
+	dir := t.TempDir()
+	file := dir + "/authsvc.yaml"
+	if err := os.WriteFile(file, []byte("demo: true\n"+yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(stacktest.Binary(t), "authsvc", "--config", file)
+	cmd.Env = append(os.Environ(), "ERP_LISTEN=127.0.0.1:"+strconv.Itoa(port), "ERP_POSTGRES_URL="+pg, "ERP_REDIS_URL=",
+		"ERP_MASTER_KEY="+masterKey, "HOME="+dir)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	cmd.Stdout = writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("standalone logs:\n%s", logs.String())
+			mu.Unlock()
+		}
+	})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standalone auth service did not listen on %s", addr)
+		}
+	}
+	return &stacktest.Instance{URL: "http://" + addr}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
