@@ -315,7 +315,7 @@ func (s *Service) handleAdminCreateUser(c *call) (int, any, error) {
 	if err := validNewPassword("password", in.Password); err != nil {
 		return 0, nil, err
 	}
-	h, err := s.hasher.Hash(in.Password)
+	h, err := s.hash(c.ctx, in.Password)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -419,7 +419,7 @@ func (s *Service) handleAdminResetPassword(c *call) (int, any, error) {
 	} else if err != nil {
 		return 0, nil, err
 	}
-	h, err := s.hasher.Hash(in.Password)
+	h, err := s.hash(c.ctx, in.Password)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -646,7 +646,7 @@ func (s *Service) handleChangePassword(c *call) (int, any, error) {
 		}
 		return 0, nil, invalid("current_password", "the current password is wrong")
 	}
-	h, err := s.hasher.Hash(in.NewPassword)
+	h, err := s.hash(c.ctx, in.NewPassword)
 	if err != nil {
 		return 0, nil, err
 	}

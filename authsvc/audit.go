@@ -30,7 +30,12 @@ func (s *Service) systemEvent(typ, subject string, details map[string]string) st
 
 // record appends an event that goes with no state change. A trail that
 // can't be written fails the request: an auth event must not go unrecorded.
+// The write has its own Timeout and outlives the caller's cancellation: the
+// request's deadline may be nearly spent (a login that waited for a
+// hashing slot), and what it did is recorded all the same.
 func (s *Service) record(ctx context.Context, ev store.Event) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+	defer cancel()
 	return s.store.AppendAudit(ctx, ev)
 }
 

@@ -134,7 +134,7 @@ func BenchmarkIntrospect(b *testing.B) {
 // BenchmarkArgon2id is one password hash with the production parameters.
 func BenchmarkArgon2id(b *testing.B) {
 	h := newArgon()
-	enc, err := h.Hash("correct horse battery staple")
+	enc, err := h.Hash(b.Context(), "correct horse battery staple")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -80,9 +80,9 @@ func (s *Service) dummy() string {
 			s.dummyHash = d.Dummy()
 			return
 		}
-		h, err := s.hasher.Hash(randomSecret())
+		h, err := s.hasher.Hash(s.ctx, randomSecret())
 		if err != nil {
-			h = "$argon2id$v=19$m=47104,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			h = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 		}
 		s.dummyHash = h
 	})
@@ -215,6 +215,16 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		hash = user.PasswordHash
 	}
 	match, err := s.hasher.Verify(ctx, password, hash)
+	if errors.Is(err, ErrHashBusy) {
+		// Not an attempt: no password was checked. Its reservations go back,
+		// and the caller is told when to come back; nothing is audited (a
+		// storm must not become a storm of audit writes).
+		if rerr := s.refundAttempt(ctx, acctKey, ipKey); rerr != nil {
+			return passwordCheck{}, rerr
+		}
+		s.logger.Warn("login refused: password hashing busy", zap.String("ip", ip))
+		return passwordCheck{}, errHashingBusy(err)
+	}
 	if err != nil && ctx.Err() != nil {
 		return passwordCheck{}, ctx.Err()
 	}
@@ -235,13 +245,68 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		return passwordCheck{user: store.User{ID: user.ID}, reason: reason}, nil
 	}
 	// A success does not count against either limit.
-	if err := s.counters.Refund(ctx, acctKey); err != nil {
+	if err := s.refundAttempt(ctx, acctKey, ipKey); err != nil {
 		return passwordCheck{}, err
 	}
-	if err := s.counters.Refund(ctx, ipKey); err != nil {
-		return passwordCheck{}, err
-	}
+	s.rehash(ctx, &user, password)
 	return passwordCheck{user: user, ok: true}, nil
+}
+
+// refundAttempt gives back the reservations of an attempt on both limits.
+func (s *Service) refundAttempt(ctx context.Context, acctKey, ipKey string) error {
+	if err := s.counters.Refund(ctx, acctKey); err != nil {
+		return err
+	}
+	return s.counters.Refund(ctx, ipKey)
+}
+
+// rehash replaces the user's stored hash, just verified against password,
+// when it was made with other parameters than new hashes get. It is best
+// effort: when hashing is busy or the store fails, the login goes on and
+// the next one tries again. The store replaces the hash only if it is
+// still the one verified, so a password changed meanwhile stays changed.
+func (s *Service) rehash(ctx context.Context, user *store.User, password string) {
+	r, ok := s.hasher.(interface{ NeedsRehash(string) bool })
+	if !ok || !r.NeedsRehash(user.PasswordHash) {
+		return
+	}
+	h, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		s.logger.Info("password rehash deferred: hashing busy", zap.String("user_id", user.ID))
+		return
+	}
+	replaced, err := s.store.ReplacePasswordHash(ctx, user.ID, user.PasswordHash, h)
+	if err != nil {
+		s.logger.Warn("password rehash failed", zap.String("user_id", user.ID), zap.Error(err))
+		return
+	}
+	if replaced {
+		user.PasswordHash = h
+		s.logger.Info("password rehashed with the configured parameters", zap.String("user_id", user.ID))
+	}
+}
+
+// hash hashes a new password; a busy hasher answers 429 RATE_LIMITED.
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	h, err := s.hasher.Hash(ctx, password)
+	if errors.Is(err, ErrHashBusy) {
+		return "", errHashingBusy(err)
+	}
+	return h, err
+}
+
+// errHashingBusy is the answer when no hashing slot was free in time: 429
+// RATE_LIMITED with Retry-After, the same code as a throttled login (the
+// client's remedy is the same: wait and retry).
+func errHashingBusy(err error) error {
+	retry := DefaultHashQueueWait
+	var busy *HashBusyError
+	if errors.As(err, &busy) {
+		retry = busy.RetryAfter
+	}
+	e, _ := config.AsError(errRateLimited(retry))
+	e.Message = "the service is busy; try again later"
+	return e
 }
 
 // companyAccess is the user's access to a company for issuing tokens: their

@@ -42,7 +42,15 @@ type countingHasher struct {
 	hashes   []string
 }
 
-func (h *countingHasher) Hash(p string) (string, error) { return h.inner.Hash(p) }
+func (h *countingHasher) Hash(ctx context.Context, p string) (string, error) {
+	return h.inner.Hash(ctx, p)
+}
+
+// NeedsRehash forwards to the inner hasher, so logins rehash as in production.
+func (h *countingHasher) NeedsRehash(enc string) bool {
+	r, ok := h.inner.(interface{ NeedsRehash(string) bool })
+	return ok && r.NeedsRehash(enc)
+}
 func (h *countingHasher) Verify(ctx context.Context, p, enc string) (bool, error) {
 	h.verifies.Add(1)
 	h.mu.Lock()
@@ -68,6 +76,7 @@ type envOpts struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	clock    *fakeClock
+	hasher   authsvc.PasswordHasher // default: cheap argon2 parameters
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -79,6 +88,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	// Cheap argon2 parameters: the tests are about the flow, not the cost.
 	e.hasher = &countingHasher{inner: authsvc.NewArgon2idParams(1, 64, 1, 4)}
+	if o.hasher != nil {
+		e.hasher.inner = o.hasher
+	}
 	cfg := o.cfg
 	cfg.Demo = true
 	if cfg.IntrospectionSecret == "" {

@@ -16,7 +16,7 @@ func TestArgon2idDummy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dummy %q: %v", d, err)
 	}
-	if h.m != a.Memory || h.t != a.Time || h.p != a.Threads || len(h.key) != int(Argon2KeyLen) {
+	if h.m != a.Params.Memory || h.t != a.Params.Time || h.p != a.Params.Threads || len(h.key) != int(Argon2KeyLen) {
 		t.Fatalf("dummy parameters m=%d t=%d p=%d keylen=%d, want the hasher's", h.m, h.t, h.p, len(h.key))
 	}
 	if d == a.Dummy() {

@@ -51,7 +51,7 @@ func (s *Service) seedDemo(ctx context.Context) error {
 		}
 		u, err := s.store.GetUserByEmail(ctx, name.Email)
 		if errors.Is(err, store.ErrNotFound) {
-			h, herr := s.hasher.Hash(DemoPassword)
+			h, herr := s.hash(ctx, DemoPassword)
 			if herr != nil {
 				return herr
 			}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,7 +65,19 @@ type Config struct {
 	// TOTPWindow. Default: 15m.
 	TOTPWindow time.Duration
 	// Timeout bounds the store and Redis work of one request. Default: 5s.
+	// An audit record gets its own Timeout, from when it is written: a
+	// request whose earlier steps were slow still records what it did.
 	Timeout time.Duration
+	// PasswordHash are the argon2id parameters of new password hashes
+	// (see Argon2Params for the choice). A stored hash made with other
+	// parameters is replaced at its user's next successful login.
+	// Default: DefaultArgon2Params (m=19456 t=2 p=1).
+	PasswordHash Argon2Params
+	// HashLimits bound concurrent password hashing and the queue in front
+	// of it; a login that finds no slot in time answers 429 RATE_LIMITED
+	// with Retry-After. QueueWait must be shorter than Timeout. Defaults:
+	// see HashLimits (GOMAXPROCS slots, 16 waiting per slot, 2s wait).
+	HashLimits HashLimits
 }
 
 // Defaults of Config.
@@ -80,6 +91,7 @@ const (
 	DefaultKeyPublishDelay = 10 * time.Minute
 	DefaultKeyReload       = 30 * time.Second
 	LoginTokenTTL          = 5 * time.Minute
+	DefaultTimeout         = 5 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -105,7 +117,7 @@ func (c *Config) setDefaults() {
 	if c.TOTPAttemptLimit <= 0 {
 		c.TOTPAttemptLimit = 5
 	}
-	def(&c.Timeout, 5*time.Second)
+	def(&c.Timeout, DefaultTimeout)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "erpgate:"
 	}
@@ -136,7 +148,7 @@ type Deps struct {
 	Logger *zap.Logger
 	// Clock: default the system clock.
 	Clock Clock
-	// Hasher: default argon2id with the documented parameters.
+	// Hasher: default argon2id with Config.PasswordHash under Config.HashLimits.
 	Hasher PasswordHasher
 	// SecondFactor: default TOTP (totpFactor).
 	SecondFactor SecondFactor
@@ -208,7 +220,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	if s.hasher == nil {
-		s.hasher = NewArgon2id(max(2, runtime.GOMAXPROCS(0)))
+		h, err := NewArgon2id(cfg.PasswordHash, cfg.HashLimits)
+		if err != nil {
+			return nil, fmt.Errorf("authsvc: password hash: %w", err)
+		}
+		if h.Limits().QueueWait >= cfg.Timeout {
+			return nil, errors.New("authsvc: the password hashing queue wait must be shorter than the request timeout")
+		}
+		if h.Params.BelowOWASP() {
+			s.logger.Warn("password hash parameters are below OWASP's recommendations: use them for tests only", zap.Stringer("argon2id", h.Params))
+		}
+		s.hasher = h
+		s.cfg.PasswordHash, s.cfg.HashLimits = h.Params, h.Limits()
 	}
 	if deps.Redis != nil {
 		s.counters = &redisCounters{rdb: deps.Redis, prefix: cfg.KeyPrefix}
@@ -476,7 +499,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, password string) e
 	if err := validNewPassword("password", password); err != nil {
 		return err
 	}
-	h, err := s.hasher.Hash(password)
+	h, err := s.hash(ctx, password)
 	if err != nil {
 		return err
 	}

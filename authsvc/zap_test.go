@@ -10,4 +10,11 @@ func zapNop() *zap.Logger { return zap.NewNop() }
 
 func zapString(k, v string) zap.Field { return zap.String(k, v) }
 
-func newArgon() *authsvc.Argon2id { return authsvc.NewArgon2id(1) }
+// newArgon is the production hasher (default parameters) with one slot.
+func newArgon() *authsvc.Argon2id {
+	h, err := authsvc.NewArgon2id(authsvc.Argon2Params{}, authsvc.HashLimits{Concurrency: 1})
+	if err != nil {
+		panic(err)
+	}
+	return h
+}

@@ -24,18 +24,40 @@ import (
 //	access_ttl: 15m                # ERP_ACCESS_TTL
 //	refresh_ttl: 168h              # ERP_REFRESH_TTL
 //	demo: false                    # ERP_DEMO
+//	password_hashing:              # argon2id of new hashes and hashing bounds
+//	  memory_kib: 19456            # ERP_PASSWORD_MEMORY_KIB (OWASP row; default 19456)
+//	  iterations: 2                # ERP_PASSWORD_ITERATIONS (default 2)
+//	  parallelism: 1               # ERP_PASSWORD_PARALLELISM (default 1)
+//	  concurrency: 0               # ERP_PASSWORD_CONCURRENCY (0: the number of cores)
+//	  queue: 0                     # ERP_PASSWORD_QUEUE (0: 16 per slot)
+//	  queue_wait: 2s               # ERP_PASSWORD_QUEUE_WAIT (default 2s; under 5s)
+//
+// password_hashing is what erp_authsvc's block of the same name sets
+// (caddymodules/authsvc.PasswordHashing documents each field).
 type AuthService struct {
-	Listen              string        `mapstructure:"listen"`
-	Postgres            string        `mapstructure:"postgres"`
-	Redis               string        `mapstructure:"redis"`
-	KeyPrefix           string        `mapstructure:"key_prefix"`
-	MasterKey           string        `mapstructure:"master_key"`
-	Issuer              string        `mapstructure:"issuer"`
-	Audience            string        `mapstructure:"audience"`
-	IntrospectionSecret string        `mapstructure:"introspection_secret"`
-	AccessTTL           time.Duration `mapstructure:"access_ttl"`
-	RefreshTTL          time.Duration `mapstructure:"refresh_ttl"`
-	Demo                bool          `mapstructure:"demo"`
+	Listen              string          `mapstructure:"listen"`
+	Postgres            string          `mapstructure:"postgres"`
+	Redis               string          `mapstructure:"redis"`
+	KeyPrefix           string          `mapstructure:"key_prefix"`
+	MasterKey           string          `mapstructure:"master_key"`
+	Issuer              string          `mapstructure:"issuer"`
+	Audience            string          `mapstructure:"audience"`
+	IntrospectionSecret string          `mapstructure:"introspection_secret"`
+	AccessTTL           time.Duration   `mapstructure:"access_ttl"`
+	RefreshTTL          time.Duration   `mapstructure:"refresh_ttl"`
+	Demo                bool            `mapstructure:"demo"`
+	PasswordHashing     PasswordHashing `mapstructure:"password_hashing"`
+}
+
+// PasswordHashing are the standalone service's argon2id parameters and
+// hashing bounds; zero: the auth service's defaults.
+type PasswordHashing struct {
+	MemoryKiB   uint32        `mapstructure:"memory_kib"`
+	Iterations  uint32        `mapstructure:"iterations"`
+	Parallelism uint8         `mapstructure:"parallelism"`
+	Concurrency int           `mapstructure:"concurrency"`
+	Queue       int           `mapstructure:"queue"`
+	QueueWait   time.Duration `mapstructure:"queue_wait"`
 }
 
 // authServiceEnv maps each setting to its environment variable.
@@ -51,6 +73,13 @@ var authServiceEnv = map[string]string{
 	"access_ttl":           "ERP_ACCESS_TTL",
 	"refresh_ttl":          "ERP_REFRESH_TTL",
 	"demo":                 "ERP_DEMO",
+
+	"password_hashing.memory_kib":  "ERP_PASSWORD_MEMORY_KIB",
+	"password_hashing.iterations":  "ERP_PASSWORD_ITERATIONS",
+	"password_hashing.parallelism": "ERP_PASSWORD_PARALLELISM",
+	"password_hashing.concurrency": "ERP_PASSWORD_CONCURRENCY",
+	"password_hashing.queue":       "ERP_PASSWORD_QUEUE",
+	"password_hashing.queue_wait":  "ERP_PASSWORD_QUEUE_WAIT",
 }
 
 // LoadAuthService reads file (YAML; empty: none) and the environment.
@@ -95,7 +124,8 @@ func LoadAuthService(file string) (AuthService, error) {
 func redactDecodeError(err error) string {
 	var names []string
 	for key := range authServiceEnv {
-		if strings.Contains(err.Error(), "'"+key+"'") {
+		_, leaf, _ := strings.Cut(key, ".")
+		if strings.Contains(err.Error(), "'"+key+"'") || (leaf != "" && strings.Contains(err.Error(), "'"+leaf+"'")) {
 			names = append(names, key)
 		}
 	}

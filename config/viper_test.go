@@ -65,6 +65,29 @@ func TestLoadAuthService(t *testing.T) {
 			}
 		})
 	}
+	t.Run("password hashing", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		body := "password_hashing:\n  memory_kib: 12288\n  iterations: 3\n  queue: 8\n  queue_wait: 1500ms\n"
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("ERP_PASSWORD_CONCURRENCY", "3")
+		t.Setenv("ERP_PASSWORD_QUEUE", "16")
+		c, err := LoadAuthService(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := PasswordHashing{MemoryKiB: 12288, Iterations: 3, Concurrency: 3, Queue: 16, QueueWait: 1500 * time.Millisecond}
+		if c.PasswordHashing != want {
+			t.Fatalf("got %+v\nwant %+v", c.PasswordHashing, want)
+		}
+		if err := os.WriteFile(f, []byte("password_hashing:\n  memory: 1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadAuthService(f); err == nil || !strings.Contains(err.Error(), "unknown setting") {
+			t.Fatalf("unknown nested setting: %v", err)
+		}
+	})
 	t.Run("missing file", func(t *testing.T) {
 		if _, err := LoadAuthService(filepath.Join(dir, "nope.yaml")); err == nil {
 			t.Fatal("accepted")

@@ -88,6 +88,47 @@ func runAccountContract(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("password rehash", func(t *testing.T) {
+		s := open(t)
+		f := setup(t, s)
+		sa, _ := newSession(t, s, f.alice, f.a.ID)
+		before, err := s.GetUser(ctx, f.alice.ID)
+		must(t, err)
+		_, records, err := s.ListAudit(ctx, store.AuditFilter{}, store.Page{Limit: 1})
+		must(t, err)
+		ok, err := s.ReplacePasswordHash(ctx, f.alice.ID, "not-the-stored-hash", "h-rehashed")
+		must(t, err)
+		if ok {
+			t.Fatal("replaced a hash that was not the stored one")
+		}
+		ok, err = s.ReplacePasswordHash(ctx, f.alice.ID, before.PasswordHash, "h-rehashed")
+		must(t, err)
+		after, err := s.GetUser(ctx, f.alice.ID)
+		must(t, err)
+		if !ok || after.PasswordHash != "h-rehashed" || !after.PasswordChangedAt.Equal(before.PasswordChangedAt) {
+			t.Fatalf("rehash = %v: %+v", ok, after)
+		}
+		if got, _ := s.GetSession(ctx, f.alice.ID, sa.ID); !got.Active(t0.Add(time.Minute)) {
+			t.Fatal("a rehash revoked a session")
+		}
+		if _, n, _ := s.ListAudit(ctx, store.AuditFilter{}, store.Page{Limit: 1}); n != records {
+			t.Fatalf("a rehash was audited: %d records, was %d", n, records)
+		}
+		// the same old hash again: someone else's replacement won
+		if ok, err := s.ReplacePasswordHash(ctx, f.alice.ID, before.PasswordHash, "h-other"); err != nil || ok {
+			t.Fatalf("second replacement of the same old hash = %v, %v", ok, err)
+		}
+		t.Run("other company", func(t *testing.T) {
+			if b, _ := s.GetUser(ctx, f.bob.ID); b.PasswordHash == "h-rehashed" {
+				t.Fatal("bob's hash changed")
+			}
+		})
+		_, err = s.ReplacePasswordHash(ctx, uuid.NewString(), "x", "y")
+		wantErr(t, err, store.ErrNotFound)
+		_, err = s.ReplacePasswordHash(ctx, "not-a-uuid", "x", "y")
+		wantErr(t, err, store.ErrNotFound)
+	})
+
 	t.Run("password change keeps one session", func(t *testing.T) {
 		s := open(t)
 		f := setup(t, s)

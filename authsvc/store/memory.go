@@ -218,6 +218,21 @@ func (m *Memory) SetPasswordHash(_ context.Context, userID, hash, keepSession st
 	return ids, nil
 }
 
+func (m *Memory) ReplacePasswordHash(_ context.Context, userID, old, next string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[userID]
+	if !ok {
+		return false, fmt.Errorf("replace password hash: %w", ErrNotFound)
+	}
+	if u.PasswordHash != old {
+		return false, nil
+	}
+	u.PasswordHash = next
+	m.users[userID] = u
+	return true, nil
+}
+
 func (m *Memory) UpdateUser(_ context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -261,6 +261,29 @@ func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash, keepSessio
 	return ids, wrap("set password", err)
 }
 
+func (p *Postgres) ReplacePasswordHash(ctx context.Context, userID, old, next string) (bool, error) {
+	if !validUUID(userID) {
+		return false, fmt.Errorf("replace password hash: %w", ErrNotFound)
+	}
+	// A compare-and-set: under a concurrent change the UPDATE waits for the
+	// row and re-checks the old hash (READ COMMITTED).
+	tag, err := p.pool.Exec(ctx, `UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2`, userID, old, next)
+	if err != nil {
+		return false, wrap("replace password hash", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	var exists bool
+	if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).Scan(&exists); err != nil {
+		return false, wrap("replace password hash", err)
+	}
+	if !exists {
+		return false, fmt.Errorf("replace password hash: %w", ErrNotFound)
+	}
+	return false, nil
+}
+
 func (p *Postgres) UpdateUser(ctx context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error) {
 	if !validUUID(userID) {
 		return User{}, nil, fmt.Errorf("update user: %w", ErrNotFound)

@@ -263,6 +263,12 @@ type Store interface {
 	// SetPasswordHash replaces the hash and revokes every session of the
 	// user except keepSession (empty: all), returning the revoked ids.
 	SetPasswordHash(ctx context.Context, userID, hash, keepSession string, now time.Time, ev Event) ([]string, error)
+	// ReplacePasswordHash replaces the user's password hash with next when
+	// it is still old (the same password, hashed with other parameters: no
+	// session is revoked, PasswordChangedAt stays, nothing is audited) and
+	// reports whether it did; false when the hash changed meanwhile (a
+	// password change wins). ErrNotFound: no such user.
+	ReplacePasswordHash(ctx context.Context, userID, old, next string) (bool, error)
 	// UpdateUser changes a user; disabling revokes every session.
 	UpdateUser(ctx context.Context, userID string, upd UserUpdate, now time.Time, ev Event) (User, []string, error)
 

@@ -45,6 +45,14 @@ func init() {
 //		key_publish_delay    <duration>
 //		key_reload           <duration>
 //		introspection_secret {env.ERP_INTROSPECTION_SECRET}
+//		password_hashing {
+//			memory_kib  19456
+//			iterations  2
+//			parallelism 1
+//			concurrency <n>
+//			queue       <n>
+//			queue_wait  2s
+//		}
 //	}
 type Handler struct {
 	// Issuer is the `iss` of every token. Default: `erpgate`.
@@ -74,9 +82,82 @@ type Handler struct {
 	// `{env.ERP_INTROSPECTION_SECRET}`). Empty: HTTP introspection answers
 	// nobody (the in-process edge does not need it). Default: empty.
 	IntrospectionSecret string `json:"introspection_secret,omitempty"`
+	// PasswordHashing sets the argon2id parameters of new password hashes
+	// and bounds concurrent hashing. Default: see PasswordHashing's fields.
+	PasswordHashing *PasswordHashing `json:"password_hashing,omitempty"`
 
 	shared *shared
 	logger *zap.Logger
+}
+
+// PasswordHashing are the argon2id parameters of new password hashes and
+// the bounds of password hashing (logins, password changes, user creation).
+//
+// Choose the parameters from a row of OWASP's Password Storage Cheat Sheet
+// (m=47104 t=1, m=19456 t=2, m=12288 t=3, m=9216 t=4, m=7168 t=5, all p=1):
+// the rows are of equivalent strength; a smaller m holds less memory per
+// running hash (README, "Login storms", has the measured trade-off). A
+// stored hash made with other parameters is replaced, with the same
+// password, at its user's next successful login.
+//
+// At most Concurrency hashes run at once; Queue more logins wait for a slot,
+// each at most QueueWait. A login that finds the queue full or waits out
+// QueueWait is answered 429 RATE_LIMITED with Retry-After.
+//
+//	erp_authsvc {
+//		password_hashing {
+//			memory_kib 12288
+//			iterations 3
+//		}
+//	}
+type PasswordHashing struct {
+	// MemoryKiB is argon2id's m, in KiB (8 per lane to 262144). Default: 19456.
+	MemoryKiB int `json:"memory_kib,omitempty"`
+	// Iterations is argon2id's t (1 to 10). Default: 2.
+	Iterations int `json:"iterations,omitempty"`
+	// Parallelism is argon2id's p, its lanes (1 to 16). Default: 1.
+	Parallelism int `json:"parallelism,omitempty"`
+	// Concurrency is how many hashes run at once. Default (or 0): the
+	// number of cores the process may use (GOMAXPROCS).
+	Concurrency int `json:"concurrency,omitempty"`
+	// Queue is how many logins may wait for a hashing slot. Default (or
+	// 0): 16 per slot.
+	Queue int `json:"queue,omitempty"`
+	// QueueWait is how long a login waits for a slot; shorter than the
+	// auth service's request timeout (5s). Default: 2s.
+	QueueWait caddy.Duration `json:"queue_wait,omitempty"`
+}
+
+// params are the core settings (zero fields: the core's defaults).
+func (p *PasswordHashing) params() (core.Argon2Params, core.HashLimits, error) {
+	if p == nil {
+		return core.Argon2Params{}, core.HashLimits{}, nil
+	}
+	if p.MemoryKiB < 0 || p.MemoryKiB > 1<<30 || p.Iterations < 0 || p.Iterations > 1<<20 || p.Parallelism < 0 || p.Parallelism > 255 ||
+		p.Concurrency < 0 || p.Queue < 0 || p.QueueWait < 0 {
+		return core.Argon2Params{}, core.HashLimits{}, errors.New("erp_authsvc: password_hashing: values must be positive and in range")
+	}
+	if time.Duration(p.QueueWait) >= core.DefaultTimeout {
+		return core.Argon2Params{}, core.HashLimits{}, fmt.Errorf("erp_authsvc: password_hashing: queue_wait must be shorter than the request timeout (%s)", core.DefaultTimeout)
+	}
+	ap := core.Argon2Params{Memory: uint32(p.MemoryKiB), Time: uint32(p.Iterations), Threads: uint8(p.Parallelism)}
+	if ap != (core.Argon2Params{}) {
+		// Unset fields of a partly given set take the default's.
+		def := core.DefaultArgon2Params
+		if ap.Memory == 0 {
+			ap.Memory = def.Memory
+		}
+		if ap.Time == 0 {
+			ap.Time = def.Time
+		}
+		if ap.Threads == 0 {
+			ap.Threads = def.Threads
+		}
+		if err := ap.Validate(); err != nil {
+			return core.Argon2Params{}, core.HashLimits{}, fmt.Errorf("erp_authsvc: password_hashing: %w", err)
+		}
+	}
+	return ap, core.HashLimits{Concurrency: p.Concurrency, Queue: p.Queue, QueueWait: time.Duration(p.QueueWait)}, nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -92,6 +173,8 @@ type settings struct {
 	Issuer, Audience, MasterKey, IntrospectionSecret string
 	AccessTTL, RefreshTTL, RefreshIdleTTL            time.Duration
 	KeyRotation, KeyPublishDelay, KeyReload          time.Duration
+	Argon2                                           core.Argon2Params
+	HashLimits                                       core.HashLimits
 }
 
 func (s settings) empty() bool { return reflect.ValueOf(s).IsZero() }
@@ -126,6 +209,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		AccessTTL: time.Duration(h.AccessTTL), RefreshTTL: time.Duration(h.RefreshTTL), RefreshIdleTTL: time.Duration(h.RefreshIdleTTL),
 		KeyRotation: time.Duration(h.KeyRotation), KeyPublishDelay: time.Duration(h.KeyPublishDelay),
 		KeyReload: time.Duration(h.KeyReload),
+	}
+	if st.Argon2, st.HashLimits, err = h.PasswordHashing.params(); err != nil {
+		return err
 	}
 	if st.MasterKey != "" {
 		if _, err := core.ParseMasterKey(st.MasterKey); err != nil {
@@ -182,6 +268,7 @@ func (sh *shared) service() (*core.Service, error) {
 		AccessTTL: st.AccessTTL, RefreshTTL: st.RefreshTTL, RefreshIdleTTL: st.RefreshIdleTTL,
 		KeyRotation: st.KeyRotation, KeyPublishDelay: st.KeyPublishDelay, KeyReload: st.KeyReload,
 		KeyPrefix: sh.app.KeyPrefix, Demo: sh.app.Demo,
+		PasswordHash: st.Argon2, HashLimits: st.HashLimits,
 	}
 	if st.MasterKey != "" {
 		mk, err := core.ParseMasterKey(st.MasterKey)

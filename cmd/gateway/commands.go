@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -220,7 +221,14 @@ func runAuthService(cmd *cobra.Command, _ []string) error {
 	defer stop()
 
 	cfg := authsvc.Config{Issuer: c.Issuer, Audience: c.Audience, IntrospectionSecret: c.IntrospectionSecret,
-		AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL, KeyPrefix: c.KeyPrefix, Demo: c.Demo}
+		AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL, KeyPrefix: c.KeyPrefix, Demo: c.Demo,
+		PasswordHash: authsvc.Argon2Params{Memory: c.PasswordHashing.MemoryKiB, Time: c.PasswordHashing.Iterations, Threads: c.PasswordHashing.Parallelism},
+		HashLimits:   authsvc.HashLimits{Concurrency: c.PasswordHashing.Concurrency, Queue: c.PasswordHashing.Queue, QueueWait: c.PasswordHashing.QueueWait}}
+	if p := &cfg.PasswordHash; *p != (authsvc.Argon2Params{}) {
+		// Unset fields of a partly given set take the default's.
+		def := authsvc.DefaultArgon2Params
+		p.Memory, p.Time, p.Threads = cmp.Or(p.Memory, def.Memory), cmp.Or(p.Time, def.Time), cmp.Or(p.Threads, def.Threads)
+	}
 	if c.MasterKey != "" {
 		if cfg.MasterKey, err = authsvc.ParseMasterKey(c.MasterKey); err != nil {
 			return fmt.Errorf("master key: %w", err)

@@ -255,7 +255,7 @@ func TestNamesStoredBeforeUpgrade(t *testing.T) {
 	if _, err := store.MigrateTo(ctx, pool, 4); err != nil {
 		t.Fatal(err)
 	}
-	h, err := authsvc.NewArgon2idParams(1, 1024, 1, 1).Hash(otherPassword)
+	h, err := authsvc.NewArgon2idParams(1, 1024, 1, 1).Hash(ctx, otherPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
