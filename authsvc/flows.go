@@ -222,7 +222,9 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 		if rerr := s.refundAttempt(ctx, acctKey, ipKey); rerr != nil {
 			return passwordCheck{}, rerr
 		}
-		s.logger.Warn("login refused: password hashing busy", zap.String("ip", ip))
+		if ce := s.refusals.CheckLine(zap.WarnLevel, "login refused: password hashing busy", "hashing_busy"); ce != nil {
+			ce.Write(zap.String("ip", ip))
+		}
 		return passwordCheck{}, errHashingBusy(err)
 	}
 	if err != nil && ctx.Err() != nil {
