@@ -156,12 +156,12 @@ type Service struct {
 	local    localRevocations
 	// relayKick wakes the relay (a revocation was recorded).
 	relayKick chan struct{}
-	keys     *keyManager // access and login tokens
-	edgeKeys *keyManager // the edge's assertions
-	jwks     atomic.Pointer[publishedKeys]
-	jwksMu   sync.Mutex // one publisher at a time: the newest rings win
-	sealer   *Sealer
-	uses     *useRecorder
+	keys      *keyManager // access and login tokens
+	edgeKeys  *keyManager // the edge's assertions
+	jwks      atomic.Pointer[publishedKeys]
+	jwksMu    sync.Mutex // one publisher at a time: the newest rings win
+	sealer    *Sealer
+	uses      *useRecorder
 
 	apiKeySecrets secretOps // nil: constantTime (tests count the work)
 
