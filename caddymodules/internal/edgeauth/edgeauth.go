@@ -168,11 +168,12 @@ func Leave(app *erpapp.App, revs *Revocations) {
 	revs.Release()
 }
 
-// FeedFrom subscribes the set to an in-process auth service's revocations
-// (without Redis, that is the only source). Each service is subscribed once,
-// for the life of its config.
+// FeedFrom subscribes the set to an in-process auth service's revocations:
+// without Redis that is the only source; with Redis it makes this process's
+// revocations take effect here at once, Redis up or not. Each service is
+// subscribed once, for the life of its config.
 func (r *Revocations) FeedFrom(ctx context.Context, svc *authsvc.Service, logger *zap.Logger) {
-	if r.redis || svc == nil {
+	if svc == nil {
 		return
 	}
 	r.mu.Lock()
