@@ -228,11 +228,13 @@ type refusingProxy struct {
 
 func (p *refusingProxy) start(t *testing.T, target string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A reserved port: while cut, the port is free, and no other test may take it.
+	addr := "127.0.0.1:" + strconv.Itoa(stacktest.FreePort(t))
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr, p.target, p.conns = ln.Addr().String(), target, map[net.Conn]bool{}
+	p.addr, p.target, p.conns = addr, target, map[net.Conn]bool{}
 	p.serve(ln)
 	t.Cleanup(func() {
 		p.mu.Lock()
