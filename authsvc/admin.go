@@ -253,17 +253,21 @@ func (s *Service) handleAdminUpdateCompany(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	if co.Disabled && in.Disabled != nil {
 		// The edge caches API key answers: tell it the company's keys are off.
 		keys, err := s.store.ListAPIKeys(c.ctx, co.ID)
 		if err != nil {
 			return 0, nil, err
 		}
-		for _, k := range keys {
-			s.announceAPIKey(c.ctx, APIKeyRevokedPrefix+k.ID)
+		rs := make([]store.Revocation, len(keys))
+		for i, k := range keys {
+			rs[i] = store.Revocation{Kind: store.RevokedAPIKey, SubjectID: k.ID}
+		}
+		if err := s.redrive(c.ctx, rs); err != nil {
+			// The company is disabled (introspection says so); only the
+			// edges' cached answers (key_cache_ttl) outlive it.
+			s.logger.Warn("announcing a disabled company's API keys failed", zap.String("company_id", co.ID), zap.Error(err))
 		}
 	}
 	s.logger.Info("company updated", zap.String("company_id", co.ID), zap.String("by", a.user.ID), zap.Int("sessions_revoked", len(revoked)))
@@ -394,9 +398,7 @@ func (s *Service) handleAdminUpdateUser(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	return http.StatusOK, viewUserAdmin(u), nil
 }
 
@@ -431,9 +433,7 @@ func (s *Service) handleAdminResetPassword(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	s.logger.Info("password reset by an admin: sessions revoked", zap.String("user_id", c.param), zap.String("by", a.user.ID), zap.Int("sessions", len(revoked)))
 	return http.StatusOK, map[string]any{"id": c.param, "password_reset": true, "revoked_sessions": revoked}, nil
 }
@@ -563,9 +563,7 @@ func (s *Service) handleAdminPutMembership(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	status := http.StatusOK
 	if old == nil {
 		status = http.StatusCreated
@@ -600,9 +598,7 @@ func (s *Service) handleAdminDeleteMembership(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	return http.StatusOK, map[string]any{"user_id": u.ID, "company_id": co.ID, "removed": true, "revoked_sessions": revoked}, nil
 }
 
@@ -656,9 +652,7 @@ func (s *Service) handleChangePassword(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.publishRevoked(c.ctx, revoked); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked(revoked)
 	s.logger.Info("password changed by its user: other sessions revoked", zap.String("user_id", u.ID), zap.Int("sessions", len(revoked)))
 	return http.StatusOK, map[string]any{"changed": true, "revoked_sessions": revoked}, nil
 }

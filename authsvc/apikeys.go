@@ -452,7 +452,7 @@ func (s *Service) handleRotateAPIKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	s.logger.Info("api key rotated", zap.String("key_id", k.ID), zap.String("company_id", k.CompanyID), zap.String("user_id", claims.Subject), zap.Duration("grace", grace))
-	s.announceAPIKey(c.ctx, APIKeyRotatedPrefix+k.ID)
+	s.recorded([]store.Revocation{{Kind: store.RotatedAPIKey, SubjectID: k.ID}})
 	v := viewAPIKey(k, now)
 	v.Key = secret
 	return http.StatusOK, v, nil
@@ -474,7 +474,7 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	s.logger.Info("api key revoked", zap.String("key_id", c.param), zap.String("company_id", access.Company.ID), zap.String("user_id", claims.Subject))
-	s.announceAPIKey(c.ctx, APIKeyRevokedPrefix+c.param)
+	s.recorded([]store.Revocation{{Kind: store.RevokedAPIKey, SubjectID: c.param}})
 	return http.StatusOK, map[string]any{"id": c.param, "revoked": true, "revoked_at": now.UTC()}, nil
 }
 
@@ -560,11 +560,3 @@ const (
 	APIKeyRevokedPrefix = "apikey:"
 	APIKeyRotatedPrefix = "apikey-rotated:"
 )
-
-// announceAPIKey tells every edge instance about a revoked or rotated key,
-// through the same channel (and marks) as session revocations.
-func (s *Service) announceAPIKey(ctx context.Context, msg string) {
-	if err := s.revoked.Revoke(ctx, []string{msg}, s.cfg.AccessTTL+time.Minute); err != nil {
-		s.logger.Error("announcing an API key change failed", zap.Error(err))
-	}
-}

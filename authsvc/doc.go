@@ -45,10 +45,15 @@
 //     re-read it to see rotations. Issuer() and Audience() are what iss
 //     and aud must equal; tokens must have typ at+jwt.
 //   - SignAssertion(ctx, a): erp_authz's edge assertion for a backend.
-//   - SubscribeRevocations(ctx, fn): fn(sid) for every session revoked from
-//     now on, on any instance (Redis channel `<prefix>revocations`, payload
-//     the bare session id). IsSessionRevoked(ctx, sid) answers from the
-//     marks `<prefix>revoked:sid:<sid>` kept for an access token's lifetime.
+//   - SubscribeRevocations(ctx, fn): fn(msg) for every revocation this
+//     service records from now on, at once, Redis or not (msg: a bare
+//     session id, `apikey:<id>` or `apikey-rotated:<id>`). Every instance's
+//     revocations reach every edge through Redis (channel
+//     `<prefix>revocations`, marks `<prefix>revoked:sid:<sid>` kept for an
+//     access token's lifetime plus a minute), published by the relay from
+//     the store's outbox (revocation.go). IsSessionRevoked(ctx, userID, sid)
+//     answers from the store: what an edge asks when its view of
+//     revocations is not current (erp_jwt's revocation_staleness).
 //   - IntrospectAPIKey(ctx, key) Introspection: active, status, company_id,
 //     scope, plan, key_id, exp. Over HTTP the same answer comes from
 //     POST /api/v1/auth/introspect with `Authorization: Bearer

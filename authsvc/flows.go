@@ -459,9 +459,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		s.logger.Warn("security event: refresh token reuse, session family revoked",
 			zap.String("event", "refresh_token_reuse"), zap.String("session_id", res.Session.ID),
 			zap.String("user_id", res.Session.UserID), zap.String("ip", c.ip))
-		if err := s.publishRevoked(c.ctx, []string{res.Session.ID}); err != nil {
-			return 0, nil, err
-		}
+		s.sessionsRevoked([]string{res.Session.ID})
 		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
 	case errors.Is(err, store.ErrSessionInactive):
 		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonInactive, unauthenticated(config.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken))
@@ -491,9 +489,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		if err := s.store.RevokeSession(c.ctx, sess.UserID, sess.ID, now, reason, ev); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, nil, err
 		}
-		if err := s.publishRevoked(c.ctx, []string{sess.ID}); err != nil {
-			return 0, nil, err
-		}
+		s.sessionsRevoked([]string{sess.ID})
 		if ce := s.refusals.CheckLine(zap.InfoLevel, "refresh refused: session ended", reason); ce != nil {
 			ce.Write(zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
 		}
@@ -562,8 +558,15 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	return http.StatusOK, pair, nil
 }
 
+// handleLogout revokes the caller's session (or all the user's sessions).
+// It answers success once the store recorded the revocation, Redis or not
+// (the relay delivers it to the edges), and 503 with Retry-After when the
+// store could not record it. It is idempotent: the access token of a
+// session that is already revoked (a logout answered but not yet heard by
+// every edge, or whose answer was lost) may log out again, which delivers
+// the revocation again instead of answering 401.
 func (s *Service) handleLogout(c *call) (int, any, error) {
-	claims, err := s.authenticate(c, true)
+	claims, err := s.authenticate(c, false)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -573,31 +576,44 @@ func (s *Service) handleLogout(c *call) (int, any, error) {
 	if err := decode(c, &in, true); err != nil {
 		return 0, nil, err
 	}
+	sess, err := s.store.GetSession(c.ctx, claims.Subject, claims.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, s.refuse(c, store.EventBearerRefused, ReasonUnknownSession, errInvalidToken(), "session_id", claims.SessionID)
+	}
+	if err != nil {
+		return 0, nil, s.errNotRecorded(c, err)
+	}
 	now := s.clock.Now()
 	var ids []string
+	already := !sess.RevokedAt.IsZero()
 	if in.All {
 		ev := s.event(c, store.EventLogoutAll)
 		ev.SubjectID = claims.SessionID
 		ids, err = s.store.RevokeUserSessions(c.ctx, claims.Subject, now, "logout_all", ev)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, s.errNotRecorded(c, err)
 		}
-	} else {
+	} else if !already {
 		ev := s.event(c, store.EventLogout)
 		ev.SubjectID = claims.SessionID
 		err = s.store.RevokeSession(c.ctx, claims.Subject, claims.SessionID, now, "logout", ev)
-		if errors.Is(err, store.ErrNotFound) {
-			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			already = true // revoked since we read it
+		case err != nil:
+			return 0, nil, s.errNotRecorded(c, err)
+		default:
+			ids = []string{claims.SessionID}
 		}
-		if err != nil {
-			return 0, nil, err
+	}
+	s.sessionsRevoked(ids)
+	if already {
+		if err := s.redrive(c.ctx, []store.Revocation{{Kind: store.RevokedSession, SubjectID: claims.SessionID}}); err != nil {
+			return 0, nil, s.errNotRecorded(c, err)
 		}
-		ids = []string{claims.SessionID}
+		ids = append(ids, claims.SessionID)
 	}
-	if err := s.publishRevoked(c.ctx, ids); err != nil {
-		return 0, nil, err
-	}
-	s.logger.Info("logout", zap.String("user_id", claims.Subject), zap.Bool("all", in.All), zap.Int("sessions", len(ids)))
+	s.logger.Info("logout", zap.String("user_id", claims.Subject), zap.Bool("all", in.All), zap.Int("sessions", len(ids)), zap.Bool("repeated", already))
 	return http.StatusOK, map[string]any{"revoked_sessions": ids}, nil
 }
 
@@ -655,14 +671,24 @@ func (s *Service) handleRevokeSession(c *call) (int, any, error) {
 	ev.SubjectID, ev.Details = c.param, map[string]string{"reason": "revoked_by_user"}
 	err = s.store.RevokeSession(c.ctx, claims.Subject, c.param, s.clock.Now(), "revoked_by_user", ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such session")
+		// Idempotent, like logout: a session of the user that is already
+		// revoked is delivered again; one that is not the user's is not found.
+		sess, gerr := s.store.GetSession(c.ctx, claims.Subject, c.param)
+		switch {
+		case errors.Is(gerr, store.ErrNotFound) || (gerr == nil && sess.RevokedAt.IsZero()):
+			return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such session")
+		case gerr != nil:
+			return 0, nil, s.errNotRecorded(c, gerr)
+		}
+		if err := s.redrive(c.ctx, []store.Revocation{{Kind: store.RevokedSession, SubjectID: c.param}}); err != nil {
+			return 0, nil, s.errNotRecorded(c, err)
+		}
+		return http.StatusOK, map[string]any{"id": c.param, "revoked": true}, nil
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, s.errNotRecorded(c, err)
 	}
-	if err := s.publishRevoked(c.ctx, []string{c.param}); err != nil {
-		return 0, nil, err
-	}
+	s.sessionsRevoked([]string{c.param})
 	s.logger.Info("session revoked", zap.String("user_id", claims.Subject), zap.String("session_id", c.param))
 	return http.StatusOK, map[string]any{"id": c.param, "revoked": true}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/config"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 
@@ -67,6 +68,9 @@ type env struct {
 	logs   *observer.ObservedLogs
 	rdb    redis.UniversalClient
 	prefix string
+
+	heardMu sync.Mutex
+	heard   map[string]bool // revocations this process's edges were told
 }
 
 type envOpts struct {
@@ -122,8 +126,32 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	t.Cleanup(func() { cancel(); _ = svc.Close() })
 	e.svc = svc
+	e.heard = map[string]bool{}
+	_ = svc.SubscribeRevocations(ctx, func(id string) { e.heardMu.Lock(); e.heard[id] = true; e.heardMu.Unlock() })
 	e.h = svc.Handler(authsvc.HTTPOptions{})
 	return e
+}
+
+// edgeTold reports whether the edges were told that session sid was
+// revoked: this process's at once (in process), every instance's through a
+// mark in Redis, which the relay publishes shortly after (waited for).
+func (e *env) edgeTold(t testing.TB, sid string) bool {
+	t.Helper()
+	e.heardMu.Lock()
+	local := e.heard[sid]
+	e.heardMu.Unlock()
+	if !local || e.rdb == nil {
+		return local
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := e.rdb.Exists(context.Background(), e.prefix+config.RedisKeyRevokedSession+sid).Result()
+		if err == nil && n > 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 type answer struct {

@@ -171,13 +171,16 @@ type Service struct {
 	hasher   PasswordHasher
 	mfa      SecondFactor
 	counters counters
-	revoked  revocations
-	keys     *keyManager // access and login tokens
-	edgeKeys *keyManager // the edge's assertions
-	jwks     atomic.Pointer[publishedKeys]
-	jwksMu   sync.Mutex // one publisher at a time: the newest rings win
-	sealer   *Sealer
-	uses     *useRecorder
+	pub      revocationPublisher // nil without Redis
+	local    localRevocations
+	// relayKick wakes the relay (a revocation was recorded).
+	relayKick chan struct{}
+	keys      *keyManager // access and login tokens
+	edgeKeys  *keyManager // the edge's assertions
+	jwks      atomic.Pointer[publishedKeys]
+	jwksMu    sync.Mutex // one publisher at a time: the newest rings win
+	sealer    *Sealer
+	uses      *useRecorder
 
 	apiKeySecrets secretOps // nil: constantTime (tests count the work)
 
@@ -235,11 +238,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Redis != nil {
 		s.counters = &redisCounters{rdb: deps.Redis, prefix: cfg.KeyPrefix}
-		s.revoked = &redisRevocations{rdb: deps.Redis, prefix: cfg.KeyPrefix, logger: s.logger}
+		s.pub = &redisRevocations{rdb: deps.Redis, prefix: cfg.KeyPrefix}
 	} else {
 		s.counters = newMemCounters(s.clock)
-		s.revoked = newMemRevocations(s.clock)
 	}
+	s.relayKick = make(chan struct{}, 1)
 	master := cfg.MasterKey
 	if len(master) == 0 {
 		master = make([]byte, 32)
@@ -360,8 +363,9 @@ func (s *Service) initialize(ctx context.Context) error {
 			return fmt.Errorf("authsvc: demo seed: %w", err)
 		}
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.background()
+	go s.relay()
 	return nil
 }
 
@@ -420,21 +424,6 @@ func (s *Service) PublicKeys(ctx context.Context) (jwk.Set, error) {
 		return nil, err
 	}
 	return s.jwks.Load().set.Clone()
-}
-
-// SubscribeRevocations calls fn with the id (`sid` claim) of every session
-// revoked from now on — by logout, logout-all, session revocation, refresh
-// reuse, password change or user disabling — on this or (with Redis) any
-// instance, until ctx ends. Tokens of such a session must be refused.
-func (s *Service) SubscribeRevocations(ctx context.Context, fn func(sid string)) error {
-	return s.revoked.Subscribe(ctx, fn)
-}
-
-// IsSessionRevoked reports whether the session was revoked within the last
-// access-token lifetime (what a verifier that just started, or missed
-// messages, checks).
-func (s *Service) IsSessionRevoked(ctx context.Context, sid string) (bool, error) {
-	return s.revoked.IsRevoked(ctx, sid)
 }
 
 // RotateSigningKey publishes a new access-token signing key that signs from
@@ -508,7 +497,8 @@ func (s *Service) ChangePassword(ctx context.Context, userID, password string) e
 		return err
 	}
 	s.logger.Info("password changed: sessions revoked", zap.String("user_id", userID), zap.Int("sessions", len(ids)))
-	return s.publishRevoked(ctx, ids)
+	s.sessionsRevoked(ids)
+	return nil
 }
 
 func validNewPassword(field, password string) error {
@@ -527,10 +517,6 @@ func (s *Service) SetUserDisabled(ctx context.Context, userID string, disabled b
 		return err
 	}
 	s.logger.Info("user disabled state changed", zap.String("user_id", userID), zap.Bool("disabled", disabled), zap.Int("sessions_revoked", len(ids)))
-	return s.publishRevoked(ctx, ids)
-}
-
-func (s *Service) publishRevoked(ctx context.Context, sids []string) error {
-	// A revocation mark must outlive every access token of the session.
-	return s.revoked.Revoke(ctx, sids, s.cfg.AccessTTL+time.Minute)
+	s.sessionsRevoked(ids)
+	return nil
 }

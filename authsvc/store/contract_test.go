@@ -158,6 +158,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	runAccountContract(t, open)
 	runLoginNameContract(t, open)
+	runRevocationContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

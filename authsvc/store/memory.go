@@ -33,6 +33,8 @@ type Memory struct {
 	audit       []Event
 	headSeq     int64
 	headHash    []byte
+	outbox      []Revocation // undelivered revocations, oldest first
+	outboxSeq   int64
 }
 
 type memRefresh struct {
@@ -102,6 +104,7 @@ func (m *Memory) UpdateCompany(_ context.Context, id string, upd CompanyUpdate, 
 			if ss.CompanyID == id && ss.RevokedAt.IsZero() {
 				ss.RevokedAt, ss.RevokeReason = micro(now), "company_disabled"
 				m.sessions[sid] = ss
+				m.outboxLocked(RevokedSession, sid, now)
 				ids = append(ids, sid)
 			}
 		}
@@ -210,6 +213,7 @@ func (m *Memory) SetPasswordHash(_ context.Context, userID, hash, keepSession st
 		if s.UserID == userID && s.RevokedAt.IsZero() && id != keepSession {
 			s.RevokedAt, s.RevokeReason = micro(now), "password_changed"
 			m.sessions[id] = s
+			m.outboxLocked(RevokedSession, id, now)
 			ids = append(ids, id)
 		}
 	}
@@ -265,6 +269,7 @@ func (m *Memory) revokeMemberLocked(userID, companyID string, now time.Time, rea
 		if s.UserID == userID && s.CompanyID == companyID && s.RevokedAt.IsZero() {
 			s.RevokedAt, s.RevokeReason = micro(now), reason
 			m.sessions[id] = s
+			m.outboxLocked(RevokedSession, id, now)
 			ids = append(ids, id)
 		}
 	}
@@ -413,6 +418,7 @@ func (m *Memory) RotateRefreshToken(_ context.Context, old []byte, next RefreshT
 		if s.RevokedAt.IsZero() {
 			s.RevokedAt, s.RevokeReason = micro(use.Now), "refresh_reuse"
 			m.sessions[s.ID] = s
+			m.outboxLocked(RevokedSession, s.ID, use.Now)
 		}
 		ev.Type = EventRefreshReuse
 		m.appendLocked(ev)
@@ -521,6 +527,7 @@ func (m *Memory) RevokeSession(_ context.Context, userID, sessionID string, now 
 	}
 	s.RevokedAt, s.RevokeReason = micro(now), reason
 	m.sessions[sessionID] = s
+	m.outboxLocked(RevokedSession, sessionID, now)
 	m.appendLocked(ev)
 	return nil
 }
@@ -539,6 +546,7 @@ func (m *Memory) revokeUserLocked(userID string, now time.Time, reason string) [
 		if s.UserID == userID && s.RevokedAt.IsZero() {
 			s.RevokedAt, s.RevokeReason = micro(now), reason
 			m.sessions[id] = s
+			m.outboxLocked(RevokedSession, id, now)
 			ids = append(ids, id)
 		}
 	}
@@ -612,6 +620,7 @@ func (m *Memory) RotateAPIKey(_ context.Context, companyID, id string, newHash [
 	k.PrevSecretHash, k.PrevExpiresAt = k.SecretHash, micro(graceUntil)
 	k.SecretHash = bytes.Clone(newHash)
 	m.apiKeys[id] = k
+	m.outboxLocked(RotatedAPIKey, id, now)
 	m.appendLocked(ev)
 	return cloneKey(k), nil
 }
@@ -625,6 +634,7 @@ func (m *Memory) RevokeAPIKey(_ context.Context, companyID, id string, now time.
 	}
 	k.RevokedAt = micro(now)
 	m.apiKeys[id] = k
+	m.outboxLocked(RevokedAPIKey, id, now)
 	m.appendLocked(ev)
 	return nil
 }

@@ -353,6 +353,10 @@ type Store interface {
 	// VerifyAudit re-computes the whole chain and reports the first record
 	// that does not match (see AuditCheck).
 	VerifyAudit(ctx context.Context) (AuditCheck, error)
+
+	// RevocationOutbox: every revocation above (a session, an API key
+	// revoked or rotated) is recorded there with the change itself.
+	RevocationOutbox
 }
 
 // emailSkeleton is the look-alike key of a canonical login name; an error

@@ -34,6 +34,7 @@ func init() {
 //		refresh_interval  <duration>   # JWKS background refresh
 //		min_refetch       <duration>   # least time between refetches for unknown kids
 //		negative_ttl      <duration>   # how long an unknown kid stays unknown
+//		revocation_staleness <duration> # how old the view of revocations may get (default 5s)
 //		key_cache_ttl     <duration>   # how long an API key's introspection is cached
 //		introspect_url    <url>        # default: the in-process auth service
 //		introspect_secret <secret>     # use {env.…}
@@ -73,7 +74,7 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		var v string
 		switch name {
 		case "jwks_url", "issuer", "audience", "introspect_url", "introspect_secret", "leeway", "api_keys",
-			"refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl", "backend":
+			"refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl", "backend", "revocation_staleness":
 			if v, err = one(); err != nil {
 				return nil, err
 			}
@@ -85,14 +86,14 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 			jwtP.Issuer = v
 		case "audience":
 			jwtP.Audience = v
-		case "leeway", "refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl":
+		case "leeway", "refresh_interval", "min_refetch", "negative_ttl", "key_cache_ttl", "revocation_staleness":
 			d, err := caddy.ParseDuration(v)
 			if err != nil || d <= 0 {
 				return nil, h.Errf("%s: want a positive duration, got %q", name, v)
 			}
 			*map[string]*caddy.Duration{
 				"leeway": &jwtP.Leeway, "refresh_interval": &jwtP.RefreshInterval, "min_refetch": &jwtP.MinRefetch,
-				"negative_ttl": &jwtP.NegativeTTL, "key_cache_ttl": &keyP.CacheTTL,
+				"negative_ttl": &jwtP.NegativeTTL, "key_cache_ttl": &keyP.CacheTTL, "revocation_staleness": &jwtP.RevocationStaleness,
 			}[name] = caddy.Duration(d)
 		case "introspect_url":
 			keyP.IntrospectURL = v

@@ -41,6 +41,12 @@ func TestCaddyfileAdapt(t *testing.T) {
 			JSON: head + `{"handler":"authentication","providers":{"erp_api_key":{"cache_ttl":10000000000,"introspect_secret":"{env.ERP_INTROSPECTION_SECRET}","introspect_url":"https://auth.internal/api/v1/auth/introspect"},"erp_jwt":{}}},{"handler":"erp_authz"}` + tail,
 		},
 		{
+			Name:      "revocation staleness",
+			Caddyfile: wrap("\t\terp_auth {\n\t\t\trevocation_staleness 10s\n\t\t}"),
+			JSON:      head + `{"handler":"authentication","providers":{"erp_api_key":{},"erp_jwt":{"revocation_staleness":10000000000}}},{"handler":"erp_authz"}` + tail,
+		},
+		{Name: "bad revocation staleness", Caddyfile: wrap("\t\terp_auth {\n\t\t\trevocation_staleness -1s\n\t\t}"), Err: "positive duration"},
+		{
 			Name:      "erp_authz alone",
 			Caddyfile: wrap("\t\terp_authz {\n\t\t\trequire x:read\n\t\t}"),
 			JSON:      head + `{"handler":"erp_authz","require":["x:read"]}` + tail,

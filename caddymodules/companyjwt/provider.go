@@ -25,6 +25,7 @@ import (
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/revocation"
 )
 
 func init() {
@@ -62,6 +63,10 @@ func init() {
 // JWKS unreachable, the in-process auth service not ready) or with an
 // unknown `kid` while the last fetch failed, the answer is 503
 // `SERVICE_UNAVAILABLE` with `Retry-After` (internal/depfail), not 401.
+//
+// Revocations (logout, a revoked session) reach the edge through Redis
+// (every instance) and in process (the auth service of this process); see
+// `revocation_staleness` for what happens while Redis is unreachable.
 type Provider struct {
 	// JWKSURL is the issuer's JWKS. Empty: the in-process auth service's keys.
 	JWKSURL string `json:"jwks_url,omitempty"`
@@ -81,6 +86,22 @@ type Provider struct {
 	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
 	// MaxTokenBytes is the largest token accepted. Default: 8192.
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+	// RevocationStaleness bounds how old the edge's view of revocations may
+	// be. With Redis, the view is confirmed current about every second (a
+	// PING answered on the revocation subscription, after a resync of the
+	// marks that is retried until it succeeds); when it was last confirmed
+	// longer ago than this — Redis unreachable, or a resync still failing —
+	// the edge stops trusting it. A token whose session is known revoked is
+	// still refused with 401 TOKEN_REVOKED; any other token's session is
+	// looked up in the auth service's store (the auth service of this
+	// process, when `jwks_url` is empty), at most once per token per
+	// RevocationStaleness, and refused with 401 TOKEN_REVOKED if revoked.
+	// When that lookup fails (the store is unreachable too) or there is no
+	// auth service in this process, the request is refused with 503
+	// SERVICE_UNAVAILABLE and `Retry-After: 2` (fail closed). A healthy edge
+	// does no extra work: one atomic load per request. At least 2s.
+	// Without Redis the view is always current. Default: 5s.
+	RevocationStaleness caddy.Duration `json:"revocation_staleness,omitempty"`
 
 	app     *erpapp.App
 	logger  *zap.Logger
@@ -128,6 +149,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.MaxTokenBytes <= 0 {
 		p.MaxTokenBytes = 8192
 	}
+	if p.RevocationStaleness <= 0 {
+		p.RevocationStaleness = caddy.Duration(DefaultRevocationStaleness)
+	}
 	m, err := edgeauth.RegisterMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return err
@@ -141,7 +165,7 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
 		return err
 	}
-	p.key = p.JWKSURL + "|" + p.Issuer + "|" + p.Audience
+	p.key = p.JWKSURL + "|" + p.Issuer + "|" + p.Audience + "|" + time.Duration(p.RevocationStaleness).String()
 	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
 		return &state{base: ctx, cancel: cancel}, nil
@@ -164,6 +188,9 @@ func (p *Provider) Cleanup() error {
 
 // Validate checks the configuration.
 func (p *Provider) Validate() error {
+	if p.RevocationStaleness != 0 && time.Duration(p.RevocationStaleness) < MinRevocationStaleness {
+		return fmt.Errorf("erp_jwt: revocation_staleness must be at least %s", MinRevocationStaleness)
+	}
 	if p.JWKSURL != "" {
 		if !strings.HasPrefix(p.JWKSURL, "https://") && !strings.HasPrefix(p.JWKSURL, "http://") {
 			return errors.New("erp_jwt: jwks_url must be an http(s) URL")
@@ -200,6 +227,7 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 	base := s.base
 	policy := Policy{Issuer: p.Issuer, Audience: p.Audience, Leeway: time.Duration(p.Leeway), MaxTokenBytes: p.MaxTokenBytes}
 	var fetch FetchFunc
+	var checkSession func(ctx context.Context, userID, sid string) (bool, error)
 	if p.JWKSURL == "" {
 		svc, _, err := edgeauth.Service()
 		if err != nil {
@@ -222,6 +250,15 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 			// (a new kid) or the next refresh.
 			revs.FeedFrom(app.Context(), svc, logger)
 			return svc.PublicKeys(ctx)
+		}
+		checkSession = func(ctx context.Context, userID, sid string) (bool, error) {
+			svc, _, err := edgeauth.Service()
+			if err != nil {
+				return false, err
+			}
+			ctx, cancel := context.WithTimeout(ctx, svc.Config().Timeout)
+			defer cancel()
+			return svc.IsSessionRevoked(ctx, userID, sid)
 		}
 	} else {
 		cache, err := jwk.NewCache(base, httprc.NewClient())
@@ -251,7 +288,8 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 	if err := ks.Refresh(); err != nil && ks.Len() == 0 {
 		return nil, fmt.Errorf("erp_jwt: no keys yet: %w", err)
 	}
-	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: p.revs.Set, Now: time.Now}
+	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: p.revs.Set, Now: time.Now,
+		Staleness: time.Duration(p.RevocationStaleness), CheckSession: checkSession}
 	interval := time.Duration(p.RefreshInterval)
 	go func() {
 		t := time.NewTicker(interval)
@@ -315,10 +353,11 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil
 	}
 	c, err := v.Verify(r.Context(), tok)
-	if errors.Is(err, ErrKeysUnavailable) || depfail.Unavailable(err) {
-		// not a refusal: the token could not be checked (internal/depfail)
+	if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrRevocationUnknown) || depfail.Unavailable(err) {
+		// not a refusal: the token could not be checked (internal/depfail):
+		// its key set or, past revocation_staleness, its session's state
 		p.metrics.Decisions.WithLabelValues("jwt", "error").Inc()
-		if ce := p.logger.Check(zap.WarnLevel, "access token could not be checked"); ce != nil {
+		if ce := p.refusals.Check(r.Context(), zap.WarnLevel, "access token could not be checked", "unavailable"); ce != nil {
 			ce.Write(zap.String("reason", err.Error()), zap.String("request_id", requestID(r)))
 		}
 		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
@@ -345,6 +384,14 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	caddyhttp.SetVar(r.Context(), config.VarCredential, &c.Credential)
 	return caddyauth.User{ID: c.Subject, Metadata: c.Metadata}, true, nil
 }
+
+// Bounds of Provider.RevocationStaleness.
+const (
+	DefaultRevocationStaleness = 5 * time.Second
+	// MinRevocationStaleness: twice the interval at which a healthy
+	// subscription confirms the view (revocation.DefaultPingInterval).
+	MinRevocationStaleness = 2 * revocation.DefaultPingInterval
+)
 
 func requestID(r *http.Request) string {
 	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -29,6 +30,9 @@ var (
 	// ErrKeysUnavailable: the token names a key the edge does not hold and
 	// the key set could not be fetched; the token can't be checked now.
 	ErrKeysUnavailable = errors.New("key set unavailable")
+	// ErrRevocationUnknown: the edge's view of revocations is older than
+	// Verifier.Staleness and the session could not be checked otherwise.
+	ErrRevocationUnknown = errors.New("access token revocation cannot be checked")
 )
 
 // Claims are the verified claims of a company-scoped access token.
@@ -52,6 +56,10 @@ type Claims struct {
 	// ({http.auth.user.company_id}, …): built once per verified token, so
 	// a cached token costs no map per request. Read only.
 	Metadata map[string]string
+
+	// checked (unix nanoseconds): when CheckSession last found the session
+	// not revoked (used while the revocation set is not current).
+	checked atomic.Int64
 }
 
 // HasScope reports whether the space-separated scope holds s.
@@ -83,6 +91,15 @@ type Verifier struct {
 	Cache   *TokenCache // optional
 	Revoked *revocation.Set
 	Now     func() time.Time
+	// Staleness bounds how old the revocation set's view may be (see
+	// revocation.Set.CurrentAt); zero: no bound. Past it, a token whose
+	// session the set does not hold is checked with CheckSession, at most
+	// once per Staleness per token, and refused with ErrRevocationUnknown
+	// when that is nil or fails.
+	Staleness time.Duration
+	// CheckSession reports from the auth service's store whether the
+	// user's session is revoked.
+	CheckSession func(ctx context.Context, userID, sid string) (revoked bool, err error)
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()
@@ -101,6 +118,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			if _, ok := v.Keys.get(c.kid); !ok {
 				return nil, ErrUnknownKey // the key was retired or withdrawn
 			}
+			if v.Staleness > 0 && !v.Revoked.CurrentAt(now, v.Staleness) {
+				if err := v.recheck(ctx, c, now); err != nil {
+					return nil, err
+				}
+			}
 			return c, nil
 		}
 	}
@@ -111,11 +133,37 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if v.Revoked.Has(c.SessionID) {
 		return nil, ErrRevoked
 	}
+	if v.Staleness > 0 && !v.Revoked.CurrentAt(now, v.Staleness) {
+		if err := v.recheck(ctx, c, now); err != nil {
+			return nil, err
+		}
+	}
 	c.Credential = config.Credential{ID: token, Expiry: c.Expiry}
 	if v.Cache != nil {
 		v.Cache.Put(token, c)
 	}
 	return c, nil
+}
+
+// recheck asks the store about c's session when the revocation set is not
+// current; an answer that it is not revoked holds for Staleness.
+func (v *Verifier) recheck(ctx context.Context, c *Claims, now time.Time) error {
+	if last := c.checked.Load(); last != 0 && now.UnixNano()-last <= int64(v.Staleness) {
+		return nil
+	}
+	if v.CheckSession == nil {
+		return ErrRevocationUnknown
+	}
+	revoked, err := v.CheckSession(ctx, c.Subject, c.SessionID)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRevocationUnknown, err)
+	}
+	if revoked {
+		v.Revoked.Add(c.SessionID, c.Expiry.Add(v.Policy.Leeway))
+		return ErrRevoked
+	}
+	c.checked.Store(now.UnixNano())
+	return nil
 }
 
 // header and claimSet are decoded by tokenjson: member names exactly as

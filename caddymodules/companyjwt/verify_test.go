@@ -71,6 +71,8 @@ func newFixture(t testing.TB) *fixture {
 		Cache:   NewTokenCache(1000),
 		Revoked: revocation.NewSet(now),
 		Now:     now,
+		// as the provider sets it: a current set costs one atomic load
+		Staleness: DefaultRevocationStaleness,
 	}
 	return f
 }

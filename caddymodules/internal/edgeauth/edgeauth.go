@@ -110,7 +110,6 @@ type Revocations struct {
 	Set    *revocation.Set
 	key    string
 	cancel context.CancelFunc
-	redis  bool
 
 	mu  sync.Mutex
 	fed map[*authsvc.Service]bool
@@ -131,8 +130,8 @@ func AcquireRevocations(app *erpapp.App, logger *zap.Logger) (*Revocations, erro
 		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
 		r := &Revocations{Set: revocation.NewSet(time.Now), key: key, cancel: cancel, fed: map[*authsvc.Service]bool{}}
 		if rdb := app.RedisClient(); rdb != nil {
-			r.redis = true
 			l := &revocation.Listener{Redis: rdb, Prefix: app.KeyPrefix, Set: r.Set, TTL: RevocationTTL, Logger: logger}
+			r.Set.Unconfirm() // not current until the listener's first resync
 			go l.Run(ctx)
 		}
 		return r, nil
@@ -168,11 +167,12 @@ func Leave(app *erpapp.App, revs *Revocations) {
 	revs.Release()
 }
 
-// FeedFrom subscribes the set to an in-process auth service's revocations
-// (without Redis, that is the only source). Each service is subscribed once,
-// for the life of its config.
+// FeedFrom subscribes the set to an in-process auth service's revocations:
+// without Redis that is the only source; with Redis it makes this process's
+// revocations take effect here at once, Redis up or not. Each service is
+// subscribed once, for the life of its config.
 func (r *Revocations) FeedFrom(ctx context.Context, svc *authsvc.Service, logger *zap.Logger) {
-	if r.redis || svc == nil {
+	if svc == nil {
 		return
 	}
 	r.mu.Lock()
