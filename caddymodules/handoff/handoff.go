@@ -1,0 +1,252 @@
+// Package handoff is the `erp_handoff` listener wrapper: on a config reload,
+// the HTTP/1.1 connections a stopping server holds open between two requests
+// are handed to the new config's server for the same address instead of
+// being closed under the client's feet.
+//
+// # The race it removes
+//
+// A reload starts the new config's servers, then shuts the old ones down.
+// Go's http.Server.Shutdown closes every connection idle between two
+// requests at once, and a server that finishes a response after the
+// shutdown began closes its connection right after it. Either way the
+// client was promised a kept-alive connection (the last response had no
+// `Connection: close`), so it may already be sending its next request when
+// the FIN arrives: it reads EOF or "connection reset" and cannot know
+// whether the request was processed. Go's http.Transport resends a GET
+// silently; a POST fails, as does every request of a client that retries
+// nothing. Caddy's own options do not close this gap: `grace_period` only
+// bounds how long active requests may finish, and `shutdown_delay` applies
+// only when a listener closes for good, never to a reload (the socket stays
+// open, shared with SO_REUSEPORT).
+//
+// HTTP/1.1 has no way to withdraw a keep-alive promise once made, so the
+// connection must outlive the old server. This wrapper watches its
+// connections' HTTP/1 framing (the status line and Connection header of
+// each response the server writes, no body) and, when the old server closes
+// a connection it had promised to keep, hands the socket over to the newest
+// listener still open on the same address — the new config's — whose server
+// reads the client's next request as the first of a new connection. Nothing
+// of that request was read by the old server, so nothing is lost or served
+// twice.
+//
+// # What is handed over, and what is not
+//
+// A connection is handed over only when all of these hold: its listener has
+// been closed (the server is shutting down); the close comes from net/http's
+// own server code (closing an idle connection in Shutdown, or ending its
+// serving loop), not from a handler that took the connection over (a
+// WebSocket); the last thing on the connection was a complete HTTP/1.x
+// response that kept the connection alive (or nothing at all), with no byte
+// of a further request read; and another listener for the address is open.
+// Anything else closes as before: HTTP/2, hijacked connections, a response
+// saying `Connection: close`, a client that pipelined, a process exiting.
+//
+// A new connection still queued in the old socket's accept backlog when the
+// socket closes is reset by the kernel (Linux, SO_REUSEPORT), unless
+// net.ipv4.tcp_migrate_req=1 moves it to the new socket; only clients that
+// connect at that instant meet it.
+package handoff
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Registry holds the open listeners by address, newest last, so that a
+// closing listener finds its successor. The process has one (see the
+// module); tests make their own.
+type Registry struct {
+	mu    sync.Mutex
+	byKey map[string][]*Listener
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byKey: map[string][]*Listener{}} }
+
+func addrKey(a net.Addr) string { return a.Network() + " " + a.String() }
+
+// Wrap returns ln as a listener whose connections can be handed over to
+// (and received from) other listeners of r on the same address.
+func (r *Registry) Wrap(ln net.Listener) *Listener {
+	l := &Listener{
+		inner:    ln,
+		reg:      r,
+		key:      addrKey(ln.Addr()),
+		accepted: make(chan accepted),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	r.mu.Lock()
+	for _, old := range r.byKey[l.key] {
+		old.superseded.Store(true)
+	}
+	r.byKey[l.key] = append(r.byKey[l.key], l)
+	r.mu.Unlock()
+	return l
+}
+
+// handOver gives h to the newest open listener for from's address other
+// than from, or closes it when there is none. It reports whether h was
+// handed over.
+func (r *Registry) handOver(from *Listener, h handed) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.byKey[from.key]
+	for i := len(list) - 1; i >= 0; i-- {
+		if l := list[i]; l != from && l.enqueue(h) {
+			return true
+		}
+	}
+	_ = h.c.Close()
+	return false
+}
+
+func (r *Registry) remove(l *Listener) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.byKey[l.key]
+	for i, x := range list {
+		if x == l {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.byKey, l.key)
+		return
+	}
+	r.byKey[l.key] = list
+	for i, x := range list { // a newer listener that failed to start no longer supersedes
+		x.superseded.Store(i < len(list)-1)
+	}
+}
+
+// Listener accepts its own connections and those handed over by older
+// listeners of the same address.
+type Listener struct {
+	inner net.Listener
+	reg   *Registry
+	key   string
+
+	pumpOnce sync.Once
+	accepted chan accepted // from the goroutine accepting on inner
+	wake     chan struct{} // a connection was queued
+
+	// superseded: a newer listener for the address is open, so the
+	// server behind this one is about to stop (a reload).
+	superseded atomic.Bool
+
+	mu     sync.Mutex
+	queue  []handed // not yet accepted
+	closed bool
+	done   chan struct{}
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+// handed is a connection handed over, with the first bytes of the client's
+// next request when the old server had read them already.
+type handed struct {
+	c      net.Conn
+	prefix []byte
+}
+
+// Accept returns the next connection: a handed-over one first, else a new
+// one from the socket.
+func (l *Listener) Accept() (net.Conn, error) {
+	l.pumpOnce.Do(func() { go l.pump() })
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if len(l.queue) > 0 {
+			h := l.queue[0]
+			l.queue[0] = handed{}
+			l.queue = l.queue[1:]
+			l.mu.Unlock()
+			return l.newConn(h.c, h.prefix), nil
+		}
+		l.mu.Unlock()
+		select {
+		case a := <-l.accepted:
+			if a.err != nil {
+				return nil, a.err
+			}
+			return l.newConn(a.c, nil), nil
+		case <-l.wake:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// pump accepts on the socket, so that Accept can wait for a handed-over
+// connection at the same time.
+func (l *Listener) pump() {
+	for {
+		c, err := l.inner.Accept()
+		select {
+		case l.accepted <- accepted{c, err}:
+		case <-l.done:
+			if c != nil {
+				l.reg.handOver(l, handed{c: c}) // accepted as the listener closed: the successor serves it
+			}
+			return
+		}
+		if err != nil && !temporary(err) {
+			return
+		}
+	}
+}
+
+func temporary(err error) bool {
+	var ne interface{ Temporary() bool }
+	return errors.As(err, &ne) && ne.Temporary()
+}
+
+// enqueue queues h for Accept, unless l is closed.
+func (l *Listener) enqueue(h handed) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.queue = append(l.queue, h)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Close closes the socket; connections handed over to l and not yet
+// accepted go on to l's successor. From now on, l's connections that the
+// server closes between two requests are handed over too.
+func (l *Listener) Close() error {
+	l.reg.remove(l)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	queued := l.queue
+	l.queue = nil
+	close(l.done)
+	l.mu.Unlock()
+	err := l.inner.Close()
+	for _, h := range queued {
+		l.reg.handOver(l, h)
+	}
+	return err
+}
+
+// Addr is the socket's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
