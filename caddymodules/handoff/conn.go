@@ -343,4 +343,3 @@ func sniffResponse(p []byte) (interim, keepAlive bool) {
 	}
 	return false, keepAlive
 }
-

@@ -41,10 +41,13 @@
 // Anything else closes as before: HTTP/2, hijacked connections, a response
 // saying `Connection: close`, a client that pipelined, a process exiting.
 //
-// A new connection still queued in the old socket's accept backlog when the
-// socket closes is reset by the kernel (Linux, SO_REUSEPORT), unless
-// net.ipv4.tcp_migrate_req=1 moves it to the new socket; only clients that
-// connect at that instant meet it.
+// New connections are split between the old and the new socket while both
+// are open (SO_REUSEPORT); when the old one closes, Linux resets those still
+// queued on it (unless net.ipv4.tcp_migrate_req=1 moves them). The wrapper
+// accepts them all just before the close and hands them over too; a
+// connection whose handshake completes between that last accept and the
+// close, microseconds apart, is still reset. Under TLS terminated by Caddy
+// the queue is not drained (the connection would skip the handshake layer).
 package handoff
 
 import (
@@ -241,6 +244,7 @@ func (l *Listener) Close() error {
 	l.queue = nil
 	close(l.done)
 	l.mu.Unlock()
+	drainBacklog(l.inner, func(c net.Conn) { l.reg.handOver(l, handed{c: c}) })
 	err := l.inner.Close()
 	for _, h := range queued {
 		l.reg.handOver(l, h)

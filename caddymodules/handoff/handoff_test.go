@@ -141,4 +141,3 @@ func TestReloadStress(t *testing.T) {
 }
 
 var noWrap = false
-
