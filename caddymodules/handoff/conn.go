@@ -60,12 +60,35 @@ func (c tlsConn) ConnectionState() tls.ConnectionState {
 	return c.Conn.(interface{ ConnectionState() tls.ConnectionState }).ConnectionState()
 }
 
-func (l *Listener) newConn(c net.Conn, prefix []byte) net.Conn {
+// HandedIdleTimeout is how long a connection handed over without a request
+// waits for one in its new server before it is closed (as the old server
+// would have closed it at once). It bounds the life of connections nobody
+// uses any more, such as the idle pool of a reverse proxy transport that
+// the old config left behind; a client that sends at that very instant
+// meets the ordinary idle-close race.
+const HandedIdleTimeout = 2 * time.Second
+
+func (l *Listener) newConn(c net.Conn, prefix []byte, handedOver bool) net.Conn {
 	w := &conn{Conn: c, l: l, prefix: prefix, keepAlive: true}
+	if handedOver && len(prefix) == 0 {
+		time.AfterFunc(HandedIdleTimeout, w.closeIfUnused)
+	}
 	if _, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		return tlsConn{w}
 	}
 	return w
+}
+
+// closeIfUnused closes a handed-over connection on which nothing came.
+func (c *conn) closeIfUnused() {
+	c.mu.Lock()
+	if c.gone || c.phase != fresh {
+		c.mu.Unlock()
+		return
+	}
+	c.gone = true
+	c.mu.Unlock()
+	_ = c.Conn.Close()
 }
 
 // aLongTimeAgo wakes a blocked Read at once.

@@ -157,6 +157,7 @@ type accepted struct {
 type handed struct {
 	c      net.Conn
 	prefix []byte
+	unused bool // a new connection from the old socket's queue, not a kept-alive one
 }
 
 // Accept returns the next connection: a handed-over one first, else a new
@@ -174,7 +175,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			l.queue[0] = handed{}
 			l.queue = l.queue[1:]
 			l.mu.Unlock()
-			return l.newConn(h.c, h.prefix), nil
+			return l.newConn(h.c, h.prefix, !h.unused), nil
 		}
 		l.mu.Unlock()
 		select {
@@ -182,7 +183,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			if a.err != nil {
 				return nil, a.err
 			}
-			return l.newConn(a.c, nil), nil
+			return l.newConn(a.c, nil, false), nil
 		case <-l.wake:
 		case <-l.done:
 			return nil, net.ErrClosed
@@ -199,7 +200,7 @@ func (l *Listener) pump() {
 		case l.accepted <- accepted{c, err}:
 		case <-l.done:
 			if c != nil {
-				l.reg.handOver(l, handed{c: c}) // accepted as the listener closed: the successor serves it
+				l.reg.handOver(l, handed{c: c, unused: true}) // accepted as the listener closed: the successor serves it
 			}
 			return
 		}
@@ -244,7 +245,7 @@ func (l *Listener) Close() error {
 	l.queue = nil
 	close(l.done)
 	l.mu.Unlock()
-	drainBacklog(l.inner, func(c net.Conn) { l.reg.handOver(l, handed{c: c}) })
+	drainBacklog(l.inner, func(c net.Conn) { l.reg.handOver(l, handed{c: c, unused: true}) })
 	err := l.inner.Close()
 	for _, h := range queued {
 		l.reg.handOver(l, h)
