@@ -70,6 +70,7 @@ const HandedIdleTimeout = 2 * time.Second
 
 func (l *Listener) newConn(c net.Conn, prefix []byte, handedOver bool) net.Conn {
 	w := &conn{Conn: c, l: l, prefix: prefix, keepAlive: true}
+	l.track(w)
 	if handedOver && len(prefix) == 0 {
 		time.AfterFunc(HandedIdleTimeout, w.closeIfUnused)
 	}
@@ -88,7 +89,19 @@ func (c *conn) closeIfUnused() {
 	}
 	c.gone = true
 	c.mu.Unlock()
+	c.l.forget(c)
 	_ = c.Conn.Close()
+}
+
+// wakeIfWaiting wakes a Read waiting for the client's next request, which
+// then hands the connection over (the listener is superseded).
+func (c *conn) wakeIfWaiting() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.gone && c.reading && c.betweenRequestsLocked() {
+		c.pending = true
+		_ = c.Conn.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
 // aLongTimeAgo wakes a blocked Read at once.
@@ -281,6 +294,7 @@ func (c *conn) Close() error {
 	}
 	c.gone = true
 	c.mu.Unlock()
+	c.l.forget(c)
 	return c.Conn.Close()
 }
 
@@ -297,6 +311,7 @@ func (c *conn) handOverLocked(read []byte) error {
 		h.prefix = append(append(append(h.prefix, c.unanswered...), c.prefix...), read...)
 	}
 	c.mu.Unlock()
+	c.l.forget(c)
 	_ = h.c.SetDeadline(time.Time{})
 	c.l.reg.handOver(c.l, h)
 	return io.EOF

@@ -47,6 +47,13 @@ func drainBacklog(ln net.Listener, deliver func(net.Conn)) {
 	})
 }
 
+// wakeAccept makes a pending Accept on ln's socket return (a deadline in
+// the past); false when ln is not a plain TCP socket.
+func wakeAccept(ln net.Listener) bool {
+	tl := plainTCP(ln)
+	return tl != nil && tl.SetDeadline(aLongTimeAgo) == nil
+}
+
 // plainTCP returns the TCP socket under ln when nothing but Caddy's
 // bookkeeping wrapper stands between them; nil otherwise (under TLS a
 // connection accepted here would skip the handshake layer).

@@ -80,13 +80,15 @@ func (r *Registry) Wrap(ln net.Listener) *Listener {
 		accepted: make(chan accepted),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		pumpDone: make(chan struct{}),
 	}
 	r.mu.Lock()
-	for _, old := range r.byKey[l.key] {
-		old.superseded.Store(true)
-	}
+	older := append([]*Listener(nil), r.byKey[l.key]...)
 	r.byKey[l.key] = append(r.byKey[l.key], l)
 	r.mu.Unlock()
+	for _, old := range older {
+		old.supersede()
+	}
 	return l
 }
 
@@ -133,16 +135,19 @@ type Listener struct {
 	reg   *Registry
 	key   string
 
-	pumpOnce sync.Once
-	accepted chan accepted // from the goroutine accepting on inner
-	wake     chan struct{} // a connection was queued
+	pumpOnce    sync.Once
+	pumpStarted atomic.Bool
+	pumpDone    chan struct{}
+	accepted    chan accepted // from the goroutine accepting on inner
+	wake        chan struct{} // a connection was queued
 
 	// superseded: a newer listener for the address is open, so the
 	// server behind this one is about to stop (a reload).
 	superseded atomic.Bool
 
 	mu     sync.Mutex
-	queue  []handed // not yet accepted
+	conns  map[*conn]struct{} // open, not handed over
+	queue  []handed           // not yet accepted
 	closed bool
 	done   chan struct{}
 }
@@ -163,7 +168,10 @@ type handed struct {
 // Accept returns the next connection: a handed-over one first, else a new
 // one from the socket.
 func (l *Listener) Accept() (net.Conn, error) {
-	l.pumpOnce.Do(func() { go l.pump() })
+	l.pumpOnce.Do(func() {
+		l.pumpStarted.Store(true)
+		go l.pump()
+	})
 	for {
 		l.mu.Lock()
 		if l.closed {
@@ -194,6 +202,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // pump accepts on the socket, so that Accept can wait for a handed-over
 // connection at the same time.
 func (l *Listener) pump() {
+	defer close(l.pumpDone)
 	for {
 		c, err := l.inner.Accept()
 		select {
@@ -245,12 +254,49 @@ func (l *Listener) Close() error {
 	l.queue = nil
 	close(l.done)
 	l.mu.Unlock()
+	if l.pumpStarted.Load() && wakeAccept(l.inner) {
+		// The accepting goroutine lets go of the socket, so that the close
+		// below takes effect at once, right after the queue is drained.
+		<-l.pumpDone
+	}
 	drainBacklog(l.inner, func(c net.Conn) { l.reg.handOver(l, handed{c: c, unused: true}) })
 	err := l.inner.Close()
 	for _, h := range queued {
 		l.reg.handOver(l, h)
 	}
 	return err
+}
+
+// supersede marks l as superseded by a newer listener for its address, and
+// hands over at once the connections waiting for a request, so that the old
+// server's Shutdown does not wait for them (it waits up to 5 seconds for a
+// connection on which nothing was sent yet).
+func (l *Listener) supersede() {
+	l.superseded.Store(true)
+	l.mu.Lock()
+	waiting := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		waiting = append(waiting, c)
+	}
+	l.mu.Unlock()
+	for _, c := range waiting {
+		c.wakeIfWaiting()
+	}
+}
+
+func (l *Listener) track(c *conn) {
+	l.mu.Lock()
+	if l.conns == nil {
+		l.conns = map[*conn]struct{}{}
+	}
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+}
+
+func (l *Listener) forget(c *conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
 }
 
 // Addr is the socket's address.
