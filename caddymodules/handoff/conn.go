@@ -321,10 +321,12 @@ func (c *conn) handOverLocked(read []byte) error {
 // connection it still owns: closing an idle connection in Shutdown, or
 // ending its serving loop (a response without keep-alive, a shutdown seen
 // after a response). A handler that hijacked the connection (a WebSocket
-// proxy) closes it from elsewhere. The names are pinned by
-// TestHandOverWithNetHTTP: a Go release that renames them turns the
-// hand-over off (the connection is closed, as without this wrapper) and
-// fails that test.
+// proxy) closes it from elsewhere; a close while a handler panics
+// (runtime.gopanic on the stack) is not the server's own: the handler may
+// have acted on the request. The names are pinned by TestHandOver and
+// TestHandOverWithNetHTTP: a Go release that renames them turns this part of
+// the hand-over off (the connection is closed, as without this wrapper) and
+// fails those tests.
 func closedByServer() bool {
 	var pcs [8]uintptr
 	n := runtime.Callers(3, pcs[:]) // skip Callers, closedByServer, Close

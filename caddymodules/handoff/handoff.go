@@ -20,26 +20,34 @@
 // open, shared with SO_REUSEPORT).
 //
 // HTTP/1.1 has no way to withdraw a keep-alive promise once made, so the
-// connection must outlive the old server. This wrapper watches its
+// connection must outlive the old server. This wrapper follows its
 // connections' HTTP/1 framing (the status line and Connection header of
-// each response the server writes, no body) and, when the old server closes
-// a connection it had promised to keep, hands the socket over to the newest
-// listener still open on the same address — the new config's — whose server
-// reads the client's next request as the first of a new connection. Nothing
-// of that request was read by the old server, so nothing is lost or served
-// twice.
+// each response the server writes; the bytes of the request being read,
+// kept until it is answered) and, once a newer listener holds the address
+// (the new config's servers start before the old ones stop), hands each
+// connection the client may send its next request on to that listener,
+// whose server reads it as a new connection:
 //
-// # What is handed over, and what is not
+//   - a connection waiting for the client's next request, at once;
+//   - the first bytes of a request on a kept-alive connection, with those
+//     bytes, instead of letting the old server read them (net/http drops a
+//     request it finishes reading once it is shutting down);
+//   - a connection the old server closes from its own code (Shutdown
+//     closing it idle, or the serving loop ending) after a complete
+//     keep-alive response, or after a request it read and dropped, with
+//     that request's bytes.
 //
-// A connection is handed over only when all of these hold: its listener has
-// been closed (the server is shutting down); the close comes from net/http's
-// own server code (closing an idle connection in Shutdown, or ending its
-// serving loop), not from a handler that took the connection over (a
-// WebSocket); the last thing on the connection was a complete HTTP/1.x
-// response that kept the connection alive (or nothing at all), with no byte
-// of a further request read; and another listener for the address is open.
-// Anything else closes as before: HTTP/2, hijacked connections, a response
-// saying `Connection: close`, a client that pipelined, a process exiting.
+// No response was written for anything handed over, so nothing is answered
+// twice (TestHandOverWithNetHTTP counts it).
+//
+// # What is not handed over
+//
+// A connection closes as before after a response with `Connection: close`
+// (or an HTTP/1.0 one without keep-alive), under HTTP/2, once a handler took
+// it over (WebSocket), when a handler panicked on its request, after a
+// half-close, when a request head exceeds 64 KiB, when its listener has no
+// newer one (the process stops), and when the new server receives it idle
+// and no request comes within HandedIdleTimeout.
 //
 // New connections are split between the old and the new socket while both
 // are open (SO_REUSEPORT); when the old one closes, Linux resets those still
