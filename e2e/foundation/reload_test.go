@@ -64,8 +64,8 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 	var wg sync.WaitGroup
 	// failed counts answers that are not 200 (a dropped pool shows as a 503
 	// from /health/ready, a broken hop as a 502); transport counts
-	// connection-level errors of the client, which Caddy's own listener
-	// hand-over can cause on a keep-alive connection closed mid-reload.
+	// connection-level errors of the client (a kept-alive connection closed
+	// by the old server as the next request was on its way).
 	var ok, failed, transport atomic.Int64
 	var firstErr, firstTransport atomic.Value
 	for range 8 {
@@ -110,11 +110,10 @@ func TestReloadKeepsSharedClients(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d of %d requests failed during reloads; first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
 	}
-	// Connection errors come from listener hand-overs, so they are bounded
-	// per reload (at most one each) and as a share of the load (1%), which
-	// under a busy machine (the race-built suite in parallel) is smaller.
-	if total := ok.Load() + failed.Load() + transport.Load(); transport.Load() > 20 || transport.Load()*100 > total {
-		t.Fatalf("%d of %d requests hit connection errors during reloads; first: %v", transport.Load(), total, firstTransport.Load())
+	// Caddyfile.example's erp_handoff hands kept-alive connections and the
+	// old socket's accept queue to the new config: no connection breaks.
+	if transport.Load() > 0 {
+		t.Fatalf("%d of %d requests hit connection errors during reloads; first: %v", transport.Load(), ok.Load()+failed.Load()+transport.Load(), firstTransport.Load())
 	}
 	if after > base+10 {
 		// old servers may still be closing: give them a moment, then judge
