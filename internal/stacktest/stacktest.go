@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -75,8 +76,8 @@ func Binary(t testing.TB) string {
 // Caddy listens with SO_REUSEPORT: two gateways given the same port would
 // both bind it, and the kernel would split connections between them, so a
 // test could silently talk to another test's gateway. A port is free when
-// the kernel hands it out for 127.0.0.1:0 and no other test holds its
-// reservation (a file created with O_EXCL in a shared directory, removed at
+// it lies below the kernel's ephemeral range (see listenPortRange), it can
+// be bound on every interface, and no other test holds its reservation (a file created with O_EXCL in a shared directory, removed at
 // cleanup; one left by a killed test expires after ten minutes).
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -84,12 +85,17 @@ func FreePort(t testing.TB) int {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	for range 200 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := listenPortRange()
+	for range 500 {
+		// A port below the kernel's ephemeral range: a port the kernel
+		// hands out to clients (the tests open thousands of connections)
+		// can be taken by an outgoing connection between this check and the
+		// gateway's bind, which then fails with "address already in use".
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(port)) // every interface, as Caddy binds ":port"
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 		f := filepath.Join(dir, strconv.Itoa(port))
 		fd, err := os.OpenFile(f, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
@@ -105,6 +111,24 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("stacktest: no free port")
 	return 0
+}
+
+// listenPortRange is where FreePort picks ports: from 10000 up to the start
+// of the kernel's ephemeral range (net.ipv4.ip_local_port_range; 32768 by
+// default), or 20000–30000 when that range starts too low to leave room.
+func listenPortRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				hi = n
+			}
+		}
+	}
+	if hi-lo < 2000 {
+		return 20000, 30000
+	}
+	return lo, hi
 }
 
 // Options of one gateway instance.
