@@ -34,12 +34,12 @@ type assertionEntry struct {
 	until time.Time // reused before this
 	// The identity it states: a hit is used only for a request with that
 	// same verified identity (an API key's identity may change under it).
-	sub, cid, roles, scope string
+	sub, cid, roles, scope, plan string
 }
 
 // statesFor reports whether e states this identity.
-func (e *assertionEntry) statesFor(sub, cid, roles, scope string) bool {
-	return e.sub == sub && e.cid == cid && e.roles == roles && e.scope == scope
+func (e *assertionEntry) statesFor(sub, cid, roles, scope, plan string) bool {
+	return e.sub == sub && e.cid == cid && e.roles == roles && e.scope == scope && e.plan == plan
 }
 
 // reuseUntil is when an assertion signed with exp stops being reused: the

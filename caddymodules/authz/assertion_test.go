@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -160,28 +161,37 @@ func TestAssertionSigningAndCache(t *testing.T) {
 	want("another credential: its own", assertionRequest(&config.Credential{ID: "access-token-2", Expiry: tok.Expiry}, "invoices", scope), "assertion-3", 3)
 	want("same credential, another identity: signed anew", assertionRequest(tok, "invoices", "invoices:read"), "assertion-4", 4)
 	want("back to the first identity: signed anew", assertionRequest(tok, "invoices", scope), "assertion-5", 5)
+	// an API key's plan may change under it: the assertion states the plan
+	// the request was authorised with, never an earlier one
+	free := assertionRequest(tok, "invoices", scope)
+	free.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Set("http.auth.user.plan", "free")
+	want("same credential, another plan: signed anew", free, "assertion-6", 6)
+	if f.last().Plan != "free" {
+		t.Fatalf("plan %q", f.last().Plan)
+	}
+	want("the first plan again: signed anew", assertionRequest(tok, "invoices", scope), "assertion-7", 7)
 
 	// Reused while more than the margin is left, then signed anew.
 	advance(assertionTTL - assertionMargin - time.Second)
-	want("reused with more than the margin left", assertionRequest(tok, "invoices", scope), "assertion-5", 5)
+	want("reused with more than the margin left", assertionRequest(tok, "invoices", scope), "assertion-7", 7)
 	advance(time.Second)
-	want("not reused with the margin left", assertionRequest(tok, "invoices", scope), "assertion-6", 6)
+	want("not reused with the margin left", assertionRequest(tok, "invoices", scope), "assertion-8", 8)
 
 	// A credential that expires first bounds the assertion and is reused to its end.
 	short := &config.Credential{ID: "api-key-digest", Expiry: now.Add(5 * time.Second)}
-	want("short credential", assertionRequest(short, "invoices", scope), "assertion-7", 7)
+	want("short credential", assertionRequest(short, "invoices", scope), "assertion-9", 9)
 	if got := f.last().Expiry; got.After(short.Expiry) || short.Expiry.Sub(got) >= time.Second {
 		t.Fatalf("exp %v for a credential expiring at %v", got, short.Expiry)
 	}
 	advance(4 * time.Second)
-	want("bound by its credential: reused to the end", assertionRequest(short, "invoices", scope), "assertion-7", 7)
+	want("bound by its credential: reused to the end", assertionRequest(short, "invoices", scope), "assertion-9", 9)
 	advance(2 * time.Second)
 	if _, err := serve(h, assertionRequest(short, "invoices", scope)); err == nil {
 		t.Fatal("an expired credential got an assertion")
 	} else if ce, ok := config.AsError(err); !ok || ce.Code != config.CodeTokenExpired || ce.Status != 401 {
 		t.Fatalf("expired credential: %v", err)
 	}
-	if f.count() != 7 {
+	if f.count() != 9 {
 		t.Fatal("signed for an expired credential")
 	}
 }
@@ -261,15 +271,15 @@ func BenchmarkAssertionCacheHit(b *testing.B) {
 		c.put(fmt.Sprint(cred, i), "invoices", &assertionEntry{token: "t", until: t0.Add(time.Hour)}, t0)
 	}
 	c.put(cred, "invoices", &assertionEntry{token: "assertion", until: t0.Add(time.Hour),
-		sub: "usr_1", cid: "acme", roles: "admin", scope: "invoices:read invoices:write"}, t0)
+		sub: "usr_1", cid: "acme", roles: "admin", scope: "invoices:read invoices:write", plan: "standard"}, t0)
 	// the request's own strings, not the cached ones: equal, not identical
-	sub, cid, roles, scope := strings.Clone("usr_1"), strings.Clone("acme"), strings.Clone("admin"), strings.Clone("invoices:read invoices:write")
+	sub, cid, roles, scope, plan := strings.Clone("usr_1"), strings.Clone("acme"), strings.Clone("admin"), strings.Clone("invoices:read invoices:write"), strings.Clone("standard")
 	key := strings.Clone(cred)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			e, ok := c.get(key, "invoices", t0)
-			if !ok || !e.statesFor(sub, cid, roles, scope) {
+			if !ok || !e.statesFor(sub, cid, roles, scope, plan) {
 				b.Fatal("miss")
 			}
 		}

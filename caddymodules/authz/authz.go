@@ -251,7 +251,8 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 		return "", nil
 	}
 	now := h.now()
-	if e, ok := h.assertions.get(cred.ID, backend, now); ok && e.statesFor(user, company, roles, scope) {
+	plan := replString(repl, "http.auth.user.plan")
+	if e, ok := h.assertions.get(cred.ID, backend, now); ok && e.statesFor(user, company, roles, scope, plan) {
 		return e.token, nil
 	}
 	exp, bound, ok := assertionExpiry(now, cred.Expiry)
@@ -269,7 +270,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	}
 	a := &authsvc.Assertion{
 		Audience: backend, Subject: user, CompanyID: company, Roles: splitRoles(roles), Scope: scope,
-		Plan: replString(repl, "http.auth.user.plan"), IssuedAt: now, Expiry: exp,
+		Plan: plan, IssuedAt: now, Expiry: exp,
 	}
 	tok, err := sign(r.Context(), a)
 	if err != nil {
@@ -279,7 +280,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 		return "", caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the edge cannot vouch for requests right now"))
 	}
 	h.assertions.put(cred.ID, backend, &assertionEntry{
-		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope,
+		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope, plan: plan,
 	}, now)
 	return tok, nil
 }

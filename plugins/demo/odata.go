@@ -10,7 +10,8 @@ import (
 	"unicode"
 )
 
-// The OData v4 service (read-only), company-scoped by X-ERP-Company-ID:
+// The OData v4 service (read-only), company-scoped by the company of the
+// verified edge assertion:
 //
 //	GET /odata/v1/                       service document
 //	GET /odata/v1/LedgerEntries          the general ledger

@@ -183,6 +183,7 @@ func TestVerify(t *testing.T) {
 		{"iat in the future", e.assertion(now.Add(time.Minute), nil), "", ErrClaims},
 		{"not yet valid", e.assertion(now, map[string]any{"nbf": now.Add(30 * time.Second).Unix()}), "", ErrClaims},
 		{"lifetime over 60s", e.assertion(now, map[string]any{"exp": now.Add(90 * time.Second).Unix()}), "", ErrClaims},
+		{"lifetime of 62s (no leeway between one signer's iat and exp)", e.assertion(now, map[string]any{"exp": now.Add(62 * time.Second).Unix()}), "", ErrClaims},
 		{"alg none", b64([]byte(`{"alg":"none","typ":"erp-edge+jwt","kid":"edge-1"}`)) + "." + parts[1] + ".", "", ErrMalformed},
 		{"alg none with a signature", b64([]byte(`{"alg":"none","typ":"erp-edge+jwt","kid":"edge-1"}`)) + "." + parts[1] + "." + parts[2], "", ErrAlgorithm},
 		{"HS256 key confusion", hs256, "", ErrAlgorithm},

@@ -361,7 +361,7 @@ func (v *Verifier) checkClaims(cs *claimSet, audience string, now time.Time) (*I
 	if now.Add(leeway).Before(iat) {
 		return nil, fmt.Errorf("%w: issued in the future", ErrClaims)
 	}
-	if exp.Sub(iat) > MaxLifetime+leeway {
+	if exp.Sub(iat) > MaxLifetime { // one signer's clock: no leeway between its iat and exp
 		return nil, fmt.Errorf("%w: lives longer than %s", ErrClaims, MaxLifetime)
 	}
 	if cs.Nbf != nil && now.Add(leeway).Before(unix(*cs.Nbf)) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,11 +58,11 @@ func Unregister(app *erpapp.App) {
 }
 
 // Service is the in-process auth service of the newest live config that has
-// one and is ready, with that config's erp app. When the configs that have
-// one are all still preparing theirs (a reload; reloads in quick succession,
-// each dropping the last before its service was ready), it is the last
-// service found ready, if there is one, while the newest prepares (it reads
-// the same keys from the same store); else the newest.
+// one and is ready, with that config's erp app; when none of them is ready
+// yet (a reload), the newest, whose callers wait for it (Ready). An older
+// config's service is used only while that config is live: once it is
+// cleaned up, its service (in embedded mode, its own memory store and keys)
+// must not decide anything.
 func Service() (*authsvc.Service, *erpapp.App, error) {
 	appsMu.Lock()
 	list := append([]*erpapp.App(nil), apps...)
@@ -78,7 +77,6 @@ func Service() (*authsvc.Service, *erpapp.App, error) {
 			continue
 		}
 		if svc.Prepared() {
-			lastReady.Store(&readyService{svc, list[i]})
 			return svc, list[i], nil
 		}
 		if newest == nil {
@@ -88,18 +86,7 @@ func Service() (*authsvc.Service, *erpapp.App, error) {
 	if newest == nil {
 		return nil, nil, err
 	}
-	if lr := lastReady.Load(); lr != nil {
-		return lr.svc, lr.app, nil
-	}
 	return newest, newestApp, nil
-}
-
-// lastReady is the last auth service Service found ready.
-var lastReady atomic.Pointer[readyService]
-
-type readyService struct {
-	svc *authsvc.Service
-	app *erpapp.App
 }
 
 var revocationPool = caddy.NewUsagePool()

@@ -245,7 +245,11 @@ func writeToTrail(ctx context.Context, ev store.Event) error {
 // record writes one record; what can't reach the trail becomes a log line.
 // A write under way finishes (bounded) even when the config is going.
 func (a *RefusalAuditor) record(ctx context.Context, ev store.Event) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl // the drain's bound holds for the whole drain, not per record
+	}
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	err := a.write(wctx, ev)
 	cancel()
 	if err == nil {
