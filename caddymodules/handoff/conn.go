@@ -70,11 +70,17 @@ const HandedIdleTimeout = 2 * time.Second
 
 func (l *Listener) newConn(c net.Conn, prefix []byte, handedOver bool) net.Conn {
 	w := &conn{Conn: c, l: l, prefix: prefix, keepAlive: true}
+	_, isTLS := c.(interface{ ConnectionState() tls.ConnectionState })
+	// A TLS connection is never handed over: its first Read runs the
+	// handshake, which waking it (a deadline in the past) would fail for
+	// good, and crypto/tls keeps a failed write's error too. It closes as
+	// it would without this wrapper.
+	w.tainted = isTLS
 	l.track(w)
 	if handedOver && len(prefix) == 0 {
 		time.AfterFunc(HandedIdleTimeout, w.closeIfUnused)
 	}
-	if _, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
+	if isTLS {
 		return tlsConn{w}
 	}
 	return w
@@ -132,6 +138,10 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		n, err = c.Conn.Read(p)
 		c.mu.Lock()
+		if c.gone { // closed meanwhile (an unused handed-over connection): the server must not act on these bytes
+			c.mu.Unlock()
+			return 0, io.EOF
+		}
 		c.reading = false
 		pending := c.pending
 		c.pending = false
@@ -215,7 +225,13 @@ func (c *conn) Write(p []byte) (int, error) {
 		c.tainted = true // written without a request: not a plain HTTP/1 exchange
 	}
 	c.mu.Unlock()
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil || n < len(p) { // a response cut short: the connection is not reusable
+		c.mu.Lock()
+		c.tainted = true
+		c.mu.Unlock()
+	}
+	return n, err
 }
 
 // SetWriteDeadline passes through; net/http clears the write deadline once

@@ -55,7 +55,11 @@
 // accepts them all just before the close and hands them over too; a
 // connection whose handshake completes between that last accept and the
 // close, microseconds apart, is still reset. Under TLS terminated by Caddy
-// the queue is not drained (the connection would skip the handshake layer).
+// nothing is handed over (a woken handshake fails for good in crypto/tls)
+// and the queue is not drained: TLS connections close as without the
+// wrapper. Pipelined requests (a client sending its next request before the
+// answer to the previous one; browsers and Go's client do not) are not
+// tracked: a connection with one in flight may be closed as before.
 package handoff
 
 import (
