@@ -229,9 +229,11 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 		if cfg.Issuer == "" {
 			cfg.Issuer = svc.Issuer()
 		}
-		// a look-up in this process, not a fetch: an unknown kid may ask
-		// again every second
-		cfg.MinRefetch = time.Second
+		// a look-up in this process (a copy of a few keys), never a network
+		// fetch: an unknown kid asks again at once, so that a key published
+		// by a reload (in embedded mode a new config's service has keys of
+		// its own) verifies from its first assertion
+		cfg.MinRefetch = time.Millisecond
 		cfg.Keys = func(ctx context.Context) (jwk.Set, error) {
 			svc, _, err := edgeauth.Service() // the newest config's auth service
 			if err != nil {
