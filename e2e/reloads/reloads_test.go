@@ -74,8 +74,16 @@ func TestReloadsDropNoKeptAliveRequest(t *testing.T) {
 		cancel()
 		wait()
 		t.Logf("%d reloads in %v: %v", reloads, took.Round(time.Millisecond), l)
-		if n := l.failures(); n > 0 {
-			t.Errorf("%s: %d exchanges failed during %d reloads (%.2f per reload): %v", l.method, n, reloads, float64(n)/reloads, l)
+		// No exchange may fail on a kept-alive connection, nor in any way but
+		// the documented race of a new connection reset in the microseconds
+		// between the old socket's last accept and its close (README: "Config
+		// reloads"), of which a few in 20 reloads are tolerated.
+		keptAlive, other, resets := l.failures()
+		if keptAlive > 0 || other > 0 {
+			t.Errorf("%s: %d exchanges failed on kept-alive connections and %d otherwise during %d reloads: %v", l.method, keptAlive, other, reloads, l)
+		}
+		if resets > reloads/10 {
+			t.Errorf("%s: %d new connections reset during %d reloads (more than the documented race explains): %v", l.method, resets, reloads, l)
 		}
 		if n := l.unexpected(); n > 0 {
 			t.Errorf("%s: %d answers with another status than %d: %v", l.method, n, l.want, l)
