@@ -287,7 +287,17 @@ func TestUnknownKidFlood(t *testing.T) {
 	in := stacktest.Start(t, stacktest.Options{Config: stubConfig(is.srv.URL, "10m")})
 	u := in.URL + "/api/v1/invoices?limit=1"
 	expectOK(t, httpt.Get(t, u, bearer(is.sign(t, "ed-1", claims(nil), nil))))
+	// the flood's fetches, not the start-up's: wait until the key set's
+	// first fetches (registration, the first look-up) have settled
 	before := is.fetches.Load()
+	for settled := time.Now().Add(3 * time.Second); time.Now().Before(settled); {
+		time.Sleep(300 * time.Millisecond)
+		if n := is.fetches.Load(); n != before {
+			before = n
+			continue
+		}
+		break
+	}
 	var wg sync.WaitGroup
 	var refused atomic.Int64
 	for i := range 16 {
