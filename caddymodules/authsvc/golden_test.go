@@ -1,8 +1,6 @@
 package authsvc
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,22 +13,7 @@ import (
 
 // Golden files: a Caddyfile, a `----------` line, the JSON it adapts to.
 func TestPasswordHashingCaddyfile(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.caddyfiletest")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	var cases []adapttest.Case
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		caddyfile, json, ok := strings.Cut(string(b), "\n----------\n")
-		if !ok {
-			t.Fatalf("%s: no ---------- line", f)
-		}
-		cases = append(cases, adapttest.Case{Name: filepath.Base(f), Caddyfile: caddyfile, JSON: json})
-	}
+	cases := adapttest.Files(t, "testdata/*.caddyfiletest")
 	wrap := func(block string) string {
 		return "http://127.0.0.1:0 {\n\troute {\n\t\terp_authsvc {\n\t\t\tpassword_hashing " + block + "\n\t\t}\n\t}\n}\n"
 	}

@@ -1,9 +1,6 @@
 package erpapp
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/internal/adapttest"
@@ -11,22 +8,7 @@ import (
 
 // Golden files: a Caddyfile, a `----------` line, the JSON it adapts to.
 func TestRefusalLogCaddyfile(t *testing.T) {
-	files, err := filepath.Glob("testdata/refusal_log*.caddyfiletest")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
-	var cases []adapttest.Case
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		caddyfile, json, ok := strings.Cut(string(b), "\n----------\n")
-		if !ok {
-			t.Fatalf("%s: no ---------- line", f)
-		}
-		cases = append(cases, adapttest.Case{Name: filepath.Base(f), Caddyfile: caddyfile, JSON: json})
-	}
+	cases := adapttest.Files(t, "testdata/refusal_log*.caddyfiletest")
 	site := "\n:8080 {\n\trespond \"x\"\n}\n"
 	wrap := func(block string) string { return "{\n\terp {\n\t\trefusal_log {\n" + block + "\t\t}\n\t}\n}" + site }
 	cases = append(cases,

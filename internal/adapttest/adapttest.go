@@ -4,6 +4,8 @@ package adapttest
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,4 +53,38 @@ func Run(t *testing.T, cases []Case) {
 			}
 		})
 	}
+}
+
+// Files reads the golden cases of the files matching pattern (e.g.
+// "testdata/*.caddyfiletest"), as Caddy's own caddyfile_adapt tests are
+// written: a Caddyfile, a line of ten dashes, then the JSON it adapts to,
+// or `error: ` and a part of the error it must give. The JSON may hold
+// `<`, `>` and `&` as written; they are escaped as encoding/json writes
+// them.
+func Files(t *testing.T, pattern string) []Case {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden cases for %s: %v", pattern, err)
+	}
+	jsonEscapes := strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`)
+	cases := make([]Case, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, out, ok := strings.Cut(string(b), "\n----------\n")
+		if !ok {
+			t.Fatalf("%s: no ---------- line", f)
+		}
+		c := Case{Name: strings.TrimSuffix(filepath.Base(f), ".caddyfiletest"), Caddyfile: in}
+		if trimmed := strings.TrimSpace(out); len(trimmed) >= 7 && strings.EqualFold(trimmed[:7], "error: ") {
+			c.Err = strings.TrimSpace(trimmed[7:])
+		} else {
+			c.JSON = jsonEscapes.Replace(out)
+		}
+		cases = append(cases, c)
+	}
+	return cases
 }
