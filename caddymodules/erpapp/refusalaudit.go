@@ -50,11 +50,28 @@ type RefusalAudit struct {
 
 // parseRefusalAudit parses `refusal_audit { sample N; interval D; buffer N }`.
 func parseRefusalAudit(a *App, d *caddyfile.Dispenser) error {
+	ra := new(RefusalAudit)
+	err := parseSampling(d, "refusal_audit", &ra.Sample, &ra.Interval, func(name, v string) error {
+		if name != "buffer" {
+			return d.Errf("refusal_audit: unknown subdirective %q", name)
+		}
+		return positiveInt(d, "refusal_audit", name, v, &ra.Buffer)
+	})
+	if err != nil {
+		return err
+	}
+	a.RefusalAudit = ra
+	return nil
+}
+
+// parseSampling parses a block of one-argument subdirectives with the
+// sampling pair `sample N` and `interval D` (refusal_audit, refusal_log);
+// other names go to more.
+func parseSampling(d *caddyfile.Dispenser, block string, sample *int, interval *caddy.Duration, more func(name, v string) error) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	ra := new(RefusalAudit)
-	err := caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
+	return caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
@@ -63,30 +80,26 @@ func parseRefusalAudit(a *App, d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 		switch name {
-		case "sample", "buffer":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("refusal_audit: %s must be a positive number", name)
-			}
-			if name == "sample" {
-				ra.Sample = n
-			} else {
-				ra.Buffer = n
-			}
+		case "sample":
+			return positiveInt(d, block, name, v, sample)
 		case "interval":
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("refusal_audit: interval must be a positive duration")
+				return d.Errf("%s: interval must be a positive duration", block)
 			}
-			ra.Interval = caddy.Duration(dur)
+			*interval = caddy.Duration(dur)
+			return nil
 		default:
-			return d.Errf("refusal_audit: unknown subdirective %q", name)
+			return more(name, v)
 		}
-		return nil
 	})
-	if err != nil {
-		return err
+}
+
+func positiveInt(d *caddyfile.Dispenser, block, name, v string, dst *int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return d.Errf("%s: %s must be a positive number", block, name)
 	}
-	a.RefusalAudit = ra
+	*dst = n
 	return nil
 }

@@ -3,14 +3,12 @@ package erpapp
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
@@ -107,39 +105,15 @@ func skipAccessLog(ctx context.Context) {
 
 // parseRefusalLog parses `refusal_log { sample N; interval D; access_log sampled|all }`.
 func parseRefusalLog(a *App, d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	rl := new(RefusalLog)
-	err := caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		v := d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		switch name {
-		case "sample":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("refusal_log: sample must be a positive number")
-			}
-			rl.Sample = n
-		case "interval":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("refusal_log: interval must be a positive duration")
-			}
-			rl.Interval = caddy.Duration(dur)
-		case "access_log":
-			if v != AccessLogSampled && v != AccessLogAll {
-				return d.Errf("refusal_log: access_log must be sampled or all")
-			}
-			rl.AccessLog = v
-		default:
+	err := parseSampling(d, "refusal_log", &rl.Sample, &rl.Interval, func(name, v string) error {
+		if name != "access_log" {
 			return d.Errf("refusal_log: unknown subdirective %q", name)
 		}
+		if v != AccessLogSampled && v != AccessLogAll {
+			return d.Errf("refusal_log: access_log must be sampled or all")
+		}
+		rl.AccessLog = v
 		return nil
 	})
 	if err != nil {
