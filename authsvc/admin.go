@@ -14,7 +14,7 @@ import (
 
 	"github.com/erpgate/erpgate/authsvc/loginname"
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // The admin API (/api/v1/admin): platform admins manage companies, users,
@@ -44,7 +44,7 @@ func (s *Service) adminCaller(c *call) (*admin, error) {
 		return nil, err
 	}
 	if u.Disabled {
-		return nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		return nil, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 	}
 	a := &admin{claims: claims, user: u, platform: u.PlatformAdmin}
 	access, err := s.store.GetAccess(c.ctx, u.ID, claims.CompanyID)
@@ -86,7 +86,7 @@ func (a *admin) requireCompanyAdmin(companyID string) error {
 		return errForbidden("this needs the owner or admin role of the company, or a platform admin")
 	}
 	if companyID != a.claims.CompanyID {
-		return config.NewError(http.StatusForbidden, config.CodeCompanyMismatch, "you can manage the memberships of your own company only")
+		return contract.NewError(http.StatusForbidden, contract.CodeCompanyMismatch, "you can manage the memberships of your own company only")
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // API keys look like `erp_live_<prefix>_<secret>`: a 12-hex-digit public
@@ -284,7 +284,7 @@ func (s *Service) keyAdmin(c *call) (*AccessClaims, store.Access, error) {
 		return nil, store.Access{}, err
 	}
 	if access.UserDisabled {
-		return nil, store.Access{}, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		return nil, store.Access{}, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 	}
 	if !canManageKeys(access.Roles) {
 		return nil, store.Access{}, errForbidden("managing API keys needs the owner or admin role")
@@ -435,7 +435,7 @@ func (s *Service) handleRotateAPIKey(c *call) (int, any, error) {
 	}
 	old, err := s.store.GetAPIKey(c.ctx, access.Company.ID, c.param)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such API key")
+		return 0, nil, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such API key")
 	}
 	if err != nil {
 		return 0, nil, err
@@ -446,7 +446,7 @@ func (s *Service) handleRotateAPIKey(c *call) (int, any, error) {
 	ev.SubjectID, ev.Details = c.param, map[string]string{"prefix": old.Prefix, "grace_period": grace.String()}
 	k, err := s.store.RotateAPIKey(c.ctx, access.Company.ID, c.param, h, now.Add(grace), now, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such API key")
+		return 0, nil, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such API key")
 	}
 	if err != nil {
 		return 0, nil, err
@@ -468,7 +468,7 @@ func (s *Service) handleRevokeAPIKey(c *call) (int, any, error) {
 	ev.SubjectID = c.param
 	err = s.store.RevokeAPIKey(c.ctx, access.Company.ID, c.param, now, ev)
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such API key")
+		return 0, nil, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such API key")
 	}
 	if err != nil {
 		return 0, nil, err
@@ -489,7 +489,7 @@ func (s *Service) handleIntrospect(c *call) (int, any, error) {
 		if err != nil {
 			return 0, nil, err // two credentials
 		}
-		return 0, nil, unauthenticated(config.CodeUnauthenticated, "introspection needs the edge's credential", hdrInvalidToken)
+		return 0, nil, unauthenticated(contract.CodeUnauthenticated, "introspection needs the edge's credential", hdrInvalidToken)
 	}
 	var token string
 	ct := strings.ToLower(c.r.Header.Get("Content-Type"))
@@ -500,7 +500,7 @@ func (s *Service) handleIntrospect(c *call) (int, any, error) {
 		}
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return 0, nil, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "malformed form body")
+			return 0, nil, contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "malformed form body")
 		}
 		token = form.Get("token")
 	} else {
@@ -531,7 +531,7 @@ func (s *Service) handleIntrospect(c *call) (int, any, error) {
 // err is the refusal of a request with more than one credential.
 func (s *Service) introspectionCaller(r *http.Request) (ok bool, err error) {
 	tok, err := bearer(r)
-	if e, refused := config.AsError(err); refused && e.Status == http.StatusBadRequest {
+	if e, refused := contract.AsError(err); refused && e.Status == http.StatusBadRequest {
 		return false, err
 	}
 	if s.cfg.IntrospectionSecret == "" || err != nil {
@@ -546,9 +546,9 @@ func readLimited(c *call) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, config.NewError(http.StatusRequestEntityTooLarge, config.CodePayloadTooLarge, "request body too large")
+			return nil, contract.NewError(http.StatusRequestEntityTooLarge, contract.CodePayloadTooLarge, "request body too large")
 		}
-		return nil, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "could not read the request body")
+		return nil, contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "could not read the request body")
 	}
 	return b, nil
 }

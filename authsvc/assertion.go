@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -82,5 +82,5 @@ func (s *Service) SignAssertion(ctx context.Context, a *Assertion) (string, erro
 	b = append(b, `,"jti":"`...)
 	b = b64.AppendEncode(b, id[:])
 	b = append(b, `"}`...)
-	return signJWT(k, config.TypAssertion, b)
+	return signJWT(k, contract.TypAssertion, b)
 }

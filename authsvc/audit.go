@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // event starts the audit record of what the call does: when, the caller
@@ -80,7 +80,7 @@ func (s *Service) refuse(c *call, typ, reason string, refusal error, details ...
 
 // bearerReason is the reason of a bearer token that did not verify.
 func bearerReason(err error) string {
-	if e, ok := config.AsError(err); ok && e.Code == config.CodeTokenExpired {
+	if e, ok := contract.AsError(err); ok && e.Code == contract.CodeTokenExpired {
 		return ReasonExpired
 	}
 	return ReasonInvalid
@@ -220,11 +220,11 @@ func (p paged) hasNext() bool { return int64(p.page)*int64(p.limit) < p.total }
 
 // errConflict is the answer to a create of something that exists.
 func errConflict(msg string) error {
-	return config.NewError(http.StatusConflict, config.CodeConflict, msg)
+	return contract.NewError(http.StatusConflict, contract.CodeConflict, msg)
 }
 
 func errNotFound(msg string) error {
-	return config.NewError(http.StatusNotFound, config.CodeNotFound, msg)
+	return contract.NewError(http.StatusNotFound, contract.CodeNotFound, msg)
 }
 
 // APIKeyPrefix is the public prefix of a well-formed API key (shown in

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 const maxPasswordLen = 1024
@@ -69,7 +69,7 @@ func viewCompany(c store.Company, roles []string) companyView {
 // attemptKey names a counter without putting the address in clear in Redis.
 func attemptKey(kind, v string) string {
 	h := sha256.Sum256([]byte(v))
-	return config.RedisKeyLoginAttempts + kind + ":" + hex.EncodeToString(h[:16])
+	return contract.RedisKeyLoginAttempts + kind + ":" + hex.EncodeToString(h[:16])
 }
 
 // dummy is a valid hash of a random password, verified for unknown users so
@@ -92,7 +92,7 @@ func (s *Service) dummy() string {
 // errBadCredentials is the one answer to every failed password check:
 // unknown user, wrong password and disabled user look alike.
 func errBadCredentials() error {
-	return unauthenticated(config.CodeUnauthenticated, "invalid email or password", hdrLogin)
+	return unauthenticated(contract.CodeUnauthenticated, "invalid email or password", hdrLogin)
 }
 
 func (s *Service) handleLogin(c *call) (int, any, error) {
@@ -306,7 +306,7 @@ func errHashingBusy(err error) error {
 	if errors.As(err, &busy) {
 		retry = busy.RetryAfter
 	}
-	e, _ := config.AsError(errRateLimited(retry))
+	e, _ := contract.AsError(errRateLimited(retry))
 	e.Message = "the service is busy; try again later"
 	return e
 }
@@ -363,7 +363,7 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	}
 	c.meta.UserID = lc.Subject
 	if lc.MFA == "pending" {
-		return refused(ReasonMFAPending, unauthenticated(config.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken))
+		return refused(ReasonMFAPending, unauthenticated(contract.CodeMFARequired, "a second factor is required: verify it first", hdrInvalidToken))
 	}
 	access, _, err := s.companyAccess(c.ctx, lc.Subject, in.CompanyID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -408,7 +408,7 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 
 // errLoginTokenUsed answers a login token that was already spent.
 func errLoginTokenUsed() error {
-	return unauthenticated(config.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
+	return unauthenticated(contract.CodeTokenRevoked, "the login token was already used; log in again", hdrInvalidToken)
 }
 
 func (s *Service) refreshExpiry(now, sessionEnd time.Time) time.Time {
@@ -442,7 +442,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		return 0, nil, invalid("refresh_token", "refresh_token is required")
 	}
 	if !validRefreshFormat(in.RefreshToken) {
-		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonMalformed, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonMalformed, unauthenticated(contract.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
 	}
 	now := s.clock.Now()
 	rt, rtHash := newRefreshToken()
@@ -451,7 +451,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 		store.Use{Now: now, IP: c.ip, UserAgent: truncate(c.r.UserAgent(), 512)}, s.event(c, store.EventTokenRefreshed))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonUnknown, unauthenticated(config.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonUnknown, unauthenticated(contract.CodeUnauthenticated, "the refresh token is invalid", hdrInvalidToken))
 	case errors.Is(err, store.ErrRefreshReused):
 		// The store recorded the reuse (token.refresh_reuse) with the revocation.
 		// RFC 9700 §4.14.2: a rotated token came back — it was stolen, or the
@@ -460,9 +460,9 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 			zap.String("event", "refresh_token_reuse"), zap.String("session_id", res.Session.ID),
 			zap.String("user_id", res.Session.UserID), zap.String("ip", c.ip))
 		s.sessionsRevoked([]string{res.Session.ID})
-		return 0, nil, unauthenticated(config.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
+		return 0, nil, unauthenticated(contract.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
 	case errors.Is(err, store.ErrSessionInactive):
-		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonInactive, unauthenticated(config.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken))
+		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonInactive, unauthenticated(contract.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken))
 	case err != nil:
 		return 0, nil, err
 	}
@@ -494,7 +494,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 			ce.Write(zap.String("reason", reason), zap.String("session_id", sess.ID), zap.String("user_id", sess.UserID))
 		}
 		if res.Access.UserDisabled {
-			return 0, nil, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+			return 0, nil, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 		}
 		if res.Member {
 			return 0, nil, errCompanyDisabled()
@@ -541,12 +541,12 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 		case a.Company.ID == "" || (!res.Member && !res.PlatformAdmin):
 			return switchRefused(ReasonNotMember, errForbidden("you are not a member of this company"))
 		case a.UserDisabled:
-			return switchRefused(ReasonUserDisabled, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
+			return switchRefused(ReasonUserDisabled, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
 		default:
 			return switchRefused(ReasonCompanyDisabled, errCompanyDisabled())
 		}
 	case errors.Is(err, store.ErrNotFound):
-		return switchRefused(ReasonSessionEnded, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
+		return switchRefused(ReasonSessionEnded, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken))
 	case err != nil:
 		return 0, nil, err
 	}
@@ -676,7 +676,7 @@ func (s *Service) handleRevokeSession(c *call) (int, any, error) {
 		sess, gerr := s.store.GetSession(c.ctx, claims.Subject, c.param)
 		switch {
 		case errors.Is(gerr, store.ErrNotFound) || (gerr == nil && sess.RevokedAt.IsZero()):
-			return 0, nil, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such session")
+			return 0, nil, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such session")
 		case gerr != nil:
 			return 0, nil, s.errNotRecorded(c, gerr)
 		}

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/erpgate/erpgate/authsvc"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 
@@ -144,7 +144,7 @@ func (e *env) edgeTold(t testing.TB, sid string) bool {
 		return local
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n, err := e.rdb.Exists(context.Background(), e.prefix+config.RedisKeyRevokedSession+sid).Result()
+		n, err := e.rdb.Exists(context.Background(), e.prefix+contract.RedisKeyRevokedSession+sid).Result()
 		if err == nil && n > 0 {
 			return true
 		}

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/envelope"
@@ -149,7 +149,7 @@ type HTTPOptions struct {
 // handler serves a request's path; for other paths Handler answers 404.
 func (s *Service) Handler(opts HTTPOptions) *Handler {
 	if opts.RequestID == nil {
-		opts.RequestID = func(r *http.Request) string { return envelope.RequestID(r.Header.Get(config.HeaderRequestID)) }
+		opts.RequestID = func(r *http.Request) string { return envelope.RequestID(r.Header.Get(contract.HeaderRequestID)) }
 	}
 	if opts.ClientIP == nil {
 		opts.ClientIP = RemoteIP
@@ -182,11 +182,11 @@ func Routed(path string) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	c := &call{w: w, r: r, meta: envelope.Meta{RequestID: h.opts.RequestID(r)}, ip: h.opts.ClientIP(r)}
-	w.Header().Set(config.HeaderRequestID, c.meta.RequestID)
+	w.Header().Set(contract.HeaderRequestID, c.meta.RequestID)
 	w.Header().Set("Cache-Control", "no-store")
 	rt, params, ok := match(r.URL.Path)
 	if !ok {
-		s.fail(c, config.NewError(http.StatusNotFound, config.CodeNotFound, config.MessageForStatus(http.StatusNotFound)))
+		s.fail(c, contract.NewError(http.StatusNotFound, contract.CodeNotFound, contract.MessageForStatus(http.StatusNotFound)))
 		return
 	}
 	fn, ok := rt.methods[r.Method]
@@ -196,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow = append(allow, m)
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.fail(c, config.NewError(http.StatusMethodNotAllowed, config.CodeBadRequest, "method not allowed"))
+		s.fail(c, contract.NewError(http.StatusMethodNotAllowed, contract.CodeBadRequest, "method not allowed"))
 		return
 	}
 	c.params = params
@@ -255,13 +255,13 @@ func writeStandardDoc(w http.ResponseWriter, doc standardDoc, m *envelope.Meta) 
 	_, _ = w.Write(body)
 }
 
-// fail writes err as an error envelope: a *config.Error as it is; anything
+// fail writes err as an error envelope: a *contract.Error as it is; anything
 // else through internal/depfail's one mapping: a dependency that dropped or
 // did not answer in time (Postgres, Redis) is 503 SERVICE_UNAVAILABLE with
 // Retry-After, the rest 500 INTERNAL; logged without details reaching the
 // caller.
 func (s *Service) fail(c *call, err error) {
-	e, ok := config.AsError(err)
+	e, ok := contract.AsError(err)
 	if !ok {
 		e = depfail.Classify(err, nil)
 		lvl, msg := zap.ErrorLevel, "auth service request failed"
@@ -293,15 +293,15 @@ func (s *Service) fail(c *call, err error) {
 // An empty body decodes as {} when allowEmpty.
 func decode(c *call, v any, allowEmpty bool) error {
 	if ct := c.r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return config.NewError(http.StatusUnsupportedMediaType, config.CodeBadRequest, "the body must be JSON (Content-Type: application/json)")
+		return contract.NewError(http.StatusUnsupportedMediaType, contract.CodeBadRequest, "the body must be JSON (Content-Type: application/json)")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return config.NewError(http.StatusRequestEntityTooLarge, config.CodePayloadTooLarge, "request body too large")
+			return contract.NewError(http.StatusRequestEntityTooLarge, contract.CodePayloadTooLarge, "request body too large")
 		}
-		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, "could not read the request body")
+		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "could not read the request body")
 	}
 	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
 		return nil
@@ -312,20 +312,20 @@ func decode(c *call, v any, allowEmpty bool) error {
 		msg := "the body must be a JSON object with the documented fields"
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) && ute.Field != "" {
-			e := config.NewError(http.StatusUnprocessableEntity, config.CodeValidationFailed, "wrong type")
+			e := contract.NewError(http.StatusUnprocessableEntity, contract.CodeValidationFailed, "wrong type")
 			e.Field = ute.Field
 			return e
 		}
-		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, msg)
+		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, msg)
 	}
 	if dec.More() {
-		return config.NewError(http.StatusBadRequest, config.CodeBadRequest, "the body must be a single JSON object")
+		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "the body must be a single JSON object")
 	}
 	return nil
 }
 
 func invalid(field, msg string) error {
-	e := config.NewError(http.StatusUnprocessableEntity, config.CodeValidationFailed, msg)
+	e := contract.NewError(http.StatusUnprocessableEntity, contract.CodeValidationFailed, msg)
 	e.Field = field
 	return e
 }
@@ -338,21 +338,21 @@ var (
 )
 
 func unauthenticated(code, msg string, h http.Header) error {
-	e := config.NewError(http.StatusUnauthorized, code, msg)
+	e := contract.NewError(http.StatusUnauthorized, code, msg)
 	e.Header = h
 	return e
 }
 
 func errInvalidToken() error {
-	return unauthenticated(config.CodeUnauthenticated, "the token is missing or invalid", hdrInvalidToken)
+	return unauthenticated(contract.CodeUnauthenticated, "the token is missing or invalid", hdrInvalidToken)
 }
 
 func errForbidden(msg string) error {
-	return config.NewError(http.StatusForbidden, config.CodeForbidden, msg)
+	return contract.NewError(http.StatusForbidden, contract.CodeForbidden, msg)
 }
 
 func errRateLimited(retry time.Duration) error {
-	e := config.NewError(http.StatusTooManyRequests, config.CodeRateLimited, "too many attempts; try again later")
+	e := contract.NewError(http.StatusTooManyRequests, contract.CodeRateLimited, "too many attempts; try again later")
 	secs := int64((retry + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -384,7 +384,7 @@ func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error
 	tok, err := bearer(c.r)
 	if err != nil {
 		reason := ReasonMissing
-		var ce *config.Error
+		var ce *contract.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusBadRequest {
 			reason = ReasonAmbiguous
 		}
@@ -404,7 +404,7 @@ func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error
 			return nil, err
 		}
 		if !sess.Active(s.clock.Now()) {
-			return nil, s.refuse(c, store.EventBearerRefused, ReasonSessionEnded, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken), "session_id", claims.SessionID)
+			return nil, s.refuse(c, store.EventBearerRefused, ReasonSessionEnded, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken), "session_id", claims.SessionID)
 		}
 	}
 	return claims, nil
@@ -435,7 +435,7 @@ func (s *Service) handleOpenIDConfiguration(c *call) (int, any, error) {
 		"id_token_signing_alg_values_supported": []string{AlgEdDSA},
 		"token_endpoint_auth_methods_supported": []string{"none"},
 		"scopes_supported":                      ScopesFor([]string{RoleOwner}),
-		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", config.ClaimSessionID, config.ClaimCompanyID, config.ClaimRoles, config.ClaimScope, config.ClaimPlan},
+		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", contract.ClaimSessionID, contract.ClaimCompanyID, contract.ClaimRoles, contract.ClaimScope, contract.ClaimPlan},
 	})
 	if err != nil {
 		return 0, nil, err

@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // AlgEdDSA is the JWS algorithm of every signing key.
@@ -87,7 +87,7 @@ func NewSigningKey(sealer *Sealer, now, activatesAt time.Time) (store.SigningKey
 
 // NewKey makes a fresh Ed25519 key of a purpose, sealed, published at now
 // and signing from activatesAt. Its kid is the RFC 7638 thumbprint of the
-// public key, after config.AssertionKIDPrefix for an assertion key; the
+// public key, after contract.AssertionKIDPrefix for an assertion key; the
 // thumbprint of an access-token key never starts with that prefix (such a
 // key is drawn again), so kids tell the purposes apart.
 func NewKey(sealer *Sealer, purpose store.KeyPurpose, now, activatesAt time.Time) (store.SigningKey, error) {
@@ -104,7 +104,7 @@ func NewKey(sealer *Sealer, purpose store.KeyPurpose, now, activatesAt time.Time
 			return store.SigningKey{}, err
 		}
 		if purpose == store.KeyAssertion {
-			kid = config.AssertionKIDPrefix + kid
+			kid = contract.AssertionKIDPrefix + kid
 		} else if isAssertionKID(kid) {
 			continue // about one key in 2^30
 		}
@@ -116,7 +116,7 @@ func NewKey(sealer *Sealer, purpose store.KeyPurpose, now, activatesAt time.Time
 }
 
 // isAssertionKID reports whether kid names an assertion key.
-func isAssertionKID(kid string) bool { return strings.HasPrefix(kid, config.AssertionKIDPrefix) }
+func isAssertionKID(kid string) bool { return strings.HasPrefix(kid, contract.AssertionKIDPrefix) }
 
 func thumbprint(pub ed25519.PublicKey) (string, error) {
 	k, err := jwk.Import(pub)
@@ -393,7 +393,7 @@ func encodeHeader(kid, typ string) string {
 
 func newProtectedHeaders(kid string) protectedHeaders {
 	if isAssertionKID(kid) {
-		return protectedHeaders{assertion: encodeHeader(kid, config.TypAssertion)}
+		return protectedHeaders{assertion: encodeHeader(kid, contract.TypAssertion)}
 	}
 	return protectedHeaders{access: encodeHeader(kid, TypAccess), login: encodeHeader(kid, typLogin)}
 }
@@ -405,7 +405,7 @@ func (k *ringKey) header(typ string) string {
 		return k.hdr.access
 	case typLogin:
 		return k.hdr.login
-	case config.TypAssertion:
+	case contract.TypAssertion:
 		return k.hdr.assertion
 	}
 	return ""

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Recovery codes: RecoveryCodeCount single-use codes of 80 random bits,
@@ -86,7 +86,7 @@ func (s *Service) openTOTP(t store.TOTP) ([]byte, error) {
 }
 
 func errBadCode() error {
-	return unauthenticated(config.CodeUnauthenticated, "the code is invalid or was already used", hdrLogin)
+	return unauthenticated(contract.CodeUnauthenticated, "the code is invalid or was already used", hdrLogin)
 }
 
 // checkCode verifies a second-factor code of the user: a TOTP code, or when
@@ -112,7 +112,7 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 		c.meta.UserID = t.UserID
 		return "", s.refuse(c, store.EventMFAFailed, ReasonMalformedCode, invalid("code", msg))
 	}
-	key := config.RedisKeyTOTPAttempts + t.UserID
+	key := contract.RedisKeyTOTPAttempts + t.UserID
 	ok, retry, err := s.counters.Reserve(c.ctx, key, s.cfg.TOTPAttemptLimit, s.cfg.TOTPWindow)
 	if err != nil {
 		return "", err
@@ -150,7 +150,7 @@ func (s *Service) checkCode(c *call, t store.TOTP, code string, allowRecovery bo
 			return fail("wrong_code")
 		}
 		ttl := time.Duration(2*TOTPSkew+2) * TOTPPeriod
-		first, err := s.counters.MarkOnce(c.ctx, config.RedisKeyTOTPReplay+t.UserID+":"+strconv.FormatInt(step, 10), ttl)
+		first, err := s.counters.MarkOnce(c.ctx, contract.RedisKeyTOTPReplay+t.UserID+":"+strconv.FormatInt(step, 10), ttl)
 		if err != nil {
 			return "", err
 		}
@@ -189,7 +189,7 @@ func (s *Service) mfaUser(c *call) (*AccessClaims, store.User, error) {
 		return nil, store.User{}, err
 	}
 	if u.Disabled {
-		return nil, store.User{}, unauthenticated(config.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
+		return nil, store.User{}, unauthenticated(contract.CodeTokenRevoked, "the session has ended", hdrInvalidToken)
 	}
 	return claims, u, nil
 }
@@ -332,7 +332,7 @@ func (s *Service) handleMFAVerify(c *call) (int, any, error) {
 	}
 	c.meta.UserID = lc.Subject
 	if lc.MFA != "pending" {
-		return failed(ReasonMFANotPending, config.NewError(http.StatusBadRequest, config.CodeBadRequest, "this login token needs no second factor"))
+		return failed(ReasonMFANotPending, contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "this login token needs no second factor"))
 	}
 	u, err := s.store.GetUser(c.ctx, lc.Subject)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -346,7 +346,7 @@ func (s *Service) handleMFAVerify(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	if err != nil || !t.Active() { // turned off since the login: log in again
-		return failed(ReasonMFAOff, unauthenticated(config.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken))
+		return failed(ReasonMFAOff, unauthenticated(contract.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken))
 	}
 	// A spent login token is refused before its code is looked at, so that
 	// a good code is not burnt on it.

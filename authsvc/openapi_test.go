@@ -13,7 +13,7 @@ import (
 
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/openapi"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 const docURL = "https://erpgate.invalid/api/v1/openapi.json"
@@ -130,10 +130,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, c := range codes {
 		got = append(got, c.(string))
 	}
-	want := []string{config.CodeBadRequest, config.CodeValidationFailed, config.CodeUnauthenticated, config.CodeTokenExpired,
-		config.CodeTokenRevoked, config.CodeMFARequired, config.CodeForbidden, config.CodeCompanyMismatch, config.CodeNotFound,
-		config.CodeConflict, config.CodeRateLimited, config.CodeQuotaExceeded, config.CodeVersionUnsupported, config.CodeVersionSunset,
-		config.CodePayloadTooLarge, config.CodeUpstreamUnavailable, config.CodeUpstreamTimeout, config.CodeServiceUnavailable, config.CodeInternal}
+	want := []string{contract.CodeBadRequest, contract.CodeValidationFailed, contract.CodeUnauthenticated, contract.CodeTokenExpired,
+		contract.CodeTokenRevoked, contract.CodeMFARequired, contract.CodeForbidden, contract.CodeCompanyMismatch, contract.CodeNotFound,
+		contract.CodeConflict, contract.CodeRateLimited, contract.CodeQuotaExceeded, contract.CodeVersionUnsupported, contract.CodeVersionSunset,
+		contract.CodePayloadTooLarge, contract.CodeUpstreamUnavailable, contract.CodeUpstreamTimeout, contract.CodeServiceUnavailable, contract.CodeInternal}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // How a revocation reaches the edges.
@@ -65,10 +65,10 @@ func (r *redisRevocations) Publish(ctx context.Context, msgs []string, ttl time.
 	}
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range msgs {
-			p.Set(ctx, r.prefix+config.RedisKeyRevokedSession+m, 1, ttl)
+			p.Set(ctx, r.prefix+contract.RedisKeyRevokedSession+m, 1, ttl)
 		}
 		for _, m := range msgs {
-			p.Publish(ctx, r.prefix+config.RedisChannelRevocation, m)
+			p.Publish(ctx, r.prefix+contract.RedisChannelRevocation, m)
 		}
 		return nil
 	})
@@ -186,7 +186,7 @@ func (s *Service) kickRelay() {
 func (s *Service) errNotRecorded(c *call, err error) error {
 	s.logger.Error("revocation not recorded: the store failed", zap.String("path", c.r.URL.Path),
 		zap.String("request_id", c.meta.RequestID), zap.Error(err))
-	e := config.NewError(http.StatusServiceUnavailable, config.CodeServiceUnavailable,
+	e := contract.NewError(http.StatusServiceUnavailable, contract.CodeServiceUnavailable,
 		"the revocation could not be recorded; nothing changed, try again shortly")
 	secs := int64(revocationRetryAfter / time.Second)
 	e.Header = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}

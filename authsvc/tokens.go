@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/tokenjson"
 )
@@ -158,7 +158,7 @@ func (s *Service) verifyAccess(tok string) (*AccessClaims, error) {
 	}
 	now := s.clock.Now()
 	if now.Unix() >= c.ExpiresAt {
-		return nil, unauthenticated(config.CodeTokenExpired, "the access token has expired", hdrInvalidToken)
+		return nil, unauthenticated(contract.CodeTokenExpired, "the access token has expired", hdrInvalidToken)
 	}
 	if now.Add(clockSkew).Unix() < c.NotBefore {
 		return nil, errInvalidToken()
@@ -180,7 +180,7 @@ func (s *Service) issueLogin(userID, mfa string, now time.Time) (string, error) 
 }
 
 func (s *Service) verifyLogin(tok string) (*loginClaims, error) {
-	bad := unauthenticated(config.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken)
+	bad := unauthenticated(contract.CodeUnauthenticated, "the login token is invalid or expired; log in again", hdrInvalidToken)
 	payload, err := s.keys.ring.Load().verifyJWT(tok, typLogin)
 	if err != nil {
 		return nil, bad

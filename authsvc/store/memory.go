@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Memory is the in-process Store of the embedded default. One mutex guards
@@ -689,9 +689,9 @@ func (m *Memory) AddSigningKey(_ context.Context, purpose KeyPurpose, k SigningK
 	if !ok {
 		return fmt.Errorf("add signing key: unknown purpose %q", purpose)
 	}
-	if (purpose == KeyAssertion) != strings.HasPrefix(k.KID, config.AssertionKIDPrefix) {
+	if (purpose == KeyAssertion) != strings.HasPrefix(k.KID, contract.AssertionKIDPrefix) {
 		// what the tables' CHECK constraints say
-		return fmt.Errorf("add signing key: the kid of a %s key must not start with %q unless it is an assertion key", purpose, config.AssertionKIDPrefix)
+		return fmt.Errorf("add signing key: the kid of a %s key must not start with %q unless it is an assertion key", purpose, contract.AssertionKIDPrefix)
 	}
 	if _, ok := keys[k.KID]; ok {
 		return fmt.Errorf("add signing key: %w", ErrConflict)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
@@ -222,7 +222,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		sub = "apikey:" + id.KeyID
 	}
 	edgeauth.SetScope(r, id.Scope)
-	caddyhttp.SetVar(r.Context(), config.VarCredential, &config.Credential{ID: string(h[:]), Expiry: id.Expiry})
+	caddyhttp.SetVar(r.Context(), contract.VarCredential, &contract.Credential{ID: string(h[:]), Expiry: id.Expiry})
 	return caddyauth.User{
 		ID: sub,
 		Metadata: map[string]string{
@@ -241,7 +241,7 @@ func (p *Provider) refuse(r *http.Request, why, key string) {
 	if ce := p.refusals.Check(r.Context(), zap.InfoLevel, "API key refused", why); ce != nil {
 		ce.Write(zap.String("reason", why))
 	}
-	edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "invalid API key", "invalid_token"))
+	edgeauth.Fail(r, edgeauth.Unauthenticated(contract.CodeUnauthenticated, "invalid API key", "invalid_token"))
 }
 
 // introspection is the auth service's answer (RFC 7662 style).

@@ -16,7 +16,7 @@ import (
 
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -324,7 +324,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		h.logger.Error("auth service unavailable", zap.Error(err))
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
+	caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
 	svc.Handler(core.HTTPOptions{RequestID: requestID, ClientIP: clientIP}).ServeHTTP(w, r)
 	return nil
 }
@@ -332,10 +332,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // requestID is erp_envelope's id for the request when it set one, else the
 // client's (valid) X-Request-ID, else a new one.
 func requestID(r *http.Request) string {
-	if v, ok := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string); ok && v != "" {
+	if v, ok := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string); ok && v != "" {
 		return v
 	}
-	return envelope.RequestID(r.Header.Get(config.HeaderRequestID))
+	return envelope.RequestID(r.Header.Get(contract.HeaderRequestID))
 }
 
 // clientIP is Caddy's client address (trusted proxies applied).

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // fakeSigner records what it is asked to sign and answers "assertion-N".
@@ -87,14 +87,14 @@ func TestAssertionExpiry(t *testing.T) {
 }
 
 // assertionRequest is a verified request as the providers leave it.
-func assertionRequest(cred *config.Credential, backend, scope string) *http.Request {
+func assertionRequest(cred *contract.Credential, backend, scope string) *http.Request {
 	r := httptest.NewRequest("GET", "/api/v1/invoices", nil)
-	vars := map[string]any{config.VarScope: scope}
+	vars := map[string]any{contract.VarScope: scope}
 	if backend != "" {
-		vars[config.VarBackend] = backend
+		vars[contract.VarBackend] = backend
 	}
 	if cred != nil {
-		vars[config.VarCredential] = cred
+		vars[contract.VarCredential] = cred
 	}
 	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
 	repl := caddyhttp.NewTestReplacer(r)
@@ -114,7 +114,7 @@ func serve(h *Handler, r *http.Request) ([]string, error) {
 	err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
 		seen = []string{}
 		for name, vs := range r.Header {
-			if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), config.HeaderAssertion) {
+			if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), contract.HeaderAssertion) {
 				seen = append(seen, vs...)
 			}
 		}
@@ -132,7 +132,7 @@ func TestAssertionSigningAndCache(t *testing.T) {
 	h.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	scope := "invoices:read ledger:read"
-	tok := &config.Credential{ID: "access-token-1", Expiry: t0.Add(15 * time.Minute)}
+	tok := &contract.Credential{ID: "access-token-1", Expiry: t0.Add(15 * time.Minute)}
 	want := func(name string, r *http.Request, header string, signs int) {
 		t.Helper()
 		seen, err := serve(h, r)
@@ -158,7 +158,7 @@ func TestAssertionSigningAndCache(t *testing.T) {
 	if f.last().Audience != "ledger" {
 		t.Fatalf("audience %q", f.last().Audience)
 	}
-	want("another credential: its own", assertionRequest(&config.Credential{ID: "access-token-2", Expiry: tok.Expiry}, "invoices", scope), "assertion-3", 3)
+	want("another credential: its own", assertionRequest(&contract.Credential{ID: "access-token-2", Expiry: tok.Expiry}, "invoices", scope), "assertion-3", 3)
 	want("same credential, another identity: signed anew", assertionRequest(tok, "invoices", "invoices:read"), "assertion-4", 4)
 	want("back to the first identity: signed anew", assertionRequest(tok, "invoices", scope), "assertion-5", 5)
 	// an API key's plan may change under it: the assertion states the plan
@@ -178,7 +178,7 @@ func TestAssertionSigningAndCache(t *testing.T) {
 	want("not reused with the margin left", assertionRequest(tok, "invoices", scope), "assertion-8", 8)
 
 	// A credential that expires first bounds the assertion and is reused to its end.
-	short := &config.Credential{ID: "api-key-digest", Expiry: now.Add(5 * time.Second)}
+	short := &contract.Credential{ID: "api-key-digest", Expiry: now.Add(5 * time.Second)}
 	want("short credential", assertionRequest(short, "invoices", scope), "assertion-9", 9)
 	if got := f.last().Expiry; got.After(short.Expiry) || short.Expiry.Sub(got) >= time.Second {
 		t.Fatalf("exp %v for a credential expiring at %v", got, short.Expiry)
@@ -188,7 +188,7 @@ func TestAssertionSigningAndCache(t *testing.T) {
 	advance(2 * time.Second)
 	if _, err := serve(h, assertionRequest(short, "invoices", scope)); err == nil {
 		t.Fatal("an expired credential got an assertion")
-	} else if ce, ok := config.AsError(err); !ok || ce.Code != config.CodeTokenExpired || ce.Status != 401 {
+	} else if ce, ok := contract.AsError(err); !ok || ce.Code != contract.CodeTokenExpired || ce.Status != 401 {
 		t.Fatalf("expired credential: %v", err)
 	}
 	if f.count() != 9 {
@@ -198,7 +198,7 @@ func TestAssertionSigningAndCache(t *testing.T) {
 
 func TestAssertionWithheld(t *testing.T) {
 	t.Parallel()
-	cred := &config.Credential{ID: "access-token-1"}
+	cred := &contract.Credential{ID: "access-token-1"}
 	for _, tc := range []struct {
 		name    string
 		h       *Handler
@@ -213,14 +213,14 @@ func TestAssertionWithheld(t *testing.T) {
 		{"credential of another provider", newTestHandler(&fakeSigner{}), assertionRequest(nil, "invoices", "invoices:read"), "", ""},
 		{"no auth service in process", newTestHandler(nil), assertionRequest(cred, "invoices", "invoices:read"), "", ""},
 		{"signing fails", newTestHandler(&fakeSigner{fail: errors.New("no signing key available")}),
-			assertionRequest(cred, "invoices", "invoices:read"), "", config.CodeServiceUnavailable},
-		{"refused request", newTestHandler(&fakeSigner{}), assertionRequest(cred, "invoices", "ledger:read"), "", config.CodeForbidden},
+			assertionRequest(cred, "invoices", "invoices:read"), "", contract.CodeServiceUnavailable},
+		{"refused request", newTestHandler(&fakeSigner{}), assertionRequest(cred, "invoices", "ledger:read"), "", contract.CodeForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			seen, err := serve(tc.h, tc.r)
 			if tc.refused != "" {
-				if ce, ok := config.AsError(err); !ok || ce.Code != tc.refused {
+				if ce, ok := contract.AsError(err); !ok || ce.Code != tc.refused {
 					t.Fatalf("got %v, want %s", err, tc.refused)
 				}
 				return

@@ -21,7 +21,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
@@ -139,15 +139,15 @@ func (h *Handler) Validate() error {
 
 // Canonical forms of the identity headers (set directly, without re-canonicalising per request).
 var (
-	hdrCompanyID = http.CanonicalHeaderKey(config.HeaderCompanyID)
-	hdrUserID    = http.CanonicalHeaderKey(config.HeaderUserID)
-	hdrRoles     = http.CanonicalHeaderKey(config.HeaderRoles)
-	hdrScope     = http.CanonicalHeaderKey(config.HeaderScope)
-	hdrAssertion = http.CanonicalHeaderKey(config.HeaderAssertion)
+	hdrCompanyID = http.CanonicalHeaderKey(contract.HeaderCompanyID)
+	hdrUserID    = http.CanonicalHeaderKey(contract.HeaderUserID)
+	hdrRoles     = http.CanonicalHeaderKey(contract.HeaderRoles)
+	hdrScope     = http.CanonicalHeaderKey(contract.HeaderScope)
+	hdrAssertion = http.CanonicalHeaderKey(contract.HeaderAssertion)
 )
 
 func deny(status int, code, msg string) error {
-	return caddyhttp.Error(status, &config.Error{Status: status, Code: code, Message: msg})
+	return caddyhttp.Error(status, &contract.Error{Status: status, Code: code, Message: msg})
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -161,17 +161,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !canonicalPath(path) {
 		h.refused(r, "request with a non-canonical path refused", "bad_path")
-		return deny(http.StatusBadRequest, config.CodeBadRequest, "the path is not in canonical form")
+		return deny(http.StatusBadRequest, contract.CodeBadRequest, "the path is not in canonical form")
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {
-		return deny(http.StatusInternalServerError, config.CodeInternal, "internal error")
+		return deny(http.StatusInternalServerError, contract.CodeInternal, "internal error")
 	}
 	user := replString(repl, "http.auth.user.id")
 	company := replString(repl, "http.auth.user.company_id")
 	if user == "" || company == "" {
 		h.refused(r, "unauthenticated request refused", "unauthenticated")
-		return deny(http.StatusUnauthorized, config.CodeUnauthenticated, "authentication required")
+		return deny(http.StatusUnauthorized, contract.CodeUnauthenticated, "authentication required")
 	}
 	for _, c := range companyInPath(path) {
 		if c != company {
@@ -195,8 +195,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.checkBody(r, company); err != nil {
 		return err
 	}
-	scope, _ := caddyhttp.GetVar(r.Context(), config.VarScope).(string)
-	backend, _ := caddyhttp.GetVar(r.Context(), config.VarBackend).(string)
+	scope, _ := caddyhttp.GetVar(r.Context(), contract.VarScope).(string)
+	backend, _ := caddyhttp.GetVar(r.Context(), contract.VarBackend).(string)
 	if backend == "" {
 		backend = h.Backend
 	}
@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if len(required) == 0 && !h.AuthenticatedOnly {
 		if backend == "" {
 			h.refused(r, "request to a route without permissions refused", "no_permission_defined")
-			return deny(http.StatusForbidden, config.CodeForbidden, "no permission is defined for this route")
+			return deny(http.StatusForbidden, contract.CodeForbidden, "no permission is defined for this route")
 		}
 		// the derived permission, checked without building its name
 		b, action := strings.ToLower(backend), derivedAction(method)
@@ -245,7 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // the cached one while it may be reused, else a new one ("" when none can
 // be made; the request then goes on without).
 func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user, company, roles, scope string) (string, error) {
-	cred, _ := caddyhttp.GetVar(r.Context(), config.VarCredential).(*config.Credential)
+	cred, _ := caddyhttp.GetVar(r.Context(), contract.VarCredential).(*contract.Credential)
 	if cred == nil || cred.ID == "" {
 		warnOnce(h.logger, &h.warned.noCredential, "the request's credential is not from erp_jwt or erp_api_key: it is proxied without an edge assertion")
 		return "", nil
@@ -257,7 +257,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	}
 	exp, bound, ok := assertionExpiry(now, cred.Expiry)
 	if !ok {
-		return "", caddyhttp.Error(http.StatusUnauthorized, edgeauth.Unauthenticated(config.CodeTokenExpired, "access token expired", "invalid_token"))
+		return "", caddyhttp.Error(http.StatusUnauthorized, edgeauth.Unauthenticated(contract.CodeTokenExpired, "access token expired", "invalid_token"))
 	}
 	sign := h.sign
 	if sign == nil {
@@ -306,8 +306,8 @@ func splitRoles(roles string) []string {
 }
 
 func missingPermission(s string) error {
-	return caddyhttp.Error(http.StatusForbidden, &config.Error{
-		Status: http.StatusForbidden, Code: config.CodeForbidden,
+	return caddyhttp.Error(http.StatusForbidden, &contract.Error{
+		Status: http.StatusForbidden, Code: contract.CodeForbidden,
 		Message: "missing permission " + s, Context: map[string]any{"required": s},
 	})
 }
@@ -316,7 +316,7 @@ func (h *Handler) mismatch(r *http.Request, company, where string) error {
 	if ce := h.refusals.Check(r.Context(), zap.WarnLevel, "cross-company request refused", where); ce != nil {
 		ce.Write(zap.String("company_id", company), zap.String("where", where), zap.String("request_id", requestID(r)))
 	}
-	return deny(http.StatusForbidden, config.CodeCompanyMismatch, "the request names another company")
+	return deny(http.StatusForbidden, contract.CodeCompanyMismatch, "the request names another company")
 }
 
 // refused counts a refusal that has no line of its own at info level: its
@@ -377,7 +377,7 @@ func replString(repl *caddy.Replacer, key string) string {
 }
 
 func requestID(r *http.Request) string {
-	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	return id
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 func TestCanonicalPath(t *testing.T) {
@@ -108,8 +108,8 @@ func identityRequest(method, target, body string) *http.Request {
 		r = httptest.NewRequest(method, target, nil)
 	}
 	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
-		config.VarScope: "invoices:read", config.VarBackend: "invoices",
-		config.VarCredential: &config.Credential{ID: "token-1", Expiry: time.Now().Add(time.Hour)},
+		contract.VarScope: "invoices:read", contract.VarBackend: "invoices",
+		contract.VarCredential: &contract.Credential{ID: "token-1", Expiry: time.Now().Add(time.Hour)},
 	}))
 	repl := caddyhttp.NewTestReplacer(r)
 	repl.Set("http.auth.user.id", "usr_1")
@@ -126,13 +126,13 @@ func TestServeHTTP(t *testing.T) {
 		code                       string
 	}{
 		{"read allowed", "GET", "/api/v1/invoices?company_id=acme", "", ""},
-		{"write forbidden", "POST", "/api/v1/invoices", `{"amount":1}`, config.CodeForbidden},
-		{"other company in query", "GET", "/api/v1/invoices?company_id=globex", "", config.CodeCompanyMismatch},
-		{"other company in an escaped query key", "GET", "/api/v1/invoices?%63ompany_id=globex", "", config.CodeCompanyMismatch},
-		{"other company in path", "GET", "/api/v1/invoices/companies/globex", "", config.CodeCompanyMismatch},
-		{"other company in body", "POST", "/api/v1/invoices", `{"company_id":"globex"}`, config.CodeCompanyMismatch},
-		{"non-string company in body", "POST", "/api/v1/invoices", `{"company_id":["acme"]}`, config.CodeCompanyMismatch},
-		{"non-canonical", "GET", "/api/v1/%69nvoices", "", config.CodeBadRequest},
+		{"write forbidden", "POST", "/api/v1/invoices", `{"amount":1}`, contract.CodeForbidden},
+		{"other company in query", "GET", "/api/v1/invoices?company_id=globex", "", contract.CodeCompanyMismatch},
+		{"other company in an escaped query key", "GET", "/api/v1/invoices?%63ompany_id=globex", "", contract.CodeCompanyMismatch},
+		{"other company in path", "GET", "/api/v1/invoices/companies/globex", "", contract.CodeCompanyMismatch},
+		{"other company in body", "POST", "/api/v1/invoices", `{"company_id":"globex"}`, contract.CodeCompanyMismatch},
+		{"non-string company in body", "POST", "/api/v1/invoices", `{"company_id":["acme"]}`, contract.CodeCompanyMismatch},
+		{"non-canonical", "GET", "/api/v1/%69nvoices", "", contract.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,13 +149,13 @@ func TestServeHTTP(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if seen.Get(config.HeaderCompanyID) != "acme" || seen.Get("X_ERP_COMPANY_ID") != "" || seen.Get("Authorization") != "" ||
-					seen.Get(config.HeaderAssertion) == "" {
+				if seen.Get(contract.HeaderCompanyID) != "acme" || seen.Get("X_ERP_COMPANY_ID") != "" || seen.Get("Authorization") != "" ||
+					seen.Get(contract.HeaderAssertion) == "" {
 					t.Fatalf("forwarded headers %v", seen)
 				}
 				return
 			}
-			ce, ok := config.AsError(err)
+			ce, ok := contract.AsError(err)
 			if !ok || ce.Code != tc.code {
 				t.Fatalf("got %v, want %s", err, tc.code)
 			}
@@ -163,9 +163,9 @@ func TestServeHTTP(t *testing.T) {
 	}
 	t.Run("no backend and no require: refused", func(t *testing.T) {
 		r := identityRequest("GET", "/api/v1/x", "")
-		delete(r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any), config.VarBackend)
+		delete(r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any), contract.VarBackend)
 		err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
-		if ce, ok := config.AsError(err); !ok || ce.Code != config.CodeForbidden {
+		if ce, ok := contract.AsError(err); !ok || ce.Code != contract.CodeForbidden {
 			t.Fatalf("got %v", err)
 		}
 	})

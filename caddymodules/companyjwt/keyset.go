@@ -14,7 +14,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Key is one verification key with the algorithm it is published for. The
@@ -79,7 +79,7 @@ func (ks *KeySet) Load(set jwk.Set) (int, error) {
 			continue
 		}
 		kid, ok := k.KeyID()
-		if !ok || kid == "" || strings.HasPrefix(kid, config.AssertionKIDPrefix) {
+		if !ok || kid == "" || strings.HasPrefix(kid, contract.AssertionKIDPrefix) {
 			continue
 		}
 		if use, ok := k.KeyUsage(); ok && use != "sig" {
@@ -131,7 +131,7 @@ func (ks *KeySet) get(kid string) (Key, bool) {
 // and the rate limit allows. An assertion key's kid is refused at once: it
 // never names an access-token key, and must not cause a fetch.
 func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
-	if strings.HasPrefix(kid, config.AssertionKIDPrefix) {
+	if strings.HasPrefix(kid, contract.AssertionKIDPrefix) {
 		return Key{}, fmt.Errorf("%w: an edge assertion key signs no access token", ErrUnknownKey)
 	}
 	if k, ok := ks.get(kid); ok {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
@@ -328,12 +328,12 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	switch cred.Kind {
 	case credential.None:
 		// (none left: erp_api_key may have refused and removed one already)
-		if _, refused := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); !refused {
+		if _, refused := caddyhttp.GetVar(r.Context(), contract.VarAuthFailure).(*contract.Error); !refused {
 			if ce := p.refusals.Check(r.Context(), zap.DebugLevel, "request without credentials refused", "missing"); ce != nil {
 				ce.Write(zap.String("request_id", requestID(r)))
 			}
 		}
-		edgeauth.Fail(r, edgeauth.Unauthenticated(config.CodeUnauthenticated, "authentication required", ""))
+		edgeauth.Fail(r, edgeauth.Unauthenticated(contract.CodeUnauthenticated, "authentication required", ""))
 		return caddyauth.User{}, false, nil
 	case credential.Bearer:
 	default:
@@ -364,12 +364,12 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil
 	}
 	if err != nil {
-		code, msg := config.CodeUnauthenticated, "invalid access token"
+		code, msg := contract.CodeUnauthenticated, "invalid access token"
 		switch {
 		case errors.Is(err, ErrExpired):
-			code, msg = config.CodeTokenExpired, "access token expired"
+			code, msg = contract.CodeTokenExpired, "access token expired"
 		case errors.Is(err, ErrRevoked):
-			code, msg = config.CodeTokenRevoked, "access token revoked"
+			code, msg = contract.CodeTokenRevoked, "access token revoked"
 		}
 		p.metrics.Decisions.WithLabelValues("jwt", strings.ToLower(code)).Inc()
 		p.audit.Refused(r, "jwt", refusalReason(err), "")
@@ -381,7 +381,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}
 	p.ok.Inc()
 	edgeauth.SetScope(r, c.Scope)
-	caddyhttp.SetVar(r.Context(), config.VarCredential, &c.Credential)
+	caddyhttp.SetVar(r.Context(), contract.VarCredential, &c.Credential)
 	return caddyauth.User{ID: c.Subject, Metadata: c.Metadata}, true, nil
 }
 
@@ -394,7 +394,7 @@ const (
 )
 
 func requestID(r *http.Request) string {
-	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	return id
 }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/revocation"
 	"github.com/erpgate/erpgate/internal/tokenjson"
 )
@@ -48,9 +48,9 @@ type Claims struct {
 
 	kid string // the key that signed it: a cached token dies with its key
 
-	// Credential is the token as erp_authz sees it (config.VarCredential):
+	// Credential is the token as erp_authz sees it (contract.VarCredential):
 	// the token itself and its exp. Read only.
-	Credential config.Credential
+	Credential contract.Credential
 
 	// Metadata is the identity as caddyauth publishes it
 	// ({http.auth.user.company_id}, …): built once per verified token, so
@@ -138,7 +138,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, err
 		}
 	}
-	c.Credential = config.Credential{ID: token, Expiry: c.Expiry}
+	c.Credential = contract.Credential{ID: token, Expiry: c.Expiry}
 	if v.Cache != nil {
 		v.Cache.Put(token, c)
 	}

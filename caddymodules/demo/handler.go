@@ -1,5 +1,5 @@
 // Package demo is the Caddy module erp_demo: the demo ERP backend of
-// plugins/demo served by Caddy, so Caddyfile.example runs the edge and its
+// backends/demo served by Caddy, so Caddyfile.example runs the edge and its
 // backend in one process.
 package demo
 
@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
-	erpdemo "github.com/erpgate/erpgate/plugins/demo"
-	"github.com/erpgate/erpgate/plugins/edgeassert"
+	erpdemo "github.com/erpgate/erpgate/backends/demo"
+	"github.com/erpgate/erpgate/backends/edgeassert"
 )
 
 func init() {
@@ -34,12 +34,12 @@ func init() {
 // Handler serves the demo ERP: companies acme and globex, customers, invoices
 // and products in API versions v1 and v2 (REST), a general ledger (OData v4 at
 // /odata/v1) and a product catalogue (JSON-RPC at /jsonrpc), plus
-// diagnostics under /_demo/ (see package plugins/demo for every route and
+// diagnostics under /_demo/ (see package backends/demo for every route and
 // shape).
 //
 // Like any ERP service behind the edge, it answers a request only when it
 // carries a valid edge assertion (X-ERP-Assertion, checked with
-// plugins/edgeassert) for the backend the service is registered as, and it
+// backends/edgeassert) for the backend the service is registered as, and it
 // takes the company from that assertion alone: a request without one, with
 // a client's access token in its place, with an assertion for another
 // backend or an expired one gets 401, and an X-ERP-Company-ID header is

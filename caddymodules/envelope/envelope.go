@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/clientheaders"
 	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
@@ -57,7 +57,7 @@ func init() {
 //   - turns a panic further down the chain into a 500 `INTERNAL` error.
 //
 // In handle_errors it writes `{"success":false,…,"errors":[…]}` with the
-// status and code of the error (a config.Error's own code, else one derived
+// status and code of the error (a contract.Error's own code, else one derived
 // from the status: 404 NOT_FOUND, 413 PAYLOAD_TOO_LARGE, 502
 // UPSTREAM_UNAVAILABLE, 504 UPSTREAM_TIMEOUT, 500 INTERNAL, …). Every 503
 // it writes carries `Retry-After` (internal/depfail's, unless the error set
@@ -175,12 +175,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // requestID settles the request's id and publishes it.
 func requestID(r *http.Request) string {
-	if v, ok := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string); ok && v != "" {
+	if v, ok := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string); ok && v != "" {
 		return v
 	}
-	id := env.RequestID(r.Header.Get(config.HeaderRequestIDKey))
-	r.Header.Set(config.HeaderRequestIDKey, id)
-	caddyhttp.SetVar(r.Context(), config.VarRequestID, id)
+	id := env.RequestID(r.Header.Get(contract.HeaderRequestIDKey))
+	r.Header.Set(contract.HeaderRequestIDKey, id)
+	caddyhttp.SetVar(r.Context(), contract.VarRequestID, id)
 	placeholders.Publish(r)
 	return id
 }
@@ -196,7 +196,7 @@ func meta(r *http.Request, id string) env.Meta {
 		m.CompanyID = replString(repl, "http.auth.user.company_id")
 		m.UserID = replString(repl, "http.auth.user.id")
 	}
-	m.APIVersion, _ = caddyhttp.GetVar(r.Context(), config.VarAPIVersion).(string)
+	m.APIVersion, _ = caddyhttp.GetVar(r.Context(), contract.VarAPIVersion).(string)
 	return m
 }
 
@@ -217,7 +217,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	id := requestID(r)
 	status, e, hdr := describe(cause)
 	if status == http.StatusUnauthorized {
-		if af, ok := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); ok {
+		if af, ok := caddyhttp.GetVar(r.Context(), contract.VarAuthFailure).(*contract.Error); ok {
 			e = env.Error{Code: af.Code, Message: af.Message, Field: af.Field, Context: af.Context}
 			hdr = af.Header
 			if af.Status > 0 {
@@ -236,7 +236,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	// Every 503 of the chain (a token that could not be checked, a store
 	// that dropped) tells the client when to retry.
 	depfail.SetRetryAfter(w.Header(), status)
-	w.Header().Set(config.HeaderRequestIDKey, id)
+	w.Header().Set(contract.HeaderRequestIDKey, id)
 	m := meta(r, id)
 	env.WriteFailure(w, status, &m, e)
 }
@@ -248,7 +248,7 @@ func describe(cause error) (int, env.Error, http.Header) {
 	if errors.As(cause, &he) && he.StatusCode > 0 {
 		status = he.StatusCode
 	}
-	if ce, ok := config.AsError(cause); ok {
+	if ce, ok := contract.AsError(cause); ok {
 		if ce.Status > 0 {
 			status = ce.Status
 		}
@@ -258,8 +258,8 @@ func describe(cause error) (int, env.Error, http.Header) {
 	if errors.As(cause, &mbe) {
 		status = http.StatusRequestEntityTooLarge
 		return status, env.Error{
-			Code:    config.CodePayloadTooLarge,
-			Message: config.MessageForStatus(status),
+			Code:    contract.CodePayloadTooLarge,
+			Message: contract.MessageForStatus(status),
 			Context: map[string]any{"limit_bytes": mbe.Limit},
 		}, nil
 	}
@@ -269,7 +269,7 @@ func describe(cause error) (int, env.Error, http.Header) {
 	if status == http.StatusInternalServerError && depfail.Unavailable(cause) {
 		status = http.StatusServiceUnavailable // a dependency dropped: internal/depfail's one mapping
 	}
-	return status, env.Error{Code: config.CodeForStatus(status), Message: config.MessageForStatus(status)}, nil
+	return status, env.Error{Code: contract.CodeForStatus(status), Message: contract.MessageForStatus(status)}, nil
 }
 
 // Interface guards

@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 )
 
@@ -79,7 +79,7 @@ func TestWrapsJSON(t *testing.T) {
 		if r.Header.Get("Accept-Encoding") != "" {
 			t.Error("Accept-Encoding reached the backend")
 		}
-		if r.Header.Get(config.HeaderRequestID) == "" {
+		if r.Header.Get(contract.HeaderRequestID) == "" {
 			t.Error("no request id sent upstream")
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -130,7 +130,7 @@ func TestPassThrough(t *testing.T) {
 			}
 			w, err := serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
 				if tc.enveloped {
-					caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
+					caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
 				}
 				if tc.ct != "" {
 					w.Header().Set("Content-Type", tc.ct)
@@ -237,7 +237,7 @@ func TestErrorRendering(t *testing.T) {
 		{"bad gateway", caddyhttp.Error(502, errors.New("dial tcp: refused")), 502, "UPSTREAM_UNAVAILABLE", ""},
 		{"timeout", caddyhttp.Error(504, errors.New("timeout")), 504, "UPSTREAM_TIMEOUT", ""},
 		{"too large", caddyhttp.Error(502, fmt.Errorf("proxy: %w", &http.MaxBytesError{Limit: 10})), 413, "PAYLOAD_TOO_LARGE", ""},
-		{"coded", caddyhttp.Error(403, &config.Error{Status: 403, Code: "COMPANY_MISMATCH", Message: "other company", Header: http.Header{"Www-Authenticate": {`Bearer error="x"`}}}), 403, "COMPANY_MISMATCH", `Bearer error="x"`},
+		{"coded", caddyhttp.Error(403, &contract.Error{Status: 403, Code: "COMPANY_MISMATCH", Message: "other company", Header: http.Header{"Www-Authenticate": {`Bearer error="x"`}}}), 403, "COMPANY_MISMATCH", `Bearer error="x"`},
 		{"plain", errors.New("whatever"), 500, "INTERNAL", ""},
 		// internal/depfail: a dependency that dropped is 503 with
 		// Retry-After; a backend's 502 stays a 502.
@@ -277,7 +277,7 @@ func TestErrorRendering(t *testing.T) {
 func TestProviderRefusalStatus(t *testing.T) {
 	t.Parallel()
 	r := newRequest("GET", "/")
-	caddyhttp.SetVar(r.Context(), config.VarAuthFailure, depfail.Error("token verification is temporarily unavailable"))
+	caddyhttp.SetVar(r.Context(), contract.VarAuthFailure, depfail.Error("token verification is temporarily unavailable"))
 	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, caddyhttp.Error(401, errors.New("not authenticated"))))
 	w, err := serve(t, newHandler(1<<20), r, nil)
 	if err != nil {

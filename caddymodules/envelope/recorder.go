@@ -11,7 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -85,7 +85,7 @@ func (rec *recorder) shouldWrap(status int) bool {
 		status == http.StatusPartialContent, status == http.StatusSwitchingProtocols:
 		return false
 	}
-	if enveloped, _ := caddyhttp.GetVar(rec.r.Context(), config.VarEnveloped).(bool); enveloped {
+	if enveloped, _ := caddyhttp.GetVar(rec.r.Context(), contract.VarEnveloped).(bool); enveloped {
 		return false
 	}
 	h := rec.w.Header()
@@ -145,7 +145,7 @@ func (rec *recorder) startStream() error {
 	h := rec.w.Header()
 	stripEntityHeaders(h)
 	h.Set("Content-Type", env.ContentType)
-	h.Set(config.HeaderRequestIDKey, rec.requestID())
+	h.Set(contract.HeaderRequestIDKey, rec.requestID())
 	rec.started = true
 	rec.w.WriteHeader(rec.status)
 	m := meta(rec.r, rec.requestID())
@@ -168,7 +168,7 @@ func (rec *recorder) startStream() error {
 
 func (rec *recorder) requestID() string {
 	if rec.id == "" {
-		rec.id, _ = caddyhttp.GetVar(rec.r.Context(), config.VarRequestID).(string)
+		rec.id, _ = caddyhttp.GetVar(rec.r.Context(), contract.VarRequestID).(string)
 	}
 	return rec.id
 }
@@ -196,7 +196,7 @@ func (rec *recorder) finish(id string) error {
 		} else {
 			tail = append(tail, `,"success":false,"errors":`...)
 			tail = env.AppendErrors(tail, []env.Error{{
-				Code:    config.CodeUpstreamUnavailable,
+				Code:    contract.CodeUpstreamUnavailable,
 				Message: "the backend's answer broke off or was not valid JSON; data is truncated",
 			}})
 		}
@@ -205,7 +205,7 @@ func (rec *recorder) finish(id string) error {
 		return nil
 	}
 	// modeBuffer
-	tr, _ := caddyhttp.GetVar(rec.r.Context(), config.VarTranslator).(env.Translator)
+	tr, _ := caddyhttp.GetVar(rec.r.Context(), contract.VarTranslator).(env.Translator)
 	if tr == nil {
 		tr = env.REST
 	}
@@ -217,7 +217,7 @@ func (rec *recorder) finish(id string) error {
 	out := getOut(len(rec.buf) + 320)
 	if len(res.Errors) > 0 || res.Status >= 400 {
 		if len(res.Errors) == 0 {
-			res.Errors = []env.Error{{Code: config.CodeForStatus(res.Status), Message: config.MessageForStatus(res.Status)}}
+			res.Errors = []env.Error{{Code: contract.CodeForStatus(res.Status), Message: contract.MessageForStatus(res.Status)}}
 		}
 		out.b = env.AppendFailure(out.b, &m, res.Errors...)
 	} else {
@@ -227,7 +227,7 @@ func (rec *recorder) finish(id string) error {
 	stripEntityHeaders(h)
 	h.Set("Content-Type", env.ContentType)
 	h.Set("Content-Length", strconv.Itoa(len(out.b)))
-	h.Set(config.HeaderRequestIDKey, id)
+	h.Set(contract.HeaderRequestIDKey, id)
 	rec.started = true
 	rec.w.WriteHeader(res.Status)
 	_, _ = rec.w.Write(out.b)

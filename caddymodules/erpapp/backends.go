@@ -15,8 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/plugins/dialects"
-	"github.com/erpgate/erpgate/plugins/dialects/rest"
+	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/backends/dialects/rest"
 )
 
 func init() {

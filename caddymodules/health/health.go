@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -67,12 +67,12 @@ type report struct {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
-	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
+	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	if id == "" {
-		id = env.RequestID(r.Header.Get(config.HeaderRequestID))
+		id = env.RequestID(r.Header.Get(contract.HeaderRequestID))
 	}
-	w.Header().Set(config.HeaderRequestID, id)
+	w.Header().Set(contract.HeaderRequestID, id)
 	w.Header().Set("Cache-Control", "no-store")
 	m := env.Meta{Timestamp: time.Now(), RequestID: id}
 	rep := report{Status: "ok", Checks: map[string]string{}}
@@ -99,7 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	if len(down) > 0 {
 		env.WriteFailure(w, http.StatusServiceUnavailable, &m, env.Error{
-			Code: config.CodeServiceUnavailable, Message: "a dependency is unreachable",
+			Code: contract.CodeServiceUnavailable, Message: "a dependency is unreachable",
 			Context: map[string]any{"down": down},
 		})
 		return nil

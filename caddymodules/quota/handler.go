@@ -25,7 +25,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/quota/limit"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
@@ -304,14 +304,14 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
-		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
+		return caddyhttp.Error(http.StatusInternalServerError, contract.NewError(http.StatusInternalServerError, contract.CodeInternal, "internal error"))
 	}
 	company := replValue(repl, h.Key)
 	if company == "" {
 		if ce := h.refusals.Check(r.Context(), zapcore.ErrorLevel, "erp_quota: the request has no company; put erp_auth before erp_quota", "no_company"); ce != nil {
 			ce.Write()
 		}
-		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
+		return caddyhttp.Error(http.StatusInternalServerError, contract.NewError(http.StatusInternalServerError, contract.CodeInternal, "internal error"))
 	}
 	now := h.clock.Now()
 	var t terms
@@ -336,9 +336,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				ce.Write(zap.String("company_id", company), zap.String("plan", t.plan))
 			}
 			retry := strconv.FormatInt(limit.SecondsUntil(now, now.Add(time.Duration(h.ProbeInterval))), 10)
-			return caddyhttp.Error(http.StatusServiceUnavailable, &config.Error{
+			return caddyhttp.Error(http.StatusServiceUnavailable, &contract.Error{
 				Status:  http.StatusServiceUnavailable,
-				Code:    config.CodeServiceUnavailable,
+				Code:    contract.CodeServiceUnavailable,
 				Message: "rate limiting is temporarily unavailable; retry shortly",
 				Header:  http.Header{"Retry-After": {retry}},
 			})
@@ -397,8 +397,8 @@ func (h *Handler) keysOf(company string) keys {
 	if v, ok := h.keyCache.m.Load(company); ok {
 		return *v.(*keys)
 	}
-	k := keys{rate: h.prefix + config.RedisKeyRateLimit + "{" + company + "}",
-		quota: h.prefix + config.RedisKeyQuota + "{" + company + "}:"}
+	k := keys{rate: h.prefix + contract.RedisKeyRateLimit + "{" + company + "}",
+		quota: h.prefix + contract.RedisKeyQuota + "{" + company + "}:"}
 	if h.keyCache.n.Add(1) <= maxKeyCache {
 		h.keyCache.m.Store(company, &k)
 	}
@@ -552,15 +552,15 @@ func (h *Handler) refuse(rctx context.Context, now time.Time, company string, t 
 		"reset":       reset.UTC().Format(time.RFC3339),
 		"retry_after": retry,
 	}
-	e := &config.Error{Status: http.StatusTooManyRequests, Context: ctx, Header: hdr}
+	e := &contract.Error{Status: http.StatusTooManyRequests, Context: ctx, Header: hdr}
 	if refused == t.quotaAt {
 		metricDecisions.WithLabelValues(t.plan, "quota_exceeded", store).Inc()
-		e.Code = config.CodeQuotaExceeded
+		e.Code = contract.CodeQuotaExceeded
 		e.Message = "the monthly quota of " + strconv.FormatInt(p.Max, 10) + " requests is used up; it renews at " + ctx["reset"].(string)
 		ctx["period_start"] = t.start.UTC().Format(time.RFC3339)
 	} else {
 		metricDecisions.WithLabelValues(t.plan, "rate_limited", store).Inc()
-		e.Code = config.CodeRateLimited
+		e.Code = contract.CodeRateLimited
 		e.Message = "rate limit of " + strconv.FormatInt(p.Max, 10) + " requests per " + strconv.FormatInt(windowSeconds(p), 10) + "s reached; retry in " + strconv.FormatInt(retry, 10) + "s"
 	}
 	reason := "rate_limited"

@@ -18,7 +18,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/quota/redisproc"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 
@@ -95,12 +95,12 @@ func serve(h *Handler, id ident) result {
 	return res
 }
 
-func refusal(t *testing.T, res result) *config.Error {
+func refusal(t *testing.T, res result) *contract.Error {
 	t.Helper()
 	var he caddyhttp.HandlerError
-	ce, ok := config.AsError(res.err)
+	ce, ok := contract.AsError(res.err)
 	if !errors.As(res.err, &he) || !ok || he.StatusCode != ce.Status {
-		t.Fatalf("not a handler error with a config.Error: %v", res.err)
+		t.Fatalf("not a handler error with a contract.Error: %v", res.err)
 	}
 	if res.called {
 		t.Fatal("next was called on a refusal")
@@ -139,7 +139,7 @@ func TestHeadersAndRefusals(t *testing.T) {
 	}
 	res := serve(h, globex) // at +30s: the first admission leaves at +60s
 	ce := refusal(t, res)
-	if ce.Status != 429 || ce.Code != config.CodeRateLimited {
+	if ce.Status != 429 || ce.Code != contract.CodeRateLimited {
 		t.Fatalf("got %d %s", ce.Status, ce.Code)
 	}
 	if ce.Header.Get("Retry-After") != "30" || ce.Header.Get("RateLimit") != `"free";r=0;t=30` || ce.Header.Get("X-RateLimit-Remaining") != "0" {
@@ -162,7 +162,7 @@ func TestHeadersAndRefusals(t *testing.T) {
 	clk.Add(time.Hour)
 	ce = refusal(t, serve(h, globex))
 	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	if ce.Code != config.CodeQuotaExceeded || ce.Context["reset"] != end.Format(time.RFC3339) ||
+	if ce.Code != contract.CodeQuotaExceeded || ce.Context["reset"] != end.Format(time.RFC3339) ||
 		ce.Context["period_start"] != "2026-11-01T00:00:00Z" || ce.Context["policy"] != "free-month" {
 		t.Fatalf("quota refusal %s %v", ce.Code, ce.Context)
 	}
@@ -238,7 +238,7 @@ func TestPlansOverridesAndSubLimits(t *testing.T) {
 		t.Fatalf("closest policy %q", got)
 	}
 	ce := refusal(t, serve(h, acme)) // alice's 1/s
-	if ce.Context["policy"] != "standard-client" || ce.Code != config.CodeRateLimited {
+	if ce.Context["policy"] != "standard-client" || ce.Code != contract.CodeRateLimited {
 		t.Fatalf("%v", ce.Context)
 	}
 	if res := serve(h, ident{company: "acme", keyID: "key1", user: "apikey:key1", plan: "standard"}); res.err != nil {
@@ -321,7 +321,7 @@ func TestRedisDown(t *testing.T) {
 					}
 				case "deny":
 					ce := refusal(t, res)
-					if ce.Status != 503 || ce.Code != config.CodeServiceUnavailable || ce.Header.Get("Retry-After") != "1" {
+					if ce.Status != 503 || ce.Code != contract.CodeServiceUnavailable || ce.Header.Get("Retry-After") != "1" {
 						t.Fatalf("deny %d: %d %s %v", i, ce.Status, ce.Code, ce.Header)
 					}
 				case "local":
@@ -329,7 +329,7 @@ func TestRedisDown(t *testing.T) {
 						if res.err != nil || !res.called {
 							t.Fatalf("local %d: %v", i, res.err)
 						}
-					} else if ce := refusal(t, res); ce.Code != config.CodeRateLimited {
+					} else if ce := refusal(t, res); ce.Code != contract.CodeRateLimited {
 						t.Fatalf("local %d: %s", i, ce.Code)
 					}
 				}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/quota"
 	"github.com/erpgate/erpgate/caddymodules/version"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
@@ -86,15 +86,15 @@ type report struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return caddyhttp.Error(http.StatusMethodNotAllowed, config.NewError(http.StatusMethodNotAllowed, config.CodeBadRequest, "method not allowed"))
+		return caddyhttp.Error(http.StatusMethodNotAllowed, contract.NewError(http.StatusMethodNotAllowed, contract.CodeBadRequest, "method not allowed"))
 	}
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
-		return caddyhttp.Error(http.StatusInternalServerError, config.NewError(http.StatusInternalServerError, config.CodeInternal, "internal error"))
+		return caddyhttp.Error(http.StatusInternalServerError, contract.NewError(http.StatusInternalServerError, contract.CodeInternal, "internal error"))
 	}
 	company := repl.ReplaceAll(h.Company, "")
 	if company == "" {
-		return caddyhttp.Error(http.StatusUnauthorized, config.NewError(http.StatusUnauthorized, config.CodeUnauthenticated, "authentication required"))
+		return caddyhttp.Error(http.StatusUnauthorized, contract.NewError(http.StatusUnauthorized, contract.CodeUnauthenticated, "authentication required"))
 	}
 	u, err := quota.UsageOf(h.ctx, r)
 	switch {
@@ -105,12 +105,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("usage is temporarily unavailable"))
 	}
 	rep := report{CompanyID: company, Usage: u, DeprecatedCalls: version.DeprecatedCalls(company)}
-	caddyhttp.SetVar(r.Context(), config.VarEnveloped, true)
-	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
+	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	if id == "" {
-		id = env.RequestID(r.Header.Get(config.HeaderRequestID))
+		id = env.RequestID(r.Header.Get(contract.HeaderRequestID))
 	}
-	w.Header().Set(config.HeaderRequestID, id)
+	w.Header().Set(contract.HeaderRequestID, id)
 	w.Header().Set("Cache-Control", "no-store")
 	m := env.Meta{Timestamp: time.Now(), RequestID: id, CompanyID: company}
 	m.UserID, _ = repl.GetString("http.auth.user.id")

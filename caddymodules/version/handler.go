@@ -18,8 +18,8 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
-	"github.com/erpgate/erpgate/config"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 func init() {
@@ -83,7 +83,7 @@ type Handler struct {
 	logger *zap.Logger
 }
 
-// backendRoute is a backend as erp_version serves it, precomputed per config.
+// backendRoute is a backend as erp_version serves it, precomputed per contract.
 type backendRoute struct {
 	name     string
 	nameAny  any // boxed once: publishing it costs no allocation
@@ -200,14 +200,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	segs, res := splitCanonical(r.URL.EscapedPath(), h.Prefix, buf[:])
 	switch res {
 	case pathNotFound:
-		return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such resource"))
+		return caddyhttp.Error(http.StatusNotFound, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such resource"))
 	case pathNotCanonical:
-		return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+		return caddyhttp.Error(http.StatusBadRequest, &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest,
 			Message: "the path is not in canonical form (empty, . or .. segments, encoded slashes or control characters)"})
 	}
 	hv, conflict := headerVersion(r.Header)
 	if conflict {
-		return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+		return caddyhttp.Error(http.StatusBadRequest, &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest,
 			Message: "the API-Version and Accept headers ask for different versions"})
 	}
 	var (
@@ -222,15 +222,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		br, rest, vname = b, segs[1:], hv
 	} else {
 		if len(segs) < 2 || !looksLikeVersion(segs[0]) {
-			return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such resource"))
+			return caddyhttp.Error(http.StatusNotFound, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such resource"))
 		}
 		if br = h.routes[segs[1]]; br == nil {
-			return caddyhttp.Error(http.StatusNotFound, config.NewError(http.StatusNotFound, config.CodeNotFound, "no such backend"))
+			return caddyhttp.Error(http.StatusNotFound, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such backend"))
 		}
 		pathVer, rest, inPath = segs[0], segs[2:], true
 		vname = pathVer
 		if hv != "" && hv != pathVer {
-			return caddyhttp.Error(http.StatusBadRequest, &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest,
+			return caddyhttp.Error(http.StatusBadRequest, &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest,
 				Message: "the path asks for " + pathVer + " but a header asks for " + hv})
 		}
 	}
@@ -246,8 +246,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// routed: publish, then rewrite for the backend
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	placeholders.Ensure(r)
-	caddyhttp.SetVar(r.Context(), config.VarAPIVersion, vr.nameAny)
-	caddyhttp.SetVar(r.Context(), config.VarBackend, br.nameAny)
+	caddyhttp.SetVar(r.Context(), contract.VarAPIVersion, vr.nameAny)
+	caddyhttp.SetVar(r.Context(), contract.VarBackend, br.nameAny)
 	caddyhttp.SetVar(r.Context(), erpapp.VarVersion, vr.v)
 	hdr := w.Header()
 	for k, v := range vr.headers { // copied: later handlers may edit values in place
@@ -274,12 +274,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	tr, err := br.dialect.Rewrite(r, &t)
 	if err != nil {
-		if ce, ok := config.AsError(err); ok {
+		if ce, ok := contract.AsError(err); ok {
 			return caddyhttp.Error(ce.Status, ce)
 		}
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	caddyhttp.SetVar(r.Context(), config.VarTranslator, tr)
+	caddyhttp.SetVar(r.Context(), contract.VarTranslator, tr)
 
 	vr.metrics.requests.Inc()
 	err = next.ServeHTTP(w, r)
@@ -347,9 +347,9 @@ func unsupported(br *backendRoute, asked string, now time.Time) error {
 	if len(asked) > 16 {
 		asked = asked[:16] + "…"
 	}
-	return caddyhttp.Error(http.StatusBadRequest, &config.Error{
+	return caddyhttp.Error(http.StatusBadRequest, &contract.Error{
 		Status:  http.StatusBadRequest,
-		Code:    config.CodeVersionUnsupported,
+		Code:    contract.CodeVersionUnsupported,
 		Message: "version " + quoteSafe(asked) + " of " + br.name + " is not supported; supported: " + strings.Join(supported, ", "),
 		Context: map[string]any{"supported": supported, "backend": br.name},
 	})
@@ -357,9 +357,9 @@ func unsupported(br *backendRoute, asked string, now time.Time) error {
 
 // sunset is the 410 VERSION_SUNSET error, with the successor link.
 func (h *Handler) sunset(br *backendRoute, vr *versionRoute) error {
-	e := &config.Error{
+	e := &contract.Error{
 		Status:  http.StatusGone,
-		Code:    config.CodeVersionSunset,
+		Code:    contract.CodeVersionSunset,
 		Message: "version " + vr.name + " of " + br.name + " was retired on " + vr.sunsetAt.UTC().Format(time.DateOnly),
 		Context: map[string]any{"sunset": vr.sunsetAt.UTC().Format(time.RFC3339), "backend": br.name, "version": vr.name},
 		Header:  http.Header{"Sunset": {sunsetValue(vr.sunsetAt)}},

@@ -17,7 +17,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/odata"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/upstreams"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -71,12 +71,12 @@ func serve(h *Handler, method, target string, hdr map[string]string) (*httptest.
 	return w, r, s, err
 }
 
-func errorOf(t *testing.T, err error) (int, *config.Error) {
+func errorOf(t *testing.T, err error) (int, *contract.Error) {
 	t.Helper()
 	var he caddyhttp.HandlerError
-	ce, ok := config.AsError(err)
+	ce, ok := contract.AsError(err)
 	if !errors.As(err, &he) || !ok {
-		t.Fatalf("not a handler error with a config.Error: %v", err)
+		t.Fatalf("not a handler error with a contract.Error: %v", err)
 	}
 	return he.StatusCode, ce
 }
@@ -101,7 +101,7 @@ func TestRouting(t *testing.T) {
 	if got := repl.ReplaceAll("{erp.api_version} {erp.backend}", ""); got != "v1 invoices" {
 		t.Fatalf("placeholders %q", got)
 	}
-	if tr, _ := caddyhttp.GetVar(r.Context(), config.VarTranslator).(envelope.Translator); tr == nil {
+	if tr, _ := caddyhttp.GetVar(r.Context(), contract.VarTranslator).(envelope.Translator); tr == nil {
 		t.Fatal("no translator published")
 	}
 	calls := DeprecatedCalls("acme")
@@ -130,15 +130,15 @@ func TestRoutingRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"/api/v9/invoices", nil, 400, config.CodeVersionUnsupported},
-		{"/api/invoices", map[string]string{"API-Version": "v7"}, 400, config.CodeVersionUnsupported},
-		{"/api/v1/payroll", nil, 404, config.CodeNotFound},
-		{"/api/payroll", nil, 404, config.CodeNotFound},
-		{"/elsewhere", nil, 404, config.CodeNotFound},
-		{"/api/v1//invoices", nil, 400, config.CodeBadRequest},
-		{"/api/v1/invoices/%2e%2e", nil, 400, config.CodeBadRequest},
-		{"/api/v1/invoices", map[string]string{"API-Version": "v2"}, 400, config.CodeBadRequest},
-		{"/api/v1/ledger?$filter=x", nil, 400, config.CodeBadRequest},
+		{"/api/v9/invoices", nil, 400, contract.CodeVersionUnsupported},
+		{"/api/invoices", map[string]string{"API-Version": "v7"}, 400, contract.CodeVersionUnsupported},
+		{"/api/v1/payroll", nil, 404, contract.CodeNotFound},
+		{"/api/payroll", nil, 404, contract.CodeNotFound},
+		{"/elsewhere", nil, 404, contract.CodeNotFound},
+		{"/api/v1//invoices", nil, 400, contract.CodeBadRequest},
+		{"/api/v1/invoices/%2e%2e", nil, 400, contract.CodeBadRequest},
+		{"/api/v1/invoices", map[string]string{"API-Version": "v2"}, 400, contract.CodeBadRequest},
+		{"/api/v1/ledger?$filter=x", nil, 400, contract.CodeBadRequest},
 	} {
 		_, _, s, err := serve(h, "GET", c.target, c.hdr)
 		status, ce := errorOf(t, err)
@@ -158,7 +158,7 @@ func TestSunset(t *testing.T) {
 	h := newHandler(t, time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC)) // the sunset instant
 	_, _, s, err := serve(h, "GET", "/api/v1/invoices", nil)
 	status, ce := errorOf(t, err)
-	if status != 410 || ce.Code != config.CodeVersionSunset || s.called || ce.Header.Get("Link") != `</api/v2/invoices>; rel="successor-version"` {
+	if status != 410 || ce.Code != contract.CodeVersionSunset || s.called || ce.Header.Get("Link") != `</api/v2/invoices>; rel="successor-version"` {
 		t.Fatalf("%d %+v", status, ce)
 	}
 	// a sunset version is no longer listed as supported

@@ -20,7 +20,7 @@ import (
 
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 func init() {
@@ -208,7 +208,7 @@ func runAuditVerify(cmd *cobra.Command, _ []string) error {
 
 func runAuthService(cmd *cobra.Command, _ []string) error {
 	file, _ := cmd.Flags().GetString("config")
-	c, err := config.LoadAuthService(file)
+	c, err := contract.LoadAuthService(file)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/erpgate/erpgate/caddymodules/quota/redisproc"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/faultproxy"
 	"github.com/erpgate/erpgate/internal/httpt"
@@ -173,7 +173,7 @@ func refusedWithin(t *testing.T, d time.Duration, s session, ins ...*stacktest.I
 		var last string
 		for _, in := range ins {
 			st, code := whoami(t, in, s)
-			if st != 401 || code != config.CodeTokenRevoked {
+			if st != 401 || code != contract.CodeTokenRevoked {
 				all, last = false, in.URL+": "+strconv.Itoa(st)+" "+code
 				break
 			}
@@ -203,7 +203,7 @@ func logout(t *testing.T, in *stacktest.Instance, s session, all bool) *httpt.Re
 func (s *stack) markInRedis(sid string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	n, err := s.rdb.Exists(ctx, s.prefix+config.RedisKeyRevokedSession+sid).Result()
+	n, err := s.rdb.Exists(ctx, s.prefix+contract.RedisKeyRevokedSession+sid).Result()
 	return err == nil && n > 0
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/httpt"
 )
 
@@ -153,7 +153,7 @@ func TestLogoutWithNothingRecordable(t *testing.T) {
 	for _, all := range []bool{false, true} {
 		r := logout(t, s.a, sess, all)
 		env := r.Envelope(t)
-		if r.StatusCode != http.StatusServiceUnavailable || env.Code() != config.CodeServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		if r.StatusCode != http.StatusServiceUnavailable || env.Code() != contract.CodeServiceUnavailable || r.Header.Get("Retry-After") == "" {
 			t.Fatalf("logout (all=%v) with nothing recordable: %d %q %s", all, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
 		}
 	}

@@ -14,13 +14,13 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Edge lists the headers only the edge sets (its verified identity and the
 // edge assertion): they are always removed from what a client sent.
 var Edge = []string{
-	config.HeaderCompanyID, config.HeaderUserID, config.HeaderRoles, config.HeaderScope, config.HeaderAssertion,
+	contract.HeaderCompanyID, contract.HeaderUserID, contract.HeaderRoles, contract.HeaderScope, contract.HeaderAssertion,
 }
 
 // Default lists the identity-like headers removed unless the configuration

@@ -27,7 +27,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Kind of credential.
@@ -193,13 +193,13 @@ func RemoveWebSocketBearer(h http.Header) {
 
 // Refusal is the answer to a Find error: 400 BAD_REQUEST with an RFC 6750
 // `invalid_request` challenge, the same at the edge and in the auth service.
-func Refusal(err error) *config.Error {
+func Refusal(err error) *contract.Error {
 	msg := "send one credential: a bearer token or an API key, not both and not twice"
 	if errors.Is(err, ErrNonStandard) {
 		msg = "send the credential in Authorization or X-API-Key (a header name with an underscore is not read)"
 	}
-	return &config.Error{
-		Status: http.StatusBadRequest, Code: config.CodeBadRequest, Message: msg,
+	return &contract.Error{
+		Status: http.StatusBadRequest, Code: contract.CodeBadRequest, Message: msg,
 		Header: http.Header{"Www-Authenticate": {`Bearer realm="erpgate", error="invalid_request", error_description="` + msg + `"`}},
 	}
 }

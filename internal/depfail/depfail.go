@@ -21,7 +21,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 )
@@ -36,7 +36,7 @@ var RetryAfter = strconv.Itoa(RetryAfterSeconds)
 
 // Unavailable reports whether err says that a dependency could not be
 // reached or did not answer in time, rather than that it refused or that
-// our own code failed. A *config.Error is never one: it is already an
+// our own code failed. A *contract.Error is never one: it is already an
 // answer.
 //
 // It walks err's chain once with type switches (no errors.As per type):
@@ -54,14 +54,14 @@ type verdict uint8
 const (
 	verdictNone        verdict = iota // nothing in this chain says either
 	verdictUnavailable                // a dependency failure
-	verdictAnswer                     // a *config.Error: already an answer, wins over the rest
+	verdictAnswer                     // a *contract.Error: already an answer, wins over the rest
 )
 
 func classify(err error) verdict {
 	found := verdictNone
 	for err != nil {
 		switch e := err.(type) {
-		case *config.Error:
+		case *contract.Error:
 			return verdictAnswer
 		case *net.OpError, *net.DNSError, *pgconn.ConnectError:
 			found = verdictUnavailable
@@ -141,21 +141,21 @@ func redisUnavailableReply(msg string) bool {
 // Error is the answer to a request a dependency failure kept from being
 // decided: 503 SERVICE_UNAVAILABLE with `Retry-After`. msg is safe to show
 // (no error text of the dependency).
-func Error(msg string) *config.Error {
+func Error(msg string) *contract.Error {
 	if msg == "" {
-		msg = config.MessageForStatus(http.StatusServiceUnavailable)
+		msg = contract.MessageForStatus(http.StatusServiceUnavailable)
 	}
-	return &config.Error{
-		Status: http.StatusServiceUnavailable, Code: config.CodeServiceUnavailable, Message: msg,
+	return &contract.Error{
+		Status: http.StatusServiceUnavailable, Code: contract.CodeServiceUnavailable, Message: msg,
 		Header: http.Header{"Retry-After": {RetryAfter}},
 	}
 }
 
-// Classify maps err to the answer it deserves: a *config.Error in its
+// Classify maps err to the answer it deserves: a *contract.Error in its
 // chain as it is, a dependency failure to Error, anything else to
 // fallback (the caller's own status for it; nil means 500 INTERNAL).
-func Classify(err error, fallback *config.Error) *config.Error {
-	if e, ok := config.AsError(err); ok {
+func Classify(err error, fallback *contract.Error) *contract.Error {
+	if e, ok := contract.AsError(err); ok {
 		return e
 	}
 	if Unavailable(err) {
@@ -164,7 +164,7 @@ func Classify(err error, fallback *config.Error) *config.Error {
 	if fallback != nil {
 		return fallback
 	}
-	return config.NewError(http.StatusInternalServerError, config.CodeInternal, config.MessageForStatus(http.StatusInternalServerError))
+	return contract.NewError(http.StatusInternalServerError, contract.CodeInternal, contract.MessageForStatus(http.StatusInternalServerError))
 }
 
 // SetRetryAfter gives a 503 answer the package's `Retry-After` when it has

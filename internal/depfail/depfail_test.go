@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/faultproxy"
 	"github.com/erpgate/erpgate/internal/testenv"
@@ -38,8 +38,8 @@ func TestUnavailableTable(t *testing.T) {
 		{"nil", nil, false},
 		{"plain", errors.New("boom"), false},
 		{"not found", fmt.Errorf("get user: %w", errors.New("not found")), false},
-		{"config error", config.NewError(http.StatusUnauthorized, config.CodeUnauthenticated, "no"), false},
-		{"config error wrapping a timeout", fmt.Errorf("%w: %w", config.NewError(400, config.CodeBadRequest, "x"), context.DeadlineExceeded), false},
+		{"config error", contract.NewError(http.StatusUnauthorized, contract.CodeUnauthenticated, "no"), false},
+		{"config error wrapping a timeout", fmt.Errorf("%w: %w", contract.NewError(400, contract.CodeBadRequest, "x"), context.DeadlineExceeded), false},
 		{"deadline", fmt.Errorf("store: %w", context.DeadlineExceeded), true},
 		{"canceled", context.Canceled, true},
 		{"eof", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
@@ -54,7 +54,7 @@ func TestUnavailableTable(t *testing.T) {
 		{"pgx no rows", pgx.ErrNoRows, false},
 		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
 		{"joined", errors.Join(errors.New("x"), fmt.Errorf("y: %w", io.EOF)), true},
-		{"joined with an answer", errors.Join(io.EOF, config.NewError(http.StatusConflict, config.CodeConflict, "x")), false},
+		{"joined with an answer", errors.Join(io.EOF, contract.NewError(http.StatusConflict, contract.CodeConflict, "x")), false},
 		{"redis LOADING reply", fmt.Errorf("incr: %w", redisReply("LOADING Redis is loading the dataset in memory")), true},
 		{"redis WRONGTYPE reply", redisReply("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 	} {
@@ -69,15 +69,15 @@ func TestUnavailableTable(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	own := config.NewError(http.StatusConflict, config.CodeConflict, "exists")
+	own := contract.NewError(http.StatusConflict, contract.CodeConflict, "exists")
 	if got := depfail.Classify(fmt.Errorf("x: %w", own), nil); got != own {
-		t.Errorf("a *config.Error is its own answer, got %+v", got)
+		t.Errorf("a *contract.Error is its own answer, got %+v", got)
 	}
 	got := depfail.Classify(fmt.Errorf("query: %w", io.EOF), nil)
-	if got.Status != 503 || got.Code != config.CodeServiceUnavailable || got.Header.Get("Retry-After") != depfail.RetryAfter {
+	if got.Status != 503 || got.Code != contract.CodeServiceUnavailable || got.Header.Get("Retry-After") != depfail.RetryAfter {
 		t.Errorf("dependency failure: %+v", got)
 	}
-	if got := depfail.Classify(errors.New("bug"), nil); got.Status != 500 || got.Code != config.CodeInternal || got.Header != nil {
+	if got := depfail.Classify(errors.New("bug"), nil); got.Status != 500 || got.Code != contract.CodeInternal || got.Header != nil {
 		t.Errorf("anything else: %+v", got)
 	}
 	h := http.Header{}

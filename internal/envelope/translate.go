@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Answer is a backend's complete (buffered) answer.
@@ -48,7 +48,7 @@ var REST Translator = TranslatorFunc(restTranslate)
 
 // InvalidUpstream is the error for a backend answer that is not valid JSON
 // although labelled as JSON.
-var InvalidUpstream = Error{Code: config.CodeUpstreamUnavailable, Message: "the backend sent an invalid answer"}
+var InvalidUpstream = Error{Code: contract.CodeUpstreamUnavailable, Message: "the backend sent an invalid answer"}
 
 func restTranslate(a *Answer) Result {
 	body := bytes.TrimSpace(a.Body)
@@ -178,7 +178,7 @@ type upstreamError struct {
 // ErrorsFromBody reads a backend's error answer; it always returns at least
 // one error, with a code from the status when the body says none.
 func ErrorsFromBody(status int, body []byte) []Error {
-	code := config.CodeForStatus(status)
+	code := contract.CodeForStatus(status)
 	msg := http.StatusText(status)
 	var ue upstreamError
 	if len(body) > 0 && body[0] == '{' && json.Unmarshal(body, &ue) == nil {

@@ -24,7 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Prefixes of API key messages: a revoked key, and a rotated one.
@@ -171,7 +171,7 @@ func (l *Listener) Run(ctx context.Context) {
 }
 
 func (l *Listener) loop(ctx context.Context, ready chan struct{}) {
-	channel := l.Prefix + config.RedisChannelRevocation
+	channel := l.Prefix + contract.RedisChannelRevocation
 	once := sync.OnceFunc(func() { close(ready) })
 	defer once()
 	up := false
@@ -320,7 +320,7 @@ func (l *Listener) resyncUntilDone(ctx context.Context, gen uint64) {
 func (l *Listener) resync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	markPrefix := l.Prefix + config.RedisKeyRevokedSession
+	markPrefix := l.Prefix + contract.RedisKeyRevokedSession
 	iter := l.Redis.Scan(ctx, 0, markPrefix+"*", 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {

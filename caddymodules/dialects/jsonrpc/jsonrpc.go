@@ -1,5 +1,5 @@
 // Package jsonrpc is the Caddy module erp.dialects.jsonrpc: the JSON-RPC 2.0
-// dialect (Odoo call_kw style) of plugins/dialects/jsonrpc, chosen per
+// dialect (Odoo call_kw style) of backends/dialects/jsonrpc, chosen per
 // backend in the erp app.
 package jsonrpc
 
@@ -9,8 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/plugins/dialects"
-	"github.com/erpgate/erpgate/plugins/dialects/jsonrpc"
+	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/backends/dialects/jsonrpc"
 )
 
 func init() {

@@ -1,13 +1,13 @@
 // Package odata is the Caddy module erp.dialects.odata: the OData v4 dialect
-// of plugins/dialects/odata, chosen per backend in the erp app.
+// of backends/dialects/odata, chosen per backend in the erp app.
 package odata
 
 import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/plugins/dialects"
-	"github.com/erpgate/erpgate/plugins/dialects/odata"
+	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/backends/dialects/odata"
 )
 
 func init() {

@@ -1,5 +1,5 @@
 // Package rest is the Caddy module erp.dialects.rest: the REST dialect of
-// plugins/dialects/rest, chosen per backend in the erp app.
+// backends/dialects/rest, chosen per backend in the erp app.
 package rest
 
 import (
@@ -8,8 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/plugins/dialects"
-	"github.com/erpgate/erpgate/plugins/dialects/rest"
+	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/backends/dialects/rest"
 )
 
 func init() {

@@ -18,7 +18,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc"
 	authsvcmod "github.com/erpgate/erpgate/caddymodules/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
@@ -157,7 +157,7 @@ func Leave(app *erpapp.App, revs *Revocations) {
 // FeedFrom subscribes the set to an in-process auth service's revocations:
 // without Redis that is the only source; with Redis it makes this process's
 // revocations take effect here at once, Redis up or not. Each service is
-// subscribed once, for the life of its config.
+// subscribed once, for the life of its contract.
 func (r *Revocations) FeedFrom(ctx context.Context, svc *authsvc.Service, logger *zap.Logger) {
 	if svc == nil {
 		return
@@ -181,11 +181,11 @@ func (r *Revocations) FeedFrom(ctx context.Context, svc *authsvc.Service, logger
 
 // Fail records why a credential was refused; erp_envelope renders this
 // error instead of the authentication handler's generic 401.
-func Fail(r *http.Request, e *config.Error) {
-	if _, set := caddyhttp.GetVar(r.Context(), config.VarAuthFailure).(*config.Error); set {
+func Fail(r *http.Request, e *contract.Error) {
+	if _, set := caddyhttp.GetVar(r.Context(), contract.VarAuthFailure).(*contract.Error); set {
 		return
 	}
-	caddyhttp.SetVar(r.Context(), config.VarAuthFailure, e)
+	caddyhttp.SetVar(r.Context(), contract.VarAuthFailure, e)
 }
 
 // Credential is the request's one credential (internal/credential's rule,
@@ -204,16 +204,16 @@ func Credential(r *http.Request) (c credential.Credential, ok bool) {
 // SetScope hands the verified caller's scope to erp_authz (with the
 // identity the provider returns to the authentication handler).
 func SetScope(r *http.Request, scope string) {
-	caddyhttp.SetVar(r.Context(), config.VarScope, scope)
+	caddyhttp.SetVar(r.Context(), contract.VarScope, scope)
 }
 
 // Unauthenticated builds a 401 with its RFC 6750 challenge.
-func Unauthenticated(code, message, bearerError string) *config.Error {
+func Unauthenticated(code, message, bearerError string) *contract.Error {
 	challenge := `Bearer realm="erpgate"`
 	if bearerError != "" {
 		challenge += `, error="` + bearerError + `", error_description="` + message + `"`
 	}
-	return &config.Error{
+	return &contract.Error{
 		Status: http.StatusUnauthorized, Code: code, Message: message,
 		Header: http.Header{"Www-Authenticate": {challenge}},
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/sampling"
 )
 
@@ -121,7 +121,7 @@ func NewRefusalAuditor(base context.Context, o AuditorOptions) *RefusalAuditor {
 }
 
 // RefusalAuditorFor is the auditor of app's config, made at the first call
-// with the app's refusal_audit settings and closed with the config.
+// with the app's refusal_audit settings and closed with the contract.
 func RefusalAuditorFor(app *erpapp.App, m *Metrics, logger *zap.Logger) (*RefusalAuditor, error) {
 	v, err := app.Provide("edgeauth.refusal_auditor", func() (any, error) {
 		o := AuditorOptions{Logger: logger, Metrics: m}
@@ -267,7 +267,7 @@ func (a *RefusalAuditor) record(ctx context.Context, ev store.Event) {
 }
 
 func requestID(r *http.Request) string {
-	id, _ := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string)
+	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	return id
 }
 

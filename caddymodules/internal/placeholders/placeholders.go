@@ -18,12 +18,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 // Publish makes the edge's placeholders resolve for r. Call it once per
 // request: erp_envelope does when it settles the request id (and sets
-// config.VarRequestID with it); other handlers call Ensure.
+// contract.VarRequestID with it); other handlers call Ensure.
 func Publish(r *http.Request) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
@@ -32,7 +32,7 @@ func Publish(r *http.Request) {
 	}
 	repl.Map(func(key string) (any, bool) {
 		switch key {
-		case config.VarRequestID, config.VarAPIVersion, config.VarBackend:
+		case contract.VarRequestID, contract.VarAPIVersion, contract.VarBackend:
 			v, ok := vars[key]
 			return v, ok
 		}
@@ -43,7 +43,7 @@ func Publish(r *http.Request) {
 // Ensure publishes unless erp_envelope already has: it publishes together
 // with setting the request id, so the id's presence says it is done.
 func Ensure(r *http.Request) {
-	if _, done := caddyhttp.GetVar(r.Context(), config.VarRequestID).(string); done {
+	if _, done := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string); done {
 		return
 	}
 	Publish(r)

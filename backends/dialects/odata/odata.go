@@ -26,9 +26,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 // Dialect is the OData v4 dialect of one backend.
@@ -203,7 +203,7 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 	var c collection
 	if err := json.Unmarshal(body, &c); err != nil || len(c.Value) == 0 || c.Value[0] != '[' {
 		return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{{
-			Code: config.CodeUpstreamUnavailable, Message: "the backend's OData answer has no value array"}}}
+			Code: contract.CodeUpstreamUnavailable, Message: "the backend's OData answer has no value array"}}}
 	}
 	data, err := dialects.StripAnnotations(c.Value)
 	if err != nil {
@@ -306,7 +306,7 @@ func Errors(status int, body []byte) []envelope.Error {
 	}
 	msg := message(oe.Error.Message)
 	if msg == "" {
-		msg = config.MessageForStatus(status)
+		msg = contract.MessageForStatus(status)
 	}
 	code, ctx := dialects.UpstreamCode(oe.Error.Code, status)
 	out := make([]envelope.Error, 0, 1+len(oe.Error.Details))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/erpgate/erpgate/plugins/edgeassert"
+	"github.com/erpgate/erpgate/backends/edgeassert"
 )
 
 var testNow = time.Date(2026, 3, 15, 12, 30, 0, 0, time.UTC)

@@ -39,9 +39,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 // Dialect is the JSON-RPC dialect of one backend.
@@ -244,7 +244,7 @@ type RPCError struct {
 }
 
 func badAnswer(msg string) envelope.Result {
-	return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{{Code: config.CodeUpstreamUnavailable, Message: msg}}}
+	return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{{Code: contract.CodeUpstreamUnavailable, Message: msg}}}
 }
 
 func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
@@ -298,7 +298,7 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 		first, ok := firstElement(read.Result)
 		if !ok {
 			return envelope.Result{Status: http.StatusNotFound, Errors: []envelope.Error{{
-				Code: config.CodeNotFound, Message: "no such record"}}}
+				Code: contract.CodeNotFound, Message: "no such record"}}}
 		}
 		return envelope.Result{Status: http.StatusOK, Data: first}
 	}
@@ -358,9 +358,9 @@ func ErrorOf(e *RPCError) (int, envelope.Error) {
 		}
 	}
 	if msg == "" {
-		msg = config.MessageForStatus(status)
+		msg = contract.MessageForStatus(status)
 	}
-	return status, envelope.Error{Code: config.CodeForStatus(status), Message: msg, Context: ctx}
+	return status, envelope.Error{Code: contract.CodeForStatus(status), Message: msg, Context: ctx}
 }
 
 func odooStatus(name string) int {

@@ -11,7 +11,7 @@
 //	globex  "Globex"     USD   37 invoices,  8 customers, 12 products
 //
 // Every ERP request carries the edge assertion (X-ERP-Assertion, see
-// plugins/edgeassert), checked with WithAssertions: without a valid one for
+// backends/edgeassert), checked with WithAssertions: without a valid one for
 // the request's backend → 401. The company comes from the assertion's cid
 // alone; an X-ERP-Company-ID header is removed, never read. An unknown
 // company → 404. A record of another company answers 404 exactly as an id

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 func TestLinksNameTheClientsPaths(t *testing.T) {

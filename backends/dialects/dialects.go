@@ -40,7 +40,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -73,28 +73,28 @@ type Dialect interface {
 	// Rewrite turns the client's request into the backend's, in place
 	// (path, query, and for some protocols method and body), and returns
 	// the Translator that reads the backend's answer. An error is a
-	// *config.Error with status 400 (or 405) saying what cannot be expressed.
+	// *contract.Error with status 400 (or 405) saying what cannot be expressed.
 	Rewrite(r *http.Request, t *Target) (envelope.Translator, error)
 }
 
 // BadQuery is the 400 error for a query parameter a dialect refuses.
-func BadQuery(field, msg string) *config.Error {
-	return &config.Error{Status: http.StatusBadRequest, Code: config.CodeBadRequest, Message: msg, Field: field}
+func BadQuery(field, msg string) *contract.Error {
+	return &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest, Message: msg, Field: field}
 }
 
 // MethodNotAllowed is the 405 error for a method a dialect cannot map.
-func MethodNotAllowed(backend, dialect, allowed string) *config.Error {
-	return &config.Error{
+func MethodNotAllowed(backend, dialect, allowed string) *contract.Error {
+	return &contract.Error{
 		Status:  http.StatusMethodNotAllowed,
-		Code:    config.CodeBadRequest,
+		Code:    contract.CodeBadRequest,
 		Message: "the " + backend + " backend (" + dialect + ") accepts only " + allowed + " through the edge",
 		Header:  http.Header{"Allow": {allowed}},
 	}
 }
 
 // NotFound is the 404 error for a path the dialect has no mapping for.
-func NotFound(msg string) *config.Error {
-	return &config.Error{Status: http.StatusNotFound, Code: config.CodeNotFound, Message: msg}
+func NotFound(msg string) *contract.Error {
+	return &contract.Error{Status: http.StatusNotFound, Code: contract.CodeNotFound, Message: msg}
 }
 
 // SetPath sets u's path to the concatenation of the given decoded parts;

@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 var target = &dialects.Target{Backend: "ledger", Version: "v1", BasePath: "/odata/v1", Resource: "/LedgerEntries"}
@@ -62,7 +62,7 @@ func TestRewriteRefusesRawODataAndUnknown(t *testing.T) {
 	t.Parallel()
 	for _, q := range []string{"$filter=1%20eq%201", "$select=Name", "status=paid", "filter=a:like:b"} {
 		_, _, err := rewrite(t, "GET", "/x?"+q, target)
-		if ce, ok := config.AsError(err); !ok || ce.Status != 400 {
+		if ce, ok := contract.AsError(err); !ok || ce.Status != 400 {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestTranslateSpecError(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	e := res.Errors[0]
-	if e.Code != config.CodeInternal || e.Message != "Unsupported functionality" || e.Field != "query" || e.Context["upstream_code"] != "err123" {
+	if e.Code != contract.CodeInternal || e.Message != "Unsupported functionality" || e.Field != "query" || e.Context["upstream_code"] != "err123" {
 		t.Fatalf("%+v", e)
 	}
 	if d := res.Errors[1]; d.Field != "$search" || d.Message != "$search query option not supported" || d.Context["upstream_code"] != "forty-two" {
@@ -171,12 +171,12 @@ func TestTranslateSpecError(t *testing.T) {
 	}
 	// OData v2/v3 (e.g. SAP) message object
 	res = (&translator{}).Translate(&envelope.Answer{Status: 400, Body: []byte(`{"error":{"code":"SY/530","message":{"lang":"en","value":"Invalid key"}}}`)})
-	if res.Errors[0].Message != "Invalid key" || res.Errors[0].Code != config.CodeBadRequest {
+	if res.Errors[0].Message != "Invalid key" || res.Errors[0].Code != contract.CodeBadRequest {
 		t.Fatalf("%+v", res.Errors)
 	}
 	// not OData: problem details still read
 	res = (&translator{}).Translate(&envelope.Answer{Status: 404, Body: []byte(`{"type":"about:blank","title":"Not Found","status":404,"detail":"no such entry"}`)})
-	if res.Errors[0].Code != config.CodeNotFound || res.Errors[0].Message != "no such entry" {
+	if res.Errors[0].Code != contract.CodeNotFound || res.Errors[0].Message != "no such entry" {
 		t.Fatalf("%+v", res.Errors)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/erpgate/erpgate/plugins/edgeassert"
+	"github.com/erpgate/erpgate/backends/edgeassert"
 )
 
 // CompanyHeader names the request header that scoped every ERP request

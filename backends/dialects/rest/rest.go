@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 // Dialect is the REST dialect of one backend.

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -57,8 +57,8 @@ func TestParseQueryRefusals(t *testing.T) {
 		"too many filters": {"filter": {"a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1", "a:eq:1"}},
 	} {
 		_, err := ParseQuery(v)
-		ce, ok := config.AsError(err)
-		if !ok || ce.Status != 400 || ce.Code != config.CodeBadRequest || ce.Message == "" {
+		ce, ok := contract.AsError(err)
+		if !ok || ce.Status != 400 || ce.Code != contract.CodeBadRequest || ce.Message == "" {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -105,7 +105,7 @@ func TestUpstreamCode(t *testing.T) {
 	if c, ctx := UpstreamCode("INVOICE_LOCKED", 409); c != "INVOICE_LOCKED" || ctx != nil {
 		t.Fatal(c, ctx)
 	}
-	if c, ctx := UpstreamCode("err123", 400); c != config.CodeBadRequest || ctx["upstream_code"] != "err123" {
+	if c, ctx := UpstreamCode("err123", 400); c != contract.CodeBadRequest || ctx["upstream_code"] != "err123" {
 		t.Fatal(c, ctx)
 	}
 }

@@ -1,7 +1,7 @@
-// Package config holds the contract shared by the edge and the auth service:
+// Package contract holds the contract shared by the edge and the auth service:
 // error codes, header, claim and placeholder names, and Redis key names.
 // These names are user-facing (see DESIGN.md); changing one is a breaking change.
-package config
+package contract
 
 import (
 	"errors"

@@ -8,9 +8,9 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 var (
@@ -101,7 +101,7 @@ func TestRewriteItemAndRefusals(t *testing.T) {
 		{"POST", "/x", 405}, {"DELETE", "/x", 405}, {"GET", "/x?status=paid", 400}, {"GET", "/x?filter=a:eq", 400},
 	} {
 		_, err := dialect.Rewrite(httptest.NewRequest(c.method, c.url, nil), target)
-		if ce, ok := config.AsError(err); !ok || ce.Status != c.status {
+		if ce, ok := contract.AsError(err); !ok || ce.Status != c.status {
 			t.Errorf("%s %s: %v", c.method, c.url, err)
 		}
 	}
@@ -147,13 +147,13 @@ func TestTranslateSpecErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{`{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}`, 502, config.CodeUpstreamUnavailable},
-		{`{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}`, 502, config.CodeUpstreamUnavailable},
-		{`{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}`, 502, config.CodeUpstreamUnavailable},
-		{`{"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"}, "id": 1}`, 400, config.CodeBadRequest},
+		{`{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}`, 502, contract.CodeUpstreamUnavailable},
+		{`{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}`, 502, contract.CodeUpstreamUnavailable},
+		{`{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}`, 502, contract.CodeUpstreamUnavailable},
+		{`{"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"}, "id": 1}`, 400, contract.CodeBadRequest},
 		// a batch the server rejects as a whole, and one with an error member (§7 batch example)
-		{`[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}]`, 502, config.CodeUpstreamUnavailable},
-		{`[{"jsonrpc": "2.0", "result": 19, "id": 2}, {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"}, "id": 1}]`, 400, config.CodeBadRequest},
+		{`[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}]`, 502, contract.CodeUpstreamUnavailable},
+		{`[{"jsonrpc": "2.0", "result": 19, "id": 2}, {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params"}, "id": 1}]`, 400, contract.CodeBadRequest},
 	} {
 		res := translate(&translator{page: 1, limit: 5}, 200, c.body)
 		if res.Status != c.status || len(res.Errors) != 1 || res.Errors[0].Code != c.code || res.Errors[0].Context["rpc_code"] == nil {
@@ -190,7 +190,7 @@ func TestTranslateItem(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	res = translate(&translator{item: true}, 200, `{"jsonrpc":"2.0","id":1,"result":[]}`)
-	if res.Status != 404 || res.Errors[0].Code != config.CodeNotFound {
+	if res.Status != 404 || res.Errors[0].Code != contract.CodeNotFound {
 		t.Fatalf("%+v", res)
 	}
 	res = translate(&translator{item: true}, 503, `<html>down</html>`)

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/erpgate/erpgate/config"
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -17,12 +17,12 @@ import (
 // the backend said is lost and our codes stay a closed, documented set.
 func UpstreamCode(code string, status int) (string, map[string]any) {
 	if code == "" {
-		return config.CodeForStatus(status), nil
+		return contract.CodeForStatus(status), nil
 	}
 	if isUpperSnake(code) {
 		return code, nil
 	}
-	return config.CodeForStatus(status), map[string]any{"upstream_code": code}
+	return contract.CodeForStatus(status), map[string]any{"upstream_code": code}
 }
 
 func isUpperSnake(s string) bool {

@@ -15,7 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/erpgate/erpgate/plugins/edgeassert"
+	"github.com/erpgate/erpgate/backends/edgeassert"
 )
 
 // The tests play the edge: they sign assertions with a key of their own,

@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/erpgate/erpgate/config"
-	"github.com/erpgate/erpgate/plugins/dialects"
+	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 var (
@@ -40,12 +40,12 @@ func TestRewriteRefusals(t *testing.T) {
 	for _, q := range []string{"filter=status:ne:paid", "filter=amount:eq:5", "filter=status:eq:null", "filter=status:eq:a&status=b", "limit=500", "page=0"} {
 		r := httptest.NewRequest("GET", "/x?"+q, nil)
 		_, err := dialect.Rewrite(r, target)
-		if ce, ok := config.AsError(err); !ok || ce.Status != 400 {
+		if ce, ok := contract.AsError(err); !ok || ce.Status != 400 {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
 	_, err := (&Dialect{Backend: "customers"}).Rewrite(httptest.NewRequest("GET", "/x?filter=name:eq:x", nil), target)
-	if ce, ok := config.AsError(err); !ok || ce.Message != "the customers backend (REST) takes no filters" {
+	if ce, ok := contract.AsError(err); !ok || ce.Message != "the customers backend (REST) takes no filters" {
 		t.Fatalf("%v", err)
 	}
 }
