@@ -20,9 +20,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"go.uber.org/zap"
 
-	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 	erpdemo "github.com/erpgate/erpgate/backends/demo"
 	"github.com/erpgate/erpgate/backends/edgeassert"
+	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
 )
 
 func init() {

@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/contract"
-	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 func init() {

@@ -39,9 +39,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 // Dialect is the JSON-RPC dialect of one backend.

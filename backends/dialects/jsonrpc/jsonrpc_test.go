@@ -8,9 +8,9 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 var (

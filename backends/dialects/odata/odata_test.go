@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
-	"github.com/erpgate/erpgate/backends/dialects"
 )
 
 var target = &dialects.Target{Backend: "ledger", Version: "v1", BasePath: "/odata/v1", Resource: "/LedgerEntries"}

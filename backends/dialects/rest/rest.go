@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/internal/envelope"
 )
 
 // Dialect is the REST dialect of one backend.

@@ -5,8 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/internal/envelope"
 )
 
 func TestLinksNameTheClientsPaths(t *testing.T) {

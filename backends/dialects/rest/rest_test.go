@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/backends/dialects"
+	"github.com/erpgate/erpgate/contract"
 )
 
 var (
