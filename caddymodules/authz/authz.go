@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
 func init() {
@@ -35,8 +36,10 @@ func init() {
 // that). For every request it:
 //
 //  1. refuses a path that is not in canonical form (encoded dots, slashes or
-//     unreserved characters, dot or empty segments, backslashes) with 400
-//     `BAD_REQUEST`, so a request is authorised exactly as it is routed;
+//     unreserved characters, dot or empty segments, backslashes, `;`
+//     parameters, double encoding, look-alike Unicode: internal/reqpath's
+//     rule, the one erp_version routes by) with 400 `BAD_REQUEST` (414 when
+//     too long), so a request is authorised exactly as it is routed;
 //  2. removes identity headers (`X-ERP-Company-ID`, `X-ERP-User-ID`,
 //     `X-ERP-Roles`, `X-ERP-Scope`) in every spelling (case, underscores,
 //     duplicates) and method-override headers;
@@ -159,9 +162,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
 		method, path = orig.Method, orig.URL.EscapedPath()
 	}
-	if !canonicalPath(path) {
+	if p := reqpath.Check(path); p != reqpath.OK {
 		h.refused(r, "request with a non-canonical path refused", "bad_path")
-		return deny(http.StatusBadRequest, contract.CodeBadRequest, "the path is not in canonical form")
+		return deny(p.Status(), contract.CodeBadRequest, p.Message())
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {

@@ -1,68 +1,15 @@
 package authz
 
-// This file has no Caddy import: the path, header and company checks test
-// and benchmark alone.
+// This file has no Caddy import: the header and company checks test and
+// benchmark alone. Whether a path is canonical is internal/reqpath's rule.
 
 import (
-	"github.com/erpgate/erpgate/internal/clientheaders"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/erpgate/erpgate/internal/clientheaders"
 )
-
-// canonicalPath reports whether an escaped path is in canonical form: no dot
-// segments, no empty segments, no backslashes or NUL, and no percent-encoding
-// of a character that needs none (RFC 3986 §6.2.2) — in particular no
-// encoded dot, slash or backslash. A request is authorised only in its
-// canonical form; anything else is refused rather than reinterpreted.
-func canonicalPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch c {
-		case '\\', 0:
-			return false
-		case '/':
-			if i+1 < len(p) && p[i+1] == '/' {
-				return false
-			}
-			rest := p[i+1:]
-			if rest == "." || rest == ".." || strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
-				return false
-			}
-		case '%':
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-				return false
-			}
-			d := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if isUnreserved(d) || d == '/' || d == '\\' || d == 0 || d == '%' {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
-}
-
-func isUnreserved(c byte) bool {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~'
-}
 
 // stripped recognises the headers removed from every client request, in
 // any spelling (case, `_` for `-`): the identity only the edge may state

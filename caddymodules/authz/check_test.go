@@ -13,37 +13,38 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
-func TestCanonicalPath(t *testing.T) {
+// TestNonCanonicalPathRefused: the path rule is reqpath's (its table test
+// covers the tricks); erp_authz refuses with its status and message before
+// anything else, and the next handler never runs.
+func TestNonCanonicalPathRefused(t *testing.T) {
 	t.Parallel()
-	for p, want := range map[string]bool{
-		"/api/v1/invoices":        true,
-		"/api/v1/invoices/inv_1":  true,
-		"/api/v1/invoices/a%20b":  true,
-		"/api/v1/invoices/%C3%A9": true,
-		"/api/v1/invoices/":       true,
-		"":                        false,
-		"api":                     false,
-		"/api//v1":                false,
-		"/api/./v1":               false,
-		"/api/../v1":              false,
-		"/api/v1/..":              false,
-		"/api/v1/.":               false,
-		"/api/%2e%2e/v1":          false,
-		"/api/%2E/v1":             false,
-		"/api/v1%2finvoices":      false,
-		"/api/v1%5Cinvoices":      false,
-		"/api/v1\\invoices":       false,
-		"/api/%69nvoices":         false,
-		"/api/%7e":                false,
-		"/api/%":                  false,
-		"/api/%zz":                false,
-		"/api/%00":                false,
-		"/api/%25":                false,
+	h := newTestHandler(&fakeSigner{})
+	for _, target := range []string{
+		"/api/v1/%69nvoices",
+		"/api/v1/invoices/%41",
+		"/api/v1/invoices;x=1",
+		"/api/v1/invoices/%c0%ae",
+		"/api/v1/invoices/%252e",
+		"/api/v1//invoices",
+		"/api/v1/invoices/" + strings.Repeat("a", reqpath.MaxLen),
 	} {
-		if got := canonicalPath(p); got != want {
-			t.Errorf("canonicalPath(%q) = %v, want %v", p, got, want)
+		want := reqpath.Check(target)
+		if want == reqpath.OK {
+			t.Fatalf("%s: canonical", target)
+		}
+		r := identityRequest("GET", target, "")
+		called := false
+		err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+			called = true
+			return nil
+		}))
+		var he caddyhttp.HandlerError
+		ce, ok := contract.AsError(err)
+		if called || !errors.As(err, &he) || he.StatusCode != want.Status() || !ok || ce.Code != contract.CodeBadRequest || ce.Message != want.Message() {
+			t.Errorf("%.40s: next called %v, got %v, want %d %s", target, called, err, want.Status(), want.Message())
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/backends/dialects/rest"
+	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
 func init() {
@@ -144,7 +145,7 @@ func (b *Backend) provision(ctx caddy.Context, repl *caddy.Replacer, name string
 	}
 	b.resource = "/" + name
 	if b.Path != "" {
-		if b.Path != "/" && !canonicalPath(b.Path) {
+		if b.Path != "/" && !reqpath.Plain(b.Path) {
 			return fmt.Errorf("path %q: must start with / and have no empty, . or .. segments", b.Path)
 		}
 		b.resource = strings.TrimSuffix(b.Path, "/")
@@ -184,7 +185,7 @@ func (b *Backend) provision(ctx caddy.Context, repl *caddy.Replacer, name string
 				return fmt.Errorf("version %q: successor %q is not another version of this backend", v.name, v.Successor)
 			}
 			v.successor, v.successorVer = w.name, w
-		case strings.HasPrefix(v.Successor, "/") && canonicalPath(v.Successor):
+		case strings.HasPrefix(v.Successor, "/") && reqpath.Plain(v.Successor):
 			v.successor = v.Successor
 		default:
 			u, err := url.Parse(v.Successor)
@@ -235,7 +236,7 @@ func (v *Version) provision(repl *caddy.Replacer, name string) error {
 			return fmt.Errorf("upstream %q: want scheme://host[:port][/path], without user, query or fragment", raw)
 		}
 		p := strings.TrimSuffix(u.Path, "/")
-		if p != "" && !canonicalPath(p) {
+		if p != "" && !reqpath.Plain(p) {
 			return fmt.Errorf("upstream %q: the path must have no empty, . or .. segments", raw)
 		}
 		if u.RawPath != "" {
@@ -403,20 +404,6 @@ func smallNumber(s string) (int, bool) {
 		n = n*10 + int(s[i]-'0')
 	}
 	return n, true
-}
-
-// canonicalPath: starts with "/", no empty, "." or ".." segments, no
-// trailing slash, nothing that needs escaping.
-func canonicalPath(p string) bool {
-	if len(p) < 2 || p[0] != '/' || strings.HasSuffix(p, "/") {
-		return false
-	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "" || seg == "." || seg == ".." || url.PathEscape(seg) != seg {
-			return false
-		}
-	}
-	return true
 }
 
 func sortedNames[V any](m map[string]V) []string {

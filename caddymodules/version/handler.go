@@ -20,6 +20,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
 func init() {
@@ -44,9 +45,12 @@ func init() {
 //	}
 //
 // It
-//   - refuses a path that is not canonical (empty, "." or ".." segments, an
-//     encoded slash or backslash, control characters) with 400 BAD_REQUEST:
-//     what is routed and authorised is exactly what was sent;
+//   - refuses a path that is not canonical (internal/reqpath's rule, the
+//     one erp_authz authorises by: empty, "." or ".." segments, encoded
+//     dots, slashes, backslashes or unreserved characters, double encoding,
+//     `;` parameters, control characters, look-alike Unicode) with 400
+//     BAD_REQUEST (414 when too long), whether or not it is below the
+//     prefix: what is routed and authorised is exactly what was sent;
 //   - answers 404 NOT_FOUND for an unknown backend, 400 VERSION_UNSUPPORTED
 //     (listing the supported versions in context.supported) for an unknown
 //     version, 400 BAD_REQUEST when the path's, the API-Version header's and
@@ -196,14 +200,14 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	now := h.now()
-	var buf [maxSegments]string
-	segs, res := splitCanonical(r.URL.EscapedPath(), h.Prefix, buf[:])
+	var buf [reqpath.MaxSegments]string
+	segs, res := reqpath.Split(r.URL.EscapedPath(), h.Prefix, buf[:])
 	switch res {
-	case pathNotFound:
+	case reqpath.OK:
+	case reqpath.NotBelow:
 		return caddyhttp.Error(http.StatusNotFound, contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such resource"))
-	case pathNotCanonical:
-		return caddyhttp.Error(http.StatusBadRequest, &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest,
-			Message: "the path is not in canonical form (empty, . or .. segments, encoded slashes or control characters)"})
+	default:
+		return caddyhttp.Error(res.Status(), contract.NewError(res.Status(), contract.CodeBadRequest, res.Message()))
 	}
 	hv, conflict := headerVersion(r.Header)
 	if conflict {

@@ -19,6 +19,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/upstreams"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
 const backendsJSON = `{
@@ -150,6 +151,41 @@ func TestRoutingRefusals(t *testing.T) {
 	_, ce := errorOf(t, err)
 	if sup, _ := ce.Context["supported"].([]string); len(sup) != 2 || sup[0] != "v1" {
 		t.Fatalf("supported %v", ce.Context)
+	}
+}
+
+// TestPathRule: erp_version splits by reqpath's rule (its table test covers
+// the tricks): a non-canonical path gets reqpath's status and message even
+// outside the prefix, decoded segments reach the dialect, and the backend
+// gets the canonical form.
+func TestPathRule(t *testing.T) {
+	t.Parallel()
+	h := newHandler(t, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	for _, target := range []string{
+		"/api/v2/invoices/%41",
+		"/api/v2/%69nvoices",
+		"/api/v2/invoices;x=1",
+		"/api/v2/invoices/%252e",
+		"/api/v2/invoices/%c0%ae",
+		"/api/v2/invoices/%EF%BC%8E%EF%BC%8E",
+		"/x/../api/v2/invoices",
+		"/api/v2/invoices/" + strings.Repeat("a", reqpath.MaxLen),
+	} {
+		want := reqpath.Check(target)
+		_, _, s, err := serve(h, "GET", target, nil)
+		status, ce := errorOf(t, err)
+		if want == reqpath.OK || s.called || status != want.Status() || ce.Code != contract.CodeBadRequest || ce.Message != want.Message() {
+			t.Errorf("%.40s: %d %+v, want %d %s", target, status, ce, want.Status(), want)
+		}
+	}
+	for target, upstream := range map[string]string{
+		"/api/v2/invoices/":             "/v2/invoices",
+		"/api/v2/invoices/inv%20%c3%a9": "/v2/invoices/inv%20%C3%A9",
+		"/api/v2/invoices/a%3Bb":        "/v2/invoices/a%3Bb",
+	} {
+		if _, _, s, err := serve(h, "GET", target, nil); err != nil || s.path != upstream {
+			t.Errorf("%s: %v, upstream path %q, want %q", target, err, s.path, upstream)
+		}
 	}
 }
 

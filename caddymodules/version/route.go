@@ -1,81 +1,14 @@
 package version
 
-// This file has no Caddy import: path canonicalisation and version
-// negotiation, tested and benchmarked alone.
+// This file has no Caddy import: version negotiation, tested and
+// benchmarked alone. The path is split by internal/reqpath's rule.
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// maxSegments bounds the segments read after the prefix.
-const maxSegments = 16
-
-// Results of splitCanonical besides success.
-const (
-	pathOK = iota
-	pathNotFound
-	pathNotCanonical
-)
-
-// splitCanonical splits the escaped path after prefix into decoded
-// segments. It answers pathNotFound for a path not below prefix + "/" (or
-// with nothing after it) and pathNotCanonical unless the path is in
-// canonical form: no segment may be empty (a duplicate slash), "." or
-// ".." (also when percent-encoded), contain an encoded "/" or "\", a
-// backslash, or a control character. One trailing slash is ignored (it names
-// the same resource). A path that fails is refused, never "cleaned": what is
-// authorised and routed is exactly what the client sent.
-func splitCanonical(escaped, prefix string, buf []string) (segs []string, res int) {
-	rest, found := strings.CutPrefix(escaped, prefix)
-	if !found || len(rest) < 2 || rest[0] != '/' {
-		return nil, pathNotFound
-	}
-	rest = rest[1:]
-	if strings.HasSuffix(rest, "/") {
-		rest = rest[:len(rest)-1]
-	}
-	segs = buf[:0]
-	for len(rest) > 0 || len(segs) == 0 {
-		var seg string
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			seg, rest = rest[:i], rest[i+1:]
-			if rest == "" { // "a//" after trimming one slash: an empty segment
-				return nil, pathNotCanonical
-			}
-		} else {
-			seg, rest = rest, ""
-		}
-		if seg == "" || len(segs) == maxSegments {
-			return nil, pathNotCanonical
-		}
-		if strings.IndexByte(seg, '%') >= 0 {
-			dec, err := url.PathUnescape(seg)
-			if err != nil {
-				return nil, pathNotCanonical
-			}
-			seg = dec
-		}
-		if seg == "." || seg == ".." || !cleanSegment(seg) {
-			return nil, pathNotCanonical
-		}
-		segs = append(segs, seg)
-	}
-	return segs, pathOK
-}
-
-func cleanSegment(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
 
 // looksLikeVersion reports whether s has version syntax: v<digits>[.<digits>].
 func looksLikeVersion(s string) bool {

@@ -6,56 +6,6 @@ import (
 	"time"
 )
 
-func TestSplitCanonical(t *testing.T) {
-	t.Parallel()
-	ok := map[string][]string{
-		"/api/v1/invoices":             {"v1", "invoices"},
-		"/api/v1/invoices/":            {"v1", "invoices"},
-		"/api/invoices/inv%20x":        {"invoices", "inv x"},
-		"/api/v1/invoices/inv_1/lines": {"v1", "invoices", "inv_1", "lines"},
-		"/api/v1/invoices/O%27Brien":   {"v1", "invoices", "O'Brien"},
-		"/api/v1/invoices/..a":         {"v1", "invoices", "..a"},
-	}
-	for p, want := range ok {
-		var buf [maxSegments]string
-		segs, res := splitCanonical(p, "/api", buf[:])
-		if res != pathOK || len(segs) != len(want) {
-			t.Errorf("%s: %v %d", p, segs, res)
-			continue
-		}
-		for i := range want {
-			if segs[i] != want[i] {
-				t.Errorf("%s: %v", p, segs)
-			}
-		}
-	}
-	for p, want := range map[string]int{
-		"/api":                                   pathNotFound,
-		"/api/":                                  pathNotFound,
-		"/apix/v1/invoices":                      pathNotFound,
-		"/other/v1":                              pathNotFound,
-		"/api//v1":                               pathNotCanonical,
-		"/api/v1//invoices":                      pathNotCanonical,
-		"/api/v1/invoices//":                     pathNotCanonical,
-		"/api/v1/./invoices":                     pathNotCanonical,
-		"/api/v1/invoices/..":                    pathNotCanonical,
-		"/api/v1/invoices/%2e%2E":                pathNotCanonical,
-		"/api/v1/invoices/%2E":                   pathNotCanonical,
-		"/api/v1/invoices/a%2fb":                 pathNotCanonical,
-		"/api/v1/invoices/a%5Cb":                 pathNotCanonical,
-		"/api/v1/invoices/a\\b":                  pathNotCanonical,
-		"/api/v1/invoices/a%00":                  pathNotCanonical,
-		"/api/v1/invoices/a%0d%0a":               pathNotCanonical,
-		"/api/v1/invoices/%zz":                   pathNotCanonical,
-		"/api/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q": pathNotCanonical,
-	} {
-		var buf [maxSegments]string
-		if _, res := splitCanonical(p, "/api", buf[:]); res != want {
-			t.Errorf("%s: %d, want %d", p, res, want)
-		}
-	}
-}
-
 func TestHeaderVersion(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
