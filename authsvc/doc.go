@@ -23,7 +23,9 @@
 // Audit (audit.go, store/audit.go): every auth event is one record written
 // with the change it records, hash-chained; `gateway erp audit verify`
 // re-computes the chain. The OpenAPI document and reference page are in
-// package openapi, checked against Routes() by openapi_test.go.
+// package openapi, checked against Routes() by openapi_test.go. The router
+// (router.go) is a table of http.ServeMux patterns; every answer it gives
+// itself (404, 405) is an envelope.
 //
 // # Tokens
 //

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -33,107 +32,10 @@ type call struct {
 	param  string   // the first {…} of the route's path, when it has one
 	params []string // every {…} of the route's path, in order
 	ip     string
+	probe  probe // what the router's mux serves into
 }
 
 type handlerFunc func(s *Service, c *call) (status int, data any, err error)
-
-type route struct {
-	methods map[string]handlerFunc
-}
-
-// Routes is the service's router table: every path it serves (a `{name}`
-// segment matches one non-empty path segment) with its methods. The
-// OpenAPI document is checked against it (openapi_test.go).
-func Routes() map[string][]string {
-	out := make(map[string][]string, len(routes))
-	for p, rt := range routes {
-		ms := make([]string, 0, len(rt.methods))
-		for m := range rt.methods {
-			ms = append(ms, m)
-		}
-		sort.Strings(ms)
-		out[p] = ms
-	}
-	return out
-}
-
-// routes maps paths to handlers; paths with {…} segments are matched in match.
-var routes = map[string]route{
-	"/api/v1/auth/login":                {map[string]handlerFunc{http.MethodPost: (*Service).handleLogin}},
-	"/api/v1/auth/mfa/verify":           {map[string]handlerFunc{http.MethodPost: (*Service).handleMFAVerify}},
-	"/api/v1/auth/mfa/totp":             {map[string]handlerFunc{http.MethodDelete: (*Service).handleTOTPDelete}},
-	"/api/v1/auth/mfa/totp/enroll":      {map[string]handlerFunc{http.MethodPost: (*Service).handleTOTPEnroll}},
-	"/api/v1/auth/mfa/totp/confirm":     {map[string]handlerFunc{http.MethodPost: (*Service).handleTOTPConfirm}},
-	"/api/v1/auth/select-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSelectCompany}},
-	"/api/v1/auth/refresh":              {map[string]handlerFunc{http.MethodPost: (*Service).handleRefresh}},
-	"/api/v1/auth/switch-company":       {map[string]handlerFunc{http.MethodPost: (*Service).handleSwitchCompany}},
-	"/api/v1/auth/logout":               {map[string]handlerFunc{http.MethodPost: (*Service).handleLogout}},
-	"/api/v1/auth/password":             {map[string]handlerFunc{http.MethodPost: (*Service).handleChangePassword}},
-	"/api/v1/auth/me":                   {map[string]handlerFunc{http.MethodGet: (*Service).handleMe}},
-	"/api/v1/auth/sessions":             {map[string]handlerFunc{http.MethodGet: (*Service).handleListSessions}},
-	"/api/v1/auth/sessions/{id}":        {map[string]handlerFunc{http.MethodDelete: (*Service).handleRevokeSession}},
-	"/api/v1/auth/api-keys":             {map[string]handlerFunc{http.MethodPost: (*Service).handleCreateAPIKey, http.MethodGet: (*Service).handleListAPIKeys}},
-	"/api/v1/auth/api-keys/{id}":        {map[string]handlerFunc{http.MethodDelete: (*Service).handleRevokeAPIKey}},
-	"/api/v1/auth/api-keys/{id}/rotate": {map[string]handlerFunc{http.MethodPost: (*Service).handleRotateAPIKey}},
-	"/api/v1/auth/introspect":           {map[string]handlerFunc{http.MethodPost: (*Service).handleIntrospect}},
-	"/.well-known/jwks.json":            {map[string]handlerFunc{http.MethodGet: (*Service).handleJWKS}},
-	"/.well-known/openid-configuration": {map[string]handlerFunc{http.MethodGet: (*Service).handleOpenIDConfiguration}},
-
-	"/api/v1/admin/companies":                          {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListCompanies, http.MethodPost: (*Service).handleAdminCreateCompany}},
-	"/api/v1/admin/companies/{id}":                     {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminGetCompany, http.MethodPatch: (*Service).handleAdminUpdateCompany}},
-	"/api/v1/admin/users":                              {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListUsers, http.MethodPost: (*Service).handleAdminCreateUser}},
-	"/api/v1/admin/users/{id}":                         {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminGetUser, http.MethodPatch: (*Service).handleAdminUpdateUser}},
-	"/api/v1/admin/users/{id}/reset-password":          {map[string]handlerFunc{http.MethodPost: (*Service).handleAdminResetPassword}},
-	"/api/v1/admin/memberships":                        {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminListMemberships}},
-	"/api/v1/admin/memberships/{company_id}/{user_id}": {map[string]handlerFunc{http.MethodPut: (*Service).handleAdminPutMembership, http.MethodDelete: (*Service).handleAdminDeleteMembership}},
-	"/api/v1/admin/audit":                              {map[string]handlerFunc{http.MethodGet: (*Service).handleAdminAudit}},
-
-	"/api/v1/openapi.json": {map[string]handlerFunc{http.MethodGet: (*Service).handleOpenAPI}},
-	"/api/v1/docs":         {map[string]handlerFunc{http.MethodGet: (*Service).handleDocs}},
-}
-
-// patterns are the route paths with {…} segments, split, longest first.
-var patterns = func() [][]string {
-	var out [][]string
-	for p := range routes {
-		if strings.Contains(p, "{") {
-			out = append(out, strings.Split(p, "/"))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.Join(out[i], "/") < strings.Join(out[j], "/") })
-	return out
-}()
-
-// match finds the route of path and the values of its {…} segments.
-func match(path string) (route, []string, bool) {
-	if rt, ok := routes[path]; ok {
-		return rt, nil, true
-	}
-	segs := strings.Split(path, "/")
-	for _, pat := range patterns {
-		if len(pat) != len(segs) {
-			continue
-		}
-		var params []string
-		ok := true
-		for i, p := range pat {
-			if strings.HasPrefix(p, "{") {
-				if segs[i] == "" {
-					ok = false
-					break
-				}
-				params = append(params, segs[i])
-			} else if p != segs[i] {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return routes[strings.Join(pat, "/")], params, true
-		}
-	}
-	return route{}, nil, false
-}
 
 // HTTPOptions adapt the handler to where it is mounted.
 type HTTPOptions struct {
@@ -172,36 +74,30 @@ func RemoteIP(r *http.Request) string {
 	return host
 }
 
-// Routed reports whether path is one of the service's endpoints.
-func Routed(path string) bool {
-	_, _, ok := match(path)
-	return ok
-}
-
 // ServeHTTP serves one request; unknown paths get a 404 envelope.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	c := &call{w: w, r: r, meta: envelope.Meta{RequestID: h.opts.RequestID(r)}, ip: h.opts.ClientIP(r)}
 	w.Header().Set(contract.HeaderRequestID, c.meta.RequestID)
 	w.Header().Set("Cache-Control", "no-store")
-	rt, params, ok := match(r.URL.Path)
-	if !ok {
-		s.fail(c, contract.NewError(http.StatusNotFound, contract.CodeNotFound, contract.MessageForStatus(http.StatusNotFound)))
-		return
-	}
-	fn, ok := rt.methods[r.Method]
-	if !ok {
-		allow := make([]string, 0, len(rt.methods))
-		for m := range rt.methods {
-			allow = append(allow, m)
+	rt, mr := router.find(r, &c.probe)
+	c.r = mr
+	if rt == nil {
+		allow := router.allowed(mr, &c.probe)
+		if len(allow) == 0 {
+			s.fail(c, contract.NewError(http.StatusNotFound, contract.CodeNotFound, contract.MessageForStatus(http.StatusNotFound)))
+			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.fail(c, contract.NewError(http.StatusMethodNotAllowed, contract.CodeBadRequest, "method not allowed"))
 		return
 	}
-	c.params = params
-	if len(params) > 0 {
-		c.param = params[0]
+	if len(rt.params) > 0 {
+		c.params = make([]string, len(rt.params))
+		for i, name := range rt.params {
+			c.params[i] = mr.PathValue(name)
+		}
+		c.param = c.params[0]
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
@@ -213,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(c, depfail.Error(""))
 		return
 	}
-	status, data, err := fn(s, c)
+	status, data, err := rt.fn(s, c)
 	if err != nil {
 		s.fail(c, err)
 		return

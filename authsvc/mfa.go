@@ -202,8 +202,8 @@ func (s *Service) handleTOTPEnroll(c *call) (int, any, error) {
 	if err := decode(c, &struct{}{}, true); err != nil {
 		return 0, nil, err
 	}
-	secret := make([]byte, totpSecretSize)
-	if _, err := rand.Read(secret); err != nil {
+	key, secret, err := newTOTPKey(s.cfg.Issuer, u.Email)
+	if err != nil {
 		return 0, nil, err
 	}
 	ev := s.event(c, store.EventMFAEnrollStarted)
@@ -216,11 +216,11 @@ func (s *Service) handleTOTPEnroll(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{
-		"secret":      totpEncoding.EncodeToString(secret),
-		"otpauth_uri": totpURI(s.cfg.Issuer, u.Email, secret),
-		"algorithm":   "SHA1",
-		"digits":      TOTPDigits,
-		"period":      int(TOTPPeriod / time.Second),
+		"secret":      key.Secret(),
+		"otpauth_uri": key.URL(),
+		"algorithm":   key.Algorithm().String(),
+		"digits":      key.Digits().Length(),
+		"period":      key.Period(),
 		"confirmed":   false,
 	}, nil
 }

@@ -3,10 +3,12 @@ package authsvc_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base32"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash"
@@ -16,14 +18,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
 )
 
-// RFC 6238 Appendix B: the test vectors (8 digits, T0 = 0, X = 30 s).
+// oracleHOTP is RFC 4226's HOTP(K, C), written out here as the tests'
+// oracle (the service computes codes with pquerna/otp): HMAC over the
+// 8-byte big-endian counter, dynamic truncation, modulo 10^digits.
+func oracleHOTP(newHash func() hash.Hash, key []byte, counter uint64, digits int) string {
+	var msg [8]byte
+	binary.BigEndian.PutUint64(msg[:], counter)
+	mac := hmac.New(newHash, key)
+	mac.Write(msg[:])
+	sum := mac.Sum(nil)
+	off := sum[len(sum)-1] & 0x0f
+	bin := (uint32(sum[off])&0x7f)<<24 | uint32(sum[off+1])<<16 | uint32(sum[off+2])<<8 | uint32(sum[off+3])
+	mod := uint32(1)
+	for range digits {
+		mod *= 10
+	}
+	return fmt.Sprintf("%0*d", digits, bin%mod)
+}
+
+// RFC 6238 Appendix B: the test vectors (8 digits, T0 = 0, X = 30 s). The
+// oracle must give all of them; the service, which issues SHA-1 codes of
+// 6 digits, must accept the SHA-1 ones' last 6 digits at their step.
 func TestTOTPRFC6238Vectors(t *testing.T) {
 	t.Parallel()
 	seeds := map[string]struct {
@@ -53,26 +72,62 @@ func TestTOTPRFC6238Vectors(t *testing.T) {
 				t.Fatalf("step of %d = %#x, the RFC says %#x", v.unix, v.unix/30, v.step)
 			}
 			sd := seeds[v.mode]
-			if got := authsvc.HOTP(sd.h, sd.key, v.step, 8); got != v.code {
-				t.Fatalf("TOTP = %s, want %s", got, v.code)
+			if got := oracleHOTP(sd.h, sd.key, v.step, 8); got != v.code {
+				t.Fatalf("oracle TOTP = %s, want %s", got, v.code)
 			}
 			if v.mode == "SHA1" { // what erpgate issues: the same value, 6 digits
-				if got := authsvc.TOTPCode(sd.key, time.Unix(v.unix, 0)); got != v.code[2:] {
-					t.Fatalf("6-digit TOTP = %s, want %s", got, v.code[2:])
+				if step, ok := authsvc.TOTPMatch(sd.key, v.code[2:], time.Unix(v.unix, 0)); !ok || uint64(step) != v.step {
+					t.Fatalf("6-digit code %s: matched %v at step %#x, want step %#x", v.code[2:], ok, step, v.step)
 				}
 			}
 		})
 	}
 }
 
-// independentCode is the code of an independent implementation (pquerna/otp).
+// The service accepts a code of the current step and of one step either
+// side (reporting which, for the replay guard), and no other.
+func TestTOTPMatchSkew(t *testing.T) {
+	t.Parallel()
+	for i := range 50 {
+		seed := sha256.Sum256([]byte{byte(i)})
+		secret := seed[:20]
+		now := time.Unix(1_700_000_000+int64(i)*7919, 0)
+		cur := now.Unix() / 30
+		codes := map[string]bool{}
+		for d := int64(-1); d <= 1; d++ {
+			codes[oracleHOTP(sha1.New, secret, uint64(cur+d), 6)] = true
+		}
+		for d := int64(-3); d <= 3; d++ {
+			code := oracleHOTP(sha1.New, secret, uint64(cur+d), 6)
+			step, ok := authsvc.TOTPMatch(secret, code, now)
+			within := d >= -1 && d <= 1
+			if d < -1 || d > 1 {
+				if codes[code] { // the same 6 digits as an accepted step's (one in 10^6)
+					continue
+				}
+			}
+			if ok != within || (within && step != cur+d) {
+				t.Fatalf("secret %d, step %+d: matched %v at %d, want %v at %d", i, d, ok, step, within, cur+d)
+			}
+		}
+		wrong := oracleHOTP(sha1.New, secret, uint64(cur), 6)
+		if _, ok := authsvc.TOTPMatch(secret, wrong[:5], now); ok {
+			t.Fatal("a 5-digit prefix of the code matched")
+		}
+		if _, ok := authsvc.TOTPMatch(secret, oracleHOTP(sha1.New, secret, uint64(cur), 8), now); ok {
+			t.Fatal("an 8-digit code matched")
+		}
+	}
+}
+
+// independentCode is the oracle's code of a base32 secret at a time.
 func independentCode(t testing.TB, secret string, at time.Time) string {
 	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return oracleHOTP(sha1.New, raw, uint64(at.Unix()/30), 6)
 }
 
 // enrollTOTP turns TOTP on for the session's user and returns the secret
@@ -93,9 +148,8 @@ func enrollTOTP(t testing.TB, e *env, access string) (string, []string) {
 		u.Query().Get("digits") != "6" || u.Query().Get("period") != "30" || u.Query().Get("algorithm") != "SHA1" {
 		t.Fatalf("otpauth uri %q", a.str("otpauth_uri"))
 	}
-	key, err := otp.NewKeyFromURL(a.str("otpauth_uri"))
-	if err != nil || key.Secret() != secret {
-		t.Fatalf("pquerna/otp reads the uri as %v, %v", key, err)
+	if iss := u.Query().Get("issuer"); iss == "" || !strings.HasPrefix(u.Path, "/"+iss+":") || len(u.Path) == len(iss)+2 {
+		t.Fatalf("otpauth uri %q: the label is not issuer:account", a.str("otpauth_uri"))
 	}
 	c := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/totp/confirm", bearer: access,
 		body: map[string]any{"code": independentCode(t, secret, e.clock.Now())}})
