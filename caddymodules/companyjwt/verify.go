@@ -35,14 +35,8 @@ var (
 
 // Claims are the verified claims of a company-scoped access token.
 type Claims struct {
-	Subject   string
-	SessionID string
-	CompanyID string
-	Roles     []string
-	Scope     string
-	Plan      string
-	TokenID   string
-	Expiry    time.Time
+	// Subject, SessionID, CompanyID, Roles, Scope, Plan, TokenID, Expiry
+	jwtverify.AccessClaims
 
 	kid string // the key that signed it: a cached token dies with its key
 
@@ -178,8 +172,7 @@ func (v *Verifier) verifySlow(ctx context.Context, token string, now time.Time) 
 		return nil, err
 	}
 	return &Claims{
-		Subject: ac.Subject, SessionID: ac.SessionID, CompanyID: ac.CompanyID, Roles: ac.Roles,
-		Scope: ac.Scope, Plan: ac.Plan, TokenID: ac.TokenID, Expiry: ac.Expiry, kid: key.Kid,
+		AccessClaims: ac, kid: key.Kid,
 		Metadata: map[string]string{
 			"company_id": ac.CompanyID,
 			"roles":      strings.Join(ac.Roles, ","),
