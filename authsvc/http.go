@@ -286,7 +286,7 @@ func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error
 		}
 		return nil, s.refuse(c, store.EventBearerRefused, reason, err)
 	}
-	claims, err := s.verifyAccess(tok)
+	claims, err := s.verifyAccess(c.ctx, tok)
 	if err != nil {
 		return nil, s.refuse(c, store.EventBearerRefused, bearerReason(err), err)
 	}

@@ -81,7 +81,7 @@ func TestSignJWT(t *testing.T) {
 		c.ExpiresAt != now.Add(s.cfg.AccessTTL).Unix() || c.ID == "" {
 		t.Fatalf("claims %+v", c)
 	}
-	got, err := s.verifyAccess(tok)
+	got, err := s.verifyAccess(t.Context(), tok)
 	if err != nil || got.Subject != "u1" {
 		t.Fatalf("verifyAccess: %+v, %v", got, err)
 	}
@@ -90,7 +90,7 @@ func TestSignJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.verifyAccess(lt); err == nil {
+	if _, err := s.verifyAccess(t.Context(), lt); err == nil {
 		t.Fatal("login token accepted as access token")
 	}
 	if _, err := s.verifyLogin(tok); err == nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erpgate/erpgate/internal/tokenjson"
 )
 
 // TestVerifyStrictJSON: access and login tokens validly signed by the ring's
@@ -22,10 +24,10 @@ func TestVerifyStrictJSON(t *testing.T) {
 		return fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"u1","sid":"s1","cid":"acme","exp":%d,"iat":%d,"nbf":%d,"jti":"j1","roles":["viewer"],"scope":"invoices:read","plan":"free"%s}`,
 			s.cfg.Issuer, s.cfg.Audience, now.Add(time.Minute).Unix(), now.Unix(), now.Unix(), extra)
 	}
-	if c, err := s.verifyAccess(signRaw(k.priv, hdr(TypAccess), access(""))); err != nil || c.CompanyID != "acme" {
+	if c, err := s.verifyAccess(t.Context(), signRaw(k.priv, hdr(TypAccess), access(""))); err != nil || c.CompanyID != "acme" {
 		t.Fatalf("hand-signed access token: %+v %v", c, err)
 	}
-	if _, err := s.verifyAccess(signRaw(k.priv, `{"typ":"at+jwt","alg":"EdDSA","kid":"`+k.kid+`","x5t":"abc"}`, access(`,"extra":{"a":[1]}`))); err != nil {
+	if _, err := s.verifyAccess(t.Context(), signRaw(k.priv, `{"typ":"at+jwt","alg":"EdDSA","kid":"`+k.kid+`","x5t":"abc"}`, access(`,"extra":{"a":[1]}`))); err != nil {
 		t.Fatalf("unknown members: %v", err)
 	}
 	for _, tc := range []struct{ name, header, claims string }{
@@ -50,7 +52,7 @@ func TestVerifyStrictJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := signRaw(k.priv, tc.header, tc.claims)
-			if c, err := s.verifyAccess(tok); err == nil {
+			if c, err := s.verifyAccess(t.Context(), tok); err == nil {
 				t.Fatalf("accepted: %+v", c)
 			}
 		})
@@ -72,6 +74,9 @@ func TestVerifyStrictJSON(t *testing.T) {
 		}
 	}
 }
+
+// accessClaimsJSON reads AccessClaims strictly, as jwtverify reads them.
+var accessClaimsJSON = tokenjson.MustCompile[AccessClaims]()
 
 // TestOwnTokensDecodeStrictly: whatever this service writes into a token,
 // the strict decoder reads back as encoding/json does.

@@ -1,10 +1,12 @@
 package authsvc
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/jwtverify"
 	"github.com/erpgate/erpgate/internal/tokenjson"
 )
 
@@ -52,25 +55,11 @@ type loginClaims struct {
 	MFA string `json:"mfa"`
 }
 
-// tokenHeader is a protected header as verifyJWT reads one it did not write
-// byte for byte: members other than these are allowed, but not a case
-// variant of one of them.
-type tokenHeader struct {
-	Alg  string        `json:"alg"`
-	Kid  string        `json:"kid"`
-	Typ  string        `json:"typ"`
-	Crit tokenjson.Raw `json:"crit"`
-	B64  tokenjson.Raw `json:"b64"`
-}
-
-// Token JSON is decoded strictly, by the parser the edge uses too: member
-// names as written, no duplicates in any case, valid UTF-8, each member of
-// its type (SECURITY.md, "Ambiguity").
-var (
-	tokenHeaderJSON  = tokenjson.MustCompile[tokenHeader]()
-	accessClaimsJSON = tokenjson.MustCompile[AccessClaims]()
-	loginClaimsJSON  = tokenjson.MustCompile[loginClaims]()
-)
+// Login tokens' claims are decoded strictly, by the parser the edge uses
+// too: member names as written, no duplicates in any case, valid UTF-8,
+// each member of its type (SECURITY.md, "Ambiguity"). Access tokens are
+// checked by jwtverify.VerifyAccess, as at the edge.
+var loginClaimsJSON = tokenjson.MustCompile[loginClaims]()
 
 func (s *Service) loginAudience() string { return s.cfg.Issuer + "#login" }
 
@@ -144,26 +133,27 @@ var errNoSigner error = signerError{}
 // clockSkew tolerated on iat/nbf.
 const clockSkew = 30 * time.Second
 
-// verifyAccess checks an access token signed by this service: signature by a
-// published key, typ, iss, aud, exp, nbf. It does not check the session.
-func (s *Service) verifyAccess(tok string) (*AccessClaims, error) {
-	payload, err := s.keys.ring.Load().verifyJWT(tok, TypAccess)
+// verifyAccess checks an access token signed by this service with the
+// edge's own check (jwtverify.VerifyAccess: strict parse, typ, a published
+// key, iss, aud, exp — on this service's clock, without leeway — nbf and
+// iat with clockSkew). It does not check the session.
+func (s *Service) verifyAccess(ctx context.Context, tok string) (*AccessClaims, error) {
+	p := jwtverify.AccessPolicy{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, Leeway: clockSkew, MaxTokenBytes: maxTokenLen}
+	c, _, err := jwtverify.VerifyAccess(ctx, &p, s.keys.ring.Load().key, tok, s.clock.Now())
+	if errors.Is(err, jwtverify.ErrExpired) {
+		return nil, unauthenticated(contract.CodeTokenExpired, "the access token has expired", hdrInvalidToken)
+	}
 	if err != nil {
 		return nil, errInvalidToken()
 	}
-	var c AccessClaims
-	if err := accessClaimsJSON.Decode(payload, &c); err != nil || c.Issuer != s.cfg.Issuer || c.Audience != s.cfg.Audience ||
-		c.Subject == "" || c.SessionID == "" || c.CompanyID == "" || c.ExpiresAt == 0 {
-		return nil, errInvalidToken()
+	ac := &AccessClaims{
+		Issuer: s.cfg.Issuer, Subject: c.Subject, Audience: s.cfg.Audience, ExpiresAt: c.Expiry.Unix(),
+		ID: c.TokenID, SessionID: c.SessionID, CompanyID: c.CompanyID, Roles: c.Roles, Scope: c.Scope, Plan: c.Plan,
 	}
-	now := s.clock.Now()
-	if now.Unix() >= c.ExpiresAt {
-		return nil, unauthenticated(contract.CodeTokenExpired, "the access token has expired", hdrInvalidToken)
+	if !c.IssuedAt.IsZero() {
+		ac.IssuedAt = c.IssuedAt.Unix()
 	}
-	if now.Add(clockSkew).Unix() < c.NotBefore {
-		return nil, errInvalidToken()
-	}
-	return &c, nil
+	return ac, nil
 }
 
 func (s *Service) issueLogin(userID, mfa string, now time.Time) (string, error) {

@@ -37,6 +37,10 @@
 //   - token JSON: one object, no duplicate member in any case, member
 //     names matched exactly, valid UTF-8, strings where strings belong.
 //
+// The token is read as the edge reads its access tokens (erpgate's
+// internal/jwtverify: the strict reader above in front of
+// lestrrat-go/jwx's jws.Verify); the key set is its one JWKS key set.
+//
 // Keys whose kid does not start with "edge-" are never used: the edge
 // publishes the keys of client access tokens in the same JWKS, and a
 // client's access token (typ at+jwt, signed by such a key) offered as an

@@ -19,6 +19,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/erpgate/erpgate/internal/jwtverify"
 )
 
 const testIssuer = "https://edge.test"
@@ -401,8 +403,8 @@ func TestKeysFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := usableKeys(set)
-	if len(m) != 2 || m["edge-good"] == nil || m["edge-no-use"] == nil {
+	m := jwtverify.Select(set, jwtverify.AssertionKeys)
+	if len(m) != 2 || m["edge-good"].Public == nil || m["edge-no-use"].Public == nil {
 		t.Fatalf("usable keys %v", m)
 	}
 }

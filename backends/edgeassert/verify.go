@@ -2,8 +2,6 @@ package edgeassert
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/erpgate/erpgate/internal/jwtverify"
 )
 
 // The contract's names (DESIGN.md, "Edge assertion").
@@ -25,8 +25,7 @@ const (
 	// MaxLifetime is the longest exp − iat the edge gives an assertion.
 	MaxLifetime = 60 * time.Second
 
-	algEdDSA    = "EdDSA"
-	maxKidBytes = 256
+	algEdDSA = "EdDSA"
 )
 
 // Why an assertion was refused. The middleware tells the client none of
@@ -122,7 +121,7 @@ type Verifier struct {
 	cache *cache
 
 	startOnce sync.Once
-	keys      *keySet
+	keys      *jwtverify.KeySet
 }
 
 // New returns a verifier. It does no I/O: keys are fetched when the first
@@ -168,16 +167,13 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 
 // keySet starts the key source on first use: the jwk cache (whose
 // goroutines fetch) and the background refresh.
-func (v *Verifier) keySet() *keySet {
+func (v *Verifier) keySet() *jwtverify.KeySet {
 	v.startOnce.Do(func() {
 		fetch, current := v.cfg.Keys, v.cfg.Keys
 		if fetch == nil {
 			fetch, current = v.jwksSource()
 		}
-		ks := &keySet{
-			fetch: fetch, minRefetch: v.cfg.MinRefetch, fetchTimeout: v.cfg.FetchTimeout,
-			now: v.cfg.Now, base: v.base, onFetch: v.cfg.OnFetch,
-		}
+		ks := v.newKeySet(fetch)
 		go func() {
 			t := time.NewTicker(v.cfg.RefreshInterval)
 			defer t.Stop()
@@ -186,7 +182,7 @@ func (v *Verifier) keySet() *keySet {
 				case <-v.base.Done():
 					return
 				case <-t.C:
-					_ = ks.load(current)
+					_ = ks.RefreshFrom(jwtverify.FetchFunc(current))
 					if v.cache != nil {
 						v.cache.prune(v.cfg.Now())
 					}
@@ -255,8 +251,6 @@ func (v *Verifier) jwksSource() (fetch, current KeySource) {
 	return fetch, current
 }
 
-var strictB64 = base64.RawURLEncoding.Strict()
-
 // Verify returns the identity of a valid, live assertion for audience.
 func (v *Verifier) Verify(ctx context.Context, token, audience string) (*Identity, error) {
 	now := v.cfg.Now()
@@ -268,7 +262,7 @@ func (v *Verifier) Verify(ctx context.Context, token, audience string) (*Identit
 			if id.Audience != audience {
 				return nil, ErrAudience
 			}
-			if _, ok := v.keySet().get(id.kid); !ok {
+			if _, ok := v.keySet().Get(id.kid); !ok {
 				return nil, ErrUnknownKey // the key was withdrawn
 			}
 			return id, nil
@@ -288,48 +282,26 @@ func (v *Verifier) verify(ctx context.Context, token, audience string, now time.
 	if token == "" {
 		return nil, ErrMissing
 	}
-	if len(token) > v.cfg.MaxTokenBytes {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, v.cfg.MaxTokenBytes)
-	}
-	h64, rest, ok := strings.Cut(token, ".")
-	p64, s64, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || h64 == "" || p64 == "" || s64 == "" || strings.IndexByte(s64, '.') >= 0 {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
-	}
-	hb, err := strictB64.DecodeString(h64)
+	t, err := jwtverify.Parse(token, v.cfg.MaxTokenBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header encoding", ErrMalformed)
-	}
-	pb, err := strictB64.DecodeString(p64)
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
-	}
-	sig, err := strictB64.DecodeString(s64)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature encoding", ErrMalformed)
-	}
-	h, err := decodeHeader(hb)
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	switch {
-	case h.Refused != "":
-		return nil, fmt.Errorf("%w: header %s is refused", ErrMalformed, h.Refused)
-	case h.Typ != Type:
+	case t.Header.Typ != Type:
 		return nil, ErrType
-	case h.Alg != algEdDSA:
+	case t.Header.Alg != algEdDSA:
 		return nil, ErrAlgorithm
-	case h.Kid == "" || len(h.Kid) > maxKidBytes:
-		return nil, fmt.Errorf("%w: kid missing or too long", ErrMalformed)
-	case !strings.HasPrefix(h.Kid, KeyIDPrefix):
-		// not an assertion key: refused before any look-up or fetch
-		return nil, ErrUnknownKey
 	}
-	key, err := v.keySet().lookup(ctx, h.Kid)
-	if err != nil {
+	// A kid that is not an assertion key's is refused here, before any
+	// fetch (the key set's purpose).
+	key, err := v.keySet().Lookup(ctx, t.Header.Kid)
+	if errors.Is(err, jwtverify.ErrUnknownKey) {
+		return nil, ErrUnknownKey
+	} else if err != nil {
 		return nil, err
 	}
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(key, []byte(token[:len(h64)+1+len(p64)]), sig) {
+	pb, err := t.Verify(key)
+	if err != nil {
 		return nil, ErrSignature
 	}
 	cs, err := decodeClaims(pb)
@@ -340,13 +312,8 @@ func (v *Verifier) verify(ctx context.Context, token, audience string, now time.
 	if err != nil {
 		return nil, err
 	}
-	id.kid = h.Kid
+	id.kid = key.Kid
 	return id, nil
-}
-
-func unix(f float64) time.Time {
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
 }
 
 func (v *Verifier) checkClaims(cs *claimSet, audience string, now time.Time) (*Identity, error) {
@@ -354,7 +321,7 @@ func (v *Verifier) checkClaims(cs *claimSet, audience string, now time.Time) (*I
 	if cs.Exp == nil || cs.Iat == nil {
 		return nil, fmt.Errorf("%w: exp and iat required", ErrClaims)
 	}
-	exp, iat := unix(*cs.Exp), unix(*cs.Iat)
+	exp, iat := jwtverify.Unix(*cs.Exp), jwtverify.Unix(*cs.Iat)
 	if !now.Before(exp.Add(leeway)) {
 		return nil, ErrExpired
 	}
@@ -364,7 +331,7 @@ func (v *Verifier) checkClaims(cs *claimSet, audience string, now time.Time) (*I
 	if exp.Sub(iat) > MaxLifetime { // one signer's clock: no leeway between its iat and exp
 		return nil, fmt.Errorf("%w: lives longer than %s", ErrClaims, MaxLifetime)
 	}
-	if cs.Nbf != nil && now.Add(leeway).Before(unix(*cs.Nbf)) {
+	if cs.Nbf != nil && now.Add(leeway).Before(jwtverify.Unix(*cs.Nbf)) {
 		return nil, fmt.Errorf("%w: not yet valid", ErrClaims)
 	}
 	if cs.Iss != v.cfg.Issuer {
