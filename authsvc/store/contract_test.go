@@ -159,6 +159,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	runAccountContract(t, open)
 	runLoginNameContract(t, open)
 	runRevocationContract(t, open)
+	runRefusalContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)
