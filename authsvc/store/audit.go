@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -153,6 +154,19 @@ func (e Event) seal(seq int64, prevHash []byte) Event {
 	e.PrevHash = bytes.Clone(prevHash)
 	e.Hash = e.ComputeHash(prevHash)
 	return e
+}
+
+// AuditLog is the hash-chained audit trail. The other domains append to it
+// with their changes; these methods append what changes nothing and read it.
+type AuditLog interface {
+	// AppendAudit appends an event that records no state change (a failed
+	// login, a throttled attempt, a login that issued a login token).
+	AppendAudit(ctx context.Context, ev Event) error
+	// ListAudit lists the events that match f, newest first, with the total count.
+	ListAudit(ctx context.Context, f AuditFilter, p Page) ([]Event, int64, error)
+	// VerifyAudit re-computes the whole chain and reports the first record
+	// that does not match (see AuditCheck).
+	VerifyAudit(ctx context.Context) (AuditCheck, error)
 }
 
 // AuditFilter selects events; empty fields match everything.

@@ -75,10 +75,71 @@ func TestMigrateConcurrent(t *testing.T) {
 	for n := range total {
 		sum += n
 	}
-	ms, _ := store.Migrations()
-	if sum != len(ms) {
-		t.Fatalf("migrations applied %d times in all, want %d (each once)", sum, len(ms))
+	if want := store.MigrationCount(); sum != want || want == 0 {
+		t.Fatalf("migrations applied %d times in all, want %d (each once)", sum, want)
 	}
+}
+
+// TestMigrateWaitsForPreviousRunner: the runner of earlier versions held the
+// advisory lock "erpgate1" for its whole session while it migrated; an
+// instance of this version starting beside it (a rolling upgrade) waits for
+// that lock before it looks at the schema, then applies each migration once.
+func TestMigrateWaitsForPreviousRunner(t *testing.T) {
+	t.Parallel()
+	url := testenv.Postgres(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Release()
+	const previousRunnerLock = 0x6572706761746531 // "erpgate1", as the previous runner took it
+	must(t, exec(ctx, old, `SELECT pg_advisory_lock($1)`, int64(previousRunnerLock)))
+	type result struct {
+		applied []int
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := store.Migrate(ctx, pool)
+		done <- result{v, err}
+	}()
+	for waiting := 0; waiting == 0; {
+		if err := old.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("Migrate returned while the previous runner held the lock: %v, %v", r.applied, r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var table *string
+	must(t, old.QueryRow(ctx, `SELECT to_regclass('erpgate_schema_migrations')::text`).Scan(&table))
+	if table != nil {
+		t.Fatalf("the schema was touched while the previous runner held the lock")
+	}
+	must(t, exec(ctx, old, `SELECT pg_advisory_unlock($1)`, int64(previousRunnerLock)))
+	r := <-done
+	if r.err != nil || len(r.applied) != store.MigrationCount() {
+		t.Fatalf("Migrate after the lock: applied %v, err %v", r.applied, r.err)
+	}
+	again, err := store.Migrate(ctx, pool)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second migrate: applied %v, err %v", again, err)
+	}
+}
+
+func exec(ctx context.Context, c *pgxpool.Conn, sql string, args ...any) error {
+	_, err := c.Exec(ctx, sql, args...)
+	return err
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -159,6 +220,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	runAccountContract(t, open)
 	runLoginNameContract(t, open)
 	runRevocationContract(t, open)
+	runRefusalContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

@@ -1,5 +1,13 @@
 package store
 
+import "io/fs"
+
+// MigrationCount is the number of embedded migrations.
+func MigrationCount() int {
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
+	return len(files)
+}
+
 // TamperAudit lets the contract suite edit (edit != nil) or delete the
 // memory store's record seq the way an attacker with write access to the
 // database would, to show that VerifyAudit notices.

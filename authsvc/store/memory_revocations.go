@@ -30,7 +30,7 @@ func (m *Memory) EnqueueRevocations(_ context.Context, rs []Revocation) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range rs {
-		if r.Kind != RevokedSession && r.Kind != RevokedAPIKey && r.Kind != RotatedAPIKey {
+		if !r.Kind.valid() {
 			return fmt.Errorf("enqueue revocations: unknown kind %q", r.Kind)
 		}
 	}

@@ -1,69 +1,39 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"fmt"
 	"io/fs"
 	"math"
-	"sort"
+	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// The schema is the SQL files of migrations/, numbered with four digits
+// (0001_init.sql, …) so that their names sort in the order they apply in.
+//
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrationLock is the advisory lock key that serialises migrations between
-// processes (several edge instances starting at once, `gateway erp migrate`).
+// goSteps are the migrations' Go parts, by version: each runs right after
+// its SQL in the same transaction (0005 normalises existing login names).
+var goSteps = map[int]func(t *tx) error{5: backfillLoginNames}
+
+// migrationLock is the advisory lock key that serialises migrators: several
+// instances starting at once, `gateway erp migrate`, and the runner of
+// earlier versions (which held it for its whole session).
 const migrationLock int64 = 0x6572706761746531 // "erpgate1"
 
-// Migration is one embedded schema change.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-	// Go, when set, runs right after SQL in the same transaction: the part of
-	// a change that needs Go code (0005 normalises existing login names).
-	Go func(ctx context.Context, tx pgx.Tx) error
-}
-
-// goSteps are the migrations' Go parts, by version.
-var goSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{
-	5: backfillLoginNames,
-}
-
-// Migrations lists the embedded migrations in order.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []Migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %q: name must start with a number", name)
-		}
-		b, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			return nil, fmt.Errorf("read migration %q: %w", name, err)
-		}
-		out = append(out, Migration{Version: v, Name: name, SQL: string(b), Go: goSteps[v]})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out, nil
-}
-
 // Migrate applies the embedded migrations that are not applied yet, each in
-// its own transaction, holding a session advisory lock so that concurrent
-// callers apply each migration once. It returns the versions it applied.
+// a transaction of its own that records it in erpgate_schema_migrations, and
+// returns the versions it applied. Concurrent callers apply each migration
+// once: each transaction takes the advisory lock, then checks the version.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	return MigrateTo(ctx, pool, math.MaxInt)
 }
@@ -71,64 +41,55 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 // MigrateTo is Migrate up to and including version: a database left at an
 // older schema, as the tests of a later migration's data step need.
 func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int) ([]int, error) {
-	ms, err := Migrations()
+	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: acquire connection: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
-		return nil, fmt.Errorf("migrate: lock: %w", err)
-	}
-	defer func() {
-		// Unlock on a fresh context: ctx may be cancelled, and a session lock
-		// left behind would block every later migration on this connection.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrationLock); err != nil {
-			conn.Conn().Close(uctx) // drop the connection, and the lock with it
+	p, done, prev := &Postgres{pool: pool}, []int{}, 0
+	for _, f := range files {
+		name := path.Base(f)
+		num, _, _ := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if err != nil || len(num) != 4 || v <= prev {
+			return done, fmt.Errorf("migrate: %q: the name must start with a new four-digit number", name)
 		}
-	}()
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS erpgate_schema_migrations (
-		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("migrate: create version table: %w", err)
-	}
-	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM erpgate_schema_migrations")
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read versions: %w", err)
-	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read versions: %w", err)
-	}
-	for _, v := range versions {
-		applied[v] = true
-	}
-	var done []int
-	for _, m := range ms {
-		if applied[m.Version] || m.Version > version {
-			continue
+		if prev = v; v > version {
+			break
 		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		sql, err := migrations.ReadFile(f)
+		if err != nil {
+			return done, fmt.Errorf("migrate: %w", err)
+		}
+		first := &pgx.Batch{}
+		first.Queue(`SELECT pg_advisory_xact_lock($1)`, migrationLock) // held until the transaction ends
+		first.Queue(`CREATE TABLE IF NOT EXISTS erpgate_schema_migrations (
+			version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+		applied := false
+		err = p.inTx(ctx, txSpec{first: first}, func(t *tx) error {
+			_, errLock := t.Result()
+			_, errTable := t.Result()
+			err := cmp.Or(errLock, errTable,
+				t.QueryRow(`SELECT EXISTS (SELECT 1 FROM erpgate_schema_migrations WHERE version = $1)`, v).Scan(&applied))
+			if err != nil || applied {
 				return err
 			}
-			if m.Go != nil {
-				if err := m.Go(ctx, tx); err != nil {
+			if _, err := t.Exec(string(sql)); err != nil {
+				return err
+			}
+			if step := goSteps[v]; step != nil {
+				if err := step(t); err != nil {
 					return err
 				}
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO erpgate_schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			_, err = t.Exec(`INSERT INTO erpgate_schema_migrations (version, name) VALUES ($1, $2)`, v, name)
 			return err
 		})
 		if err != nil {
-			return done, fmt.Errorf("migrate: apply %s: %w", m.Name, err)
+			return done, fmt.Errorf("migrate: apply %s: %w", name, err)
 		}
-		done = append(done, m.Version)
+		if !applied {
+			done = append(done, v)
+		}
 	}
 	return done, nil
 }

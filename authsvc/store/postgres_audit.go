@@ -3,106 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-func (p *Postgres) PutPendingTOTP(ctx context.Context, t TOTP, ev Event) error {
-	if !validUUID(t.UserID) {
-		return fmt.Errorf("put pending totp: %w", ErrNotFound)
-	}
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		// Replaces a pending enrolment; a confirmed one stays (no row changes).
-		tag, err := tx.Exec(ctx, `INSERT INTO totp_secrets (user_id, sealed_secret, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT (user_id) DO UPDATE SET sealed_secret = EXCLUDED.sealed_secret, created_at = EXCLUDED.created_at
-			WHERE totp_secrets.confirmed_at IS NULL`, t.UserID, t.SealedSecret, micro(t.CreatedAt))
-		if err == nil && tag.RowsAffected() == 0 {
-			return ErrConflict
-		}
-		return err
-	})
-	if errors.Is(err, ErrConflict) {
-		return fmt.Errorf("put pending totp: %w", ErrConflict)
-	}
-	return wrap("put pending totp", err)
-}
-
-func (p *Postgres) GetTOTP(ctx context.Context, userID string) (TOTP, error) {
-	if !validUUID(userID) {
-		return TOTP{}, fmt.Errorf("get totp: %w", ErrNotFound)
-	}
-	t := TOTP{UserID: userID}
-	var confirmed *time.Time
-	err := p.pool.QueryRow(ctx, `SELECT sealed_secret, created_at, confirmed_at FROM totp_secrets WHERE user_id = $1`, userID).
-		Scan(&t.SealedSecret, &t.CreatedAt, &confirmed)
-	t.CreatedAt, t.ConfirmedAt = t.CreatedAt.UTC(), fromNull(confirmed)
-	return t, wrap("get totp", err)
-}
-
-func (p *Postgres) ConfirmTOTP(ctx context.Context, userID string, recoveryHashes [][]byte, now time.Time, ev Event) error {
-	if !validUUID(userID) {
-		return fmt.Errorf("confirm totp: %w", ErrNotFound)
-	}
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE totp_secrets SET confirmed_at = $2 WHERE user_id = $1 AND confirmed_at IS NULL`, userID, micro(now))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO recovery_codes (user_id, hash) SELECT $1, h FROM unnest($2::bytea[]) AS h`, userID, recoveryHashes)
-		return err
-	})
-	return wrap("confirm totp", err)
-}
-
-func (p *Postgres) DeleteTOTP(ctx context.Context, userID string, ev Event) error {
-	if !validUUID(userID) {
-		return fmt.Errorf("delete totp: %w", ErrNotFound)
-	}
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM totp_secrets WHERE user_id = $1`, userID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID)
-		return err
-	})
-	return wrap("delete totp", err)
-}
-
-func (p *Postgres) UseRecoveryCode(ctx context.Context, userID string, hash []byte, now time.Time, ev Event) (int, error) {
-	if !validUUID(userID) {
-		return 0, fmt.Errorf("use recovery code: %w", ErrNotFound)
-	}
-	var left int
-	err := p.inTx(ctx, ev, func(tx pgx.Tx) error {
-		// The row lock orders parallel uses of one code; the later ones
-		// re-check used_at IS NULL and change nothing.
-		tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND hash = $2 AND used_at IS NULL`,
-			userID, hash, micro(now))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		return tx.QueryRow(ctx, `SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL`, userID).Scan(&left)
-	})
-	return left, wrap("use recovery code", err)
-}
 
 func (p *Postgres) AppendAudit(ctx context.Context, ev Event) error {
 	return wrap("append audit", p.execAudited(ctx, ev, ""))
@@ -153,15 +58,11 @@ func (p *Postgres) ListAudit(ctx context.Context, f AuditFilter, pg Page) ([]Eve
 		return nil, 0, wrap("list audit", err)
 	}
 	q := `SELECT ` + auditColumns + ` FROM audit_events` + where + ` ORDER BY at DESC, seq DESC LIMIT ` + arg(pg.Limit) + ` OFFSET ` + arg(pg.Offset)
-	rows, err := p.pool.Query(ctx, q, args...)
+	out, err := collect(scanEvent)(p.pool.Query(ctx, q, args...))
 	if err != nil {
 		return nil, 0, wrap("list audit", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
-	if out == nil {
-		out = []Event{}
-	}
-	return out, total, wrap("list audit", err)
+	return out, total, nil
 }
 
 // verifyBatch is how many records VerifyAudit reads per query: memory stays
@@ -172,7 +73,7 @@ const verifyBatch = 1000
 // repeatable-read transaction so that it sees one snapshot of records and head.
 func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 	var check AuditCheck
-	err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := p.inTx(ctx, txSpec{begin: "begin isolation level repeatable read read only"}, func(t *tx) error {
 		heads := make([]struct {
 			seq  int64
 			hash []byte
@@ -180,10 +81,11 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 		for i := range heads { // a deleted head row: compare with an empty chain
 			heads[i].seq, heads[i].hash = int64(i)+1-auditStripes, GenesisHash
 		}
-		rows, err := tx.Query(ctx, `SELECT stripe, seq, hash FROM audit_head`)
+		rows, err := t.Query(`SELECT stripe, seq, hash FROM audit_head`)
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var stripe int64
 			var seq int64
@@ -208,11 +110,7 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 		var bad *AuditCheck
 	read:
 		for {
-			rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, verifyBatch)
-			if err != nil {
-				return err
-			}
-			batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
+			batch, err := collect(scanEvent)(t.Query(`SELECT `+auditColumns+` FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, verifyBatch))
 			if err != nil {
 				return err
 			}

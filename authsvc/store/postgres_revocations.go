@@ -3,25 +3,22 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func (p *Postgres) PendingRevocations(ctx context.Context, limit int) ([]Revocation, error) {
-	rows, err := p.pool.Query(ctx, `SELECT seq, kind, subject_id, revoked_at FROM revocation_outbox ORDER BY seq LIMIT $1`, limit)
+	out, err := collect(func(row pgx.Row) (Revocation, error) {
+		var r Revocation
+		var kind string
+		err := row.Scan(&r.Seq, &kind, &r.SubjectID, &r.At)
+		r.Kind, r.At = RevocationKind(kind), r.At.UTC()
+		return r, err
+	})(p.pool.Query(ctx, `SELECT seq, kind, subject_id, revoked_at FROM revocation_outbox ORDER BY seq LIMIT $1`, limit))
 	if err != nil {
 		return nil, wrap("pending revocations", err)
 	}
-	defer rows.Close()
-	out := []Revocation{}
-	for rows.Next() {
-		var r Revocation
-		var kind string
-		if err := rows.Scan(&r.Seq, &kind, &r.SubjectID, &r.At); err != nil {
-			return nil, wrap("pending revocations", err)
-		}
-		r.Kind, r.At = RevocationKind(kind), r.At.UTC()
-		out = append(out, r)
-	}
-	return out, wrap("pending revocations", rows.Err())
+	return out, nil
 }
 
 func (p *Postgres) DeleteRevocations(ctx context.Context, seqs []int64) error {
@@ -38,7 +35,7 @@ func (p *Postgres) EnqueueRevocations(ctx context.Context, rs []Revocation) erro
 	}
 	kinds, subjects, ats := make([]string, len(rs)), make([]string, len(rs)), make([]any, len(rs))
 	for i, r := range rs {
-		if r.Kind != RevokedSession && r.Kind != RevokedAPIKey && r.Kind != RotatedAPIKey {
+		if !r.Kind.valid() {
 			return fmt.Errorf("enqueue revocations: unknown kind %q", r.Kind)
 		}
 		kinds[i], subjects[i], ats[i] = string(r.Kind), r.SubjectID, micro(r.At)

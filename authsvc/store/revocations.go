@@ -18,6 +18,10 @@ const (
 	RotatedAPIKey RevocationKind = "api_key_rotated"
 )
 
+func (k RevocationKind) valid() bool {
+	return k == RevokedSession || k == RevokedAPIKey || k == RotatedAPIKey
+}
+
 // Revocation is a revocation recorded by the store and not yet delivered to
 // the edges (the outbox). Every method that revokes a session or revokes or
 // rotates an API key records one in the same transaction (Postgres: the

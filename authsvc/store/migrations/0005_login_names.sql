@@ -5,7 +5,7 @@
 --
 -- The normaliser is Go code: right after this file, in the same transaction,
 -- the migration runner's Go step for version 5 (backfillLoginNames in
--- postgres_login_names.go) rewrites every existing row's email to its
+-- migrate_login_names.go) rewrites every existing row's email to its
 -- canonical form, fills email_skeleton, and makes it NOT NULL.
 ALTER TABLE users ADD COLUMN email_skeleton text;
 CREATE UNIQUE INDEX users_email_skeleton ON users (email_skeleton);

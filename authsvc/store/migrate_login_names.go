@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 // real skeleton always has an @, this never does, and the id keeps it unique.
 func legacySkeleton(id string) string { return "legacy:" + id }
 
-// backfillLoginNames is migration 0005's Go step: every existing user gets
+// backfillLoginNames is migration 0005's Go step (migrate.go): every existing user gets
 // its canonical login name and skeleton, decided in one pass over the rows
 // (oldest first) and written in one statement.
 //
@@ -34,14 +33,14 @@ func legacySkeleton(id string) string { return "legacy:" + id }
 // Rows with a legacy key are listed by
 // `SELECT id, email FROM users WHERE email_skeleton LIKE 'legacy:%'` for an
 // admin to review.
-func backfillLoginNames(ctx context.Context, tx pgx.Tx) error {
+func backfillLoginNames(t *tx) error {
 	type row struct {
 		id, email string
 		created   time.Time
 		name      loginname.Name
 		valid     bool
 	}
-	rows, err := tx.Query(ctx, `SELECT id::text, email, created_at FROM users ORDER BY created_at, id`)
+	rows, err := t.Query(`SELECT id::text, email, created_at FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return fmt.Errorf("login names: read users: %w", err)
 	}
@@ -83,13 +82,13 @@ func backfillLoginNames(ctx context.Context, tx pgx.Tx) error {
 		// No row takes a name another row holds (the holder of a canonical
 		// name is the row stored under it, when there is one), so the unique
 		// indexes hold row by row.
-		if _, err := tx.Exec(ctx, `UPDATE users u SET email = v.email, email_skeleton = v.skeleton
+		if _, err := t.Exec(`UPDATE users u SET email = v.email, email_skeleton = v.skeleton
 			FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v (id, email, skeleton) WHERE u.id = v.id`,
 			ids, emails, skeletons); err != nil {
 			return fmt.Errorf("login names: update users: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `ALTER TABLE users ALTER COLUMN email_skeleton SET NOT NULL`); err != nil {
+	if _, err := t.Exec(`ALTER TABLE users ALTER COLUMN email_skeleton SET NOT NULL`); err != nil {
 		return fmt.Errorf("login names: %w", err)
 	}
 	return nil
