@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // routeTable is every endpoint of the service as an http.ServeMux pattern
@@ -70,14 +69,11 @@ func Routed(path string) bool {
 	if router.literal[path] != nil {
 		return true
 	}
-	q := router.pathProbes.Get().(*pathProbe)
+	q := new(pathProbe)
 	q.u = url.URL{Path: path, RawPath: dotEscaped(path)}
 	q.r = http.Request{Method: http.MethodGet, URL: &q.u}
 	router.byPath.ServeHTTP(&q.p, &q.r)
-	routed := q.p.endpoint != nil
-	*q = pathProbe{}
-	router.pathProbes.Put(q)
-	return routed
+	return q.p.endpoint != nil
 }
 
 // router is routeTable in two http.ServeMuxes built once: by method and
@@ -88,19 +84,16 @@ func Routed(path string) bool {
 // composing those answers on a miss; the service answers with envelopes.
 //
 // The hot endpoints (refresh, introspect, the JWK Set) have no {…}: the
-// patterns without one are also indexed by their path, which answers
-// exactly as the mux does for them (TestRouterLiteralIndex) without its
-// per-segment cleaning and unescaping, about 20 times slower
-// (BenchmarkRouted).
+// patterns without one are also indexed by their path. The index answers
+// as the mux does for them (TestRouterLiteralIndex) but skips the mux's
+// cleaning and per-segment unescaping, which cost some 20 times more than
+// a map lookup (BenchmarkRouted).
 var router = newRouter(routeTable)
 
 type routerMuxes struct {
 	byMethod *http.ServeMux               // "METHOD /path" → *route
 	byPath   *http.ServeMux               // "/path" → *endpoint
 	literal  map[string]map[string]*route // path → method → route, patterns without {…}
-	// pathProbes are Routed's requests, reused: Routed runs on every
-	// request erp_authsvc serves.
-	pathProbes sync.Pool
 }
 
 // route is one endpoint's method: its handler and the names of its {…}
@@ -149,7 +142,6 @@ func (ep *endpoint) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 func newRouter(table map[string]handlerFunc) *routerMuxes {
 	rm := &routerMuxes{byMethod: http.NewServeMux(), byPath: http.NewServeMux(), literal: map[string]map[string]*route{}}
-	rm.pathProbes.New = func() any { return new(pathProbe) }
 	noRoute := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	rm.byMethod.Handle("/", noRoute)
 	rm.byPath.Handle("/", noRoute)
