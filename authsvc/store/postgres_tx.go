@@ -88,7 +88,10 @@ func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) 
 		if err := t.close(); err != nil {
 			return err
 		}
-		_, err = conn.Exec(ctx, "commit")
+		tag, err := conn.Exec(ctx, "commit")
+		if err == nil && tag.String() != "COMMIT" { // the server rolled back
+			err = fmt.Errorf("commit: %s", tag.String())
+		}
 		return err
 	case spec.lockFirst:
 		for ; t.read < t.queued; t.read++ { // results fn left unread
