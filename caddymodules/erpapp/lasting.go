@@ -193,6 +193,9 @@ func (l *Lasting) AuthService() (*core.Service, error) {
 	err := errNoAuthService
 	var newest *core.Service
 	for i := len(hosts) - 1; i >= 0; i-- {
+		if hosts[i].ctx.Err() != nil {
+			continue // unloading: its service no longer decides (its preparation would fail)
+		}
 		svc, e := hosts[i].ServedAuthService()
 		if e != nil {
 			err = e
