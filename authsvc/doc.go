@@ -40,7 +40,7 @@
 // # What the edge uses in process
 //
 // The edge's JWT and API-key providers get the shared *Service from the erp
-// app (caddymodules/authsvc.Lookup) and use:
+// app (caddymodules/erpapp: App.AuthService) and use:
 //
 //   - PublicKeys(ctx) jwk.Set: the published keys (kid, alg "EdDSA", use
 //     "sig" on each; assertion keys' kids start with "edge-"), a copy;

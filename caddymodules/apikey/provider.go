@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -72,22 +72,18 @@ type Provider struct {
 	secret  string
 	client  *http.Client
 	st      *state
-	key     string
-	revs    *edgeauth.Revocations
 	audit   *edgeauth.RefusalAuditor
 	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
 	refusals refusallog.Logger
 }
 
-// states holds one cache per introspection source for the whole process: a
-// config's last requests are served after Caddy cleaned it up, and the next
-// config takes the cache over.
-var states = caddy.NewUsagePool()
-
+// state is the provider's lasting value (erpapp.Keep), one per
+// introspection source and cache size: a config's last requests are served
+// after Caddy cleaned it up, and the next config takes the cache over.
 type state struct {
-	once   sync.Once
-	cache  *Cache
-	flight singleflight.Group
+	lasting *erpapp.Lasting
+	cache   *Cache
+	flight  singleflight.Group
 }
 
 func (s *state) Destruct() error { return nil }
@@ -129,28 +125,19 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.refusals = app.Refusals().For(p.logger)
-	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
-		return err
-	}
-	p.key = p.IntrospectURL
 	size := p.CacheSize
-	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
-		return &state{cache: NewCache(size)}, nil
+	p.st, err = erpapp.Keep(app, p.IntrospectURL+"|"+strconv.Itoa(size), func(l *erpapp.Lasting) (*state, error) {
+		st := &state{lasting: l, cache: NewCache(size)}
+		l.Revocations().OnAdd(func(id string) {
+			if k, ok := strings.CutPrefix(id, revocation.APIKeyPrefix); ok {
+				st.cache.Forget(k)
+			} else if k, ok := strings.CutPrefix(id, revocation.APIKeyRotatedPrefix); ok {
+				st.cache.Forget(k)
+			}
+		})
+		return st, nil
 	})
-	if err != nil {
-		return err
-	}
-	p.st = v.(*state)
-	return nil
-}
-
-// Cleanup lets go of the shared state.
-func (p *Provider) Cleanup() error {
-	edgeauth.Leave(p.app, p.revs)
-	if p.st != nil {
-		_, _ = states.Delete(p.key)
-	}
-	return nil
+	return err
 }
 
 // Validate checks the configuration.
@@ -173,17 +160,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		p.refuse(r, edgeauth.ReasonMalformed, key)
 		return caddyauth.User{}, false, nil
 	}
-	revoked := p.revs.Set
-	p.st.once.Do(func() {
-		cache := p.st.cache
-		revoked.OnAdd(func(id string) {
-			if k, ok := strings.CutPrefix(id, revocation.APIKeyPrefix); ok {
-				cache.Forget(k)
-			} else if k, ok := strings.CutPrefix(id, revocation.APIKeyRotatedPrefix); ok {
-				cache.Forget(k)
-			}
-		})
-	})
+	revoked := p.st.lasting.Revocations()
 	now := time.Now()
 	h := Hash(key)
 	id, ok := p.st.cache.Get(h, now)
@@ -268,11 +245,10 @@ func (in introspection) identity() Identity {
 
 func (p *Provider) introspect(ctx context.Context, key string) (Identity, error) {
 	if p.IntrospectURL == "" {
-		svc, app, err := edgeauth.Service()
+		svc, err := p.app.AuthService()
 		if err != nil {
 			return Identity{}, err
 		}
-		p.revs.FeedFrom(app.Context(), svc, p.logger)
 		in, err := svc.IntrospectAPIKey(ctx, key)
 		if err != nil {
 			return Identity{}, err
@@ -310,7 +286,6 @@ func (p *Provider) introspect(ctx context.Context, key string) (Identity, error)
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*Provider)(nil)
-	_ caddy.CleanerUpper      = (*Provider)(nil)
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )

@@ -100,6 +100,7 @@ type Handler struct {
 	sign       func(ctx context.Context, a *authsvc.Assertion) (string, error) // nil: the in-process auth service (tests replace it)
 	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
 	refusals refusallog.Logger
+	app      *erpapp.App // its in-process auth service signs the assertions
 }
 
 // CaddyModule returns the Caddy module information.
@@ -118,6 +119,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.refusals = app.Refusals().For(h.logger)
+	h.app = app
 	if h.MaxBodyCheck <= 0 {
 		h.MaxBodyCheck = 1 << 20
 	}
@@ -264,7 +266,7 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	}
 	sign := h.sign
 	if sign == nil {
-		svc, _, err := edgeauth.Service()
+		svc, err := h.app.AuthService()
 		if err != nil {
 			warnOnce(h.logger, &h.warned.noService, "no auth service in this process to sign edge assertions with: requests are proxied without one, and backends that verify them refuse")
 			return "", nil

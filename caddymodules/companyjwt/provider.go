@@ -103,11 +103,8 @@ type Provider struct {
 	// Without Redis the view is always current. Default: 5s.
 	RevocationStaleness caddy.Duration `json:"revocation_staleness,omitempty"`
 
-	app     *erpapp.App
 	logger  *zap.Logger
 	state   *state
-	key     string
-	revs    *edgeauth.Revocations
 	metrics *edgeauth.Metrics
 	ok      prometheus.Counter // decisions{provider="jwt",outcome="ok"}
 	audit   *edgeauth.RefusalAuditor
@@ -130,7 +127,6 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	p.app = app
 	if p.Leeway <= 0 {
 		p.Leeway = caddy.Duration(30 * time.Second)
 	}
@@ -162,28 +158,12 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 		return err
 	}
 	p.refusals = app.Refusals().For(p.logger)
-	if p.revs, err = edgeauth.Join(app, p.logger); err != nil {
-		return err
-	}
-	p.key = p.JWKSURL + "|" + p.Issuer + "|" + p.Audience + "|" + time.Duration(p.RevocationStaleness).String()
-	v, _, err := states.LoadOrNew(p.key, func() (caddy.Destructor, error) {
-		ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
-		return &state{base: ctx, cancel: cancel}, nil
+	key := p.JWKSURL + "|" + p.Issuer + "|" + p.Audience + "|" + time.Duration(p.RevocationStaleness).String()
+	p.state, err = erpapp.Keep(app, key, func(l *erpapp.Lasting) (*state, error) {
+		ctx, cancel := context.WithCancel(l.Context())
+		return &state{lasting: l, base: ctx, cancel: cancel}, nil
 	})
-	if err != nil {
-		return err
-	}
-	p.state = v.(*state)
-	return nil
-}
-
-// Cleanup lets go of the shared state; a newer config has taken it already.
-func (p *Provider) Cleanup() error {
-	edgeauth.Leave(p.app, p.revs)
-	if p.state != nil {
-		_, _ = states.Delete(p.key)
-	}
-	return nil
+	return err
 }
 
 // Validate checks the configuration.
@@ -202,12 +182,13 @@ func (p *Provider) Validate() error {
 	return nil
 }
 
-// states holds one verifier per key source for the whole process: Caddy
-// cleans up an old config while its last requests are still being served,
-// so a config's verifier must outlive it; the next config takes it over.
-var states = caddy.NewUsagePool()
-
+// state is the provider's lasting value (erpapp.Keep), one per key source,
+// issuer, audience and staleness: Caddy cleans up an old config while its
+// last requests are still being served, so the verifier (its key set, its
+// cache of verified tokens, its background refresh) outlives the config;
+// the next config with the same settings takes it over.
 type state struct {
+	lasting  *erpapp.Lasting
 	base     context.Context
 	cancel   context.CancelFunc
 	mu       sync.Mutex
@@ -229,7 +210,10 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 	var fetch FetchFunc
 	var checkSession func(ctx context.Context, userID, sid string) (bool, error)
 	if p.JWKSURL == "" {
-		svc, _, err := edgeauth.Service()
+		// the auth service of the newest live config, asked at each use:
+		// the verifier outlives the config that made it
+		lasting := s.lasting
+		svc, err := lasting.AuthService()
 		if err != nil {
 			return nil, fmt.Errorf("erp_jwt: no jwks_url and %w", err)
 		}
@@ -239,20 +223,15 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 		if policy.Audience == "" {
 			policy.Audience = svc.Audience()
 		}
-		revs, logger := p.revs, p.logger
 		fetch = func(ctx context.Context) (jwk.Set, error) {
-			svc, app, err := edgeauth.Service() // the newest config's auth service
+			svc, err := lasting.AuthService()
 			if err != nil {
 				return nil, err
 			}
-			// Without Redis its revocations reach us in process; a new
-			// config's service is met at the latest with its first token
-			// (a new kid) or the next refresh.
-			revs.FeedFrom(app.Context(), svc, logger)
 			return svc.PublicKeys(ctx)
 		}
 		checkSession = func(ctx context.Context, userID, sid string) (bool, error) {
-			svc, _, err := edgeauth.Service()
+			svc, err := lasting.AuthService()
 			if err != nil {
 				return false, err
 			}
@@ -288,7 +267,7 @@ func (p *Provider) verifierFor() (*Verifier, error) {
 	if err := ks.Refresh(); err != nil && ks.Len() == 0 {
 		return nil, fmt.Errorf("erp_jwt: no keys yet: %w", err)
 	}
-	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: p.revs.Set, Now: time.Now,
+	v := &Verifier{Policy: policy, Keys: ks, Cache: NewTokenCache(p.CacheSize), Revoked: s.lasting.Revocations(), Now: time.Now,
 		Staleness: time.Duration(p.RevocationStaleness), CheckSession: checkSession}
 	interval := time.Duration(p.RefreshInterval)
 	go func() {
@@ -401,7 +380,6 @@ func requestID(r *http.Request) string {
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*Provider)(nil)
-	_ caddy.CleanerUpper      = (*Provider)(nil)
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )

@@ -22,7 +22,7 @@ import (
 
 	erpdemo "github.com/erpgate/erpgate/backends/demo"
 	"github.com/erpgate/erpgate/backends/edgeassert"
-	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
 )
 
 func init() {
@@ -84,23 +84,22 @@ type Handler struct {
 	server   *erpdemo.Server
 	logger   *zap.Logger
 	backends erpdemo.Backends
-	key      string
 	shared   *sharedVerifier
 }
 
-// verifiers holds one verifier per key source, issuer and backend names for
-// the whole process: Caddy cleans up an old config while its last requests
-// are still being served, so a config's verifier (its keys, its cache of
-// verified assertions, its background refresh) must outlive it; the next
-// config with the same settings takes it over, and a reload fetches nothing.
-var verifiers = caddy.NewUsagePool()
-
-// sharedVerifier is built at the first ERP request of any config using it.
+// sharedVerifier is the handler's lasting value (erpapp.Keep), one per key
+// source, issuer and backend names: Caddy cleans up an old config while its
+// last requests are still being served, so a config's verifier (its keys,
+// its cache of verified assertions, its background refresh) outlives it;
+// the next config with the same settings takes it over, and a reload
+// fetches nothing. It is built at the first ERP request of any config
+// using it.
 type sharedVerifier struct {
-	ctx    context.Context // lives as long as the pool entry
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	v      atomic.Pointer[edgeassert.Verifier]
+	lasting *erpapp.Lasting
+	ctx     context.Context // lives as long as the entry
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	v       atomic.Pointer[edgeassert.Verifier]
 }
 
 func (s *sharedVerifier) Destruct() error { s.cancel(); return nil }
@@ -116,6 +115,14 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision seeds a fresh demo ERP for this config; the assertion verifier
 // is built at the first ERP request (no I/O here).
 func (h *Handler) Provision(ctx caddy.Context) error {
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	return h.provision(ctx, app)
+}
+
+func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 	h.logger = ctx.Logger()
 	if h.InsecureSkipAssertion {
 		h.logger.Warn("demo ERP backend does not verify the edge assertion: it trusts X-ERP-Company-ID from whoever connects (insecure_skip_assertion, for benchmarks only)")
@@ -127,15 +134,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			names = append(names, svc+"="+name)
 		}
 		sort.Strings(names)
-		h.key = h.JWKSURL + "|" + h.Issuer + "|" + strings.Join(names, ",")
-		v, _, err := verifiers.LoadOrNew(h.key, func() (caddy.Destructor, error) {
-			ctx, cancel := context.WithCancel(context.Background()) // lives as long as the pool entry
-			return &sharedVerifier{ctx: ctx, cancel: cancel}, nil
+		key := h.JWKSURL + "|" + h.Issuer + "|" + strings.Join(names, ",")
+		sh, err := erpapp.Keep(app, key, func(l *erpapp.Lasting) (*sharedVerifier, error) {
+			ctx, cancel := context.WithCancel(l.Context())
+			return &sharedVerifier{lasting: l, ctx: ctx, cancel: cancel}, nil
 		})
 		if err != nil {
 			return err
 		}
-		h.shared = v.(*sharedVerifier)
+		h.shared = sh
 		h.server = erpdemo.New(erpdemo.WithGuard(h.guard))
 	}
 	h.logger.Info("demo ERP backend provisioned",
@@ -222,7 +229,8 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 		},
 	}
 	if h.JWKSURL == "" {
-		svc, _, err := edgeauth.Service()
+		lasting := sh.lasting
+		svc, err := lasting.AuthService()
 		if err != nil {
 			return nil, fmt.Errorf("no jwks_url and %w", err)
 		}
@@ -231,11 +239,10 @@ func (h *Handler) verifierFor() (*edgeassert.Verifier, error) {
 		}
 		// a look-up in this process (a copy of a few keys), never a network
 		// fetch: an unknown kid asks again at once, so that a key published
-		// by a reload (in embedded mode a new config's service has keys of
-		// its own) verifies from its first assertion
+		// by a rotation or another instance verifies from its first assertion
 		cfg.MinRefetch = time.Millisecond
 		cfg.Keys = func(ctx context.Context) (jwk.Set, error) {
-			svc, _, err := edgeauth.Service() // the newest config's auth service
+			svc, err := lasting.AuthService() // the newest config's auth service
 			if err != nil {
 				return nil, err
 			}
@@ -257,12 +264,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 }
 
 // Cleanup closes the WebSocket echo connections this config's server still
-// holds, so a reload does not leave them behind, and lets go of the shared
-// verifier (a newer config has taken it already).
+// holds, so a reload does not leave them behind (the erp app gives the
+// shared verifier back).
 func (h *Handler) Cleanup() error {
-	if h.shared != nil {
-		_, _ = verifiers.Delete(h.key)
-	}
 	if h.server == nil {
 		return nil
 	}

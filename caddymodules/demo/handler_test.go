@@ -15,13 +15,20 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
 )
 
 func provision(t *testing.T, h *Handler) *Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
+	app := &erpapp.App{KeyPrefix: "demo-test:"} // no erp_authsvc: no auth service in this config
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Cleanup() })
+	if err := h.provision(ctx, app); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Validate(); err != nil {

@@ -1,15 +1,24 @@
-// Package erpapp is the erp app: state shared by every erpgate module with the
-// lifetime of one config — the Postgres pool, the Redis client and the demo switch.
+// Package erpapp is the erp app: the one owner of what erpgate's modules
+// share. Per config it holds the settings of the `erp { … }` block (the
+// backend registry, quota overrides, refusal sampling, the auth service's
+// settings), the config's refusal log, its auth service and the config's
+// erp_quota handler for erp_usage; across configs, through one documented
+// pool with one lifetime rule (lasting.go), what must outlive a reload:
+// Postgres pool, Redis client, revocation set, the embedded auth store,
+// limiter state and the modules' lasting caches.
 //
-// Postgres and Redis clients are kept in a process-wide caddy.UsagePool keyed by
-// their (resolved) address, so a config reload hands the same pool to the new
-// config before the old config releases it: nothing is dropped and nothing leaks.
+// Modules get what they need from the app (Get) in Provision, through typed
+// methods. This package may import the Caddy-free cores (authsvc,
+// quota/limit, internal/…), never a module package of caddymodules
+// (they import it).
 package erpapp
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"reflect"
 	"sync"
 	"time"
 
@@ -17,6 +26,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	core "github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 func init() {
@@ -31,10 +43,18 @@ func init() {
 //			redis      {env.ERP_REDIS_URL}
 //			key_prefix erpgate:
 //			demo       on
+//			authsvc {
+//				master_key           {env.ERP_MASTER_KEY}
+//				introspection_secret {env.ERP_INTROSPECTION_SECRET}
+//			}
 //		}
 //	}
 //
-// With neither postgres nor redis set everything runs in-process (the embedded default).
+// With neither postgres nor redis set everything runs in-process (the
+// embedded default); the in-process state (the auth service's store and
+// keys, revocations, counters) is kept across config reloads, not
+// restarts. The `authsvc` block (see AuthSvc) configures the auth service
+// that erp_authsvc handlers serve.
 type App struct {
 	// Postgres connection URL (pgx syntax). Placeholders are resolved, so secrets
 	// come from `{env.…}` or `{file.…}`. Empty: in-memory stores. Default: empty.
@@ -57,6 +77,10 @@ type App struct {
 	// Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// AuthSvc configures the auth service served in process by erp_authsvc
+	// (see AuthSvc). Default: its defaults.
+	AuthSvc *AuthSvc `json:"authsvc,omitempty"`
+
 	// Backends are the ERP services behind the edge, by name (see Backend).
 	Backends map[string]*Backend `json:"backends,omitempty"`
 
@@ -72,16 +96,20 @@ type App struct {
 	// RefusalLog). Default: its defaults.
 	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
 
-	pg     *pgPool
-	rdb    *redisClient
-	pgKey  string
-	rdbKey string
-	logger *zap.Logger
-	ctx    caddy.Context
+	lasting  *Lasting
+	logger   *zap.Logger
+	ctx      caddy.Context
+	refusals *refusallog.Log
+	authCfg  core.Config
 
-	mu        *sync.Mutex
-	providers map[string]any
-	closed    bool
+	mu      *sync.Mutex // a pointer: App is copied by value in CaddyModule
+	kept    []string    // lastingPool keys taken (Keep), given back in Cleanup
+	hosting bool        // an erp_authsvc handler serves this config's auth service
+	svc     *core.Service
+	svcErr  error
+	quota   Quota
+	values  map[reflect.Type]io.Closer // OfConfig
+	closed  bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -92,18 +120,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// clients shares Postgres pools and Redis clients between configs.
-var clients = caddy.NewUsagePool()
-
-type pgPool struct{ *pgxpool.Pool }
-
-func (p *pgPool) Destruct() error { p.Close(); return nil }
-
-type redisClient struct{ redis.UniversalClient }
-
-func (r *redisClient) Destruct() error { return r.Close() }
-
-// Provision sets defaults and obtains (without connecting) the shared clients.
+// Provision sets defaults, checks the settings and takes the lasting state
+// (clients made without connecting).
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
@@ -123,58 +141,35 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRefusalLog(); err != nil {
 		return err
 	}
+	var err error
+	if a.authCfg, err = a.AuthSvc.coreConfig(a); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
-	if dsn := repl.ReplaceAll(a.Postgres, ""); dsn != "" {
-		cfg, err := pgxpool.ParseConfig(dsn)
-		if err != nil {
-			return errors.New("erp: postgres: invalid connection URL") // never echo the DSN: it may hold a password
-		}
-		key := "pg:" + dsn
-		v, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
-			pool, err := pgxpool.NewWithConfig(context.Background(), cfg) // lazy: connects on first use
-			if err != nil {
-				return nil, fmt.Errorf("erp: postgres: open pool: %w", err)
-			}
-			return &pgPool{pool}, nil
-		})
-		if err != nil {
-			return err
-		}
-		a.pg, a.pgKey = v.(*pgPool), key
+	if a.lasting, err = lastingFor(repl.ReplaceAll(a.Postgres, ""), repl.ReplaceAll(a.Redis, ""), a.KeyPrefix); err != nil {
+		return err
 	}
-	if addr := repl.ReplaceAll(a.Redis, ""); addr != "" {
-		opts, err := redisOptions(addr)
-		if err != nil {
-			return err
-		}
-		key := "redis:" + addr
-		v, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return &redisClient{redis.NewUniversalClient(opts)}, nil
-		})
-		if err != nil {
-			return err
-		}
-		a.rdb, a.rdbKey = v.(*redisClient), key
-	}
+	a.refusals = a.newRefusalLog()
 	return nil
 }
 
-// Start checks that the configured servers answer and logs the mode.
-// An unreachable server does not fail the config: modules degrade as
-// configured and Ready reports it.
+// Start starts the lasting state's Redis listener, checks that the
+// configured servers answer and logs the mode. An unreachable server does
+// not fail the config: modules degrade as configured and Ready reports it.
 func (a *App) Start() error {
 	mode := "embedded (in-process stores)"
-	if a.pg != nil || a.rdb != nil {
+	if a.lasting.pg != nil || a.lasting.rdb != nil {
 		mode = "external"
 	}
 	a.logger.Info("erp app starting",
 		zap.String("mode", mode),
-		zap.Bool("postgres", a.pg != nil),
-		zap.Bool("redis", a.rdb != nil),
+		zap.Bool("postgres", a.lasting.pg != nil),
+		zap.Bool("redis", a.lasting.rdb != nil),
 		zap.Bool("demo", a.Demo))
 	if a.Demo {
 		a.logger.Warn("demo mode is on: demo companies and users with a published password are seeded; never use it in production")
 	}
+	a.lasting.listen(a.logger)
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
 	for name, err := range a.Ready(ctx) {
@@ -185,75 +180,75 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop is a no-op: clients are released in Cleanup, after the next config took them.
+// Stop is a no-op: the lasting state is given back in Cleanup, after the
+// next config took it.
 func (a *App) Stop() error { return nil }
 
-// Cleanup releases the shared clients and closes what is registered with Provide.
+// Cleanup closes the config's own state (its auth service, refusal log and
+// OfConfig values) and gives back the lasting entries it took.
 func (a *App) Cleanup() error {
 	var errs []error
-	// Close outside the lock: a provider's Close may wait for a request
-	// that is itself asking the app for a provider.
+	// Close outside the lock: a Close may wait for a request that is
+	// itself asking the app for something.
 	a.mu.Lock()
-	providers := a.providers
-	a.providers = nil
 	a.closed = true
+	svc, hosting, values, kept := a.svc, a.hosting, a.values, a.kept
+	a.values, a.kept = nil, nil
 	a.mu.Unlock()
-	for _, p := range providers {
-		if c, ok := p.(interface{ Close() error }); ok {
-			errs = append(errs, c.Close())
-		}
+	if a.lasting != nil && hosting {
+		a.lasting.removeHost(a)
 	}
-	if a.pg != nil {
-		if _, err := clients.Delete(a.pgKey); err != nil {
+	if svc != nil {
+		errs = append(errs, svc.Close())
+	}
+	for _, v := range values {
+		errs = append(errs, v.Close())
+	}
+	errs = append(errs, a.refusals.Close())
+	for _, k := range kept {
+		if _, err := lastingPool.Delete(k); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if a.rdb != nil {
-		if _, err := clients.Delete(a.rdbKey); err != nil {
+	if a.lasting != nil {
+		if _, err := lastingPool.Delete(a.lasting.key); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Postgres is the shared pool, or nil on the embedded default.
-func (a *App) PostgresPool() *pgxpool.Pool {
-	if a.pg == nil {
-		return nil
-	}
-	return a.pg.Pool
-}
+// Lasting is the state this config shares with the configs before and
+// after it (see lastingPool).
+func (a *App) Lasting() *Lasting { return a.lasting }
+
+// PostgresPool is the shared pool, or nil on the embedded default.
+func (a *App) PostgresPool() *pgxpool.Pool { return a.lasting.pg }
 
 // RedisClient is the shared client, or nil on the embedded default.
 func (a *App) RedisClient() redis.UniversalClient {
-	if a.rdb == nil {
-		return nil
+	if a.lasting.rdb == nil {
+		return nil // not a typed nil in the interface
 	}
-	return a.rdb.UniversalClient
+	return a.lasting.rdb
 }
-
-// RedisKey identifies the Redis the app uses (its resolved address, for
-// keying process-wide state by it), or "" on the embedded default. Redis
-// itself may be a placeholder such as `{env.ERP_REDIS_URL}`, resolved only in
-// Provision, so that no credential appears in the served config.
-func (a *App) RedisKey() string { return a.rdbKey }
 
 // Ready checks each configured dependency; the map has one entry per
 // dependency, with a nil error when it answered.
 func (a *App) Ready(ctx context.Context) map[string]error {
 	out := make(map[string]error, 2)
-	if a.pg != nil {
+	if pg := a.lasting.pg; pg != nil {
 		c, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
-		err := a.pg.Ping(c)
+		err := pg.Ping(c)
 		cancel()
 		if err != nil {
 			err = errors.New("postgres unreachable")
 		}
 		out["postgres"] = err
 	}
-	if a.rdb != nil {
+	if rdb := a.lasting.rdb; rdb != nil {
 		c, cancel := context.WithTimeout(ctx, time.Duration(a.Timeout))
-		err := a.rdb.Ping(c).Err()
+		err := rdb.Ping(c).Err()
 		cancel()
 		if err != nil {
 			err = errors.New("redis unreachable")
@@ -263,27 +258,32 @@ func (a *App) Ready(ctx context.Context) map[string]error {
 	return out
 }
 
-// Provide returns the value registered under name for this config, creating
-// it with make on first use. Modules of one config (the auth service, the
-// edge's providers) use it to share one instance; a value with a Close method
-// is closed when the config is cleaned up.
-func (a *App) Provide(name string, make func() (any, error)) (any, error) {
+// OfConfig returns the config's one value of type T, made by make on first
+// use and closed when the config is cleaned up (e.g. the edge's refusal
+// auditor, shared by erp_jwt and erp_api_key). For state that must outlive
+// the config use Keep.
+func OfConfig[T io.Closer](a *App, make func() (T, error)) (T, error) {
+	var zero T
+	t := reflect.TypeFor[T]()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if v, ok := a.providers[name]; ok {
-		return v, nil
+	if v, ok := a.values[t]; ok {
+		if tv, ok := v.(T); ok { // keyed by its type: always
+			return tv, nil
+		}
+		return zero, errors.New("erp: config value of another type")
 	}
 	if a.closed {
-		return nil, errors.New("erp: the config was unloaded")
+		return zero, errors.New("erp: the config was unloaded")
 	}
 	v, err := make()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if a.providers == nil {
-		a.providers = map[string]any{}
+	if a.values == nil {
+		a.values = map[reflect.Type]io.Closer{}
 	}
-	a.providers[name] = v
+	a.values[t] = v
 	return v, nil
 }
 

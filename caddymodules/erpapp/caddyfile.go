@@ -30,6 +30,14 @@ func init() {
 //			interval   <duration>
 //			access_log sampled|all
 //		}
+//		authsvc {
+//			issuer|audience|master_key|introspection_secret <value>
+//			access_ttl|refresh_ttl|refresh_idle_ttl|key_rotation|key_publish_delay|key_reload <duration>
+//			password_hashing {
+//				memory_kib|iterations|parallelism|concurrency|queue <number>
+//				queue_wait <duration>
+//			}
+//		}
 //	}
 //
 // An empty value (e.g. an unset `{$ERP_REDIS_URL}`) leaves the setting empty,

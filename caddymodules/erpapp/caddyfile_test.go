@@ -6,26 +6,10 @@ import (
 	"github.com/erpgate/erpgate/internal/adapttest"
 )
 
+// TestCaddyfileAdapt: the erp block's golden cases (testdata/erp_*: a
+// Caddyfile, a `----------` line, the JSON it adapts to or `error: …`).
 func TestCaddyfileAdapt(t *testing.T) {
-	site := "\n:8080 {\n\trespond \"x\"\n}\n"
-	server := `"http":{"servers":{"srv0":{"listen":[":8080"],"routes":[{"handle":[{"body":"x","handler":"static_response"}]}]}}}`
-	adapttest.Run(t, []adapttest.Case{
-		{
-			Name:      "all settings",
-			Caddyfile: "{\n\terp {\n\t\tpostgres {env.ERP_POSTGRES_URL}\n\t\tredis {env.ERP_REDIS_URL}\n\t\tkey_prefix acme:\n\t\tdemo on\n\t\ttimeout 3s\n\t}\n}" + site,
-			JSON:      `{"apps":{"erp":{"postgres":"{env.ERP_POSTGRES_URL}","redis":"{env.ERP_REDIS_URL}","key_prefix":"acme:","demo":true,"timeout":3000000000},` + server + `}}`,
-		},
-		{
-			Name:      "empty values mean embedded",
-			Caddyfile: "{\n\terp {\n\t\tpostgres\n\t\tredis\n\t\tdemo off\n\t}\n}" + site,
-			JSON:      `{"apps":{"erp":{},` + server + `}}`,
-		},
-		{Name: "unknown subdirective", Caddyfile: "{\n\terp {\n\t\tmysql x\n\t}\n}" + site, Err: "unknown subdirective"},
-		{Name: "duplicate", Caddyfile: "{\n\terp {\n\t\tredis a:1\n\t\tredis b:1\n\t}\n}" + site, Err: "duplicate"},
-		{Name: "extra argument", Caddyfile: "{\n\terp {\n\t\tpostgres a b\n\t}\n}" + site, Err: "wrong argument count"},
-		{Name: "bad demo", Caddyfile: "{\n\terp {\n\t\tdemo maybe\n\t}\n}" + site, Err: "on or off"},
-		{Name: "argument on erp", Caddyfile: "{\n\terp now\n}" + site, Err: "wrong argument count"},
-	})
+	adapttest.Run(t, adapttest.Files(t, "testdata/erp_*.caddyfiletest"))
 }
 
 func TestRedisOptions(t *testing.T) {

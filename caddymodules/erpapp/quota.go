@@ -2,6 +2,7 @@ package erpapp
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -180,4 +181,61 @@ func parseQuotaOverride(a *App, d *caddyfile.Dispenser) error {
 	}
 	a.QuotaOverrides[company] = o
 	return nil
+}
+
+// Quota is what erp_usage reads of the config's erp_quota: a company's
+// current use of its limits, read without counting.
+type Quota interface {
+	Usage(r *http.Request) (*QuotaUsage, error)
+}
+
+// SetQuota is called by erp_quota's Provision; the config's first erp_quota
+// handler is the one `GET /api/v1/usage` reads.
+func (a *App) SetQuota(q Quota) {
+	a.mu.Lock()
+	if a.quota == nil {
+		a.quota = q
+	}
+	a.mu.Unlock()
+}
+
+// Quota is the config's first erp_quota handler, or nil when it has none.
+// Call it at request time: handlers provision in config order.
+func (a *App) Quota() Quota {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.quota
+}
+
+// QuotaUsage is a company's current use of its limits, as `GET
+// /api/v1/usage` shows it.
+type QuotaUsage struct {
+	Plan       string       `json:"plan"`
+	Unlimited  bool         `json:"unlimited"`
+	Rate       *WindowUsage `json:"rate,omitempty"`
+	ClientRate *WindowUsage `json:"client_rate,omitempty"`
+	Quota      *PeriodUsage `json:"quota,omitempty"`
+	// Store is where the numbers come from: redis, memory (the embedded
+	// default) or local (this instance's approximation while Redis is down).
+	Store string `json:"store"`
+}
+
+// WindowUsage is a sliding window's state.
+type WindowUsage struct {
+	Policy        string    `json:"policy"`
+	Limit         int64     `json:"limit"`
+	WindowSeconds int64     `json:"window_seconds"`
+	Used          int64     `json:"used"`
+	Remaining     int64     `json:"remaining"`
+	Reset         time.Time `json:"reset"` // when the oldest counted request leaves the window
+}
+
+// PeriodUsage is a billing period's state.
+type PeriodUsage struct {
+	Policy      string    `json:"policy"`
+	Limit       int64     `json:"limit"`
+	Used        int64     `json:"used"`
+	Remaining   int64     `json:"remaining"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
 }

@@ -79,23 +79,20 @@ func (a *App) provisionRefusalLog() error {
 // Refusals is the config's sampler of refusal log lines (see RefusalLog),
 // shared by every module of the config and closed with it (writing the
 // summaries of its open windows). Modules take their logger from it with
-// For. Nil once the config is unloaded: lines are then not sampled.
-func (a *App) Refusals() *refusallog.Log {
-	v, err := a.Provide("erp.refusal_log", func() (any, error) {
-		o := refusallog.Options{Skip: skipAccessLog}
-		if rl := a.RefusalLog; rl != nil {
-			o.Sample, o.Interval = rl.Sample, time.Duration(rl.Interval)
-			if rl.AccessLog == AccessLogAll {
-				o.Skip = nil
-			}
+// For.
+func (a *App) Refusals() *refusallog.Log { return a.refusals }
+
+// newRefusalLog makes the config's refusal log (its goroutine starts at
+// the first refusal).
+func (a *App) newRefusalLog() *refusallog.Log {
+	o := refusallog.Options{Skip: skipAccessLog}
+	if rl := a.RefusalLog; rl != nil {
+		o.Sample, o.Interval = rl.Sample, time.Duration(rl.Interval)
+		if rl.AccessLog == AccessLogAll {
+			o.Skip = nil
 		}
-		return refusallog.New(a.ctx, o), nil
-	})
-	if err != nil {
-		return nil
 	}
-	l, _ := v.(*refusallog.Log)
-	return l
+	return refusallog.New(a.ctx, o)
 }
 
 // skipAccessLog leaves the request's line out of Caddy's access log.

@@ -1,8 +1,9 @@
 package quota
 
 import (
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"strconv"
+
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"

@@ -60,7 +60,8 @@ func init() {
 // atomic Lua script, called by SHA; concurrent decisions share round trips
 // and one company's share one script call, decided in order), so a company
 // gets exactly its limit whatever the number of instances; without it, the
-// counters are the process's (kept across config reloads, not restarts).
+// counters are the process's (the erp app's lasting state: kept across
+// config reloads, not restarts).
 // Per-company overrides (plan, numbers, billing day, time zone) live in the
 // erp app's `quota_overrides`, changeable through the admin API.
 //
@@ -142,7 +143,6 @@ type Handler struct {
 	store    limit.Store // Redis, or the process's memory store
 	local    limit.Store // the memory store, for on_redis_down local
 	rdb      redis.UniversalClient
-	memKey   string
 	prefix   string
 	fallback *fallbackState
 	policy   string
@@ -168,17 +168,6 @@ const (
 	policyDeny  = "deny"
 	policyLocal = "local"
 )
-
-// memories holds the process's memory store: shared by every config, so
-// counters survive config reloads (and admin API changes of overrides).
-var memories = caddy.NewUsagePool()
-
-type sharedMemory struct {
-	*limit.Memory
-	cancel context.CancelFunc
-}
-
-func (m *sharedMemory) Destruct() error { m.cancel(); return nil }
 
 // Provision sets defaults, parses the plans and gets the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
@@ -266,17 +255,7 @@ func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 	if strings.ContainsAny(h.prefix, "{}") {
 		return errors.New("erp_quota: the erp key_prefix must not contain { or }: they would break the keys' hash tags")
 	}
-	v, _, err := memories.LoadOrNew("memory", func() (caddy.Destructor, error) {
-		c, cancel := context.WithCancel(context.Background())
-		m := limit.NewMemory()
-		go m.Run(c, limit.SystemClock{}, time.Minute)
-		return &sharedMemory{Memory: m, cancel: cancel}, nil
-	})
-	if err != nil {
-		return err
-	}
-	h.memKey = "memory"
-	h.local = v.(*sharedMemory).Memory
+	h.local = app.Lasting().QuotaMemory() // counters survive config reloads
 	h.store = h.local
 	if rdb := app.RedisClient(); rdb != nil {
 		h.rdb = rdb
@@ -284,18 +263,14 @@ func (h *Handler) provision(ctx caddy.Context, app *erpapp.App) error {
 		st.Timeout = time.Duration(h.Timeout)
 		h.store = st
 	}
-	registerHandler(app, h)
+	app.SetQuota(h)
 	return nil
 }
 
-// Cleanup releases the memory store and stops a Redis probe.
+// Cleanup stops counting this handler's Redis fallback.
 func (h *Handler) Cleanup() error {
 	if h.fallback != nil && h.fallback.down.CompareAndSwap(true, false) {
 		metricFallback.Dec()
-	}
-	if h.memKey != "" {
-		_, err := memories.Delete(h.memKey)
-		return err
 	}
 	return nil
 }
@@ -578,4 +553,5 @@ var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ erpapp.Quota                = (*Handler)(nil)
 )

@@ -250,7 +250,7 @@ func TestPlansOverridesAndSubLimits(t *testing.T) {
 	}
 	// the quota's period is in acme's zone, from its billing day
 	clk.Add(time.Hour)
-	u, err := h.usage(usageRequest(acme))
+	u, err := h.Usage(usageRequest(acme))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
 // Package usage is the erp_usage handler: `GET /api/v1/usage`, the calling
 // company's current rate window, quota use and calls to deprecated versions.
+// It owns no state: the limits are read through the erp app
+// (erpapp.App.Quota), never by importing erp_quota's package.
 package usage
 
 import (
-	"errors"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
 	"net/http"
 	"time"
+
+	"github.com/erpgate/erpgate/internal/caddyfileutil"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -14,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/erpgate/erpgate/caddymodules/quota"
+	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/version"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
@@ -54,7 +56,7 @@ type Handler struct {
 	// Default: `{http.auth.user.company_id}`.
 	Company string `json:"company,omitempty"`
 
-	ctx    caddy.Context
+	app    *erpapp.App
 	logger *zap.Logger
 }
 
@@ -68,8 +70,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets defaults.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.ctx = ctx
 	h.logger = ctx.Logger()
+	app, err := erpapp.Get(ctx)
+	if err != nil {
+		return err
+	}
+	h.app = app
 	if h.Company == "" {
 		h.Company = "{http.auth.user.company_id}"
 	}
@@ -78,7 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 type report struct {
 	CompanyID string `json:"company_id"`
-	*quota.Usage
+	*erpapp.QuotaUsage
 	DeprecatedCalls []version.DeprecatedUsage `json:"deprecated_calls"`
 }
 
@@ -96,15 +102,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if company == "" {
 		return caddyhttp.Error(http.StatusUnauthorized, contract.NewError(http.StatusUnauthorized, contract.CodeUnauthenticated, "authentication required"))
 	}
-	u, err := quota.UsageOf(h.ctx, r)
-	switch {
-	case errors.Is(err, quota.ErrNoQuota):
-		u = &quota.Usage{Unlimited: true, Store: "none"}
-	case err != nil:
-		h.logger.Warn("erp_usage: cannot read the counters", zap.Error(err))
-		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("usage is temporarily unavailable"))
+	u := &erpapp.QuotaUsage{Unlimited: true, Store: "none"} // no erp_quota: no limits
+	if q := h.app.Quota(); q != nil {
+		var err error
+		if u, err = q.Usage(r); err != nil {
+			h.logger.Warn("erp_usage: cannot read the counters", zap.Error(err))
+			return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("usage is temporarily unavailable"))
+		}
 	}
-	rep := report{CompanyID: company, Usage: u, DeprecatedCalls: version.DeprecatedCalls(company)}
+	rep := report{CompanyID: company, QuotaUsage: u, DeprecatedCalls: version.DeprecatedCalls(company)}
 	caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
 	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	if id == "" {

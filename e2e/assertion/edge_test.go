@@ -46,6 +46,9 @@ const edgeCaddyfile = `{
 		redis {$ERP_REDIS_URL}
 		key_prefix {$ERP_KEY_PREFIX}
 		demo on
+		authsvc {
+			master_key {env.ERP_MASTER_KEY}
+		}
 		backend invoices {
 			version v1 http://{$ERP_TEST_BACKEND}/v1
 		}
@@ -55,9 +58,7 @@ const edgeCaddyfile = `{
 http://{$ERP_LISTEN} {
 	erp_envelope
 	handle /api/v1/auth/* {
-		erp_authsvc {
-			master_key {env.ERP_MASTER_KEY}
-		}
+		erp_authsvc
 	}
 	handle /.well-known/* {
 		erp_authsvc

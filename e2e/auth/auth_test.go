@@ -33,17 +33,18 @@ const caddyfile = `{
 		redis {$ERP_REDIS_URL}
 		key_prefix {$ERP_KEY_PREFIX:erpgate:}
 		demo on
+		authsvc {
+			master_key {env.ERP_MASTER_KEY}
+			introspection_secret {env.ERP_INTROSPECTION_SECRET}
+			key_reload 1s
+		}
 	}
 }
 http://{$ERP_LISTEN} {
 	route {
 		erp_envelope
 		handle /api/v1/auth/* {
-			erp_authsvc {
-				master_key {env.ERP_MASTER_KEY}
-				introspection_secret {env.ERP_INTROSPECTION_SECRET}
-				key_reload 1s
-			}
+			erp_authsvc
 		}
 		handle /api/v1/admin/* {
 			erp_authsvc

@@ -34,6 +34,9 @@ func caddyfile(quota string) string {
 		redis {$ERP_REDIS_URL}
 		key_prefix {$ERP_KEY_PREFIX:erpgate:}
 		demo on
+		authsvc {
+			master_key {env.ERP_MASTER_KEY}
+		}
 		backend invoices {
 			version v1 http://{$ERP_DEMO_LISTEN}/v1 {
 				deprecated 2026-01-01
@@ -48,9 +51,7 @@ http://{$ERP_LISTEN} {
 	route {
 		erp_envelope
 		handle /api/v1/auth/* {
-			erp_authsvc {
-				master_key {env.ERP_MASTER_KEY}
-			}
+			erp_authsvc
 		}
 		handle /.well-known/* {
 			erp_authsvc

@@ -42,6 +42,9 @@ const caddyfile = `{
 		redis {$ERP_REDIS_URL}
 		key_prefix {$ERP_KEY_PREFIX}
 		demo on
+		authsvc {
+			master_key {env.ERP_MASTER_KEY}
+		}
 	}
 }
 
@@ -49,9 +52,7 @@ http://{$ERP_LISTEN} {
 	route {
 		erp_envelope
 		handle /api/v1/auth/* {
-			erp_authsvc {
-				master_key {env.ERP_MASTER_KEY}
-			}
+			erp_authsvc
 		}
 		handle /.well-known/* {
 			erp_authsvc

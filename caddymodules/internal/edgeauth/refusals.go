@@ -72,8 +72,9 @@ type AuditorOptions struct {
 	Buffer   int
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
-	// Write appends a record to the trail. Default: the in-process auth
-	// service's trail, or a log line when there is none.
+	// Write appends a record to the trail. Default: none (every record
+	// becomes a log line); RefusalAuditorFor writes to the in-process auth
+	// service's trail.
 	Write func(context.Context, store.Event) error
 	// Tick is how often ended windows are summarised. Default: Interval/4,
 	// at most 1s.
@@ -98,7 +99,7 @@ func NewRefusalAuditor(base context.Context, o AuditorOptions) *RefusalAuditor {
 		o.Now = time.Now
 	}
 	if o.Write == nil {
-		o.Write = writeToTrail
+		o.Write = func(context.Context, store.Event) error { return errNoTrail }
 	}
 	if o.Tick <= 0 {
 		o.Tick = min(o.Interval/4, time.Second)
@@ -121,23 +122,22 @@ func NewRefusalAuditor(base context.Context, o AuditorOptions) *RefusalAuditor {
 }
 
 // RefusalAuditorFor is the auditor of app's config, made at the first call
-// with the app's refusal_audit settings and closed with the contract.
+// with the app's refusal_audit settings and closed with the config. Its
+// trail is the in-process auth service's (erpapp.App.AuthService).
 func RefusalAuditorFor(app *erpapp.App, m *Metrics, logger *zap.Logger) (*RefusalAuditor, error) {
-	v, err := app.Provide("edgeauth.refusal_auditor", func() (any, error) {
-		o := AuditorOptions{Logger: logger, Metrics: m}
+	return erpapp.OfConfig(app, func() (*RefusalAuditor, error) {
+		o := AuditorOptions{Logger: logger, Metrics: m, Write: func(ctx context.Context, ev store.Event) error {
+			svc, err := app.AuthService()
+			if err != nil {
+				return errNoTrail
+			}
+			return svc.Record(ctx, ev)
+		}}
 		if ra := app.RefusalAudit; ra != nil {
 			o.Sample, o.Interval, o.Buffer = ra.Sample, time.Duration(ra.Interval), ra.Buffer
 		}
 		return NewRefusalAuditor(app.Context(), o), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	a, ok := v.(*RefusalAuditor)
-	if !ok {
-		return nil, errors.New("erp: refusal auditor of another type")
-	}
-	return a, nil
 }
 
 // Refused audits one refused credential of r: which provider refused it
@@ -233,14 +233,6 @@ func summaryEvent(s sampling.Summary[SampleKey]) store.Event {
 
 // errNoTrail: no config has an in-process auth service.
 var errNoTrail = errors.New("no in-process auth service")
-
-func writeToTrail(ctx context.Context, ev store.Event) error {
-	svc, _, err := Service()
-	if err != nil {
-		return errNoTrail
-	}
-	return svc.Record(ctx, ev)
-}
 
 // record writes one record; what can't reach the trail becomes a log line.
 // A write under way finishes (bounded) even when the config is going.
