@@ -1,4 +1,10 @@
-package contract
+// Package standalone runs the auth service without Caddy (`gateway authsvc
+// --config FILE`): it owns the standalone service's settings (a YAML file
+// and ERP_* variables, read with viper) and its plain net/http server.
+// Registering the command is caddymodules/authsvc's job; this package must
+// not import Caddy nor anything under caddymodules/, and it is the only
+// package that links viper.
+package standalone
 
 import (
 	"errors"
@@ -9,9 +15,8 @@ import (
 	"github.com/spf13/viper"
 )
 
-// AuthService is the configuration of the standalone auth service
-// (`gateway authsvc --config FILE`): a YAML file, each setting overridden by
-// its ERP_* environment variable.
+// Config is the configuration of the standalone auth service: a YAML file,
+// each setting overridden by its ERP_* environment variable.
 //
 //	listen: ":8081"                # ERP_LISTEN
 //	postgres: "postgres://…"       # ERP_POSTGRES_URL (empty: in-memory store)
@@ -34,7 +39,7 @@ import (
 //
 // password_hashing is what erp_authsvc's block of the same name sets
 // (caddymodules/authsvc.PasswordHashing documents each field).
-type AuthService struct {
+type Config struct {
 	Listen              string          `mapstructure:"listen"`
 	Postgres            string          `mapstructure:"postgres"`
 	Redis               string          `mapstructure:"redis"`
@@ -82,15 +87,15 @@ var authServiceEnv = map[string]string{
 	"password_hashing.queue_wait":  "ERP_PASSWORD_QUEUE_WAIT",
 }
 
-// LoadAuthService reads file (YAML; empty: none) and the environment.
+// Load reads file (YAML; empty: none) and the environment.
 // Errors never quote values (the file may hold secrets).
-func LoadAuthService(file string) (AuthService, error) {
+func Load(file string) (Config, error) {
 	v := viper.New()
 	v.SetDefault("listen", ":8081")
 	v.SetDefault("key_prefix", "erpgate:")
 	for key, env := range authServiceEnv {
 		if err := v.BindEnv(key, env); err != nil {
-			return AuthService{}, fmt.Errorf("config: bind %s: %w", env, err)
+			return Config{}, fmt.Errorf("config: bind %s: %w", env, err)
 		}
 	}
 	if file != "" {
@@ -99,23 +104,23 @@ func LoadAuthService(file string) (AuthService, error) {
 		if err := v.ReadInConfig(); err != nil {
 			var nf viper.ConfigFileNotFoundError
 			if errors.As(err, &nf) {
-				return AuthService{}, fmt.Errorf("config: %s not found", file)
+				return Config{}, fmt.Errorf("config: %s not found", file)
 			}
-			return AuthService{}, fmt.Errorf("config: read %s: invalid YAML", file)
+			return Config{}, fmt.Errorf("config: read %s: invalid YAML", file)
 		}
 		for _, k := range v.AllKeys() {
 			if _, ok := authServiceEnv[k]; !ok {
-				return AuthService{}, fmt.Errorf("config: %s: unknown setting %q", file, k)
+				return Config{}, fmt.Errorf("config: %s: unknown setting %q", file, k)
 			}
 		}
 	}
-	var c AuthService
+	var c Config
 	if err := v.Unmarshal(&c); err != nil {
-		return AuthService{}, fmt.Errorf("config: a setting has the wrong type: %s", redactDecodeError(err))
+		return Config{}, fmt.Errorf("config: a setting has the wrong type: %s", redactDecodeError(err))
 	}
 	c.Listen = strings.TrimSpace(c.Listen)
 	if c.Listen == "" {
-		return AuthService{}, errors.New("config: listen must not be empty")
+		return Config{}, errors.New("config: listen must not be empty")
 	}
 	return c, nil
 }

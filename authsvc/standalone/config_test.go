@@ -1,4 +1,4 @@
-package contract
+package standalone
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestLoadAuthService(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "authsvc.yaml")
 	if err := os.WriteFile(file, []byte("listen: \":9000\"\nissuer: from-file\naudience: file-aud\naccess_ttl: 10m\ndemo: true\n"), 0o600); err != nil {
@@ -16,18 +16,18 @@ func TestLoadAuthService(t *testing.T) {
 	}
 	t.Setenv("ERP_ISSUER", "from-env")
 	t.Setenv("ERP_POSTGRES_URL", "postgres://u:secret@db/x")
-	c, err := LoadAuthService(file)
+	c, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := AuthService{Listen: ":9000", Issuer: "from-env", Audience: "file-aud", AccessTTL: 10 * time.Minute, Demo: true,
+	want := Config{Listen: ":9000", Issuer: "from-env", Audience: "file-aud", AccessTTL: 10 * time.Minute, Demo: true,
 		Postgres: "postgres://u:secret@db/x", KeyPrefix: "erpgate:"}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
 
 	t.Run("defaults without a file", func(t *testing.T) {
-		c, err := LoadAuthService("")
+		c, err := Load("")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func TestLoadAuthService(t *testing.T) {
 	t.Run("env overrides booleans and durations", func(t *testing.T) {
 		t.Setenv("ERP_DEMO", "false")
 		t.Setenv("ERP_ACCESS_TTL", "5m")
-		c, err := LoadAuthService(file)
+		c, err := Load(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func TestLoadAuthService(t *testing.T) {
 			if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := LoadAuthService(f)
+			_, err := Load(f)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -73,7 +73,7 @@ func TestLoadAuthService(t *testing.T) {
 		}
 		t.Setenv("ERP_PASSWORD_CONCURRENCY", "3")
 		t.Setenv("ERP_PASSWORD_QUEUE", "16")
-		c, err := LoadAuthService(f)
+		c, err := Load(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,12 +84,12 @@ func TestLoadAuthService(t *testing.T) {
 		if err := os.WriteFile(f, []byte("password_hashing:\n  memory: 1\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := LoadAuthService(f); err == nil || !strings.Contains(err.Error(), "unknown setting") {
+		if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "unknown setting") {
 			t.Fatalf("unknown nested setting: %v", err)
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {
-		if _, err := LoadAuthService(filepath.Join(dir, "nope.yaml")); err == nil {
+		if _, err := Load(filepath.Join(dir, "nope.yaml")); err == nil {
 			t.Fatal("accepted")
 		}
 	})
