@@ -8,7 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	core "github.com/erpgate/erpgate/authsvc"
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // Golden files: a Caddyfile, a `----------` line, the JSON it adapts to.

@@ -9,7 +9,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/jsonrpc"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/odata"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/rest"
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 func TestBackendAdapt(t *testing.T) {

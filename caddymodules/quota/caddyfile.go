@@ -1,7 +1,7 @@
 package quota
 
 import (
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"

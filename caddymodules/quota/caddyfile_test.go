@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp" // the erp global option
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 func TestCaddyfileAdapt(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
+	"github.com/erpgate/erpgate/internal/limit"
 )
 
 // registry lists the erp_quota handlers of one config, in provisioning

@@ -3,7 +3,7 @@ package usage
 import (
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 func TestCaddyfileAdapt(t *testing.T) {

@@ -4,7 +4,7 @@ package usage
 
 import (
 	"errors"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 	"net/http"
 	"time"
 

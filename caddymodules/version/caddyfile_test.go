@@ -5,8 +5,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 	_ "github.com/erpgate/erpgate/caddymodules/upstreams"
-	"github.com/erpgate/erpgate/internal/adapttest"
 )
 
 func TestCaddyfileAdapt(t *testing.T) {

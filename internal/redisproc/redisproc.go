@@ -1,6 +1,6 @@
 // Package redisproc runs a private redis-server for tests that must stop
 // and restart Redis without disturbing anyone else's (the shared server of
-// `make test` stays up). It is for tests only.
+// `make test` stays up). It is for tests only; it imports no Caddy.
 package redisproc
 
 import (

@@ -29,6 +29,9 @@
 // admits only if all of them admit: a refused request consumes nothing
 // anywhere. In Redis that is one Lua script, run by SHA; concurrent
 // decisions are batched (see Redis).
+//
+// It lives in internal/ as every Caddy-free core does: it imports no Caddy
+// and nothing under caddymodules/ (erp_quota is its Caddy glue).
 package limit
 
 import (

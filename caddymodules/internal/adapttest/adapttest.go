@@ -1,4 +1,5 @@
-// Package adapttest runs golden Caddyfile → JSON adapt cases.
+// Package adapttest runs golden Caddyfile → JSON adapt cases, for the
+// tests of the modules under caddymodules/; it imports nothing of ours.
 package adapttest
 
 import (
