@@ -72,29 +72,6 @@ const (
 	ClaimPlan      = "plan"
 )
 
-// Caddy placeholder / variable names published by the edge.
-const (
-	VarRequestID  = "erp.request_id"
-	VarAPIVersion = "erp.api_version"
-	VarBackend    = "erp.backend"
-	// VarTranslator holds the internal/envelope.Translator of the backend
-	// chosen for the request (set by erp_version from the backend's
-	// dialect); erp_envelope uses REST when it is unset.
-	VarTranslator = "erp.translator"
-	// VarAuthFailure holds the *Error of the credential an authentication
-	// provider refused, so the envelope renders its code (TOKEN_EXPIRED, …)
-	// instead of the authentication handler's generic 401.
-	VarAuthFailure = "erp.auth_failure"
-	// VarScope holds the verified caller's space-separated scope, set by the
-	// erp_jwt and erp_api_key providers for erp_authz (a variable, not an
-	// {http.auth.user.*} placeholder: the permission check is its only reader).
-	VarScope = "erp.scope"
-	// VarCredential holds the *Credential the request was authenticated
-	// with, set by the erp_jwt and erp_api_key providers: erp_authz caches
-	// the request's edge assertion per credential and backend.
-	VarCredential = "erp.credential"
-)
-
 // Credential is a verified credential as erp_authz sees it.
 type Credential struct {
 	// ID identifies the credential: the access token itself, or a digest
@@ -205,8 +182,3 @@ func MessageForStatus(status int) string {
 	}
 	return "request failed"
 }
-
-// VarEnveloped is a request variable an in-process handler (the auth service)
-// sets to true when it writes complete envelopes itself, so erp_envelope does
-// not wrap them again. Backends can't set it: it is not a header.
-const VarEnveloped = "erp.enveloped"

@@ -6,7 +6,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // TestCaddyfileAdapt: erp_authsvc's golden cases (testdata: a Caddyfile, a

@@ -7,7 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 
 	"github.com/erpgate/erpgate/caddymodules/apikey"
 	"github.com/erpgate/erpgate/caddymodules/companyjwt"

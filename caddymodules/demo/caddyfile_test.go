@@ -3,7 +3,7 @@ package demo
 import (
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // TestCaddyfileAdapt runs the golden cases in testdata/*.caddyfiletest: a

@@ -3,7 +3,7 @@ package envelope
 import (
 	"strconv"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 	"github.com/erpgate/erpgate/internal/clientheaders"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"

@@ -123,10 +123,6 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// varResponseStarted marks that the client already received headers, so an
-// error handler must not write a second answer.
-const varResponseStarted = "erp.response_started"
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
 	if cause, ok := r.Context().Value(caddyhttp.ErrorCtxKey).(error); ok {
@@ -164,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			_ = rec.finish(id) // close the document: the client keeps valid JSON
 		}
 		if rec.started {
-			caddyhttp.SetVar(r.Context(), varResponseStarted, true)
+			caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
 		} else {
 			rec.discard()
 		}
@@ -211,7 +207,7 @@ func replString(repl *caddy.Replacer, key string) string {
 
 // renderError writes the envelope of the error that ended the request.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause error) {
-	if started, _ := caddyhttp.GetVar(r.Context(), varResponseStarted).(bool); started {
+	if started, _ := caddyhttp.GetVar(r.Context(), contract.VarResponseStarted).(bool); started {
 		return
 	}
 	id := requestID(r)

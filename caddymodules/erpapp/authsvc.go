@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	core "github.com/erpgate/erpgate/authsvc"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 func init() {

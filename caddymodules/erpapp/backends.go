@@ -533,8 +533,3 @@ func parseVersion(d *caddyfile.Dispenser, b *Backend, backend string) error {
 	b.Versions[vname] = v
 	return nil
 }
-
-// VarVersion is the request variable in which erp_version leaves the
-// *Version it routed the request to; the erp upstream source
-// (`reverse_proxy { dynamic erp }`) reads its upstreams from it.
-const VarVersion = "erp.version"

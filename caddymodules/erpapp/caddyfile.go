@@ -5,7 +5,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 func init() {

@@ -3,7 +3,7 @@ package erpapp
 import (
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // TestCaddyfileAdapt: the erp block's golden cases (testdata/erp_*: a

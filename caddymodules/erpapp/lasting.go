@@ -17,7 +17,7 @@ import (
 
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
+	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 

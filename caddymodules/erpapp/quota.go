@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
+	"github.com/erpgate/erpgate/internal/limit"
 )
 
 func init() {

@@ -6,7 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 func init() {

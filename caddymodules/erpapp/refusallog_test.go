@@ -3,7 +3,7 @@ package erpapp
 import (
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // Golden files: a Caddyfile, a `----------` line, the JSON it adapts to.

@@ -3,7 +3,7 @@ package handoff
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 // UnmarshalCaddyfile parses the wrapper inside `listener_wrappers`; it takes

@@ -3,7 +3,7 @@ package handoff
 import (
 	"testing"
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // TestCaddyfileAdapt runs the golden cases in testdata: a Caddyfile, a line

@@ -3,12 +3,12 @@ package quota
 import (
 	"strconv"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 func init() {

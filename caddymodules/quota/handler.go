@@ -24,8 +24,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/refusallog"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/caddymodules/quota/redisproc"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/redisproc"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 

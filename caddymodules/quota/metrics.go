@@ -1,9 +1,9 @@
 package quota
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/erpgate/erpgate/internal/promreg"
 )
 
 // Metrics. Labels are bounded by the config: plan is a configured plan's
@@ -26,16 +26,5 @@ var (
 )
 
 func registerMetrics(reg *prometheus.Registry) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{metricDecisions, metricSwitches, metricFallback} {
-		if err := reg.Register(c); err != nil {
-			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok && are.ExistingCollector == c {
-				continue
-			}
-			return err
-		}
-	}
-	return nil
+	return promreg.RegisterProcessWide(reg, metricDecisions, metricSwitches, metricFallback)
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
+	"github.com/erpgate/erpgate/internal/limit"
 )
 
 // Plan is one plan's numbers. A plan with neither a rate nor a quota is

@@ -7,7 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/caddymodules/quota/limit"
+	"github.com/erpgate/erpgate/internal/limit"
 )
 
 // Usage is a company's current use of its limits, as `GET /api/v1/usage`

@@ -3,7 +3,7 @@ package redactquery
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 // UnmarshalCaddyfile parses the filter inside a `format filter` block:

@@ -5,7 +5,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/logging" // the filter encoder
 
-	"github.com/erpgate/erpgate/internal/adapttest"
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
 // TestCaddyfileAdapt runs the golden cases in testdata: a Caddyfile, a line

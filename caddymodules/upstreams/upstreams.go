@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/contract"
 )
 
 func init() {
@@ -52,7 +53,7 @@ var errNoRoute = errors.New("erp upstreams: no backend chosen for this request; 
 // concurrent requests; their health state lives in Caddy's per-address
 // host table, not in these values.
 func (Source) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
-	v, _ := caddyhttp.GetVar(r.Context(), erpapp.VarVersion).(*erpapp.Version)
+	v, _ := caddyhttp.GetVar(r.Context(), contract.VarVersion).(*erpapp.Version)
 	if v == nil {
 		return nil, errNoRoute
 	}

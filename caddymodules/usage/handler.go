@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -17,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 	"github.com/erpgate/erpgate/caddymodules/version"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"

@@ -4,7 +4,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/erpgate/erpgate/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 )
 
 func init() {

@@ -252,7 +252,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	placeholders.Ensure(r)
 	caddyhttp.SetVar(r.Context(), contract.VarAPIVersion, vr.nameAny)
 	caddyhttp.SetVar(r.Context(), contract.VarBackend, br.nameAny)
-	caddyhttp.SetVar(r.Context(), erpapp.VarVersion, vr.v)
+	caddyhttp.SetVar(r.Context(), contract.VarVersion, vr.v)
 	hdr := w.Header()
 	for k, v := range vr.headers { // copied: later handlers may edit values in place
 		hdr[k] = append([]string(nil), v...)

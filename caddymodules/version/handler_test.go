@@ -94,7 +94,7 @@ func TestRouting(t *testing.T) {
 		w.Header().Get("Link") != `</api/v2/invoices>; rel="successor-version"` {
 		t.Fatalf("headers %v", w.Header())
 	}
-	v, _ := caddyhttp.GetVar(r.Context(), erpapp.VarVersion).(*erpapp.Version)
+	v, _ := caddyhttp.GetVar(r.Context(), contract.VarVersion).(*erpapp.Version)
 	if v == nil || v.Name() != "v1" || v.Dials()[0] != "127.0.0.1:9001" {
 		t.Fatalf("route var %v", v)
 	}

@@ -1,9 +1,9 @@
 package version
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/erpgate/erpgate/internal/promreg"
 )
 
 // Metrics per backend and version. Both labels come from the config, so
@@ -28,18 +28,7 @@ var (
 )
 
 func registerMetrics(reg *prometheus.Registry) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{metricRequests, metricDuration, metricUpstreamErrors} {
-		if err := reg.Register(c); err != nil {
-			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok && are.ExistingCollector == c {
-				continue
-			}
-			return err
-		}
-	}
-	return nil
+	return promreg.RegisterProcessWide(reg, metricRequests, metricDuration, metricUpstreamErrors)
 }
 
 // versionMetrics are the children of one backend version, resolved once per

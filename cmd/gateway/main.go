@@ -1,4 +1,9 @@
 // Command gateway is erpgate: Caddy v2 with the erpgate modules compiled in.
+//
+// It imports what an xcaddy build with `--with github.com/erpgate/erpgate`
+// imports (Caddy's standard modules and the erpgate package), so both
+// builds hold the same modules and subcommands (`erp …`, `authsvc`); the
+// subcommands register from the module packages.
 package main
 
 import (
@@ -7,7 +12,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
-	_ "github.com/erpgate/erpgate/caddymodules/all"
+	_ "github.com/erpgate/erpgate"
 )
 
 func main() {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/erpgate/erpgate/caddymodules/quota/redisproc"
 	"github.com/erpgate/erpgate/internal/demoauth"
+	"github.com/erpgate/erpgate/internal/redisproc"
 	"github.com/erpgate/erpgate/internal/stacktest"
 )
 

@@ -21,11 +21,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/erpgate/erpgate/caddymodules/quota/redisproc"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/faultproxy"
 	"github.com/erpgate/erpgate/internal/httpt"
+	"github.com/erpgate/erpgate/internal/redisproc"
 	"github.com/erpgate/erpgate/internal/stacktest"
 	"github.com/erpgate/erpgate/internal/testenv"
 )

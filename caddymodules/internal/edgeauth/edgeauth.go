@@ -7,7 +7,6 @@
 package edgeauth
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
+	"github.com/erpgate/erpgate/internal/promreg"
 )
 
 // Fail records why a credential was refused; erp_envelope renders this
@@ -82,20 +82,10 @@ func RegisterMetrics(reg *prometheus.Registry) (*Metrics, error) {
 			Help: "Credentials refused at the edge by what their audit became: recorded (a record of its own), summarized (counted in an interval's summary), dropped (the buffer was full: counted in the summary).",
 		}, []string{"outcome"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
 	for _, c := range []**prometheus.CounterVec{&m.Decisions, &m.JWKSFetches, &m.RefusalAudit} {
-		if err := reg.Register(*c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, err
-			}
-			*c = existing
+		var err error
+		if *c, err = promreg.Register(reg, *c); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil

@@ -1,0 +1,122 @@
+package standalone
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/authsvc"
+)
+
+// Run serves the auth service with c's settings until ctx ends, then shuts
+// the server down (10 s for the requests in flight).
+func Run(ctx context.Context, c Config) error {
+	logger, err := zap.NewProduction()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+
+	cfg := authsvc.Config{Issuer: c.Issuer, Audience: c.Audience, IntrospectionSecret: c.IntrospectionSecret,
+		AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL, KeyPrefix: c.KeyPrefix, Demo: c.Demo,
+		PasswordHash: authsvc.Argon2Params{Memory: c.PasswordHashing.MemoryKiB, Time: c.PasswordHashing.Iterations, Threads: c.PasswordHashing.Parallelism},
+		HashLimits:   authsvc.HashLimits{Concurrency: c.PasswordHashing.Concurrency, Queue: c.PasswordHashing.Queue, QueueWait: c.PasswordHashing.QueueWait}}
+	if p := &cfg.PasswordHash; *p != (authsvc.Argon2Params{}) {
+		// Unset fields of a partly given set take the default's.
+		def := authsvc.DefaultArgon2Params
+		p.Memory, p.Time, p.Threads = cmp.Or(p.Memory, def.Memory), cmp.Or(p.Time, def.Time), cmp.Or(p.Threads, def.Threads)
+	}
+	if c.MasterKey != "" {
+		if cfg.MasterKey, err = authsvc.ParseMasterKey(c.MasterKey); err != nil {
+			return fmt.Errorf("master key: %w", err)
+		}
+	}
+	deps := authsvc.Deps{Logger: logger}
+	if c.Postgres != "" {
+		pcfg, err := pgxpool.ParseConfig(c.Postgres)
+		if err != nil {
+			return errors.New("postgres: invalid connection URL")
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg) // connects lazily
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		defer pool.Close()
+		deps.Pool = pool
+	}
+	if c.Redis != "" {
+		rdb, err := redisClient(c.Redis)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		deps.Redis = rdb
+	}
+	svc, err := authsvc.New(ctx, cfg, deps)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if c.Demo {
+		logger.Warn("demo mode is on: demo companies and users with a published password are seeded; never use it in production")
+	}
+	srv := &http.Server{
+		Addr:              c.Listen,
+		Handler:           svc.Handler(authsvc.HTTPOptions{}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("auth service listening", zap.String("address", c.Listen), zap.Bool("postgres", deps.Pool != nil), zap.Bool("redis", deps.Redis != nil))
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := svc.Ready(rctx); err != nil && ctx.Err() == nil {
+			logger.Error("auth service not ready", zap.Error(err))
+		}
+	}()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// redisClient accepts a redis:// URL or comma-separated cluster addresses.
+func redisClient(addr string) (redis.UniversalClient, error) {
+	if strings.Contains(addr, "://") {
+		o, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, errors.New("redis: invalid URL") // never echo it: it may hold a password
+		}
+		return redis.NewClient(o), nil
+	}
+	var addrs []string
+	for a := range strings.SplitSeq(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs}), nil
+}

@@ -1,0 +1,34 @@
+// Package caddyfileutil holds the Caddyfile parsing rules every erpgate
+// directive shares: no stray arguments, and each subdirective at most once
+// unless it is meant to repeat. It is Caddy glue for the modules under
+// caddymodules/ and imports nothing of ours.
+package caddyfileutil
+
+import "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+// NoArgs consumes the directive's name and refuses arguments after it.
+func NoArgs(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// EachSubdirective calls fn with the name of every subdirective of the block
+// at nesting (fn reads its arguments from d), refusing a repeated one unless
+// repeatable names it.
+func EachSubdirective(d *caddyfile.Dispenser, nesting int, repeatable map[string]bool, fn func(name string) error) error {
+	seen := map[string]bool{}
+	for d.NextBlock(nesting) {
+		name := d.Val()
+		if seen[name] && !repeatable[name] {
+			return d.Errf("duplicate subdirective %q", name)
+		}
+		seen[name] = true
+		if err := fn(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

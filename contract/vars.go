@@ -1,0 +1,41 @@
+package contract
+
+// Request variables: the names under which the edge's handlers leave values
+// for one another in a request's variables (caddyhttp.SetVar/GetVar). Every
+// such name is here, so no two handlers pick the same one. erp.request_id,
+// erp.api_version and erp.backend are also published as placeholders
+// ({erp.request_id}, …) by caddymodules/internal/placeholders; the others
+// hold Go values and are for the edge's own handlers only.
+const (
+	VarRequestID  = "erp.request_id"
+	VarAPIVersion = "erp.api_version"
+	VarBackend    = "erp.backend"
+	// VarVersion holds the *erpapp.Version erp_version routed the request
+	// to; the erp upstream source (`reverse_proxy { dynamic erp }`) reads
+	// its upstreams from it.
+	VarVersion = "erp.version"
+	// VarTranslator holds the internal/envelope.Translator of the backend
+	// chosen for the request (set by erp_version from the backend's
+	// dialect); erp_envelope uses REST when it is unset.
+	VarTranslator = "erp.translator"
+	// VarAuthFailure holds the *Error of the credential an authentication
+	// provider refused, so the envelope renders its code (TOKEN_EXPIRED, …)
+	// instead of the authentication handler's generic 401.
+	VarAuthFailure = "erp.auth_failure"
+	// VarScope holds the verified caller's space-separated scope, set by the
+	// erp_jwt and erp_api_key providers for erp_authz (a variable, not an
+	// {http.auth.user.*} placeholder: the permission check is its only reader).
+	VarScope = "erp.scope"
+	// VarCredential holds the *Credential the request was authenticated
+	// with, set by the erp_jwt and erp_api_key providers: erp_authz caches
+	// the request's edge assertion per credential and backend.
+	VarCredential = "erp.credential"
+	// VarEnveloped is set to true by an in-process handler (the auth
+	// service, erp_health, erp_usage) that writes complete envelopes itself,
+	// so erp_envelope does not wrap them again. Backends can't set it: it is
+	// not a header.
+	VarEnveloped = "erp.enveloped"
+	// VarResponseStarted marks that the client already received headers,
+	// so erp_envelope's error handling must not write a second answer.
+	VarResponseStarted = "erp.response_started"
+)
