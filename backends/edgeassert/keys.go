@@ -28,8 +28,8 @@ const retryAfterFailure = time.Second
 // an Ed25519 key; the other keys of the set are skipped. Reads are
 // lock-free; an unknown kid causes at most one fetch at a time and at most
 // one per MinRefetch (background refreshes don't count, so a key published
-// a second ago is found at once); a failed or empty fetch keeps the last
-// good keys.
+// a second ago is found at once); a failed fetch, or one without an
+// assertion key, keeps the last good keys.
 func (v *Verifier) newKeySet(fetch KeySource) *jwtverify.KeySet {
 	return &jwtverify.KeySet{
 		Purpose: jwtverify.AssertionKeys, Fetch: jwtverify.FetchFunc(fetch),

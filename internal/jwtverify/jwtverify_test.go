@@ -233,3 +233,31 @@ func TestVerifyAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadKeepsLastGoodKeys: a set whose keys are all of the other purpose
+// keeps the keys held; an empty set is the issuer withdrawing them all.
+func TestLoadKeepsLastGoodKeys(t *testing.T) {
+	t.Parallel()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	withKid := func(kid string) jwk.Set {
+		k, _ := jwk.Import(pub)
+		_ = k.Set(jwk.KeyIDKey, kid)
+		_ = k.Set(jwk.AlgorithmKey, jwa.EdDSA())
+		set := jwk.NewSet()
+		_ = set.AddKey(k)
+		return set
+	}
+	ks := &KeySet{}
+	if n, err := ks.Load(withKid("k1")); n != 1 || err != nil {
+		t.Fatalf("first set: %d %v", n, err)
+	}
+	if _, err := ks.Load(withKid("edge-1")); !errors.Is(err, ErrNoUsableKey) {
+		t.Fatalf("assertion keys only: %v", err)
+	}
+	if _, ok := ks.Get("k1"); !ok {
+		t.Fatal("a set without a usable key dropped the last good keys")
+	}
+	if n, err := ks.Load(jwk.NewSet()); n != 0 || err != nil || ks.Len() != 0 {
+		t.Fatalf("empty set: %d %v, %d keys held", n, err, ks.Len())
+	}
+}

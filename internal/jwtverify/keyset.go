@@ -19,8 +19,8 @@ type FetchFunc func(ctx context.Context) (jwk.Set, error)
 // most one per MinRefetch (background refreshes don't count, so a key
 // published a second ago is found at once), and is then remembered as
 // unknown for NegativeTTL: a flood of made-up kids cannot become a flood of
-// fetches. A fetch that fails, or finds no usable key, keeps the last good
-// keys.
+// fetches. A fetch that fails, or finds keys but none usable, keeps the
+// last good keys.
 type KeySet struct {
 	// Purpose selects the keys (Select); the zero value is AccessKeys.
 	Purpose Purpose
@@ -60,11 +60,13 @@ const maxNegative = 4096
 // ErrNoUsableKey: a fetched key set holds no key of the KeySet's purpose.
 var ErrNoUsableKey = errors.New("no usable signing key in the key set")
 
-// Load replaces the keys with the usable keys of set (Select). A set without
-// one keeps the last good keys and is ErrNoUsableKey.
+// Load replaces the keys with the usable keys of set (Select). A set that
+// holds keys but none usable keeps the last good keys and is
+// ErrNoUsableKey; an empty set is the issuer's answer: no key (every token
+// is then refused as signed by an unknown key).
 func (ks *KeySet) Load(set jwk.Set) (int, error) {
 	m := Select(set, ks.Purpose)
-	if len(m) == 0 {
+	if len(m) == 0 && set.Len() > 0 {
 		return 0, ErrNoUsableKey
 	}
 	ks.keys.Store(&m)
