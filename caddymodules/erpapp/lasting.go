@@ -17,6 +17,7 @@ import (
 
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
@@ -37,8 +38,9 @@ import (
 // Postgres URL, Redis address and key prefix. It holds the Postgres pool,
 // the Redis client, the revocation set and its Redis listener, the
 // embedded auth store (without Postgres), the master key made up when none
-// is configured, the in-memory limiter state and the list of live configs
-// that serve an auth service. Modules keep their own lasting values (the
+// is configured, the in-memory limiter state, the counts of calls to
+// deprecated versions and the list of live configs that serve an auth
+// service. Modules keep their own lasting values (the
 // verified-token cache, the API-key cache, the demo's assertion verifier)
 // in the same pool with Keep, keyed by their settings and this Lasting.
 // The App records every entry it took and gives each back in Cleanup: no
@@ -73,6 +75,8 @@ type Lasting struct {
 	memOnce sync.Once
 	memory  *limit.Memory
 
+	deprecations *deprecations.Counter // calls to deprecated versions (erp_version, erp_usage)
+
 	mu    sync.Mutex
 	hosts []*App // live configs with an erp_authsvc handler, oldest first
 }
@@ -94,7 +98,7 @@ func (l *Lasting) Destruct() error {
 func lastingFor(dsn, redisAddr, prefix string) (*Lasting, error) {
 	key := "lasting\x00" + dsn + "\x00" + redisAddr + "\x00" + prefix
 	v, _, err := lastingPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		l := &Lasting{key: key, prefix: prefix, revocations: revocation.NewSet(time.Now)}
+		l := &Lasting{key: key, prefix: prefix, revocations: revocation.NewSet(time.Now), deprecations: deprecations.New()}
 		if dsn != "" {
 			cfg, err := pgxpool.ParseConfig(dsn)
 			if err != nil {
@@ -162,6 +166,10 @@ func (l *Lasting) QuotaMemory() *limit.Memory {
 	})
 	return l.memory
 }
+
+// Deprecations counts each company's calls to deprecated backend versions:
+// erp_version adds, erp_usage lists.
+func (l *Lasting) Deprecations() *deprecations.Counter { return l.deprecations }
 
 // ephemeralMasterKey is the master key of configs that give none: one per
 // Lasting, so that keys sealed under it survive a reload.

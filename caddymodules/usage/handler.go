@@ -16,9 +16,9 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
-	"github.com/erpgate/erpgate/caddymodules/version"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
+	"github.com/erpgate/erpgate/internal/deprecations"
 	env "github.com/erpgate/erpgate/internal/envelope"
 )
 
@@ -84,7 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 type report struct {
 	CompanyID string `json:"company_id"`
 	*erpapp.QuotaUsage
-	DeprecatedCalls []version.DeprecatedUsage `json:"deprecated_calls"`
+	DeprecatedCalls []deprecations.Usage `json:"deprecated_calls"`
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -109,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 			return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("usage is temporarily unavailable"))
 		}
 	}
-	rep := report{CompanyID: company, QuotaUsage: u, DeprecatedCalls: version.DeprecatedCalls(company)}
+	rep := report{CompanyID: company, QuotaUsage: u, DeprecatedCalls: h.app.Lasting().Deprecations().List(company)}
 	caddyhttp.SetVar(r.Context(), contract.VarEnveloped, true)
 	id, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestID).(string)
 	if id == "" {

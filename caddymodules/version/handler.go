@@ -20,6 +20,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
@@ -58,7 +59,8 @@ func init() {
 //   - after a version's sunset answers 410 VERSION_SUNSET; before it, a
 //     deprecated version's answers carry `Deprecation: @<unix>` (RFC 9745),
 //     `Sunset: <HTTP-date>` (RFC 8594) and `Link: <…>; rel="successor-version"`;
-//   - counts calls to deprecated versions per company (DeprecatedCalls) and
+//   - counts calls to deprecated versions per company (in the erp app's
+//     lasting internal/deprecations counter, shown by erp_usage) and
 //     logs each; the company is read after the rest of the chain ran, so
 //     only calls that passed authentication are counted;
 //   - rewrites the request for the backend: the path becomes the version's
@@ -83,8 +85,10 @@ type Handler struct {
 	Company string `json:"company,omitempty"`
 
 	routes map[string]*backendRoute
-	now    func() time.Time
-	logger *zap.Logger
+
+	deprecations *deprecations.Counter // the erp app's lasting count of deprecated calls
+	now          func() time.Time
+	logger       *zap.Logger
 }
 
 // backendRoute is a backend as erp_version serves it, precomputed per contract.
@@ -142,6 +146,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.routes = buildRoutes(app, h.Prefix)
+	h.deprecations = app.Lasting().Deprecations()
 	return nil
 }
 
@@ -326,7 +331,7 @@ func (h *Handler) countDeprecated(repl *caddy.Replacer, br *backendRoute, vr *ve
 	if company == "" || company == h.Company {
 		return
 	}
-	counted := counter.add(company, br.name, vr.name, now.UTC(), vr.sunsetAt, vr.successor)
+	counted := h.deprecations.Add(company, br.name, vr.name, now.UTC(), vr.sunsetAt, vr.successor)
 	if c := h.logger.Check(zapcore.InfoLevel, "call to a deprecated API version"); c != nil {
 		fields := []zap.Field{zap.String("company_id", company), zap.String("backend", br.name),
 			zap.String("version", vr.name), zap.String("successor", vr.successor)}

@@ -18,6 +18,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/upstreams"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/reqpath"
 )
@@ -44,7 +45,7 @@ func newHandler(t testing.TB, now time.Time) *Handler {
 		t.Fatal(err)
 	}
 	return &Handler{Prefix: "/api", Company: "{http.request.header.X-ERP-Company-ID}",
-		now: func() time.Time { return now }, logger: zap.NewNop(), routes: buildRoutes(app, "/api")}
+		now: func() time.Time { return now }, logger: zap.NewNop(), routes: buildRoutes(app, "/api"), deprecations: deprecations.New()}
 }
 
 type seen struct {
@@ -105,7 +106,7 @@ func TestRouting(t *testing.T) {
 	if tr, _ := caddyhttp.GetVar(r.Context(), contract.VarTranslator).(envelope.Translator); tr == nil {
 		t.Fatal("no translator published")
 	}
-	calls := DeprecatedCalls("acme")
+	calls := h.deprecations.List("acme")
 	if len(calls) == 0 || calls[0].Backend != "invoices" || calls[0].Version != "v1" || calls[0].Calls < 1 || calls[0].Successor != "/api/v2/invoices" {
 		t.Fatalf("usage %+v", calls)
 	}

@@ -8,7 +8,7 @@ import (
 
 // Metrics per backend and version. Both labels come from the config, so
 // their number is bounded by it; companies never become labels (they are in
-// the logs and in DeprecatedCalls). The collectors are process-wide, so
+// the logs and in the deprecated-call counts). The collectors are process-wide, so
 // counts continue across config reloads; each config registers them on its
 // own registry.
 var (

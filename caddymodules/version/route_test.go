@@ -47,22 +47,3 @@ func TestLooksLikeVersion(t *testing.T) {
 		}
 	}
 }
-
-func TestUsageCounter(t *testing.T) {
-	t.Parallel()
-	c := &usageCounter{entries: map[usageKey]*DeprecatedUsage{}}
-	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	sunset := time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
-	c.add("acme", "invoices", "v1", at, sunset, "/api/v2/invoices")
-	c.add("acme", "invoices", "v1", at.Add(time.Hour), sunset, "/api/v2/invoices")
-	c.add("acme", "customers", "v1", at, time.Time{}, "")
-	c.add("globex", "invoices", "v1", at, sunset, "")
-	got := c.list("acme")
-	if len(got) != 2 || got[0].Backend != "customers" || got[1].Calls != 2 || !got[1].LastCall.Equal(at.Add(time.Hour)) ||
-		!got[1].FirstCall.Equal(at) || got[1].Sunset == nil || !got[1].Sunset.Equal(sunset) || got[0].Sunset != nil {
-		t.Fatalf("%+v", got)
-	}
-	if other := c.list("initech"); other == nil || len(other) != 0 {
-		t.Fatalf("unknown company: %v", other)
-	}
-}
