@@ -5,6 +5,10 @@
 //   - caddymodules/<module>: one Caddy module (or one family, such as the
 //     dialects) per package: the Caddy glue (CaddyModule, Provision,
 //     ServeHTTP, Caddyfile parsing) and nothing a test needs Caddy to run.
+//     A module does not import another module's package: what modules
+//     share, they get from the erp app (caddymodules/erpapp), its typed
+//     owner (the one exception: erp_auth's Caddyfile expansion fills its
+//     providers' config types).
 //     caddymodules/internal/<helper>: Caddy-dependent helpers the modules
 //     share (edgeauth, placeholders, caddyfileutil, adapttest).
 //     caddymodules/all imports every module; only cmd/ and the module's
@@ -18,7 +22,8 @@
 //     demo ERP). Other Go modules import them, so they are public; they
 //     import no Caddy and nothing under caddymodules/.
 //   - authsvc/…: the auth service, embedded by caddymodules/authsvc or run
-//     standalone by authsvc/standalone; no Caddy.
+//     standalone by authsvc/standalone; no Caddy. Only authsvc/standalone
+//     imports viper (its YAML file).
 //   - contract/: the names the edge and the auth service share (error
 //     codes, headers, claims, request variables, Redis keys); the standard
 //     library only, nothing of ours, no viper.

@@ -73,6 +73,31 @@ func loadPackages(t *testing.T) []pkg {
 	return pkgs
 }
 
+// moduleOf is the Caddy module package r belongs to ("caddymodules/quota"
+// for caddymodules/quota and its sub-packages), or "" when r is not in one
+// (caddymodules/internal/… and caddymodules/all are not modules).
+func moduleOf(r string) string {
+	if !under(r, "caddymodules") || under(r, "caddymodules/internal") || r == "caddymodules/all" {
+		return ""
+	}
+	parts := strings.SplitN(r, "/", 4)
+	if len(parts) < 2 {
+		return ""
+	}
+	if parts[1] == "dialects" && len(parts) >= 3 {
+		return strings.Join(parts[:3], "/")
+	}
+	return strings.Join(parts[:2], "/")
+}
+
+// allowedModuleImport: the one place a module names another's package.
+// erp_auth expands to Caddy's authentication handler with the erp_jwt and
+// erp_api_key providers, whose config types its Caddyfile parser fills.
+var allowedModuleImport = map[string]bool{
+	"caddymodules/authz caddymodules/companyjwt": true,
+	"caddymodules/authz caddymodules/apikey":     true,
+}
+
 // TestImportRules enforces the layout of the package doc.
 func TestImportRules(t *testing.T) {
 	pkgs := loadPackages(t)
@@ -101,6 +126,15 @@ func TestImportRules(t *testing.T) {
 		for _, d := range append(append([]string{}, p.Imports...), tests...) {
 			if d == module+"/caddymodules/all" && r != "" && !under(r, "cmd") {
 				t.Errorf("%s imports caddymodules/all: only cmd/ and the root package (xcaddy's entry) may", r)
+			}
+		}
+		for _, d := range p.Imports {
+			if m := moduleOf(r); m != "" && isOurs(d) && moduleOf(rel(d)) != "" && moduleOf(rel(d)) != m &&
+				moduleOf(rel(d)) != "caddymodules/erpapp" && !allowedModuleImport[r+" "+rel(d)] {
+				t.Errorf("%s imports %s: modules share state through the erp app (caddymodules/erpapp), not each other's packages", r, rel(d))
+			}
+			if under(d, "github.com/spf13/viper") && r != "authsvc/standalone" {
+				t.Errorf("%s imports viper: only authsvc/standalone (the standalone auth service's YAML) may", r)
 			}
 		}
 	}
