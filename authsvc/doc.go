@@ -4,6 +4,12 @@
 // keys. It is served in-process by the `erp_authsvc` Caddy handler and
 // standalone by `gateway authsvc --config FILE`; both serve Handler.
 //
+// A *Service owns the auth rules and its in-process state (throttles, the
+// signing keys in use, revocation subscribers); what persists is package
+// store's. It must not import Caddy, viper or anything under caddymodules/:
+// the Caddy handler (caddymodules/authsvc) and the standalone server
+// (authsvc/standalone) import it, never the other way round.
+//
 // # Flows (all under /api/v1/auth, every answer an envelope)
 //
 // login → select-company → refresh → switch-company → logout (this session

@@ -5,7 +5,9 @@
 // with Redis (its own demo backend, its own plain route, and the routes with
 // the Redis quota store: the erp app's Redis is per process). It loads each
 // route in turn with the same client and prints req/s, p50 and p99, and each
-// route's ratio to the plain route of its own process.
+// route's ratio to the plain route of its own process. It owns nothing beyond
+// one run and drives the built binary over HTTP: it imports nothing of ours
+// and must not import Caddy (it lives outside cmd/).
 //
 //	go run ./bench -gateway bin/gateway            (make bench)
 //

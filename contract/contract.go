@@ -1,6 +1,8 @@
 // Package contract holds the contract shared by the edge and the auth service:
 // error codes, header, claim and placeholder names, and Redis key names.
 // These names are user-facing (see DESIGN.md); changing one is a breaking change.
+// It owns the names and no state. Every layer imports it, so it imports only
+// the standard library: nothing of ours, no viper, no Caddy.
 package contract
 
 import (

@@ -1,6 +1,8 @@
 // Package loginname turns what a person types as their login (an email
 // address) into the one canonical name an account is stored and found under,
 // and into the key that keeps two accounts from looking alike.
+// It owns that rule and no state; the service and the store both import
+// it, so it must import nothing of ours and no Caddy.
 //
 // The rules:
 //

@@ -2,7 +2,9 @@
 // surface (auth service, admin API, usage, the generic backend route, the
 // envelope and every error code) and the reference page that renders it,
 // both embedded in the binary. The auth service serves them at
-// GET /api/v1/openapi.json and GET /api/v1/docs.
+// GET /api/v1/openapi.json and GET /api/v1/docs. It owns the document and
+// the page, no state; it imports only the standard library and must not
+// import the service (authsvc imports it) nor Caddy.
 //
 // The document is written by hand (openapi.json) and kept true to the
 // routes by tests: authsvc's openapi_test.go compares it with the router

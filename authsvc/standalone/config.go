@@ -3,7 +3,7 @@
 // and ERP_* variables, read with viper) and its plain net/http server.
 // Registering the command is caddymodules/authsvc's job; this package must
 // not import Caddy nor anything under caddymodules/, and it is the only
-// package that links viper.
+// package that imports viper.
 package standalone
 
 import (

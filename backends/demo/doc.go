@@ -3,6 +3,10 @@
 // New returns a *Server that is an http.Handler; the Caddy module erp_demo
 // (caddymodules/demo) only wraps it.
 //
+// Each Server owns its own seeded data; nothing is shared between Servers.
+// A public library, it must not import Caddy or anything under
+// caddymodules/; of ours it imports only backends/edgeassert.
+//
 // # Companies and data
 //
 // Two companies are seeded the same way on every New, with no randomness:

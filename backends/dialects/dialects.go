@@ -2,7 +2,9 @@
 // dialects: the one query syntax clients use against every backend, and the
 // Dialect interface each backend protocol (packages rest, odata, jsonrpc)
 // implements to rewrite a request on the way in and to read the answer on the
-// way out.
+// way out. It owns that syntax and that contract, and no state. Public and
+// Caddy-free, it must not import Caddy or anything under caddymodules/; of
+// ours it imports only contract and internal/envelope.
 //
 // # The envelope's query
 //

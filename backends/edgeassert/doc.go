@@ -1,5 +1,9 @@
 // Package edgeassert lets an ERP service written in Go tell requests that
 // came through the erpgate edge from anyone else who can reach it.
+// A Verifier owns its key set and its cache of verified assertions; there is
+// no package-wide state. Other Go modules import it, so it must not import
+// Caddy or anything under caddymodules/; of ours it imports only
+// internal/jwtverify and internal/tokenjson.
 //
 // The edge vouches for every request it proxies with an edge assertion: a
 // short-lived JWT in the X-ERP-Assertion header, signed with the edge's own

@@ -1,4 +1,6 @@
-// Package all blank-imports every erpgate Caddy module.
+// Package all blank-imports every erpgate Caddy module. It owns nothing but
+// that list; only cmd/ and the root package (xcaddy's entry) may import it,
+// so no module can import it back.
 package all
 
 import (

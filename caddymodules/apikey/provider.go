@@ -1,5 +1,9 @@
 // Package apikey is the erp_api_key authentication provider: it verifies API
 // keys through the auth service's introspection, with a bounded cache.
+// It owns no state of its own: the cache is a lasting value kept by the erp
+// app (erpapp.Keep), the refusal audit the config's (edgeauth). Of
+// caddymodules it imports only the erp app and caddymodules/internal/edgeauth,
+// never another module package.
 package apikey
 
 import (

@@ -1,7 +1,8 @@
 // Package authsvc is the `erp_authsvc` Caddy handler: it serves the auth
 // service (package github.com/erpgate/erpgate/authsvc) in-process. It owns
 // no state: the service, its settings and its store belong to the erp app
-// (caddymodules/erpapp). It must not import another module package.
+// (caddymodules/erpapp). It must not import a module package other than the
+// erp app.
 package authsvc
 
 import (

@@ -1,6 +1,11 @@
 // Package authz is the erp_authz handler (company binding, permission check,
 // trusted identity headers) and the erp_auth directive that puts it behind
 // Caddy's authentication handler with the erp_jwt and erp_api_key providers.
+// A handler owns its cache of the edge assertions it signed (per config,
+// not kept across reloads); the refusal log and the auth service come from
+// the erp app. Besides the erp app it imports the provider packages
+// companyjwt and apikey, whose configs erp_auth builds, and no other module
+// package.
 package authz
 
 import (

@@ -1,5 +1,9 @@
 // Package companyjwt is the erp_jwt authentication provider: it verifies
-// company-scoped access tokens against the issuer's JWKS.
+// company-scoped access tokens against the issuer's JWKS. It owns no state
+// of its own: the key set and the cache of verified tokens are a lasting
+// value kept by the erp app (erpapp.Keep), the refusal audit the config's
+// (edgeauth). Of caddymodules it imports only the erp app and
+// caddymodules/internal/edgeauth, never another module package.
 package companyjwt
 
 import (

@@ -1,6 +1,8 @@
 // Package demo is the Caddy module erp_demo: the demo ERP backend of
 // backends/demo served by Caddy, so Caddyfile.example runs the edge and its
-// backend in one process.
+// backend in one process. Its assertion verifier is a lasting value kept by
+// the erp app (erpapp.Keep); the data is the backends/demo server's. Of
+// caddymodules it imports only the erp app.
 package demo
 
 import (

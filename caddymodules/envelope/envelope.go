@@ -1,6 +1,9 @@
 // Package envelope is the erp_envelope handler: it wraps every JSON answer the
 // edge returns — backend answers and the edge's own errors — in erpgate's
-// envelope, and gives every request an id.
+// envelope, and gives every request an id. It owns nothing across requests
+// (only pooled buffers); the envelope's shape is internal/envelope's. It
+// does not use the erp app and imports no module package, only
+// caddymodules/internal helpers (caddyfileutil, placeholders).
 package envelope
 
 import (

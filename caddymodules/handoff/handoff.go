@@ -3,6 +3,11 @@
 // are handed to the new config's server for the same address instead of
 // being closed under the client's feet.
 //
+// It owns the process's one registry of wrapped listeners (it must outlive
+// every config, so it is a package variable, not the erp app's). It does not
+// use the erp app; of caddymodules it imports only
+// caddymodules/internal/caddyfileutil.
+//
 // # The race it removes
 //
 // A reload starts the new config's servers, then shuts the old ones down.

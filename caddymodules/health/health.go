@@ -1,5 +1,6 @@
 // Package health is the erp_health handler: liveness and readiness of the
-// edge and the servers the erp app depends on.
+// edge and the servers the erp app depends on. It owns no state: it asks
+// the erp app (App.Ready) and imports no module package but the erp app.
 package health
 
 import (

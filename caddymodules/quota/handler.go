@@ -1,5 +1,11 @@
 // Package quota is the erp_quota handler: per-company rate limits and
-// monthly quotas, exact across every edge instance through Redis.
+// monthly quotas, exact across every edge instance through Redis. The
+// limiter state is not its own: the in-memory counters and the Redis client
+// are the erp app's (Lasting.QuotaMemory, App.RedisClient); a handler
+// registers itself as the config's quota (App.SetQuota) for erp_usage. It
+// keeps only its Prometheus collectors, registered on each config's
+// registry (internal/promreg). Of caddymodules it imports only the erp app
+// and caddymodules/internal/caddyfileutil.
 //
 // The arithmetic and the stores are in the limit package (no Caddy import):
 // a sliding-window log for rates (why not GCRA or a fixed window: see the

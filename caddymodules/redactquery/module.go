@@ -2,6 +2,8 @@
 // the value of every query parameter whose name looks like a credential in a
 // logged URL (the access log's `request>uri`, a `Referer`, `Location` or
 // `Link` header), where Caddy's own `query` filter takes exact names only.
+// It owns no state; of caddymodules it imports only
+// caddymodules/internal/caddyfileutil.
 package redactquery
 
 import (

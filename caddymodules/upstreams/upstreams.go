@@ -1,5 +1,7 @@
 // Package upstreams is the Caddy module http.reverse_proxy.upstreams.erp:
 // the upstreams of the backend version erp_version chose for the request.
+// It owns no state: it reads the erp app's *erpapp.Version from the
+// request's variables; it imports no module package but the erp app.
 package upstreams
 
 import (

@@ -3,7 +3,9 @@
 // It imports what an xcaddy build with `--with github.com/erpgate/erpgate`
 // imports (Caddy's standard modules and the erpgate package), so both
 // builds hold the same modules and subcommands (`erp …`, `authsvc`); the
-// subcommands register from the module packages.
+// subcommands register from the module packages. It owns nothing: it must
+// not import a module package directly, only the root package (and through
+// it caddymodules/all).
 package main
 
 import (

@@ -32,4 +32,11 @@
 // Only caddymodules/, cmd/ and the root package import Caddy, directly or
 // through any dependency; everything else can be tested and benchmarked
 // without it.
+//
+// Not checked here, and stated in the packages' own docs instead: module
+// packages share state through the erp app (caddymodules/erpapp) rather
+// than by importing one another, with two exceptions today: caddymodules/authz
+// imports companyjwt and apikey (erp_auth builds their configs), and
+// caddymodules/usage imports caddymodules/version (the deprecated-version
+// counts). It owns these rules only; it imports nothing of ours.
 package archtest

@@ -1,6 +1,8 @@
 // Package clientheaders removes identity-like headers a client sent, so that
 // nothing behind the edge (its own handlers, the auth service, a backend)
-// can take them for a statement of the edge.
+// can take them for a statement of the edge. It owns those lists of names
+// and the matching rule, no state; of ours it imports only contract, and it
+// must not import Caddy or anything under caddymodules/.
 //
 // Names are compared case-insensitively and with `_` and `-` alike: Go keeps
 // `X_User_ID` as a header distinct from `X-User-Id`, but many frameworks

@@ -1,6 +1,9 @@
 // Package credential is the one rule, shared by the edge's authentication
 // providers (erp_jwt, erp_api_key) and the auth service, for finding the
-// credential a request carries. A request carries at most one:
+// credential a request carries. It owns that rule and no state; of ours it
+// imports only contract, and it must not import Caddy or anything under
+// caddymodules/ (the auth service uses it too). A request carries at most
+// one:
 //
 //   - `Authorization: Bearer <token>`, `Authorization: ApiKey <key>` (or
 //     another scheme, which nothing here accepts),

@@ -1,5 +1,6 @@
 // Package demoauth logs demo users in through a running gateway's auth
-// service, for whole-stack tests.
+// service, for whole-stack tests. It owns no state; of ours it imports only
+// internal/httpt, and no Caddy (it talks HTTP to the binary).
 package demoauth
 
 import (

@@ -10,6 +10,9 @@
 // client retries the same request later, unchanged, and it succeeds once the
 // dependency is back (pools reconnect by themselves; no restart). A 401
 // would tell it to throw its token away, a 500 that the server is broken.
+//
+// It owns that mapping and no state; of ours it imports only contract, and
+// it must not import Caddy or anything under caddymodules/.
 package depfail
 
 import (

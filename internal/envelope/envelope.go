@@ -1,6 +1,8 @@
 // Package envelope writes erpgate's response envelope (DESIGN.md, "Envelope").
 // It has no Caddy import: the edge's erp_envelope handler and the auth service
-// both write through it, so every answer has the same shape.
+// both write through it, so every answer has the same shape. It owns that
+// shape and no state; of ours it imports only contract, and it must not
+// import Caddy or anything under caddymodules/ (backends/dialects uses it).
 //
 //	{"success":true,"data":…,"meta":{"timestamp":…,"request_id":…},"pagination":{…}}
 //	{"success":false,"data":null,"meta":{…},"errors":[{"code":…,"message":…}]}

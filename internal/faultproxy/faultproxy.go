@@ -2,7 +2,9 @@
 // gateway and a dependency (Postgres, Redis) to inject an outage: Cut closes
 // every live connection and refuses new ones, Restore lets connections
 // through again. The listening address never changes, so the process under
-// test keeps its configuration and has to reconnect on its own.
+// test keeps its configuration and has to reconnect on its own. A Proxy owns
+// its listener and connections, nothing else; it imports nothing of ours
+// and no Caddy.
 //
 // While cut, the proxy keeps listening but closes each accepted connection
 // at once: a client sees a reset or EOF immediately instead of a connect

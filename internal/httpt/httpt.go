@@ -1,5 +1,6 @@
 // Package httpt has small HTTP helpers for whole-stack tests: requests with
-// timeouts and envelope decoding.
+// timeouts and envelope decoding. It owns no state but its shared Client;
+// it imports nothing of ours and no Caddy.
 package httpt
 
 import (

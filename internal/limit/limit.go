@@ -30,8 +30,10 @@
 // anywhere. In Redis that is one Lua script, run by SHA; concurrent
 // decisions are batched (see Redis).
 //
-// It lives in internal/ as every Caddy-free core does: it imports no Caddy
-// and nothing under caddymodules/ (erp_quota is its Caddy glue).
+// It lives in internal/ as every Caddy-free core does: it imports no Caddy,
+// nothing under caddymodules/ and nothing else of ours (erp_quota is its
+// Caddy glue). It owns the limit rule; the state is in the store its caller
+// makes (the erp app keeps the in-memory one across reloads).
 package limit
 
 import (

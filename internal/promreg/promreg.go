@@ -2,8 +2,8 @@
 // across config reloads. Caddy gives each loaded config its own registry
 // (caddy.Context.GetMetricsRegistry), so a module registers its collectors
 // in every Provision, and two modules of one config may register the same
-// collector: both are normal, not errors. It imports no Caddy and nothing
-// of ours.
+// collector: both are normal, not errors. It owns no state (the registry
+// is the config's); it imports no Caddy and nothing of ours.
 package promreg
 
 import (

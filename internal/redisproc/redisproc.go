@@ -1,6 +1,8 @@
 // Package redisproc runs a private redis-server for tests that must stop
 // and restart Redis without disturbing anyone else's (the shared server of
-// `make test` stays up). It is for tests only; it imports no Caddy.
+// `make test` stays up). It is for tests only and owns the redis-server
+// processes it starts; of ours it imports only internal/stacktest, and no
+// Caddy.
 package redisproc
 
 import (

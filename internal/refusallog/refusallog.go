@@ -1,7 +1,10 @@
 // Package refusallog writes the log lines of refusals — bad tokens and API
 // keys, cross-company requests, rate-limited requests, failed logins —
 // through one sampler (internal/sampling, the refusal audit's), so that a
-// flood of them costs a bounded number of lines whatever its rate.
+// flood of them costs a bounded number of lines whatever its rate. A Log
+// owns its windows' counts (the erp app keeps one per config); of ours it
+// imports only internal/sampling, and it must not import Caddy or anything
+// under caddymodules/ (the auth service uses it too).
 //
 // Refusals are keyed by the logger, the message and a reason from a short
 // fixed list. In each window of Interval, opened by its key's first

@@ -9,6 +9,10 @@
 //
 // Messages are a bare session id, `apikey:<key id>` for a revoked API key,
 // or `apikey-rotated:<key id>` for a rotated one.
+//
+// A Set owns one instance's view; the erp app keeps one per Lasting, across
+// reloads. Of ours it imports only contract, and it must not import Caddy
+// or anything under caddymodules/.
 package revocation
 
 import (

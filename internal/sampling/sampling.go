@@ -1,7 +1,8 @@
 // Package sampling decides which of many like events are recorded one by
 // one and counts the rest: the one mechanism behind the sampled refusal
 // audit (caddymodules/internal/edgeauth) and the sampled refusal log lines
-// (internal/refusallog). It has no Caddy import and reads no clock.
+// (internal/refusallog). A Sampler owns its keys' windows and counts; it
+// has no Caddy import, imports nothing of ours and reads no clock.
 package sampling
 
 import (

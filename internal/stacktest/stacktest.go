@@ -1,5 +1,7 @@
 // Package stacktest starts the real gateway binary on free loopback ports
-// and lets whole-stack tests talk HTTP to it.
+// and lets whole-stack tests talk HTTP to it. It owns the gateway processes
+// it starts and the binary it builds once per test process; it imports
+// nothing of ours and no Caddy (it runs the binary).
 //
 // The binary is ERP_TEST_BINARY when set (make test builds it once), else it
 // is built once per test process (with -race when the tests run with -race).

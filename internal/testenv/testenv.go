@@ -1,6 +1,8 @@
 // Package testenv gives tests their own Postgres database and Redis key
 // prefix on the servers `make test` provides. A test that needs a server fails
-// when it cannot reach it; it never skips.
+// when it cannot reach it; it never skips. It owns no state shared between
+// tests (each gets its own database and prefix); it imports nothing of ours
+// and no Caddy.
 //
 // ERP_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
 // names the maintenance database used to create per-test databases;

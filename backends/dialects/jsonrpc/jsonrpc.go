@@ -1,6 +1,9 @@
 // Package jsonrpc is the JSON-RPC 2.0 dialect, in the style of Odoo's
 // `call_kw`: every read becomes a POST of a JSON-RPC request whose params
-// name the model, the method and its arguments.
+// name the model, the method and its arguments. It owns that mapping and no
+// state; it must not import Caddy or anything under caddymodules/ (its Caddy
+// module is caddymodules/dialects/jsonrpc); of ours it imports only package
+// dialects, contract and internal/envelope.
 //
 // A collection GET becomes a JSON-RPC batch (JSON-RPC 2.0 §6) of two calls,
 // so the page and its total come in one round trip:

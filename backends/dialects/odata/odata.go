@@ -1,4 +1,7 @@
-// Package odata is the OData v4 dialect.
+// Package odata is the OData v4 dialect. It owns that mapping and no state;
+// it must not import Caddy or anything under caddymodules/ (its Caddy module
+// is caddymodules/dialects/odata); of ours it imports only package dialects,
+// contract and internal/envelope.
 //
 // Requests: a collection GET gets `$top` (limit), `$skip` ((page-1)×limit,
 // omitted for page 1), `$count=true`, `$orderby` ("price desc,name asc") and

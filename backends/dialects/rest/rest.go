@@ -4,6 +4,10 @@
 // on; answers are read by envelope.REST (JSON as data, `X-Total-Count`,
 // `X-Page`/`X-Per-Page` and `Link: rel="next"` as pagination, RFC 9457
 // problem details as errors).
+//
+// It owns that mapping and no state; it must not import Caddy or anything
+// under caddymodules/ (its Caddy module is caddymodules/dialects/rest); of
+// ours it imports only package dialects and internal/envelope.
 package rest
 
 import (

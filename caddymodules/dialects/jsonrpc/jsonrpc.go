@@ -1,6 +1,7 @@
 // Package jsonrpc is the Caddy module erp.dialects.jsonrpc: the JSON-RPC 2.0
 // dialect (Odoo call_kw style) of backends/dialects/jsonrpc, chosen per
-// backend in the erp app.
+// backend in the erp app. It owns no state and imports nothing under
+// caddymodules/: the erp app loads it as a module, not as a Go import.
 package jsonrpc
 
 import (

@@ -1,5 +1,7 @@
 // Package odata is the Caddy module erp.dialects.odata: the OData v4 dialect
-// of backends/dialects/odata, chosen per backend in the erp app.
+// of backends/dialects/odata, chosen per backend in the erp app. It owns no
+// state and imports nothing under caddymodules/: the erp app loads it as a
+// module, not as a Go import.
 package odata
 
 import (

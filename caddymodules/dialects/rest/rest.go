@@ -1,5 +1,7 @@
 // Package rest is the Caddy module erp.dialects.rest: the REST dialect of
-// backends/dialects/rest, chosen per backend in the erp app.
+// backends/dialects/rest, chosen per backend in the erp app. It owns no
+// state and imports nothing under caddymodules/: the erp app loads it as a
+// module, not as a Go import.
 package rest
 
 import (

@@ -1,5 +1,6 @@
 // Package adapttest runs golden Caddyfile → JSON adapt cases, for the
-// tests of the modules under caddymodules/; it imports nothing of ours.
+// tests of the modules under caddymodules/; it owns no state and imports
+// nothing of ours.
 package adapttest
 
 import (

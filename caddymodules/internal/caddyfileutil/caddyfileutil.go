@@ -1,7 +1,7 @@
 // Package caddyfileutil holds the Caddyfile parsing rules every erpgate
 // directive shares: no stray arguments, and each subdirective at most once
 // unless it is meant to repeat. It is Caddy glue for the modules under
-// caddymodules/ and imports nothing of ours.
+// caddymodules/, owns no state and imports nothing of ours.
 package caddyfileutil
 
 import "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"

@@ -3,7 +3,8 @@
 // erp_envelope why it refused a credential, their metrics and the audit of
 // refusals. It owns no state across configs: what the providers share
 // lives in the erp app (caddymodules/erpapp: its Lasting and OfConfig). It
-// must not import a module package of caddymodules.
+// imports the erp app and must not import any other module package of
+// caddymodules (the providers import it).
 package edgeauth
 
 import (

@@ -1,6 +1,7 @@
 // Package placeholders publishes the edge's per-request values
 // ({erp.request_id}, {erp.api_version}, {erp.backend}) as Caddy
-// placeholders.
+// placeholders. It owns no state (the values live in each request's
+// variables); of ours it imports only contract, and no module package.
 //
 // They are read from the request's variables (where erp_envelope and
 // erp_version keep them) by one replacer provider per request, instead of
