@@ -9,8 +9,8 @@
 //
 // Modules get what they need from the app (Get) in Provision, through typed
 // methods. Not here: per-handler state that dies with its config (such as
-// erp_authz's assertion cache), erp_version's process-wide count of calls
-// to deprecated versions and erp_handoff's registry of listeners.
+// erp_authz's assertion cache), the process-wide Prometheus collectors
+// (internal/promreg) and erp_handoff's registry of listeners.
 //
 // This package may import the Caddy-free cores (authsvc, authsvc/store,
 // backends/dialects/…, internal/…) and caddymodules/internal/caddyfileutil,

@@ -1,9 +1,10 @@
 // Package usage is the erp_usage handler: `GET /api/v1/usage`, the calling
 // company's current rate window, quota use and calls to deprecated versions.
 // It owns no state: the limits are read through the erp app
-// (erpapp.App.Quota), never by importing erp_quota's package; the
-// deprecated-version calls come from caddymodules/version (DeprecatedCalls),
-// the one other module package it imports.
+// (erpapp.App.Quota), never by importing erp_quota's package, and the
+// deprecated-version calls from the erp app's lasting counter
+// (erpapp.Lasting.Deprecations). Of caddymodules it imports only the erp app
+// and caddyfileutil.
 package usage
 
 import (

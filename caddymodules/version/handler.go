@@ -3,10 +3,10 @@
 // version (through `reverse_proxy { dynamic erp }`), applies the backend's
 // dialect, and answers for deprecated and sunset versions.
 //
-// The backend registry is the erp app's (App.Backend); this package owns the
-// process-wide count of calls to deprecated versions (usage.go, kept across
-// reloads, read by erp_usage through DeprecatedCalls) and its Prometheus
-// collectors (registered per config with internal/promreg). Of caddymodules it
+// The backend registry is the erp app's (App.Backend), and so is the count of
+// calls to deprecated versions (erpapp.Lasting.Deprecations, kept across
+// reloads, read by erp_usage); this package owns its Prometheus collectors
+// (registered with internal/promreg). Of caddymodules it
 // imports only the erp app and the internal helpers caddyfileutil and
 // placeholders.
 package version

@@ -33,10 +33,7 @@
 // through any dependency; everything else can be tested and benchmarked
 // without it.
 //
-// Not checked here, and stated in the packages' own docs instead: module
-// packages share state through the erp app (caddymodules/erpapp) rather
-// than by importing one another, with two exceptions today: caddymodules/authz
-// imports companyjwt and apikey (erp_auth builds their configs), and
-// caddymodules/usage imports caddymodules/version (the deprecated-version
-// counts). It owns these rules only; it imports nothing of ours.
+// A module package imports no other module package (the test names the one
+// exception: caddymodules/authz imports companyjwt and apikey, whose configs
+// erp_auth builds). It owns these rules only; it imports nothing of ours.
 package archtest
