@@ -270,9 +270,10 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 		return "", caddyhttp.Error(http.StatusUnauthorized, edgeauth.Unauthenticated(contract.CodeTokenExpired, "access token expired", "invalid_token"))
 	}
 	sign := h.sign
+	var svc *authsvc.Service
 	if sign == nil {
-		svc, err := h.app.AuthService()
-		if err != nil {
+		var err error
+		if svc, err = h.app.AuthService(); err != nil {
 			warnOnce(h.logger, &h.warned.noService, "no auth service in this process to sign edge assertions with: requests are proxied without one, and backends that verify them refuse")
 			return "", nil
 		}
@@ -283,6 +284,15 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 		Plan: plan, IssuedAt: now, Expiry: exp,
 	}
 	tok, err := sign(r.Context(), a)
+	// The chosen service's config may be unloaded by a reload while this
+	// request waits for the service to get ready (see AuthServiceAfter):
+	// then again on the newer one. Rapid reloads can unload several in a
+	// row; the request's ctx bounds the waiting, maxSignTries a flapping.
+	for i := 1; err != nil && svc != nil && i < maxSignTries; i++ {
+		if svc = h.app.AuthServiceAfter(r.Context(), svc); svc != nil {
+			tok, err = svc.SignAssertion(r.Context(), a)
+		}
+	}
 	if err != nil {
 		if ce := h.refusals.Check(r.Context(), zap.ErrorLevel, "signing the edge assertion failed", "unavailable"); ce != nil {
 			ce.Write(zap.Error(err), zap.String("request_id", requestID(r)))
@@ -294,6 +304,10 @@ func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user
 	}, now)
 	return tok, nil
 }
+
+// maxSignTries bounds the services one assertion is tried with: one per
+// config a burst of reloads unloads while the request waits.
+const maxSignTries = 8
 
 // warnings are logged once per handler.
 type warnings struct {

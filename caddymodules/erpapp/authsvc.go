@@ -1,6 +1,7 @@
 package erpapp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -245,6 +246,29 @@ func (a *App) AuthService() (*core.Service, error) {
 		return nil, errNoAuthService
 	}
 	return a.lasting.AuthService()
+}
+
+// AuthServiceAfter is the service to retry with after svc (an answer of
+// AuthService) failed for a request whose ctx is not done: the service
+// AuthService answers now when it is another one, else nil (svc's failure
+// stands).
+//
+// Why: a config's service prepares itself (migrations, signing keys) under
+// that config's context. During a reload the edge may choose the newest
+// config's service while it is still preparing; when the next reload unloads
+// that config, its context ends and every request waiting for it fails
+// with "context canceled" although a newer config serves. A request must
+// not fail for a reload alone: it retries once on the newer service,
+// still bounded by its own ctx.
+func (a *App) AuthServiceAfter(ctx context.Context, svc *core.Service) *core.Service {
+	if ctx.Err() != nil {
+		return nil
+	}
+	next, err := a.AuthService()
+	if err != nil || next == svc {
+		return nil
+	}
+	return next
 }
 
 // parseAuthSvc parses the `authsvc { … }` block of the erp app.

@@ -106,3 +106,49 @@ func TestAuthServiceOfLiveConfigs(t *testing.T) {
 		t.Fatal("the auth service of a cleaned-up config is still used")
 	}
 }
+
+// TestAuthServiceAfterReload: when the config whose service a request chose
+// is unloaded, the request is given the newer config's service to retry
+// with; the same service, or a request that is done, gets none.
+func TestAuthServiceAfterReload(t *testing.T) {
+	t.Parallel()
+	edge := provisioned(t, "lasting-test-4:")
+	defer edge.Cleanup()
+	octx, ocancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer ocancel()
+	old := &App{KeyPrefix: "lasting-test-4:"}
+	if err := old.Provision(octx); err != nil {
+		t.Fatal(err)
+	}
+	old.HostAuthService()
+	chosen, err := edge.AuthService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got := edge.AuthServiceAfter(ctx, chosen); got != nil {
+		t.Fatal("a retry offered while the chosen service is still the edge's")
+	}
+	next := provisioned(t, "lasting-test-4:")
+	defer next.Cleanup()
+	next.HostAuthService()
+	ocancel() // the reload unloads the old config: its context ends first
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	newer, err := next.ServedAuthService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := edge.AuthServiceAfter(ctx, chosen); got != newer {
+		t.Fatalf("retry with %p, want the newer config's %p", got, newer)
+	}
+	if got := edge.AuthServiceAfter(ctx, newer); got != nil {
+		t.Fatal("a retry offered on the same service")
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := edge.AuthServiceAfter(done, chosen); got != nil {
+		t.Fatal("a retry offered to a request that is done")
+	}
+}
