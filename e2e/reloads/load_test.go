@@ -84,7 +84,14 @@ func (l *load) client(ctx context.Context) {
 			var err error
 			c, err = net.DialTimeout("tcp", l.addr, 5*time.Second)
 			if err != nil {
-				l.record("dial", err.Error())
+				kind := "dial"
+				if errors.Is(err, syscall.ECONNRESET) {
+					// the same race at the handshake: the old socket closed
+					// with this connection in its backlog; no request byte
+					// was sent
+					kind = "dial: connection reset (new connection)"
+				}
+				l.record(kind, err.Error())
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
@@ -158,12 +165,11 @@ func (l *load) request() []byte {
 	return b.Bytes()
 }
 
-// failures is the number of failed exchanges.
 // failures counts the failed exchanges: those on a kept-alive connection
 // (what erp_handoff removes) and the rest; of these, a connection reset when
-// writing on a new connection is the one race documented as remaining (a
-// handshake completed on the old socket between its last accept and its
-// close, microseconds apart).
+// dialing or writing on a new connection is the one race documented as
+// remaining (a handshake reached the old socket between its last accept and
+// its close, microseconds apart; nothing of the request was read).
 func (l *load) failures() (keptAlive, other, newConnResets int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -171,7 +177,7 @@ func (l *load) failures() (keptAlive, other, newConnResets int) {
 		switch {
 		case strings.HasSuffix(kind, "(kept-alive connection)"):
 			keptAlive += v
-		case kind == "write: connection reset (new connection)":
+		case kind == "write: connection reset (new connection)", kind == "dial: connection reset (new connection)":
 			newConnResets += v
 		default:
 			other += v
