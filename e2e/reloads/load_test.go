@@ -166,10 +166,11 @@ func (l *load) request() []byte {
 }
 
 // failures counts the failed exchanges: those on a kept-alive connection
-// (what erp_handoff removes) and the rest; of these, a connection reset when
-// dialing or writing on a new connection is the one race documented as
-// remaining (a handshake reached the old socket between its last accept and
-// its close, microseconds apart; nothing of the request was read).
+// (what erp_handoff removes) and the rest; of these, a new connection reset
+// before any answer byte (at its handshake, its write, or its first read,
+// depending on when the RST arrives) is the one race documented as
+// remaining: its handshake reached the old socket between the socket's last
+// accept and its close, microseconds apart, so no server read the request.
 func (l *load) failures() (keptAlive, other, newConnResets int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -177,7 +178,9 @@ func (l *load) failures() (keptAlive, other, newConnResets int) {
 		switch {
 		case strings.HasSuffix(kind, "(kept-alive connection)"):
 			keptAlive += v
-		case kind == "write: connection reset (new connection)", kind == "dial: connection reset (new connection)":
+		case kind == "dial: connection reset (new connection)",
+			kind == "write: connection reset (new connection)",
+			kind == "read before any answer byte: connection reset (new connection)":
 			newConnResets += v
 		default:
 			other += v
