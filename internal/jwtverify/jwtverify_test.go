@@ -15,18 +15,10 @@ import (
 	gjwt "github.com/golang-jwt/jwt/v5"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-
-	"github.com/erpgate/erpgate/contract"
 )
 
 // Tokens here are signed with golang-jwt or by hand (crypto/ed25519): an
 // implementation other than the jwx code under test.
-
-func TestAssertionPrefixIsTheContracts(t *testing.T) {
-	if AssertionKIDPrefix != contract.AssertionKIDPrefix {
-		t.Fatalf("AssertionKIDPrefix %q, contract says %q", AssertionKIDPrefix, contract.AssertionKIDPrefix)
-	}
-}
 
 func signRaw(priv ed25519.PrivateKey, header, payload string) string {
 	enc := base64.RawURLEncoding

@@ -6,12 +6,14 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/erpgate/erpgate/contract"
 )
 
 // AssertionKIDPrefix starts the kid of every edge-assertion key and of no
-// access-token key (contract.AssertionKIDPrefix; not imported from there,
-// so that backends/edgeassert links no configuration code).
-const AssertionKIDPrefix = "edge-"
+// access-token key: the contract's name (contract holds names only, so
+// backends/edgeassert links nothing more through it).
+const AssertionKIDPrefix = contract.AssertionKIDPrefix
 
 // Purpose says which keys of erpgate's JWKS a verifier uses: the auth
 // service publishes access-token keys and edge-assertion keys in one set,
