@@ -6,6 +6,7 @@ RACEBIN   := $(BIN)/gateway-race
 
 export ERP_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export ERP_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+export ERP_TEST_NATS_URL     ?= nats://127.0.0.1:4222
 
 .PHONY: all build test services chromium vet bench xcaddy clean
 
@@ -14,7 +15,12 @@ all: build
 build:
 	$(GO) build -o $(GATEWAY) ./cmd/gateway
 
-services:
+# nats-server built from the Go module go.mod pins: the test NATS when none
+# runs, and the nodes of the cluster tests (ERP_TEST_NATS_SERVER)
+$(BIN)/nats-server: go.mod go.sum
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
+
+services: $(BIN)/nats-server
 	./scripts/services.sh
 
 # headless Chromium for the docs page test (Debian's package)
@@ -27,7 +33,7 @@ vet:
 # Whole-stack tests run the race-enabled binary built once here.
 test: services chromium vet
 	$(GO) build -race -o $(RACEBIN) ./cmd/gateway
-	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) $(GO) test -race -count=1 -timeout 12m ./...
+	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) ERP_TEST_NATS_SERVER=$(CURDIR)/$(BIN)/nats-server $(GO) test -race -count=1 -timeout 12m ./...
 
 bench: services build
 	./scripts/wrk.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure Postgres and Redis answer on 127.0.0.1 for the tests: uses the
-# ones already running, else installs them with apt-get (Debian) and starts
-# them. Fails — never skips — when it cannot.
+# Makes sure Postgres, Redis and NATS (with JetStream) answer on 127.0.0.1
+# for the tests: uses the ones already running, else installs Postgres and
+# Redis with apt-get (Debian) and starts them, and starts NATS from the
+# nats-server binary built from the Go module (bin/nats-server, made by
+# `make services`). Fails — never skips — when it cannot.
 set -euo pipefail
 
 PGHOST=127.0.0.1
@@ -65,5 +67,22 @@ ensure_redis() {
 	port_open "$REDIS_PORT" || { log "redis did not start"; exit 1; }
 }
 
+NATS_PORT=4222
+
+ensure_nats() {
+	if port_open "$NATS_PORT"; then
+		log "nats answers on 127.0.0.1:$NATS_PORT"
+		return
+	fi
+	local bin="${NATS_SERVER_BIN:-bin/nats-server}"
+	[ -x "$bin" ] || { log "no $bin: run make services"; exit 1; }
+	log "starting nats-server with JetStream"
+	mkdir -p /tmp/erpgate-nats
+	nohup "$bin" -a 127.0.0.1 -p "$NATS_PORT" -js -sd /tmp/erpgate-nats >/tmp/erpgate-nats/server.log 2>&1 &
+	for _ in $(seq 1 40); do port_open "$NATS_PORT" && break; sleep 0.25; done
+	port_open "$NATS_PORT" || { log "nats did not start"; exit 1; }
+}
+
 ensure_postgres
 ensure_redis
+ensure_nats

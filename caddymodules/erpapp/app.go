@@ -96,6 +96,10 @@ type App struct {
 	// (see RefusalAudit). Default: its defaults.
 	RefusalAudit *RefusalAudit `json:"refusal_audit,omitempty"`
 
+	// NATS is the event engine: NATS JetStream, embedded by default (see
+	// NATS).
+	NATS *NATS `json:"nats,omitempty"`
+
 	// RefusalLog tunes the sampling of refusals' log lines (see
 	// RefusalLog). Default: its defaults.
 	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
@@ -145,12 +149,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRefusalLog(); err != nil {
 		return err
 	}
+	if err := a.NATS.validate(); err != nil {
+		return err
+	}
 	var err error
 	if a.authCfg, err = a.AuthSvc.coreConfig(a); err != nil {
 		return err
 	}
 	repl := caddy.NewReplacer()
-	if a.lasting, err = lastingFor(repl.ReplaceAll(a.Postgres, ""), repl.ReplaceAll(a.Redis, ""), a.KeyPrefix); err != nil {
+	if a.lasting, err = lastingFor(repl.ReplaceAll(a.Postgres, ""), repl.ReplaceAll(a.Redis, ""), a.KeyPrefix, a.natsURL()); err != nil {
 		return err
 	}
 	a.refusals = a.newRefusalLog()
@@ -174,6 +181,7 @@ func (a *App) Start() error {
 		a.logger.Warn("demo mode is on: demo companies and users with a published password are seeded; never use it in production")
 	}
 	a.lasting.listen(a.logger)
+	a.lasting.startEvents(a.NATS, a.natsURL(), a.logger)
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
 	for name, err := range a.Ready(ctx) {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +20,7 @@ import (
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/internal/deprecations"
+	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
@@ -35,9 +38,10 @@ import (
 //	is cleaned up.
 //
 // The base entry (a Lasting) is keyed by what defines it: the resolved
-// Postgres URL, Redis address and key prefix. It holds the Postgres pool,
+// Postgres URL, Redis address, key prefix and NATS URL. It holds the Postgres pool,
 // the Redis client, the revocation set and its Redis listener, the
-// embedded auth store (without Postgres), the master key made up when none
+// embedded auth store (without Postgres), the event engine (an embedded
+// nats-server or a connection to NATS), the master key made up when none
 // is configured, the in-memory limiter state, the counts of calls to
 // deprecated versions and the list of live configs that serve an auth
 // service. Modules keep their own lasting values (the
@@ -79,11 +83,19 @@ type Lasting struct {
 
 	mu    sync.Mutex
 	hosts []*App // live configs with an erp_authsvc handler, oldest first
+
+	instance    string // this process in events' source (/erpgate/<instance>)
+	eventsOnce  sync.Once
+	events      atomic.Pointer[events.Engine] // nil until started
+	eventsReady chan struct{}                 // closed when events is set
 }
 
 // Destruct ends the background work and closes the clients.
 func (l *Lasting) Destruct() error {
 	l.cancel()
+	if e := l.events.Load(); e != nil {
+		e.Close()
+	}
 	if l.pg != nil {
 		l.pg.Close()
 	}
@@ -95,10 +107,11 @@ func (l *Lasting) Destruct() error {
 
 // lastingFor takes (or makes) the Lasting of the resolved settings; the
 // clients are made without connecting.
-func lastingFor(dsn, redisAddr, prefix string) (*Lasting, error) {
-	key := "lasting\x00" + dsn + "\x00" + redisAddr + "\x00" + prefix
+func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
+	key := "lasting\x00" + dsn + "\x00" + redisAddr + "\x00" + prefix + "\x00" + natsURL
 	v, _, err := lastingPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		l := &Lasting{key: key, prefix: prefix, revocations: revocation.NewSet(time.Now), deprecations: deprecations.New()}
+		l := &Lasting{key: key, prefix: prefix, revocations: revocation.NewSet(time.Now), deprecations: deprecations.New(),
+			instance: fmt.Sprintf("%s-%d", hostnameOr("edge"), os.Getpid()), eventsReady: make(chan struct{})}
 		if dsn != "" {
 			cfg, err := pgxpool.ParseConfig(dsn)
 			if err != nil {

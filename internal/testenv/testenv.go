@@ -6,7 +6,9 @@
 //
 // ERP_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
 // names the maintenance database used to create per-test databases;
-// ERP_TEST_REDIS_URL (default redis://127.0.0.1:6379/0) the Redis server.
+// ERP_TEST_REDIS_URL (default redis://127.0.0.1:6379/0) the Redis server;
+// ERP_TEST_NATS_URL (default nats://127.0.0.1:4222) a NATS server with
+// JetStream (tests name their own streams and delete them).
 package testenv
 
 import (
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -38,6 +41,25 @@ func RedisURL() string {
 	}
 	return "redis://127.0.0.1:6379/0"
 }
+
+// NATSURL is the NATS server (with JetStream) tests use; the test fails
+// when it does not answer.
+func NATSURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("ERP_TEST_NATS_URL")
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(u, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("testenv: NATS unreachable at %s (run `make test`, which starts it): %v", redact(u), err)
+	}
+	nc.Close()
+	return u
+}
+
+// Name is a random name for a test's own resources (a stream, a key prefix).
+func Name() string { return "erpgate_t_" + randomName() }
 
 func randomName() string {
 	b := make([]byte, 6)
