@@ -156,6 +156,12 @@ type Deps struct {
 	// logins and second factors, refused refreshes and introspections).
 	// Default: one of the service's own, with refusallog's defaults.
 	RefusalLog *refusallog.Log
+	// Events is the event engine the audit records are published to as
+	// auth and admin events (events.go), or nil while it has not started
+	// (the records wait in the store's events outbox). Nil Events: this
+	// service publishes nothing; on Postgres the records wait for another
+	// instance's relay.
+	Events func() EventPublisher
 }
 
 // Service is the auth service. It is safe for concurrent use; one instance
@@ -175,6 +181,7 @@ type Service struct {
 	local    localRevocations
 	// relayKick wakes the relay (a revocation was recorded).
 	relayKick chan struct{}
+	events    func() EventPublisher // nil: no event relay
 	keys      *keyManager // access and login tokens
 	edgeKeys  *keyManager // the edge's assertions
 	jwks      atomic.Pointer[publishedKeys]
@@ -211,7 +218,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.KeyRotation <= cfg.AccessTTL {
 		return nil, errors.New("authsvc: key rotation must be longer than access_ttl")
 	}
-	s := &Service{cfg: cfg, pool: deps.Pool, store: deps.Store, logger: deps.Logger, clock: deps.Clock, hasher: deps.Hasher, mfa: deps.SecondFactor}
+	s := &Service{cfg: cfg, pool: deps.Pool, store: deps.Store, logger: deps.Logger, clock: deps.Clock, hasher: deps.Hasher, mfa: deps.SecondFactor,
+		events: deps.Events}
 	if s.clock == nil {
 		s.clock = SystemClock{}
 	}
@@ -366,6 +374,10 @@ func (s *Service) initialize(ctx context.Context) error {
 	s.wg.Add(2)
 	go s.background()
 	go s.relay()
+	if s.events != nil {
+		s.wg.Add(1)
+		go s.eventRelay()
+	}
 	return nil
 }
 

@@ -31,6 +31,10 @@ type Memory struct {
 	headHash    []byte
 	outbox      []Revocation // undelivered revocations, oldest first
 	outboxSeq   int64
+	events      []int64        // seqs of audit records not yet published as events, oldest first
+	eventsHeld  map[int64]bool // seqs a relay is publishing
+	eventsLost  int64          // seqs dropped from a full events outbox
+	appends     appendNotifier
 }
 
 type memRefresh struct {
@@ -65,6 +69,7 @@ func (m *Memory) appendLocked(ev Event) {
 	ev = ev.seal(m.headSeq+1, m.headHash)
 	m.audit = append(m.audit, ev)
 	m.headSeq, m.headHash = ev.Seq, ev.Hash
+	m.enqueueEventLocked(ev.Seq)
 }
 
 // revokeLocked revokes the active sessions in sc at now for reason, records

@@ -19,7 +19,8 @@ import (
 // inTx (postgres_tx.go). The schema comes from Migrate. The domains'
 // methods are in postgres_<domain>.go.
 type Postgres struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	appends appendNotifier // NotifyAppends
 }
 
 // NewPostgres returns the store on pool. It does no I/O.

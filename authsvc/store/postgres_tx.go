@@ -114,7 +114,11 @@ func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) 
 	if err != nil {
 		return err
 	}
-	return commitAudit(ctx, conn, *spec.ev, head)
+	if err := commitAudit(ctx, conn, *spec.ev, head); err != nil {
+		return err
+	}
+	p.appends.notify()
+	return nil
 }
 
 // close reads and discards the first round trip's remaining results,

@@ -61,6 +61,7 @@ type Store interface {
 	SigningKeyStore
 	AuditLog
 	RevocationOutbox
+	EventOutbox
 }
 
 // Page selects a slice of a listing: Offset rows skipped, at most Limit returned.

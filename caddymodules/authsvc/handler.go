@@ -17,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/promreg"
 )
 
 func init() {
@@ -70,7 +71,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	app.HostAuthService()
 	h.app = app
-	return nil
+	// The auth and admin events relay's backlog and counts (authsvc/events.go).
+	return promreg.RegisterProcessWide(ctx.GetMetricsRegistry(), core.EventMetrics()...)
 }
 
 // ServeHTTP serves the auth service's paths and is terminal for them.

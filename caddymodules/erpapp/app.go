@@ -182,6 +182,13 @@ func (a *App) Start() error {
 	}
 	a.lasting.listen(a.logger)
 	a.lasting.startEvents(a.NATS, a.natsURL(), a.logger)
+	if a.hosts() {
+		// Prepare the auth service now rather than at its first request:
+		// its event relay publishes what a crashed process left.
+		if svc, err := a.ServedAuthService(); err == nil {
+			svc.Prepared()
+		}
+	}
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
 	for name, err := range a.Ready(ctx) {

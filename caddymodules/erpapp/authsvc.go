@@ -208,7 +208,7 @@ func (a *App) ServedAuthService() (*core.Service, error) {
 		return nil, errors.New("erp: the config was unloaded")
 	}
 	cfg := a.authCfg
-	deps := core.Deps{Pool: a.lasting.pg, Redis: a.lasting.rdb, Logger: a.logger, RefusalLog: a.refusals}
+	deps := core.Deps{Pool: a.lasting.pg, Redis: a.lasting.rdb, Logger: a.logger, RefusalLog: a.refusals, Events: a.lasting.eventPublisher}
 	if a.lasting.authStore != nil {
 		deps.Store = a.lasting.authStore // embedded: sessions and keys outlive the config
 	}
@@ -350,4 +350,11 @@ func (p *PasswordHashing) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		*dst = v
 		return nil
 	})
+}
+
+// hosts reports whether this config serves the auth service.
+func (a *App) hosts() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hosting
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/internal/events"
 )
 
@@ -118,6 +119,15 @@ func (l *Lasting) Events() (*events.Engine, error) {
 		return e, nil
 	}
 	return nil, ErrEventsNotReady
+}
+
+// eventPublisher is the engine as the auth service's event relay takes
+// it: nil until it started.
+func (l *Lasting) eventPublisher() core.EventPublisher {
+	if e := l.events.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // EventsWait waits for the event engine until ctx ends.
