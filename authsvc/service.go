@@ -182,8 +182,8 @@ type Service struct {
 	// relayKick wakes the relay (a revocation was recorded).
 	relayKick chan struct{}
 	events    func() EventPublisher // nil: no event relay
-	keys      *keyManager // access and login tokens
-	edgeKeys  *keyManager // the edge's assertions
+	keys      *keyManager           // access and login tokens
+	edgeKeys  *keyManager           // the edge's assertions
 	jwks      atomic.Pointer[publishedKeys]
 	jwksMu    sync.Mutex // one publisher at a time: the newest rings win
 	sealer    *Sealer
