@@ -81,6 +81,7 @@ type envOpts struct {
 	prefix   string
 	clock    *fakeClock
 	hasher   authsvc.PasswordHasher // default: cheap argon2 parameters
+	events   func() authsvc.EventPublisher
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -100,7 +101,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if cfg.IntrospectionSecret == "" {
 		cfg.IntrospectionSecret = "edge-secret-for-tests"
 	}
-	deps := authsvc.Deps{Logger: zap.New(core), Clock: e.clock, Hasher: e.hasher}
+	deps := authsvc.Deps{Logger: zap.New(core), Clock: e.clock, Hasher: e.hasher, Events: o.events}
 	if o.external {
 		pool := o.pool
 		if pool == nil {
