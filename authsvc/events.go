@@ -210,7 +210,10 @@ func (s *Service) eventRelay() {
 			counted = now
 		}
 		pub := s.publisher()
-		if pub == nil { // the engine has not started (yet): the records wait
+		if r, ok := pub.(interface{ Ready() bool }); ok && !r.Ready() {
+			pub = nil // NATS is away: no publish that would wait for it (holding the rows) until the timeout
+		}
+		if pub == nil { // the engine has not started (yet) or NATS is away: the records wait
 			backoff = eventRelayBackoffMin
 			t.Reset(backoff)
 			continue

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/internal/events"
+	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 func TestAuditEventType(t *testing.T) {
@@ -176,7 +178,9 @@ func TestEventRelay(t *testing.T) {
 	if login.CompanyID != "" || login.Source != events.SourceAuthsvc || !strings.HasPrefix(login.ID, "audit-") {
 		t.Fatalf("login event %+v", login)
 	}
-	rec.of(t, "erp.auth.company.selected", func(ev *events.Event, d map[string]any) bool { return ev.CompanyID == "acme" && d["actor_id"] == userID })
+	rec.of(t, "erp.auth.company.selected", func(ev *events.Event, d map[string]any) bool {
+		return ev.CompanyID == "acme" && d["actor_id"] == userID
+	})
 	rec.of(t, "erp.admin.company.created", func(ev *events.Event, d map[string]any) bool { return ev.Subject == "acme" })
 
 	// NATS down: a refresh-token reuse waits in the outbox, and arrives
@@ -250,4 +254,89 @@ func BenchmarkAuditCloudEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEventOutbox: auth events through the outbox on Postgres and the
+// external NATS. append: b.N records appended in parallel (as requests do)
+// while the relay publishes them, the time ending when the outbox is empty;
+// append_no_relay: the same appends with no relay (what the outbox costs
+// the requests is the difference); drain: b.N records waiting (NATS was
+// away), then published by one relay: its throughput.
+func BenchmarkEventOutbox(b *testing.B) {
+	b.Run("append", func(b *testing.B) { benchOutbox(b, "append") })
+	b.Run("append_no_relay", func(b *testing.B) { benchOutbox(b, "no_relay") })
+	b.Run("drain", func(b *testing.B) { benchOutbox(b, "drain") })
+}
+
+func benchOutbox(b *testing.B, mode string) {
+	ctx := context.Background()
+	prefix := testenv.Name() + ":"
+	engine, err := events.Open(ctx, events.Config{URL: testenv.NATSURL(b), Names: events.NamesFor(prefix)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = engine.JetStream().DeleteStream(context.Background(), engine.Names().Stream)
+		engine.Close()
+	})
+	var up atomic.Bool // NATS "reachable" for the relay
+	up.Store(mode != "drain")
+	o := envOpts{external: true}
+	if mode != "no_relay" {
+		o.events = func() authsvc.EventPublisher {
+			if up.Load() {
+				return engine
+			}
+			return nil
+		}
+	}
+	e := newEnv(b, o)
+	if err := e.svc.Ready(ctx); err != nil {
+		b.Fatal(err)
+	}
+	backlog := func() int64 {
+		n, err := e.svc.Store().EventBacklog(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	drained := func() {
+		for backlog() != 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if mode == "append" {
+		drained() // the demo seed's
+	}
+	appendAll := func() {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := e.svc.Record(ctx, store.Event{Type: store.EventLoginFailed, IP: "192.0.2.9", RequestID: "bench",
+					Details: map[string]string{"reason": "bad_password", "email": "x@example.test"}}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	before := engine.Stats().Published
+	b.ReportAllocs()
+	if mode == "drain" {
+		appendAll()
+		b.ResetTimer()
+		up.Store(true)
+		drained()
+	} else {
+		b.ResetTimer()
+		appendAll()
+		if mode == "append" {
+			drained()
+		}
+	}
+	b.StopTimer()
+	if got := engine.Stats().Published - before; mode != "no_relay" && got < uint64(b.N) {
+		b.Fatalf("%d events published for %d records", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
