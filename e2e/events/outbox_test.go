@@ -461,3 +461,82 @@ func TestOutboxCrash(t *testing.T) {
 		t.Fatalf("only %d login records for %d answered logins", logins, burst/2)
 	}
 }
+
+// TestOutboxNATSDown: while NATS is away, logins still work and their
+// events wait in the outbox (the backlog gauge shows them); once NATS is
+// back the same process publishes them all.
+func TestOutboxNATSDown(t *testing.T) {
+	s := outboxStart(t)
+	natsHost := strings.TrimPrefix(s.natsURL, "nats://")
+	if u, err := url.Parse(s.natsURL); err == nil && u.Host != "" {
+		natsHost = u.Host
+	}
+	proxy := faultproxy.Start(t, natsHost)
+	in := s.outboxGateway(t, "nats://"+proxy.Addr())
+	_, userID, _ := outboxLogin(t, in.URL, "alice@acme.test", demoauth.Password)
+	s.outboxWait(t, 20*time.Second, "first login", func(m outboxMsg) bool {
+		return m.ev.Type == "erp.auth.login.succeeded" && m.data["actor_id"] == userID
+	})
+
+	proxy.Cut()
+	const logins = 5
+	for range logins {
+		if st, _, _ := outboxLogin(t, in.URL, "bob@globex.test", demoauth.Password); st != 200 {
+			t.Fatalf("login while NATS is away: %d", st)
+		}
+	}
+	if n := outboxBacklog(t, s.pgURL); n < logins {
+		t.Fatalf("outbox holds %d records, want at least %d", n, logins)
+	}
+	gauge := regexp.MustCompile(`(?m)^erpgate_events_outbox_backlog (\d+)`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		m := gauge.FindStringSubmatch(string(httpt.Get(t, in.AdminURL+"/metrics", nil).Body))
+		if m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= logins {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("erpgate_events_outbox_backlog did not show the waiting records: %v", m)
+		}
+	}
+
+	proxy.Restore()
+	outboxDrained(t, s)
+	records := outboxRecords(t, s.pgURL)
+	ids := outboxIDs(s.outboxRead(t))
+	for id, typ := range records {
+		if ids[id] == 0 {
+			t.Errorf("audit record %s (%s) has no event after NATS came back", id, typ)
+		}
+	}
+}
+
+// TestOutboxMemoryStore: on the in-memory store the records are published
+// as they are appended; a restarted process counts its records from 1
+// again, and its events still have ids of their own (the record's hash is
+// in the id), so the stream's duplicate window does not swallow them.
+func TestOutboxMemoryStore(t *testing.T) {
+	s := outboxStart(t)
+	s.pgURL = "" // the in-memory store
+	first := s.outboxGateway(t, s.natsURL)
+	_, userID, _ := outboxLogin(t, first.URL, "alice@acme.test", demoauth.Password)
+	login1 := s.outboxWait(t, 10*time.Second, "login", func(m outboxMsg) bool {
+		return m.ev.Type == "erp.auth.login.succeeded" && m.data["actor_id"] == userID
+	})
+	before := outboxIDs(s.outboxRead(t))
+	first.Stop()
+
+	second := s.outboxGateway(t, s.natsURL)
+	_, userID2, _ := outboxLogin(t, second.URL, "alice@acme.test", demoauth.Password)
+	login2 := s.outboxWait(t, 10*time.Second, "login after the restart", func(m outboxMsg) bool {
+		return m.ev.Type == "erp.auth.login.succeeded" && m.data["actor_id"] == userID2
+	})
+	if login1.ev.ID == login2.ev.ID {
+		t.Fatalf("two logins, one event id %s", login1.ev.ID)
+	}
+	after := outboxIDs(s.outboxRead(t))
+	if len(after) != 2*len(before) {
+		t.Fatalf("%d events before the restart, %d after: the restarted process's events, seeded the same way, should double it", len(before), len(after))
+	}
+}
