@@ -136,6 +136,18 @@ func (l *Lasting) EventsWait(ctx context.Context) (*events.Engine, error) {
 	}
 }
 
+// eventsReadiness: nil when the event engine runs and is connected.
+func (l *Lasting) eventsReadiness() error {
+	e := l.events.Load()
+	switch {
+	case e == nil:
+		return errors.New("event engine not started")
+	case !e.Ready():
+		return errors.New("nats unreachable")
+	}
+	return nil
+}
+
 // Instance names this process in the source of the events it publishes.
 func (l *Lasting) Instance() string { return l.instance }
 
