@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -179,4 +180,31 @@ func runEventOutbox(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("backlog %d, want 0", b)
 		}
 	})
+}
+
+// TestMemoryEventOutboxBound: with nothing publishing, the in-memory outbox
+// keeps the newest records up to its bound (dropping the oldest tenth when
+// full) and counts the ones it dropped.
+func TestMemoryEventOutboxBound(t *testing.T) {
+	t.Parallel()
+	m := store.NewMemory()
+	const bound = 100_000
+	for i := range bound + 3 {
+		if err := m.AppendAudit(context.Background(), store.Event{Time: t0, Type: store.EventLoginFailed, RequestID: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := backlog(t, m); n != bound-bound/10+3 {
+		t.Fatalf("backlog %d, want %d", n, bound-bound/10+3)
+	}
+	if d := m.EventsDropped(); d != bound/10 {
+		t.Fatalf("dropped %d, want %d", d, bound/10)
+	}
+	var first int64
+	if _, _, err := m.RelayEvents(context.Background(), 1, func(evs []store.Event) (int, error) { first = evs[0].Seq; return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if first != bound/10+1 {
+		t.Fatalf("oldest kept record %d, want %d", first, bound/10+1)
+	}
 }
