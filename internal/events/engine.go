@@ -96,7 +96,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeServer()
 		return nil, fmt.Errorf("events: connect to NATS: %w", err)
 	}
-	if e.js, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	// An async publish whose acknowledgement never comes (the stream's
+	// leader died and the connection to another node stayed up: no
+	// reconnect fails it) times out and is retried; without a timeout it
+	// would hold the publisher, in-order acknowledgements, forever.
+	if e.js, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout)); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -164,6 +169,11 @@ func (e *Engine) ensureStream(ctx context.Context) error {
 	}
 	return nil
 }
+
+// publishAckTimeout bounds the wait for one asynchronous publish's
+// acknowledgement; a publish past it is sent again (same event id: stored
+// once). A stream leader election on a cluster takes a few seconds.
+const publishAckTimeout = 5 * time.Second
 
 // Names are the engine's stream and subject names.
 func (e *Engine) Names() Names { return e.cfg.Names }
@@ -259,6 +269,7 @@ func (e *Engine) run(ctx context.Context) {
 				e.failed.Add(1)
 				e.log.Debug("event publish failed; retrying", zap.String("event_id", p.ev.ID), zap.Error(err))
 				go e.retry(ctx, p.ev)
+			case <-ctx.Done(): // closing: what is still unacknowledged stays so
 			}
 		}
 	}()
