@@ -85,6 +85,11 @@ func TestClusterLeaderKilled(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	// Flush returned: every accepted event was acknowledged, retried
+	// ones included.
+	if st := e.Stats(); st.Published < uint64(len(accepted)) || st.Queued != 0 {
+		t.Fatalf("after Flush: stats %+v, %d events accepted", st, len(accepted))
+	}
 	if len(afterIDs) == 0 {
 		t.Fatal("nothing published after the kill")
 	}
