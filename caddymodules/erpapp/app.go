@@ -267,6 +267,7 @@ func (a *App) Ready(ctx context.Context) map[string]error {
 		}
 		out["redis"] = err
 	}
+	out["nats"] = a.lasting.eventsReadiness()
 	return out
 }
 

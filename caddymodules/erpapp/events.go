@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -135,6 +136,18 @@ func (l *Lasting) EventsWait(ctx context.Context) (*events.Engine, error) {
 	}
 }
 
+// eventsReadiness: nil when the event engine runs and is connected.
+func (l *Lasting) eventsReadiness() error {
+	e := l.events.Load()
+	switch {
+	case e == nil:
+		return errors.New("event engine not started")
+	case !e.Ready():
+		return errors.New("nats unreachable")
+	}
+	return nil
+}
+
 // Instance names this process in the source of the events it publishes.
 func (l *Lasting) Instance() string { return l.instance }
 
@@ -186,4 +199,73 @@ func hostnameOr(def string) string {
 		return h
 	}
 	return def
+}
+
+// BackendEvents configures the business events of a backend: each
+// successful write through the edge (POST, PUT, PATCH or DELETE answered
+// 2xx) publishes `erp.<resource>.created|updated|deleted` with the
+// resource id as subject and the answer's data.
+//
+//	backend invoices {
+//		events off              # publish nothing
+//	}
+//	backend ledger {
+//		events {
+//			resource ledger_entries   # erp.ledger_entries.created, …
+//		}
+//	}
+type BackendEvents struct {
+	// Off turns the backend's events off. Default: false.
+	Off bool `json:"off,omitempty"`
+	// Resource names the resource in the event types (letters, digits,
+	// '_' and '-'). Default: the backend's name.
+	Resource string `json:"resource,omitempty"`
+}
+
+func parseBackendEvents(d *caddyfile.Dispenser, backend string) (*BackendEvents, error) {
+	ev := new(BackendEvents)
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && (args[0] == "off" || args[0] == "on"):
+		ev.Off = args[0] == "off"
+	case len(args) != 0:
+		return nil, d.Errf("backend %s: events: expected on, off or a block", backend)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "resource":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			ev.Resource = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("backend %s: events: unknown subdirective %q", backend, d.Val())
+		}
+	}
+	return ev, nil
+}
+
+// EventResource is the resource named in the types of the backend's
+// business events, or "" when they are off.
+func (b *Backend) EventResource() string {
+	switch {
+	case b.Events != nil && b.Events.Off:
+		return ""
+	case b.Events != nil && b.Events.Resource != "":
+		return b.Events.Resource
+	}
+	return b.name
+}
+
+func (ev *BackendEvents) validate() error {
+	if ev == nil || ev.Resource == "" {
+		return nil
+	}
+	if strings.Contains(ev.Resource, ".") || !events.ValidType(ev.Resource) {
+		return errors.New("events: resource must be letters, digits, '_' and '-'")
+	}
+	return nil
 }
