@@ -740,7 +740,7 @@ func eventTargets(ports map[string]int, dir string) ([]target, error) {
 func caddyfileEvents(p map[string]int, ev string) string {
 	events := ""
 	if ev == "noev" {
-		events = "events {\n\t\t\t\toff\n\t\t\t}"
+		events = "events off"
 	}
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%[1]d

@@ -9,7 +9,6 @@ package events
 // but nothing is lost), and writes after the kill have theirs too.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,8 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	ievents "github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/demoauth"
+	ievents "github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/natstest"
 	"github.com/erpgate/erpgate/internal/stacktest"
 	"github.com/erpgate/erpgate/internal/testenv"
@@ -39,15 +38,12 @@ const clMasterKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 // clCaddyfile is Caddyfile.example with the events stream on 3 replicas.
 func clCaddyfile(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(stacktest.RepoRoot() + "/Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := stacktest.ExampleConfig(t)
 	const line = "nats {env.ERP_NATS_URL}\n"
-	if !bytes.Contains(b, []byte(line)) {
+	if !strings.Contains(b, line) {
 		t.Fatalf("Caddyfile.example has no %q line", strings.TrimSpace(line))
 	}
-	return strings.Replace(string(b), line, "nats {env.ERP_NATS_URL} {\n\t\t\treplicas 3\n\t\t}\n", 1)
+	return strings.Replace(b, line, "nats {env.ERP_NATS_URL} {\n\t\t\treplicas 3\n\t\t}\n", 1)
 }
 
 // clStack is a 3-node NATS cluster and n edge instances on it, sharing
