@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/internal/events"
@@ -268,4 +269,34 @@ func (ev *BackendEvents) validate() error {
 		return errors.New("events: resource must be letters, digits, '_' and '-'")
 	}
 	return nil
+}
+
+// eventsCollector exports the event engine's publishing counters on the
+// config's registry (the engine is lasting, so its counts go on across
+// reloads).
+type eventsCollector struct{ l *Lasting }
+
+var (
+	descEventsPublished = prometheus.NewDesc("erpgate_events_published_total", "Events the stream acknowledged (Publish and PublishSync).", nil, nil)
+	descEventsDropped   = prometheus.NewDesc("erpgate_events_dropped_total", "Events Publish dropped: its buffer was full, or the event was invalid.", nil, nil)
+	descEventsRetried   = prometheus.NewDesc("erpgate_events_publish_retries_total", "Asynchronous publishes that failed and were queued again.", nil, nil)
+	descEventsQueued    = prometheus.NewDesc("erpgate_events_queued", "Events waiting in Publish's buffer.", nil, nil)
+)
+
+func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descEventsPublished
+	ch <- descEventsDropped
+	ch <- descEventsRetried
+	ch <- descEventsQueued
+}
+
+func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
+	var st events.Stats
+	if e := c.l.events.Load(); e != nil {
+		st = e.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(descEventsPublished, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(descEventsDropped, prometheus.CounterValue, float64(st.Dropped))
+	ch <- prometheus.MustNewConstMetric(descEventsRetried, prometheus.CounterValue, float64(st.Failed))
+	ch <- prometheus.MustNewConstMetric(descEventsQueued, prometheus.GaugeValue, float64(st.Queued))
 }
