@@ -56,7 +56,7 @@ type clStack struct {
 	js    jetstream.JetStream
 }
 
-func clStart(t *testing.T, n int) *clStack {
+func clStart(t *testing.T, n int, extraEnv map[string]string) *clStack {
 	t.Helper()
 	c := natstest.Start(t, 3)
 	redisURL, prefix := testenv.Redis(t)
@@ -66,6 +66,9 @@ func clStart(t *testing.T, n int) *clStack {
 		"ERP_KEY_PREFIX":   prefix,
 		"ERP_MASTER_KEY":   clMasterKey,
 		"ERP_NATS_URL":     c.URLs(),
+	}
+	for k, v := range extraEnv {
+		env[k] = v
 	}
 	s := &clStack{nats: c, names: ievents.NamesFor(prefix)}
 	cfg := clCaddyfile(t)
@@ -202,28 +205,26 @@ func clSource(t *testing.T, edge *stacktest.Instance) string {
 	return ievents.EdgeSource(fmt.Sprintf("%s-%d", host, edge.Pid()))
 }
 
-func TestClusterStreamLeaderKilledUnderLoad(t *testing.T) {
-	t.Parallel()
-	s := clStart(t, 2)
-	token := demoauth.Login(t, s.edges[0].URL, "alice@acme.test", "acme").Access
-	seen := s.clWatch(t)
-
+// clLoad creates invoices through every edge without pause (two writers
+// per edge), kills the stream's leader after 2 s, writes 4 s more and
+// returns every write answered 2xx; a write answered otherwise fails the
+// test (publishing must never fail a write). It returns the killed node.
+func (s *clStack) clLoad(t *testing.T, token string) (writes []clWrite, killedNode int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	leader, err := s.nats.StreamLeader(ctx, s.js, s.names.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	var (
 		mu      sync.Mutex
-		writes  []clWrite
 		refused []string
 		killed  atomic.Bool
 		stop    = make(chan struct{})
 		wg      sync.WaitGroup
 	)
-	for w := range 4 { // two writers per edge, without pause
+	for w := range 2 * len(s.edges) {
 		edge := s.edges[w%len(s.edges)]
 		source := clSource(t, edge)
 		wg.Add(1)
@@ -255,8 +256,6 @@ func TestClusterStreamLeaderKilledUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	mu.Lock()
-	defer mu.Unlock()
 	if len(refused) > 0 {
 		t.Errorf("%d writes not answered 2xx (publishing must never fail a write), first: %s", len(refused), refused[0])
 	}
@@ -269,31 +268,47 @@ func TestClusterStreamLeaderKilledUnderLoad(t *testing.T) {
 	if after == 0 {
 		t.Fatalf("no write answered after the kill (%d before)", len(writes))
 	}
-	// Every answered write's event arrives (generous bound: a publish
-	// in flight at the kill waits for its ack timeout, then is resent).
+	t.Logf("%d writes answered, %d after the kill", len(writes), after)
+	return writes, leader
+}
+
+// clWaitAll waits until got (by source and resource id) holds every write,
+// or fails the test after d naming what is missing.
+func clWaitAll(t *testing.T, what string, writes []clWrite, got func() map[string]int, d time.Duration) {
+	t.Helper()
 	var missing []clWrite
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := seen()
+	for deadline := time.Now().Add(d); ; {
+		seen := got()
 		missing = missing[:0]
 		for _, w := range writes {
-			if got[w.source+" "+w.id] == 0 {
+			if seen[w.source+" "+w.id] == 0 {
 				missing = append(missing, w)
 			}
 		}
 		if len(missing) == 0 || time.Now().After(deadline) {
 			dups := 0
-			for _, n := range got {
+			for _, n := range seen {
 				dups += n - 1
 			}
-			t.Logf("%d writes answered (%d after the kill), %d distinct events seen, %d duplicates", len(writes), after, len(got), dups)
+			t.Logf("%s: %d distinct events for %d writes, %d duplicates", what, len(seen), len(writes), dups)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%d of %d answered writes have no event in the stream, first: %+v", len(missing), len(writes), missing[0])
+		t.Fatalf("%s: %d of %d answered writes have no event, first: %+v", what, len(missing), len(writes), missing[0])
 	}
+}
+
+func TestClusterStreamLeaderKilledUnderLoad(t *testing.T) {
+	t.Parallel()
+	s := clStart(t, 2, nil)
+	token := demoauth.Login(t, s.edges[0].URL, "alice@acme.test", "acme").Access
+	seen := s.clWatch(t)
+	writes, leader := s.clLoad(t, token)
+	// Every answered write's event arrives (generous bound: a publish
+	// in flight at the kill waits for its ack timeout, then is resent).
+	clWaitAll(t, "stream", writes, seen, 30*time.Second)
 
 	// The cluster takes the killed node back; writes still make events.
 	s.nats.Restart(leader)
@@ -301,10 +316,5 @@ func TestClusterStreamLeaderKilledUnderLoad(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("write after the restart: %d %v %s", status, err, body)
 	}
-	key := clSource(t, s.edges[1]) + " " + id
-	for deadline := time.Now().Add(10 * time.Second); seen()[key] == 0; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no event for %s after the node's restart", key)
-		}
-	}
+	clWaitAll(t, "after the restart", []clWrite{{source: clSource(t, s.edges[1]), id: id}}, seen, 10*time.Second)
 }
