@@ -277,7 +277,8 @@ func (s *clStack) clLoad(t *testing.T, token string) (writes []clWrite, killedNo
 func clWaitAll(t *testing.T, what string, writes []clWrite, got func() map[string]int, d time.Duration) {
 	t.Helper()
 	var missing []clWrite
-	for deadline := time.Now().Add(d); ; {
+	start := time.Now()
+	for deadline := start.Add(d); ; {
 		seen := got()
 		missing = missing[:0]
 		for _, w := range writes {
@@ -290,7 +291,7 @@ func clWaitAll(t *testing.T, what string, writes []clWrite, got func() map[strin
 			for _, n := range seen {
 				dups += n - 1
 			}
-			t.Logf("%s: %d distinct events for %d writes, %d duplicates", what, len(seen), len(writes), dups)
+			t.Logf("%s: %d distinct events for %d writes, %d duplicates, after %s", what, len(seen), len(writes), dups, time.Since(start).Round(time.Millisecond))
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
