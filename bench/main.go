@@ -288,6 +288,12 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		m := median(results[tg.name])
 		fmt.Printf("| %-24s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]), m.errors)
 	}
+	for _, ev := range []string{"ev", "noev"} {
+		if byName["write, events on"].port != 0 || byName["write, events off"].port != 0 {
+			fmt.Printf("\ngateway-%s: %s", ev, eventCounters(ports["admin-"+ev]))
+		}
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -787,4 +793,26 @@ http://:%[5]d {
 	}
 }
 `, p["admin-"+ev], p["demo-"+ev], p["plain-"+ev], p["login-"+ev], p["full-"+ev], events)
+}
+
+// eventCounters are the event engine's counters of a process (its
+// Prometheus metrics on the admin endpoint): what the events targets made
+// it publish.
+func eventCounters(admin int) string {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", admin))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "erpgate_events_") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return "no erpgate_events_ metrics"
+	}
+	return strings.Join(out, ", ")
 }
