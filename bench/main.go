@@ -3,7 +3,10 @@
 // (the demo backend itself, "direct"; a plain `reverse_proxy` route,
 // "plain"; and the erpgate routes with the in-memory quota store) and one
 // with Redis (its own demo backend, its own plain route, and the routes with
-// the Redis quota store: the erp app's Redis is per process). It loads each
+// the Redis quota store: the erp app's Redis is per process), and two with
+// the invoices backend's business events on and off (writes and a read
+// through the full chain, each process with its own backend and plain
+// reverse_proxy; `-only events` runs these alone). It loads each
 // route in turn with the same client and prints req/s, p50 and p99, and each
 // route's ratio to the plain route of its own process. It owns nothing beyond
 // one run and drives the built binary over HTTP: it imports nothing of ours
@@ -52,6 +55,8 @@ type target struct {
 	base string // the baseline it is compared with: plain reverse_proxy in the same process
 	// optIn targets run only when -only names them.
 	optIn bool
+	// method and body of each request: GET without a body when empty.
+	method, body string
 }
 
 type result struct {
@@ -122,6 +127,11 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
 	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "floor": freePort(),
 		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
+	for _, ev := range []string{"ev", "noev"} {
+		for _, k := range []string{"admin", "demo", "plain", "login", "full"} {
+			ports[k+"-"+ev] = freePort()
+		}
+	}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
 		return err
@@ -141,12 +151,23 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		return err
 	}
 	defer stop2()
+	// Events on and off: a process each (the backend's events block is
+	// the erp app's), with its own backend and plain reverse_proxy, so that
+	// the writes these targets make pile up in neither the other targets'
+	// backends nor each other's.
+	for _, ev := range []string{"ev", "noev"} {
+		stop, err := startGateway(gateway, dir, "gateway-"+ev, caddyfileEvents(ports, ev))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
 	const plain, plain2 = "plain reverse_proxy", "plain (redis process)"
 	targets := []target{
-		{"direct", ports["demo"], path, hdr, plain, false},
-		{plain, ports["plain"], path, hdr, plain, false},
-		{"erpgate: envelope", ports["envelope"], path, hdr, plain, false},
+		{"direct", ports["demo"], path, hdr, plain, false, "", ""},
+		{plain, ports["plain"], path, hdr, plain, false, "", ""},
+		{"erpgate: envelope", ports["envelope"], path, hdr, plain, false, "", ""},
 	}
 	if err := waitFor(targets[0]); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -169,14 +190,19 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
 	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
-		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain, false},
-		target{"floor: caddy alone", ports["floor"], path, bearer, plain, true},
-		target{"+quota (memory)", ports["quota"], path, bearer, plain, false},
-		target{"full chain (memory)", ports["full"], v2, bearer, plain, false},
-		target{plain2, ports["plain2"], path, hdr, plain2, false},
-		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2, false},
-		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2, false},
+		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain, false, "", ""},
+		target{"floor: caddy alone", ports["floor"], path, bearer, plain, true, "", ""},
+		target{"+quota (memory)", ports["quota"], path, bearer, plain, false, "", ""},
+		target{"full chain (memory)", ports["full"], v2, bearer, plain, false, "", ""},
+		target{plain2, ports["plain2"], path, hdr, plain2, false, "", ""},
+		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2, false, "", ""},
+		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2, false, "", ""},
 	)
+	evTargets, err := eventTargets(ports, dir)
+	if err != nil {
+		return err
+	}
+	targets = append(targets, evTargets...)
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
 			b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -241,7 +267,7 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 				}
 				results[t.name] = append(results[t.name], res)
 				rps[t.name] = res.rps
-				fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f req/s\n", r+1, t.name, res.rps)
+				fmt.Fprintf(os.Stderr, "round %d %-24s %8.0f req/s\n", r+1, t.name, res.rps)
 			}
 			if b := rps[tg.base]; b > 0 {
 				ratios[tg.name] = append(ratios[tg.name], rps[tg.name]/b)
@@ -256,12 +282,18 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	fmt.Println()
 	fmt.Println("vs plain: the median over rounds of req/s divided by that of the plain reverse_proxy run right before or after it, in the same process")
 	fmt.Println()
-	fmt.Printf("| %-22s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 24), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
+	fmt.Printf("| %-24s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 26), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
 	for _, tg := range targets {
 		m := median(results[tg.name])
-		fmt.Printf("| %-22s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]), m.errors)
+		fmt.Printf("| %-24s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]), m.errors)
 	}
+	for _, ev := range []string{"ev", "noev"} {
+		if byName["write, events on"].port != 0 || byName["write, events off"].port != 0 {
+			fmt.Printf("\ngateway-%s: %s", ev, eventCounters(ports["admin-"+ev]))
+		}
+	}
+	fmt.Println()
 	return nil
 }
 
@@ -475,15 +507,12 @@ func waitFor(tg target) error {
 	deadline := time.Now().Add(30 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path), nil)
-		for k, v := range tg.hdr {
-			req.Header.Set(k, v)
-		}
+		req := tg.request(context.Background(), fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path))
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode/100 == 2 {
 				return nil
 			}
 			err = fmt.Errorf("status %d", resp.StatusCode)
@@ -512,6 +541,16 @@ func loadWrk(tg target, d time.Duration, conns int) (result, error) {
 	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(d.Seconds())), "--latency"}
 	for k, v := range tg.hdr {
 		args = append(args, "-H", k+": "+v)
+	}
+	if tg.method != "" && tg.method != http.MethodGet {
+		script, err := os.CreateTemp("", "erpgate-bench-*.lua")
+		if err != nil {
+			return result{}, err
+		}
+		defer os.Remove(script.Name())
+		fmt.Fprintf(script, "wrk.method = %q\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", tg.method, tg.body)
+		script.Close()
+		args = append(args, "-s", script.Name())
 	}
 	args = append(args, fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path))
 	out, err := exec.Command("wrk", args...).CombinedOutput()
@@ -570,10 +609,7 @@ func loadGo(tg target, d time.Duration, conns int) (result, error) {
 			local := make([]time.Duration, 0, 1<<14)
 			br := bufio.NewReaderSize(nil, 32<<10)
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				for k, v := range tg.hdr {
-					req.Header.Set(k, v)
-				}
+				req := tg.request(ctx, url)
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -585,7 +621,7 @@ func loadGo(tg target, d time.Duration, conns int) (result, error) {
 				br.Reset(resp.Body)
 				_, _ = io.Copy(io.Discard, br)
 				resp.Body.Close()
-				if resp.StatusCode != 200 {
+				if resp.StatusCode/100 != 2 {
 					errs.Add(1)
 				}
 				local = append(local, time.Since(t0))
@@ -642,4 +678,141 @@ func login(port int) (string, error) {
 		return "", fmt.Errorf("select-company: %w", err)
 	}
 	return s.AccessToken, nil
+}
+
+// request is one request of the target.
+func (tg target) request(ctx context.Context, url string) *http.Request {
+	method := tg.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var body io.Reader
+	if tg.body != "" {
+		body = strings.NewReader(tg.body)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, url, body)
+	for k, v := range tg.hdr {
+		req.Header.Set(k, v)
+	}
+	if tg.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// invoiceV2 is the body of the write targets: a new invoice in the
+// demo's v2 shape.
+const invoiceV2 = `{"customer_id":"cus_acme_001","total":{"amount":"12.50","currency":"EUR"}}`
+
+// eventTargets are the write path (POST of an invoice through the full
+// chain) and a read (GET of one invoice) with the backend's business
+// events on (each 2xx write publishes erp.invoices.created to the
+// embedded NATS, asynchronously) and off, each against plain
+// reverse_proxy doing the same request in its own process.
+func eventTargets(ports map[string]int, dir string) ([]target, error) {
+	var out []target
+	for _, ev := range []string{"ev", "noev"} {
+		if err := waitPort(ports["login-"+ev]); err != nil {
+			b, _ := os.ReadFile(filepath.Join(dir, "gateway-"+ev+".log"))
+			return nil, fmt.Errorf("gateway-%s not ready: %w\n%s", ev, err, b)
+		}
+		token, err := login(ports["login-"+ev])
+		if err != nil {
+			b, _ := os.ReadFile(filepath.Join(dir, "gateway-"+ev+".log"))
+			return nil, fmt.Errorf("gateway-%s: %w\n%s", ev, err, b)
+		}
+		bearer := map[string]string{"Authorization": "Bearer " + token}
+		hdr := map[string]string{"X-ERP-Company-ID": "acme"}
+		on := "events on"
+		if ev == "noev" {
+			on = "events off"
+		}
+		plainRead, plainWrite := "plain read ("+on+")", "plain write ("+on+")"
+		const one = "/v2/invoices/inv_acme_0001"
+		out = append(out,
+			target{plainRead, ports["plain-"+ev], one, hdr, plainRead, false, "", ""},
+			target{"read, " + on, ports["full-"+ev], "/api" + one, bearer, plainRead, false, "", ""},
+			target{plainWrite, ports["plain-"+ev], "/v2/invoices", hdr, plainWrite, false, http.MethodPost, invoiceV2},
+			target{"write, " + on, ports["full-"+ev], "/api/v2/invoices", bearer, plainWrite, false, http.MethodPost, invoiceV2},
+		)
+	}
+	return out, nil
+}
+
+// caddyfileEvents is a process with the invoices backend's business
+// events on ("ev": the default, published to the embedded NATS) or off
+// ("noev"): its backend, plain reverse_proxy, the auth service and the
+// full chain.
+func caddyfileEvents(p map[string]int, ev string) string {
+	events := ""
+	if ev == "noev" {
+		events = "events off"
+	}
+	return fmt.Sprintf(`{
+	admin 127.0.0.1:%[1]d
+	log {
+		level ERROR
+	}
+	erp {
+		demo on
+		backend invoices {
+			%[6]s
+			version v2 http://127.0.0.1:%[2]d/v2
+		}
+	}
+}
+http://127.0.0.1:%[2]d {
+	erp_demo {
+		insecure_skip_assertion
+	}
+}
+http://:%[3]d {
+	reverse_proxy 127.0.0.1:%[2]d
+}
+http://:%[4]d {
+	erp_envelope
+	erp_authsvc
+	handle_errors {
+		erp_envelope
+	}
+}
+http://:%[5]d {
+	erp_envelope
+	handle /api/* {
+		erp_version
+		erp_auth
+		erp_quota {
+			plan standard 1000000000/m
+		}
+		reverse_proxy {
+			dynamic erp
+		}
+	}
+	handle_errors {
+		erp_envelope
+	}
+}
+`, p["admin-"+ev], p["demo-"+ev], p["plain-"+ev], p["login-"+ev], p["full-"+ev], events)
+}
+
+// eventCounters are the event engine's counters of a process (its
+// Prometheus metrics on the admin endpoint): what the events targets made
+// it publish.
+func eventCounters(admin int) string {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", admin))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "erpgate_events_") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return "no erpgate_events_ metrics"
+	}
+	return strings.Join(out, ", ")
 }

@@ -53,6 +53,10 @@ type Engine struct {
 
 	published atomic.Uint64
 	dropped   atomic.Uint64
+	// unsettled counts the events Publish accepted that are neither
+	// acknowledged nor dropped yet: queued, in flight or waiting to be
+	// retried. Flush waits for it to reach zero.
+	unsettled atomic.Int64
 	failed    atomic.Uint64
 }
 
@@ -96,7 +100,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeServer()
 		return nil, fmt.Errorf("events: connect to NATS: %w", err)
 	}
-	if e.js, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	// An async publish whose acknowledgement never comes (the stream's
+	// leader died and the connection to another node stayed up: no
+	// reconnect fails it) times out and is retried; without a timeout it
+	// would hold the publisher, in-order acknowledgements, forever.
+	if e.js, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout)); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -165,6 +174,11 @@ func (e *Engine) ensureStream(ctx context.Context) error {
 	return nil
 }
 
+// publishAckTimeout bounds the wait for one asynchronous publish's
+// acknowledgement; a publish past it is sent again (same event id: stored
+// once). A stream leader election on a cluster takes a few seconds.
+const publishAckTimeout = 5 * time.Second
+
 // Names are the engine's stream and subject names.
 func (e *Engine) Names() Names { return e.cfg.Names }
 
@@ -203,11 +217,18 @@ func (e *Engine) Stats() Stats {
 // waiting, further ones are dropped and counted (Stats().Dropped).
 // Publishers whose events must not be lost use PublishSync from an outbox.
 func (e *Engine) Publish(ev *Event) bool {
+	e.unsettled.Add(1)
+	return e.enqueue(ev)
+}
+
+// enqueue queues an event counted in unsettled, or drops it.
+func (e *Engine) enqueue(ev *Event) bool {
 	select {
 	case e.queue <- ev:
 		return true
 	default:
 		e.dropped.Add(1)
+		e.unsettled.Add(-1)
 		return false
 	}
 }
@@ -255,10 +276,12 @@ func (e *Engine) run(ctx context.Context) {
 			select {
 			case <-p.ack.Ok():
 				e.published.Add(1)
+				e.unsettled.Add(-1)
 			case err := <-p.ack.Err():
 				e.failed.Add(1)
 				e.log.Debug("event publish failed; retrying", zap.String("event_id", p.ev.ID), zap.Error(err))
 				go e.retry(ctx, p.ev)
+			case <-ctx.Done(): // closing: what is still unacknowledged stays so
 			}
 		}
 	}()
@@ -272,6 +295,7 @@ func (e *Engine) run(ctx context.Context) {
 			msg, err := e.message(ev)
 			if err != nil {
 				e.dropped.Add(1)
+				e.unsettled.Add(-1)
 				e.log.Warn("event dropped: invalid", zap.String("type", ev.Type), zap.Error(err))
 				continue
 			}
@@ -296,29 +320,21 @@ func (e *Engine) retry(ctx context.Context, ev *Event) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(500 * time.Millisecond):
-		e.Publish(ev)
+		e.enqueue(ev) // still unsettled: not counted again
 	}
 }
 
-// Flush waits until every queued event is acknowledged or ctx ends.
+// Flush waits until every event Publish accepted is acknowledged (or
+// dropped), including those waiting to be retried, or ctx ends.
 func (e *Engine) Flush(ctx context.Context) error {
-	for {
-		if len(e.queue) == 0 {
-			select {
-			case <-e.js.PublishAsyncComplete():
-				if len(e.queue) == 0 {
-					return nil
-				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	for e.unsettled.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // Close flushes briefly, then stops the publisher, the connection and the
