@@ -26,6 +26,9 @@ func ParseTypes(raw string) ([]string, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	if strings.Count(raw, ",") >= MaxPatterns {
+		return nil, ErrBadTypes
+	}
 	var out []string
 	for p := range strings.SplitSeq(raw, ",") {
 		p = strings.TrimSpace(p)
@@ -38,9 +41,6 @@ func ParseTypes(raw string) ([]string, error) {
 		}
 		if !dup {
 			out = append(out, p)
-		}
-		if len(out) > MaxPatterns {
-			return nil, ErrBadTypes
 		}
 	}
 	for _, p := range out {
