@@ -37,9 +37,10 @@ func TestStreamRevocation(t *testing.T) {
 
 	// all four are live
 	ev := s.publish(t, "acme", "erp.invoices.created", "INV-R")
-	for _, f := range []frame{sseA.next(t, 10*time.Second), sseB.next(t, 10*time.Second), wsB.next(t, 10*time.Second), keep.next(t, 10*time.Second)} {
-		if f.cloudEvent(t).ID != ev.ID {
-			t.Fatalf("before logout: %+v", f)
+	for name, next := range map[string]func(*testing.T, time.Duration) frame{"SSE on A": sseA.next, "SSE on B": sseB.next, "WebSocket on B": wsB.next, "other session": keep.next} {
+		t.Logf("%s", name)
+		if f := next(t, 10*time.Second); f.cloudEvent(t).ID != ev.ID {
+			t.Fatalf("%s before logout: %+v", name, f)
 		}
 	}
 

@@ -425,7 +425,9 @@ func (h *Hub) consume(ctx context.Context, eng *events.Engine) error {
 		FilterSubjects: []string{names.StreamSubjects()},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    info.State.LastSeq + 1,
-		NamePrefix:     "erpgate_hub",
+		// no NamePrefix: `<prefix>_<n>` would be the same name on every
+		// instance reading the stream, and they would take over each
+		// other's consumer
 	})
 	if err != nil {
 		return err
