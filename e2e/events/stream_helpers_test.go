@@ -1,9 +1,9 @@
-// Package events drives the edge's event layer in the running binary:
-// Caddyfile.example on Redis, Postgres and the external NATS (each test its
-// own key prefix, so its own stream, deleted at the end). The stream_*
-// files are the real-time streams (`/api/v1/events/stream`, SSE, and
-// `/api/v1/events/ws`, WebSocket).
 package events
+
+// The stream_* files drive the real-time streams (`/api/v1/events/stream`,
+// SSE, and `/api/v1/events/ws`, WebSocket) in the running binary:
+// Caddyfile.example on Redis, Postgres and the external NATS (each test its
+// own key prefix, so its own stream, deleted at the end).
 
 import (
 	"bufio"
