@@ -44,12 +44,17 @@ func main() {
 	n := flag.Int("connections", 10000, "idle SSE connections")
 	listen := flag.String("listen", "127.0.0.1:18080", "the gateway's ERP_LISTEN")
 	settle := flag.Duration("settle", 5*time.Second, "wait after opening them before measuring")
+	flag.StringVar(&profile, "heap-profile", "", "write the gateway's heap profile with the connections open to this file (from the admin API's /debug/pprof/heap)")
 	flag.Parse()
 	if err := run(*gateway, *config, *listen, *n, *settle); err != nil {
 		fmt.Fprintln(os.Stderr, "streams:", err)
 		os.Exit(1)
 	}
 }
+
+var profile string
+
+const admin = "127.0.0.1:12019"
 
 func run(gateway, config, listen string, n int, settle time.Duration) error {
 	var lim syscall.Rlimit
@@ -71,7 +76,7 @@ func run(gateway, config, listen string, n int, settle time.Duration) error {
 	}
 	cmd := exec.Command(gateway, "run", "--config", cfg, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir,
-		"ERP_LISTEN="+listen, "ERP_ADMIN=127.0.0.1:0", "ERP_DEMO_LISTEN=127.0.0.1:19001",
+		"ERP_LISTEN="+listen, "ERP_ADMIN="+admin, "ERP_DEMO_LISTEN=127.0.0.1:19001",
 		"ERP_POSTGRES_URL=", "ERP_REDIS_URL=", "ERP_NATS_URL=")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -140,6 +145,11 @@ func run(gateway, config, listen string, n int, settle time.Duration) error {
 	after, err := rss(cmd.Process.Pid)
 	if err != nil {
 		return err
+	}
+	if profile != "" {
+		if err := saveProfile(profile); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("connections:            %d (opened in %s)\n", n, opened.Round(time.Millisecond))
 	fmt.Printf("gateway RSS before:     %.1f MiB\n", float64(before)/(1<<20))
@@ -262,6 +272,21 @@ func post(url, token, body string, out any) error {
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+func saveProfile(name string) error {
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Get("http://" + admin + "/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 // rss is the process's resident set size in bytes.

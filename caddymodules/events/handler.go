@@ -241,6 +241,25 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req eventstre
 		w.Header().Set(contract.HeaderRequestID, id)
 	}
 	hub := h.hub.hub
+	if r.ProtoMajor == 1 {
+		// HTTP/1: the stream goes on from a goroutine of its own on the
+		// hijacked connection, and this request's state is freed (an idle
+		// stream costs about a fifth of what it does inside the handler)
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
+			sink, err := eventstream.StartRawSSE(c, w.Header(), hub.Config().WriteTimeout)
+			if err != nil {
+				c.Close()
+				return nil
+			}
+			go func() {
+				defer sink.Close()
+				reason, err := hub.Serve(h.app.Lasting().Context(), req, sink)
+				h.ended("sse", reason, err)
+			}()
+			return nil
+		}
+	}
 	sink, err := eventstream.StartSSE(w, hub.Config().WriteTimeout)
 	caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
 	if err != nil {
@@ -270,9 +289,13 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, req eventstrea
 		h.logger.Debug("WebSocket upgrade failed", zap.Error(err))
 		return nil // Accept answered
 	}
-	defer conn.Close()
-	reason, err := hub.Serve(conn.Ctx, req, conn)
-	h.ended("ws", reason, err)
+	// the stream goes on from a goroutine of its own: this request's state
+	// (and the handler goroutine's grown stack) is freed
+	go func() {
+		defer conn.Close()
+		reason, err := hub.Serve(conn.Ctx, req, conn)
+		h.ended("ws", reason, err)
+	}()
 	return nil
 }
 

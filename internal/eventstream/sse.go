@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -91,3 +92,55 @@ func (s *SSE) End(ctx context.Context, r Reason) error { return s.write(timeoutO
 // Finish clears the write deadline, so the server's own handling of the
 // connection after the stream is not cut short.
 func (s *SSE) Finish() { _ = s.rc.SetWriteDeadline(time.Time{}) }
+
+// RawSSE writes a Server-Sent Events stream on a hijacked HTTP/1.x
+// connection, from a goroutine of its own: the request's handler returns,
+// and with it the per-request state of the server and of every handler in
+// front (buffers, variables, the handler goroutine's grown stack). An idle
+// stream then costs a small goroutine, its queue and its socket. The
+// response is delimited by the connection's close (`Connection: close`, no
+// chunking). Nothing reads the connection: a client that went away is
+// found by the next write (a heartbeat at the latest).
+type RawSSE struct {
+	c net.Conn
+}
+
+// StartRawSSE writes the response head (h's fields, with the stream's
+// Content-Type and caching fields) and the first comment on c.
+func StartRawSSE(c net.Conn, h http.Header, writeTimeout time.Duration) (*RawSSE, error) {
+	h = h.Clone()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Connection", "close")
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	if err := h.Write(&b); err != nil {
+		return nil, err
+	}
+	b.WriteString("\r\nretry: " + strconv.Itoa(sseRetry) + "\n: stream open\n\n")
+	s := &RawSSE{c: c}
+	return s, s.write(writeTimeout, b.Bytes())
+}
+
+func (s *RawSSE) write(timeout time.Duration, b []byte) error {
+	_ = s.c.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := s.c.Write(b)
+	return err
+}
+
+// Send implements Sink.
+func (s *RawSSE) Send(ctx context.Context, it *Item) error { return s.write(timeoutOf(ctx), it.SSE()) }
+
+// Heartbeat implements Sink.
+func (s *RawSSE) Heartbeat(ctx context.Context) error {
+	return s.write(timeoutOf(ctx), []byte(": heartbeat\n\n"))
+}
+
+// End implements Sink.
+func (s *RawSSE) End(ctx context.Context, r Reason) error { return s.write(timeoutOf(ctx), SSEError(r)) }
+
+// Close closes the connection.
+func (s *RawSSE) Close() error { return s.c.Close() }
