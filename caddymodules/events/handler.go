@@ -19,12 +19,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/eventstream"
+	"github.com/erpgate/erpgate/internal/promreg"
 	"github.com/erpgate/erpgate/internal/revocation"
 )
 
@@ -142,6 +144,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		go closeOnExit(rctx, hub)
 		return &lastingHub{hub: hub, cancel: cancel}, nil
 	})
+	if err != nil {
+		return err
+	}
+	_, err = promreg.Register(ctx.GetMetricsRegistry(), prometheus.Collector(hubCollector{h.hub.hub}))
 	return err
 }
 

@@ -140,7 +140,9 @@ func (s *RawSSE) Heartbeat(ctx context.Context) error {
 }
 
 // End implements Sink.
-func (s *RawSSE) End(ctx context.Context, r Reason) error { return s.write(timeoutOf(ctx), SSEError(r)) }
+func (s *RawSSE) End(ctx context.Context, r Reason) error {
+	return s.write(timeoutOf(ctx), SSEError(r))
+}
 
 // Close closes the connection.
 func (s *RawSSE) Close() error { return s.c.Close() }
