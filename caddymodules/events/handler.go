@@ -247,6 +247,10 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req eventstre
 		w.Header().Set(contract.HeaderRequestID, id)
 	}
 	hub := h.hub.hub
+	st, err := hub.Open(req) // before the head: nothing published after it is missed
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the event stream is temporarily unavailable"))
+	}
 	if r.ProtoMajor == 1 {
 		// HTTP/1: the stream goes on from a goroutine of its own on the
 		// hijacked connection, and this request's state is freed (an idle
@@ -255,12 +259,14 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req eventstre
 			caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
 			sink, err := eventstream.StartRawSSE(c, w.Header(), hub.Config().WriteTimeout)
 			if err != nil {
+				st.Close()
 				c.Close()
 				return nil
 			}
+			ctx := h.app.Lasting().Context()
 			go func() {
 				defer sink.Close()
-				reason, err := hub.Serve(h.app.Lasting().Context(), req, sink)
+				reason, err := st.Serve(ctx, sink)
 				h.ended("sse", reason, err)
 			}()
 			return nil
@@ -269,10 +275,11 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request, req eventstre
 	sink, err := eventstream.StartSSE(w, hub.Config().WriteTimeout)
 	caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
 	if err != nil {
+		st.Close()
 		return nil // the client is gone
 	}
 	defer sink.Finish()
-	reason, err := hub.Serve(r.Context(), req, sink)
+	reason, err := st.Serve(r.Context(), sink)
 	h.ended("sse", reason, err)
 	return nil
 }
@@ -286,12 +293,16 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, req eventstrea
 		sub = "bearer"
 		r.Header.Add("Sec-Websocket-Protocol", sub)
 	}
-	hub := h.hub.hub
+	st, err := h.hub.hub.Open(req) // before the upgrade: nothing published after it is missed
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the event stream is temporarily unavailable"))
+	}
 	// the connection outlives the request's context once hijacked: it ends
 	// with the Lasting (or the client)
 	conn, err := eventstream.AcceptWS(h.app.Lasting().Context(), w, r, sub)
 	caddyhttp.SetVar(r.Context(), contract.VarResponseStarted, true)
 	if err != nil {
+		st.Close()
 		h.logger.Debug("WebSocket upgrade failed", zap.Error(err))
 		return nil // Accept answered
 	}
@@ -299,7 +310,7 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, req eventstrea
 	// (and the handler goroutine's grown stack) is freed
 	go func() {
 		defer conn.Close()
-		reason, err := hub.Serve(conn.Ctx, req, conn)
+		reason, err := st.Serve(conn.Ctx, conn)
 		h.ended("ws", reason, err)
 	}()
 	return nil

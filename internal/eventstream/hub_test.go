@@ -409,3 +409,23 @@ func BenchmarkSSEFrame(b *testing.B) {
 		_ = NewItem(uint64(i), "erp.invoices.created", data).SSE()
 	}
 }
+
+// TestOpenThenServe: an event published after Open (when the client is
+// told the stream is open) and before Serve runs is not missed.
+func TestOpenThenServe(t *testing.T) {
+	t.Parallel()
+	h, eng := natsHub(t, Config{})
+	st, err := h.Open(Request{Company: "acme", Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, eng, "acme", "erp.invoices.created", 1)
+	time.Sleep(200 * time.Millisecond) // the hub dispatched it before Serve started
+	s := newSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _ = st.Serve(ctx, s) }()
+	if got := s.waitN(t, 1); got[0] != 1 {
+		t.Fatalf("got %v", got)
+	}
+}

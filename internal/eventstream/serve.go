@@ -41,17 +41,47 @@ var ErrNotReady = errors.New("eventstream: the event stream is not ready")
 // replayBatch is how many events a replay fetches at once.
 const replayBatch = 256
 
-// Serve streams req's events to sink until ctx ends (the client went away)
-// or the connection is ended (the reason is returned, after sink.End).
-func (h *Hub) Serve(ctx context.Context, req Request, sink Sink) (Reason, error) {
+// Stream is a connection registered with the hub, not yet serving: events
+// published from its registration on are kept for it. Register before the
+// client is told the stream is open (the response head), so that nothing
+// published after the client saw it is missed.
+type Stream struct {
+	h   *Hub
+	eng *events.Engine
+	req Request
+	sub *Sub
+}
+
+// Open registers req's connection.
+func (h *Hub) Open(req Request) (*Stream, error) {
 	eng := h.Engine()
 	if eng == nil {
-		return ReasonNone, ErrNotReady
+		return nil, ErrNotReady
 	}
 	sub, err := h.Subscribe(req.Company, req.Patterns, req.Scopes, req.Revocable)
 	if err != nil {
+		return nil, err
+	}
+	return &Stream{h: h, eng: eng, req: req, sub: sub}, nil
+}
+
+// Close unregisters the connection (Serve does it when it returns).
+func (st *Stream) Close() { st.h.Unsubscribe(st.sub) }
+
+// Serve opens req's stream and serves it (see Stream.Serve).
+func (h *Hub) Serve(ctx context.Context, req Request, sink Sink) (Reason, error) {
+	st, err := h.Open(req)
+	if err != nil {
 		return ReasonNone, err
 	}
+	return st.Serve(ctx, sink)
+}
+
+// Serve streams the connection's events to sink until ctx ends (the client
+// went away) or the connection is ended (the reason is returned, after
+// sink.End); it unregisters the connection when it returns.
+func (st *Stream) Serve(ctx context.Context, sink Sink) (Reason, error) {
+	h, eng, req, sub := st.h, st.eng, st.req, st.sub
 	defer h.Unsubscribe(sub)
 
 	var expired <-chan time.Time
