@@ -90,9 +90,12 @@ func docCompiler(t testing.TB) *jsonschema.Compiler {
 }
 
 // edgePaths are documented operations served by the edge, not by the auth
-// service's router: the usage handler and the generic backend route.
+// service's router: the usage handler, the event streams and the generic
+// backend route.
 var edgePaths = map[string][]string{
 	"/api/v1/usage":                            {"GET"},
+	"/api/v1/events/stream":                    {"GET"},
+	"/api/v1/events/ws":                        {"GET"},
 	"/api/{version}/{backend}":                 {"GET", "POST"},
 	"/api/{version}/{backend}/{resource_path}": {"DELETE", "GET", "PATCH", "PUT"},
 }

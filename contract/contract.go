@@ -82,6 +82,11 @@ type Credential struct {
 	// Expiry is when the credential stops being valid (zero: never); no
 	// assertion made for it outlives it.
 	Expiry time.Time
+	// Revocable is the id under which the edge's revocation set announces
+	// this credential's revocation: the access token's session id (`sid`),
+	// or `apikey:<key id>` for an API key. Long-lived connections (event
+	// streams) end when it is revoked. Empty: nothing revokes it early.
+	Revocable string
 }
 
 // Redis key names, each under the configured key prefix.

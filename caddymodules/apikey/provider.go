@@ -203,7 +203,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		sub = "apikey:" + id.KeyID
 	}
 	edgeauth.SetScope(r, id.Scope)
-	caddyhttp.SetVar(r.Context(), contract.VarCredential, &contract.Credential{ID: string(h[:]), Expiry: id.Expiry})
+	caddyhttp.SetVar(r.Context(), contract.VarCredential, &contract.Credential{ID: string(h[:]), Expiry: id.Expiry, Revocable: revocation.APIKeyPrefix + id.KeyID})
 	return caddyauth.User{
 		ID: sub,
 		Metadata: map[string]string{

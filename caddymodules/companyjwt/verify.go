@@ -128,7 +128,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, err
 		}
 	}
-	c.Credential = contract.Credential{ID: token, Expiry: c.Expiry}
+	c.Credential = contract.Credential{ID: token, Expiry: c.Expiry, Revocable: c.SessionID}
 	if v.Cache != nil {
 		v.Cache.Put(token, c)
 	}
