@@ -484,9 +484,29 @@ func TestTestAndRetry(t *testing.T) {
 	}
 }
 
+// embeddedEngine is an engine on an in-process nats-server of the
+// module's version (several filter subjects per consumer, filter updates).
+func embeddedEngine(t testing.TB) *events.Engine {
+	t.Helper()
+	eng, err := events.Open(context.Background(), events.Config{StoreDir: t.TempDir(), Names: events.NamesFor(testenv.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	return eng
+}
+
 func TestDeliveryOverlappingPatternsAndUpdate(t *testing.T) {
 	t.Parallel()
-	eng := testEngine(t)
+	for name, mk := range map[string]func(testing.TB) *events.Engine{"external": testEngine, "embedded": embeddedEngine} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			overlappingPatternsAndUpdate(t, mk(t))
+		})
+	}
+}
+
+func overlappingPatternsAndUpdate(t *testing.T, eng *events.Engine) {
 	m := startManager(t, eng, Config{})
 	rcv := newReceiver(t, nil)
 	ep, _ := create(t, m, "acme", rcv.srv.URL, "erp.invoices.*", "erp.*.created")
@@ -515,6 +535,28 @@ func TestDeliveryOverlappingPatternsAndUpdate(t *testing.T) {
 	})
 	if n := len(rcv.requests()); n != 4 {
 		t.Fatalf("%d requests: the invoice event came through after the update", n)
+	}
+	// Two disjoint patterns: two filters where the server takes several.
+	if _, err := m.Update(t.Context(), "acme", ep.ID, EndpointInput{Events: []string{"erp.orders.*", "erp.invoices.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := eng.JetStream().Consumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	if w := m.workers(); w.multiFilter() && len(cfg.FilterSubjects) != 2 || !w.multiFilter() && cfg.FilterSubject != eng.Names().CompanyFilter("acme", "*") {
+		t.Fatalf("server %s: filters %q %q", eng.Conn().ConnectedServerVersion(), cfg.FilterSubject, cfg.FilterSubjects)
+	}
+	publish(t, eng, "acme", "erp.invoices.deleted")
+	publish(t, eng, "acme", "erp.invoices.created")
+	last = publish(t, eng, "acme", "erp.orders.deleted")
+	waitFor(t, 5*time.Second, "the order event", func() bool {
+		r := rcv.requests()
+		return r[len(r)-1].event.ID == last.ID
+	})
+	if r := rcv.requests(); len(r) != 6 || r[4].event.Type != "erp.invoices.created" {
+		t.Fatalf("%d requests", len(r))
 	}
 	// Delete removes the durable consumer.
 	if err := m.Delete(t.Context(), "acme", ep.ID); err != nil {

@@ -416,7 +416,7 @@ func (w *workers) freshStart(r *Record) time.Time {
 // ensureConsumer is r's durable consumer with filters f: the existing one
 // as it is when its filters are f (an update is not needed, and servers
 // before 2.10 refuse one that names a start time), else updated; when the
-// server refuses the update, made again from now.
+// server refuses the update, made again from the old one's ack floor.
 func (w *workers) ensureConsumer(ctx context.Context, r *Record, f []string) (jetstream.Consumer, error) {
 	js, stream, name := w.eng.JetStream(), w.eng.Names().Stream, ConsumerName(r.ID)
 	cons, err := js.Consumer(ctx, stream, name)
@@ -426,20 +426,29 @@ func (w *workers) ensureConsumer(ctx context.Context, r *Record, f []string) (je
 	case err != nil:
 		return nil, err
 	}
-	cfg := cons.CachedInfo().Config
+	info := cons.CachedInfo()
+	cfg := info.Config
 	if slices.Equal(consumerFilters(&cfg), f) {
 		return cons, nil
 	}
 	setFilters(&cfg, f)
-	if updated, err := js.UpdateConsumer(ctx, stream, cfg); err == nil {
+	updated, err := js.UpdateConsumer(ctx, stream, cfg)
+	if err == nil {
 		return updated, nil
-	} else {
-		w.m.log.Info("webhook consumer made again: the server does not update its filters", zap.String("endpoint_id", r.ID), zap.Error(err))
+	}
+	// Made again from its ack floor: events not acknowledged yet (waiting
+	// for a retry) are delivered again, none is lost.
+	w.m.log.Info("webhook consumer made again: the server does not update its filters", zap.String("endpoint_id", r.ID), zap.Error(err))
+	fresh := w.consumerConfig(r, f, w.freshStart(r))
+	if info.AckFloor.Stream > 0 {
+		fresh.DeliverPolicy, fresh.OptStartTime, fresh.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, info.AckFloor.Stream+1
+	} else if cfg.OptStartTime != nil {
+		fresh.OptStartTime = cfg.OptStartTime
 	}
 	if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, err
 	}
-	return js.CreateConsumer(ctx, stream, w.consumerConfig(r, f, w.m.now().UTC()))
+	return js.CreateConsumer(ctx, stream, fresh)
 }
 
 // reconcileLocked makes this process's subscription of r what r says: none
