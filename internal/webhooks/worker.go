@@ -253,7 +253,7 @@ func (w *workers) resync() {
 	for _, c := range gone { // deleted, or made after the list was read
 		w.refresh(c)
 	}
-	if w.m.cfg.PruneConsumers {
+	if w.m.cfg.PruneConsumers || w.eng.Embedded() { // an embedded server has this process alone
 		w.pruneConsumers(ctx, seen)
 	}
 }
