@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -182,8 +183,20 @@ func TestDeliverySigned(t *testing.T) {
 // webhook-id each time, the third succeeded.
 func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 	t.Parallel()
+	for name, mk := range map[string]func(t *testing.T) Store{
+		"memory":   func(*testing.T) Store { return NewMemory() },
+		"postgres": func(t *testing.T) Store { return postgresStore(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			retriesThenSucceeds(t, mk(t))
+		})
+	}
+}
+
+func retriesThenSucceeds(t *testing.T, st Store) {
 	eng := testEngine(t)
-	m := startManager(t, eng, Config{Backoff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}})
+	m := startManager(t, eng, Config{Store: st, Backoff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}})
 	rcv := newReceiver(t, func(n int) int {
 		if n <= 2 {
 			return http.StatusInternalServerError
@@ -420,8 +433,20 @@ func TestDeliveryRotation(t *testing.T) {
 
 func TestTestAndRetry(t *testing.T) {
 	t.Parallel()
+	for name, mk := range map[string]func(t *testing.T) Store{
+		"memory":   func(*testing.T) Store { return NewMemory() },
+		"postgres": func(t *testing.T) Store { return postgresStore(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testAndRetry(t, mk(t))
+		})
+	}
+}
+
+func testAndRetry(t *testing.T, st Store) {
 	eng := testEngine(t)
-	m := startManager(t, eng, Config{})
+	m := startManager(t, eng, Config{Store: st})
 	rcv := newReceiver(t, nil)
 	ep, secret := create(t, m, "acme", rcv.srv.URL, "erp.invoices.*")
 	ping, err := m.Test(t.Context(), "acme", ep.ID)
@@ -446,7 +471,11 @@ func TestTestAndRetry(t *testing.T) {
 		}
 		return false
 	})
+	retried := counterValue(t, StatusSucceeded, "retry")
 	d, err := m.Retry(t.Context(), "acme", ep.ID, first.ID)
+	if counterValue(t, StatusSucceeded, "retry") < retried+1 {
+		t.Error("the retry was not counted")
+	}
 	if err != nil || d.Attempt != 2 || d.EventID != ev.ID || d.Status != StatusSucceeded || d.ID == first.ID {
 		t.Fatalf("retry: %+v %v", d, err)
 	}
@@ -467,6 +496,14 @@ func TestTestAndRetry(t *testing.T) {
 		if err := call(); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	// The event left the stream: Retry says so.
+	stream, _ := eng.Stream(t.Context())
+	if err := stream.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Retry(t.Context(), "acme", ep.ID, first.ID); !errors.Is(err, ErrEventGone) {
+		t.Fatalf("retry of a purged event: %v", err)
 	}
 	// Paging: newest first, "before" continues.
 	all, _ := m.Deliveries(t.Context(), "acme", ep.ID, 100, "")
@@ -627,4 +664,27 @@ func TestFilters(t *testing.T) {
 			t.Errorf("%v: %v, want %v", c.patterns, got, c.want)
 		}
 	}
+}
+
+func TestRetryNeedsTheEngine(t *testing.T) {
+	t.Parallel()
+	st := NewMemory()
+	m := newTestManager(t, Config{Store: st, AllowPrivate: true})
+	ep, _ := create(t, m, "acme", "http://127.0.0.1:9/x", "erp.*")
+	d := DeliveryRecord{Delivery: Delivery{ID: newID("whd_"), EndpointID: ep.ID, EventID: "e1", EventType: "erp.x", Status: StatusFailed,
+		At: time.Now()}, CompanyID: "acme", StreamSeq: 7}
+	if _, err := st.AddDelivery(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Retry(t.Context(), "acme", ep.ID, d.ID); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("retry without an engine: %v", err)
+	}
+}
+
+func counterValue(t testing.TB, labels ...string) float64 {
+	var m dto.Metric
+	if err := metricDeliveries.WithLabelValues(labels...).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
