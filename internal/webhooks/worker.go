@@ -539,26 +539,28 @@ func (w *workers) handle(s *sub, msg jetstream.Msg) {
 	}
 	seq := meta.Sequence.Stream
 	n := int(meta.NumDelivered)
+	// The attempt is recorded before the message is settled: a crash in
+	// between repeats an attempt, never hides one.
 	switch {
 	case o.ok():
-		_ = msg.Ack()
 		w.record(r, head, seq, StatusSucceeded, o, nil)
+		_ = msg.Ack()
 		if r.FailingSince != nil {
 			w.setFailing(s, r, false)
 		}
 	case o.gone():
-		_ = msg.NakWithDelay(2 * time.Second) // delivered when the endpoint is enabled again
 		w.record(r, head, seq, StatusFailed, o, nil)
+		_ = msg.NakWithDelay(2 * time.Second) // delivered when the endpoint is enabled again
 		w.disable(s, r, ReasonGone)
 	case n > len(m.cfg.Backoff):
-		_ = msg.Term()
 		w.record(r, head, seq, StatusGaveUp, o, nil)
+		_ = msg.Term()
 		w.failing(s, r)
 	default:
 		d := jitter(m.cfg.Backoff[n-1])
-		_ = msg.NakWithDelay(d)
 		next := m.now().Add(d).UTC().Truncate(time.Microsecond)
 		w.record(r, head, seq, StatusFailed, o, &next)
+		_ = msg.NakWithDelay(d)
 		w.failing(s, r)
 	}
 }
