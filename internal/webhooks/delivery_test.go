@@ -688,3 +688,27 @@ func counterValue(t testing.TB, labels ...string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A consumer deleted under the workers (by an operator, or a stream made
+// again) is made again by the next resync, and deliveries go on.
+func TestDeliveryConsumerMadeAgain(t *testing.T) {
+	t.Parallel()
+	eng := embeddedEngine(t)
+	m := startManager(t, eng, Config{Resync: 200 * time.Millisecond})
+	rcv := newReceiver(t, nil)
+	ep, _ := create(t, m, "acme", rcv.srv.URL, "erp.*")
+	publish(t, eng, "acme", "erp.invoices.created")
+	waitFor(t, 5*time.Second, "first event", func() bool { return len(rcv.requests()) == 1 })
+	if err := eng.JetStream().DeleteConsumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the consumer made again", func() bool {
+		_, err := eng.JetStream().Consumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID))
+		return err == nil
+	})
+	ev := publish(t, eng, "acme", "erp.invoices.updated")
+	waitFor(t, 10*time.Second, "the event after the consumer came back", func() bool {
+		r := rcv.requests()
+		return r[len(r)-1].event.ID == ev.ID
+	})
+}

@@ -41,6 +41,17 @@ type sub struct {
 	cc      jetstream.ConsumeContext
 }
 
+// closed reports whether the subscription ended by itself (its consumer
+// was deleted, say): the next reconcile makes it again.
+func (s *sub) closed() bool {
+	select {
+	case <-s.cc.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *sub) record() Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -234,7 +245,7 @@ func (w *workers) resync() {
 		}
 		w.mu.Lock()
 		s := w.subs[r.ID]
-		current := s != nil && r.Enabled && s.record().UpdatedAt.Equal(r.UpdatedAt) || s == nil && !r.Enabled
+		current := s != nil && r.Enabled && s.record().UpdatedAt.Equal(r.UpdatedAt) && !s.closed() || s == nil && !r.Enabled
 		w.mu.Unlock()
 		if !current { // a change this instance missed (or its own to retry): read it again
 			w.refresh(change{Company: r.CompanyID, ID: r.ID})
@@ -463,7 +474,7 @@ func (w *workers) reconcileLocked(ctx context.Context, r Record) {
 		return
 	}
 	f := w.wantFilters(&r)
-	if s != nil && slices.Equal(s.filters, f) {
+	if s != nil && slices.Equal(s.filters, f) && !s.closed() {
 		s.setRecord(r)
 		return
 	}
