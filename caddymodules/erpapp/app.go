@@ -35,6 +35,7 @@ import (
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/internal/promreg"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/webhooks"
 )
 
 func init() {
@@ -106,6 +107,10 @@ type App struct {
 	// RefusalLog). Default: its defaults.
 	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
 
+	// WebhooksConfig tunes the webhook engine (see Webhooks). Default: its
+	// defaults.
+	WebhooksConfig *Webhooks `json:"webhooks,omitempty"`
+
 	lasting  *Lasting
 	logger   *zap.Logger
 	ctx      caddy.Context
@@ -119,7 +124,10 @@ type App struct {
 	svcErr  error
 	quota   Quota
 	values  map[reflect.Type]io.Closer // OfConfig
-	closed  bool
+
+	webhooks    *webhooks.Manager // the webhook service (Webhooks), made at first use
+	webhooksErr error
+	closed      bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -152,6 +160,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.NATS.validate(); err != nil {
+		return err
+	}
+	if _, err := a.WebhooksConfig.settings(); err != nil {
 		return err
 	}
 	var err error
@@ -193,6 +204,9 @@ func (a *App) Start() error {
 		if svc, err := a.ServedAuthService(); err == nil {
 			svc.Prepared()
 		}
+	}
+	if _, err := a.webhookManager(); err != nil { // delivery workers run in every instance
+		a.logger.Error("webhooks not started", zap.Error(err))
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
