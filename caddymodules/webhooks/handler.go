@@ -458,7 +458,8 @@ func pageQuery(q url.Values) (int, string, error) {
 }
 
 // fail maps the service's errors to the envelope: not found (any company's)
-// 404, invalid input 400 with its field, too many endpoints 409, a
+// 404, invalid input 400 with its field, too many endpoints or a retry of an
+// event the stream no longer keeps 409, the event engine not started or a
 // dependency down 503, the rest 500 (logged, no detail to the caller).
 func (h *Handler) fail(c *request, err error) error {
 	var herr caddyhttp.HandlerError
@@ -479,6 +480,10 @@ func (h *Handler) fail(c *request, err error) error {
 		return invalid(verr.Field, verr.Message)
 	case errors.Is(err, core.ErrLimit):
 		return refuse(http.StatusConflict, contract.CodeConflict, "too many webhook endpoints for this company")
+	case errors.Is(err, core.ErrEventGone):
+		return refuse(http.StatusConflict, contract.CodeConflict, "the event of this delivery is no longer kept")
+	case errors.Is(err, core.ErrNotReady):
+		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("webhooks are temporarily unavailable"))
 	}
 	e := depfail.Classify(err, nil)
 	lvl := zap.ErrorLevel

@@ -329,6 +329,8 @@ func TestServiceErrors(t *testing.T) {
 	}{
 		{fmt.Errorf("create: %w", &core.ValidationError{Field: "events", Message: "unknown pattern"}), 400, "VALIDATION_FAILED", "events"},
 		{fmt.Errorf("create: %w", core.ErrLimit), 409, "CONFLICT", ""},
+		{core.ErrEventGone, 409, "CONFLICT", ""},
+		{core.ErrNotReady, 503, "SERVICE_UNAVAILABLE", ""},
 		{errors.New("pq: something internal at 10.0.0.5"), 500, "INTERNAL", ""},
 		{context.DeadlineExceeded, 503, "SERVICE_UNAVAILABLE", ""},
 	} {
