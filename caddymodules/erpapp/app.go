@@ -33,6 +33,7 @@ import (
 
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/webhooks"
 )
 
 func init() {
@@ -104,6 +105,10 @@ type App struct {
 	// RefusalLog). Default: its defaults.
 	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
 
+	// WebhooksConfig tunes the webhook engine (see Webhooks). Default: its
+	// defaults.
+	WebhooksConfig *Webhooks `json:"webhooks,omitempty"`
+
 	lasting  *Lasting
 	logger   *zap.Logger
 	ctx      caddy.Context
@@ -117,7 +122,10 @@ type App struct {
 	svcErr  error
 	quota   Quota
 	values  map[reflect.Type]io.Closer // OfConfig
-	closed  bool
+
+	webhooks    *webhooks.Manager // the webhook service (Webhooks), made at first use
+	webhooksErr error
+	closed      bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -152,6 +160,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.NATS.validate(); err != nil {
 		return err
 	}
+	if _, err := a.WebhooksConfig.settings(); err != nil {
+		return err
+	}
 	var err error
 	if a.authCfg, err = a.AuthSvc.coreConfig(a); err != nil {
 		return err
@@ -182,6 +193,9 @@ func (a *App) Start() error {
 	}
 	a.lasting.listen(a.logger)
 	a.lasting.startEvents(a.NATS, a.natsURL(), a.logger)
+	if _, err := a.webhookManager(); err != nil { // delivery workers run in every instance
+		a.logger.Error("webhooks not started", zap.Error(err))
+	}
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
 	for name, err := range a.Ready(ctx) {
