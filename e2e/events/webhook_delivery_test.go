@@ -1,0 +1,167 @@
+package events
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/erpgate/erpgate/internal/demoauth"
+)
+
+// TestWebhookDeliveryRetries: acme's receiver gets acme's
+// erp.invoices.created within 2 s, signed (verified here from the spec);
+// it answers 500 and 503, then 200, so the event arrives three times, and
+// the deliveries show the three attempts, newest first, with status, HTTP
+// status, duration and the answer's first bytes. globex's invoice and
+// acme's customer (a type the endpoint did not ask for) never reach it.
+func TestWebhookDeliveryRetries(t *testing.T) {
+	t.Parallel()
+	s := whStart(t, true, "200ms 400ms")
+	alice := demoauth.Login(t, s.URL, "alice@acme.test", "acme")
+	rc := whNewReceiver(t, 500, 503, 200)
+	ep := s.whCreate(t, alice.Access, rc.URL+"/hook?tenant=acme", "erp.invoices.*")
+
+	s.whPublish(t, "globex", "erp.invoices.created", "inv-globex", map[string]any{"id": "inv-globex", "total": 1})
+	s.whPublish(t, "acme", "erp.customers.created", "cus-1", map[string]any{"id": "cus-1"})
+	start := time.Now()
+	ev := s.whPublish(t, "acme", "erp.invoices.created", "inv-1", map[string]any{"id": "inv-1", "total": 42})
+
+	got := rc.whWaitFor(t, 1, 10*time.Second)
+	if lat := got[0].at.Sub(start); lat > 2*time.Second {
+		t.Errorf("first attempt %s after the event, want within 2 s", lat)
+	}
+	got = rc.whWaitFor(t, 3, 30*time.Second)
+	for i, rq := range got {
+		if !whVerify(t, ep.Secret, rq) {
+			t.Fatalf("attempt %d: signature does not verify with the endpoint's secret", i+1)
+		}
+		e := whEvent(t, rq)
+		if e["id"] != ev.ID || e["type"] != "erp.invoices.created" || e["companyid"] != "acme" || e["subject"] != "inv-1" {
+			t.Fatalf("attempt %d: %s", i+1, rq.body)
+		}
+		if rq.header.Get("webhook-id") != ev.ID {
+			t.Fatalf("attempt %d: webhook-id %q, want the event id (the same on every retry)", i+1, rq.header.Get("webhook-id"))
+		}
+	}
+	if gap := got[1].at.Sub(got[0].at); gap < 100*time.Millisecond {
+		t.Errorf("second attempt %s after the first: no backoff", gap)
+	}
+
+	// the three attempts, as the API shows them (the last may be recorded
+	// a moment after the receiver answered)
+	var ds []whDelivery
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ds = s.whDeliveries(t, alice.Access, ep.ID)
+		if len(ds) >= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(ds) != 3 {
+		t.Fatalf("deliveries: %d, want 3: %+v", len(ds), ds)
+	}
+	for i, want := range []struct {
+		attempt, http int
+		status        string
+	}{{3, 200, "succeeded"}, {2, 503, "failed"}, {1, 500, "failed"}} {
+		d := ds[i]
+		if d.Attempt != want.attempt || d.HTTPStatus != want.http || d.Status != want.status || d.EventID != ev.ID ||
+			d.EventType != "erp.invoices.created" || d.EndpointID != ep.ID || d.DurationMS == nil || d.At == "" ||
+			!strings.HasPrefix(d.Response, "receiver answer ") {
+			t.Errorf("delivery %d: %+v, want attempt %d, %d, %s", i, d, want.attempt, want.http, want.status)
+		}
+	}
+
+	// nothing else arrives: not globex's invoice, not acme's customer
+	time.Sleep(1500 * time.Millisecond)
+	for _, rq := range rc.requests() {
+		if e := whEvent(t, rq); e["companyid"] != "acme" || e["type"] != "erp.invoices.created" {
+			t.Fatalf("the receiver got %s", rq.body)
+		}
+	}
+	if n := len(rc.requests()); n != 3 {
+		t.Fatalf("the receiver got %d requests, want 3", n)
+	}
+	if strings.Contains(s.Logs(), ep.Secret) || strings.Contains(s.Logs(), strings.TrimPrefix(ep.Secret, "whsec_")) {
+		t.Fatal("the secret is in the gateway's logs")
+	}
+}
+
+// TestWebhookTestRotateRetry: the test ping reaches the receiver signed and
+// shows as an attempt; after rotate-secret a delivery carries two
+// signatures, one by the old secret and one by the new; retry sends a
+// delivery's event again as a new attempt.
+func TestWebhookTestRotateRetry(t *testing.T) {
+	t.Parallel()
+	s := whStart(t, true, "200ms")
+	alice := demoauth.Login(t, s.URL, "alice@acme.test", "acme")
+	rc := whNewReceiver(t, 204)
+	ep := s.whCreate(t, alice.Access, rc.URL, "erp.invoices.*")
+
+	c := s.whDo(t, "POST", "/api/v1/webhooks/"+ep.ID+"/test", "", alice.Access)
+	var ping whDelivery
+	if c.status != 200 {
+		t.Fatalf("test: %d %s", c.status, c.raw)
+	}
+	c.data(t, &ping)
+	if ping.Status != "succeeded" || ping.HTTPStatus != 204 || ping.EventType != "erp.webhooks.ping" {
+		t.Fatalf("test: %s", c.raw)
+	}
+	got := rc.whWaitFor(t, 1, 10*time.Second)
+	if e := whEvent(t, got[0]); e["type"] != "erp.webhooks.ping" || e["companyid"] != "acme" || !whVerify(t, ep.Secret, got[0]) {
+		t.Fatalf("ping: %s %v", got[0].body, got[0].header)
+	}
+	if n := len(strings.Fields(got[0].header.Get("webhook-signature"))); n != 1 {
+		t.Fatalf("before a rotation: %d signatures", n)
+	}
+
+	c = s.whDo(t, "POST", "/api/v1/webhooks/"+ep.ID+"/rotate-secret", "", alice.Access)
+	var rot struct{ ID, Secret string }
+	c.data(t, &rot)
+	if c.status != 200 || rot.ID != ep.ID || !strings.HasPrefix(rot.Secret, "whsec_") || rot.Secret == ep.Secret {
+		t.Fatalf("rotate: %d %s", c.status, c.raw)
+	}
+	ev := s.whPublish(t, "acme", "erp.invoices.updated", "inv-7", map[string]any{"id": "inv-7"})
+	got = rc.whWaitFor(t, 2, 10*time.Second)
+	last := got[1]
+	if e := whEvent(t, last); e["id"] != ev.ID {
+		t.Fatalf("after rotation: %s", last.body)
+	}
+	if n := len(strings.Fields(last.header.Get("webhook-signature"))); n != 2 {
+		t.Fatalf("during a rotation: %d signatures, want 2: %q", n, last.header.Get("webhook-signature"))
+	}
+	if !whVerify(t, ep.Secret, last) || !whVerify(t, rot.Secret, last) {
+		t.Fatal("during a rotation the old and the new secret must both verify")
+	}
+	if whVerify(t, "whsec_"+strings.Repeat("A", 44), last) {
+		t.Fatal("an unrelated secret verifies")
+	}
+
+	// retry the invoice's delivery: a new attempt of the same event
+	var orig whDelivery
+	for _, d := range s.whDeliveries(t, alice.Access, ep.ID) {
+		if d.EventID == ev.ID {
+			orig = d
+		}
+	}
+	if orig.ID == "" {
+		t.Fatal("the invoice's delivery is not listed")
+	}
+	c = s.whDo(t, "POST", "/api/v1/webhooks/"+ep.ID+"/deliveries/"+orig.ID+"/retry", "", alice.Access)
+	var again whDelivery
+	if c.status != 200 {
+		t.Fatalf("retry: %d %s", c.status, c.raw)
+	}
+	c.data(t, &again)
+	if again.ID == orig.ID || again.EventID != ev.ID || again.Status != "succeeded" {
+		t.Fatalf("retry: %s", c.raw)
+	}
+	got = rc.whWaitFor(t, 3, 10*time.Second)
+	if e := whEvent(t, got[2]); e["id"] != ev.ID || !whVerify(t, rot.Secret, got[2]) {
+		t.Fatalf("retried delivery: %s", got[2].body)
+	}
+	c = s.whDo(t, "POST", "/api/v1/webhooks/"+ep.ID+"/deliveries/whd_0000000000000000000000000000dead/retry", "", alice.Access)
+	if c.status != http.StatusNotFound || c.env.Code() != "NOT_FOUND" {
+		t.Fatalf("retry of an unknown delivery: %d %s", c.status, c.raw)
+	}
+}
