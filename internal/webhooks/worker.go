@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +47,12 @@ func (s *sub) record() Record {
 	return s.rec
 }
 
+// setRecord keeps r unless the record held is newer.
 func (s *sub) setRecord(r Record) {
 	s.mu.Lock()
-	s.rec = r
+	if !r.UpdatedAt.Before(s.rec.UpdatedAt) {
+		s.rec = r
+	}
 	s.mu.Unlock()
 }
 
@@ -149,29 +153,36 @@ func (m *Manager) changed(ctx context.Context, company, id string, deleted bool)
 	}
 }
 
-// refresh reads one endpoint again and reconciles its subscription.
+// refresh reads one endpoint again and reconciles its subscription. The
+// read and the change happen under the workers' lock, so a slower refresh
+// never puts back what a newer one replaced.
 func (w *workers) refresh(c change) {
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
-	if c.Deleted {
-		w.stop(c.ID)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx.Err() != nil {
 		return
 	}
 	r, err := w.m.cfg.Store.GetEndpoint(ctx, c.Company, c.ID)
 	if errors.Is(err, ErrNotFound) {
-		w.stop(c.ID)
+		w.stopLocked(c.ID)
 		return
 	}
 	if err != nil {
 		w.m.log.Warn("webhook endpoint not read; the resync retries", zap.String("endpoint_id", c.ID), zap.Error(err))
 		return
 	}
-	w.reconcile(ctx, r)
+	w.reconcileLocked(ctx, r)
 }
 
 func (w *workers) stop(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopLocked(id)
+}
+
+func (w *workers) stopLocked(id string) {
 	if s := w.subs[id]; s != nil {
 		s.cc.Stop()
 		delete(w.subs, id)
@@ -221,18 +232,27 @@ func (w *workers) resync() {
 		if r.Enabled {
 			enabled++
 		}
-		w.reconcile(ctx, r)
+		w.mu.Lock()
+		s := w.subs[r.ID]
+		current := s != nil && r.Enabled && s.record().UpdatedAt.Equal(r.UpdatedAt) || s == nil && !r.Enabled
+		w.mu.Unlock()
+		if !current { // a change this instance missed (or its own to retry): read it again
+			w.refresh(change{Company: r.CompanyID, ID: r.ID})
+		}
 	}
 	metricEndpoints.WithLabelValues("enabled").Set(float64(enabled))
 	metricEndpoints.WithLabelValues("disabled").Set(float64(len(all) - enabled))
 	w.mu.Lock()
+	var gone []change
 	for id, s := range w.subs {
 		if !seen[id] {
-			s.cc.Stop()
-			delete(w.subs, id)
+			gone = append(gone, change{Company: s.record().CompanyID, ID: id})
 		}
 	}
 	w.mu.Unlock()
+	for _, c := range gone { // deleted, or made after the list was read
+		w.refresh(c)
+	}
 	if w.m.cfg.PruneConsumers {
 		w.pruneConsumers(ctx, seen)
 	}
@@ -331,29 +351,100 @@ func subjectsCollide(a, b string) bool {
 	}
 }
 
-func (w *workers) consumerConfig(r *Record, filters []string) jetstream.ConsumerConfig {
-	start := r.CreatedAt
-	return jetstream.ConsumerConfig{
-		Durable:        ConsumerName(r.ID),
-		Description:    "erpgate webhook endpoint " + r.ID,
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        3*w.m.cfg.Timeout + 5*time.Second,
-		MaxDeliver:     -1, // the worker gives up (Term) after the backoff schedule
-		MaxAckPending:  w.m.cfg.MaxAckPending,
-		FilterSubjects: filters,
+func (w *workers) consumerConfig(r *Record, filters []string, start time.Time) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ConsumerName(r.ID),
+		Description:   "erpgate webhook endpoint " + r.ID,
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &start,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       3*w.m.cfg.Timeout + 5*time.Second,
+		MaxDeliver:    -1, // the worker gives up (Term) after the backoff schedule
+		MaxAckPending: w.m.cfg.MaxAckPending,
+	}
+	setFilters(&cfg, filters)
+	return cfg
+}
+
+func setFilters(cfg *jetstream.ConsumerConfig, filters []string) {
+	cfg.FilterSubject, cfg.FilterSubjects = "", nil
+	if len(filters) == 1 {
+		cfg.FilterSubject = filters[0] // the server keeps one filter in this field
+	} else {
+		cfg.FilterSubjects = filters
 	}
 }
 
-// reconcile makes this process's subscription of r what r says: none when
-// disabled, else on a consumer with r's filters.
-func (w *workers) reconcile(ctx context.Context, r Record) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ctx.Err() != nil {
-		return
+func consumerFilters(cfg *jetstream.ConsumerConfig) []string {
+	if cfg.FilterSubject != "" {
+		return []string{cfg.FilterSubject}
 	}
+	return cfg.FilterSubjects
+}
+
+// multiFilter reports whether the server takes several filter subjects
+// per consumer (nats-server 2.10 and later).
+func (w *workers) multiFilter() bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(w.eng.Conn().ConnectedServerVersion(), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 2 || major == 2 && minor >= 10
+}
+
+// wantFilters are the subject filters of r's consumer on this server.
+func (w *workers) wantFilters(r *Record) []string {
+	f := filters(w.eng.Names(), r.CompanyID, r.Events)
+	if len(f) > 1 && !w.multiFilter() {
+		return []string{w.eng.Names().CompanyFilter(r.CompanyID, "*")} // the worker matches the patterns
+	}
+	return f
+}
+
+// freshStart is where a consumer made for r starts: the endpoint's creation
+// when it is recent (the consumer is usually made at once; the engine may
+// have started late), else now (a consumer lost long after: no replay of
+// the whole stream).
+func (w *workers) freshStart(r *Record) time.Time {
+	now := w.m.now().UTC()
+	if now.Sub(r.CreatedAt) < time.Hour {
+		return r.CreatedAt
+	}
+	return now
+}
+
+// ensureConsumer is r's durable consumer with filters f: the existing one
+// as it is when its filters are f (an update is not needed, and servers
+// before 2.10 refuse one that names a start time), else updated; when the
+// server refuses the update, made again from now.
+func (w *workers) ensureConsumer(ctx context.Context, r *Record, f []string) (jetstream.Consumer, error) {
+	js, stream, name := w.eng.JetStream(), w.eng.Names().Stream, ConsumerName(r.ID)
+	cons, err := js.Consumer(ctx, stream, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return js.CreateConsumer(ctx, stream, w.consumerConfig(r, f, w.freshStart(r)))
+	case err != nil:
+		return nil, err
+	}
+	cfg := cons.CachedInfo().Config
+	if slices.Equal(consumerFilters(&cfg), f) {
+		return cons, nil
+	}
+	setFilters(&cfg, f)
+	if updated, err := js.UpdateConsumer(ctx, stream, cfg); err == nil {
+		return updated, nil
+	} else {
+		w.m.log.Info("webhook consumer made again: the server does not update its filters", zap.String("endpoint_id", r.ID), zap.Error(err))
+	}
+	if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	return js.CreateConsumer(ctx, stream, w.consumerConfig(r, f, w.m.now().UTC()))
+}
+
+// reconcileLocked makes this process's subscription of r what r says: none
+// when disabled, else on a consumer with r's filters. w.mu is held.
+func (w *workers) reconcileLocked(ctx context.Context, r Record) {
 	s := w.subs[r.ID]
 	if !r.Enabled {
 		if s != nil {
@@ -362,12 +453,12 @@ func (w *workers) reconcile(ctx context.Context, r Record) {
 		}
 		return
 	}
-	f := filters(w.eng.Names(), r.CompanyID, r.Events)
+	f := w.wantFilters(&r)
 	if s != nil && slices.Equal(s.filters, f) {
 		s.setRecord(r)
 		return
 	}
-	cons, err := w.eng.JetStream().CreateOrUpdateConsumer(ctx, w.eng.Names().Stream, w.consumerConfig(&r, f))
+	cons, err := w.ensureConsumer(ctx, &r, f)
 	if err != nil {
 		w.m.log.Warn("webhook consumer not ready; the resync retries", zap.String("endpoint_id", r.ID), zap.Error(err))
 		return
@@ -420,7 +511,7 @@ func (w *workers) handle(s *sub, msg jetstream.Msg) {
 		return
 	}
 	if !r.Enabled {
-		_ = msg.NakWithDelay(w.m.cfg.Resync) // delivered when it is enabled again
+		_ = msg.NakWithDelay(2 * time.Second) // delivered when it is enabled again (this subscription stops)
 		return
 	}
 	m := w.m
@@ -447,7 +538,7 @@ func (w *workers) handle(s *sub, msg jetstream.Msg) {
 			w.setFailing(s, r, false)
 		}
 	case o.gone():
-		_ = msg.NakWithDelay(time.Minute) // delivered again if the endpoint is enabled again
+		_ = msg.NakWithDelay(2 * time.Second) // delivered when the endpoint is enabled again
 		w.record(r, head, seq, StatusFailed, o, nil)
 		w.disable(s, r, ReasonGone)
 	case n > len(m.cfg.Backoff):
@@ -492,9 +583,9 @@ func (w *workers) setFailing(s *sub, r Record, failing bool) {
 	nr, err := w.m.cfg.Store.UpdateEndpoint(ctx, r.CompanyID, r.ID, func(x *Record) error {
 		switch {
 		case failing && x.FailingSince == nil:
-			x.FailingSince = &now
-		case !failing:
-			x.FailingSince = nil
+			x.FailingSince, x.UpdatedAt = &now, now
+		case !failing && x.FailingSince != nil:
+			x.FailingSince, x.UpdatedAt = nil, now
 		}
 		return nil
 	})
