@@ -336,8 +336,8 @@ type createInput struct {
 	Description *string  `json:"description"`
 }
 
-// deliveriesPage is a page of attempts, newest first; next_cursor asks for
-// the next (older) page.
+// deliveriesPage is a page of attempts, newest first; next_cursor, on a
+// full page, asks for the next (older) page, which may be empty.
 type deliveriesPage struct {
 	Deliveries []core.Delivery `json:"deliveries"`
 	NextCursor string          `json:"next_cursor,omitempty"`
@@ -412,13 +412,13 @@ func (h *Handler) serve(c *request, o op, svc Service) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		// one more than asked says whether there is a next page
-		list, err := svc.Deliveries(ctx, c.company, c.id, limit+1, cursor)
+		list, err := svc.Deliveries(ctx, c.company, c.id, limit, cursor)
 		if err != nil {
 			return 0, nil, err
 		}
 		page := deliveriesPage{Deliveries: list}
-		if len(list) > limit {
+		// a full page may have a next one (which may be empty)
+		if len(list) >= limit {
 			page.Deliveries = list[:limit]
 			page.NextCursor = list[limit-1].ID
 		}
