@@ -9,8 +9,9 @@ import (
 	"github.com/erpgate/erpgate/internal/demoauth"
 )
 
-// TestWebhookDeliveryRetries: acme's receiver gets acme's
-// erp.invoices.created within 2 s, signed (verified here from the spec);
+// TestWebhookDeliveryRetries: acme's receiver gets erp.invoices.created
+// within 2 s of POST /api/v2/invoices through the edge, signed (verified
+// here from the spec);
 // it answers 500 and 503, then 200, so the event arrives three times, and
 // the deliveries show the three attempts, newest first, with status, HTTP
 // status, duration and the answer's first bytes. globex's invoice and
@@ -22,10 +23,11 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 	rc := whNewReceiver(t, 500, 503, 200)
 	ep := s.whCreate(t, alice.Access, rc.URL+"/hook?tenant=acme", "erp.invoices.*")
 
-	s.whPublish(t, "globex", "erp.invoices.created", "inv-globex", map[string]any{"id": "inv-globex", "total": 1})
+	bob := demoauth.Login(t, s.URL, "bob@globex.test", "globex")
+	s.whCreateInvoice(t, bob.Access, "cus_globex_001")
 	s.whPublish(t, "acme", "erp.customers.created", "cus-1", map[string]any{"id": "cus-1"})
 	start := time.Now()
-	ev := s.whPublish(t, "acme", "erp.invoices.created", "inv-1", map[string]any{"id": "inv-1", "total": 42})
+	inv := s.whCreateInvoice(t, alice.Access, "cus_acme_001")
 
 	got := rc.whWaitFor(t, 1, 10*time.Second)
 	if lat := got[0].at.Sub(start); lat > 2*time.Second {
@@ -37,10 +39,13 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 			t.Fatalf("attempt %d: signature does not verify with the endpoint's secret", i+1)
 		}
 		e := whEvent(t, rq)
-		if e["id"] != ev.ID || e["type"] != "erp.invoices.created" || e["companyid"] != "acme" || e["subject"] != "inv-1" {
+		if e["id"] != whEvent(t, got[0])["id"] || e["type"] != "erp.invoices.created" || e["companyid"] != "acme" || e["subject"] != inv {
 			t.Fatalf("attempt %d: %s", i+1, rq.body)
 		}
-		if rq.header.Get("webhook-id") != ev.ID {
+		if data, _ := e["data"].(map[string]any); data["id"] != inv {
+			t.Fatalf("attempt %d: data is not the invoice: %s", i+1, rq.body)
+		}
+		if rq.header.Get("webhook-id") != e["id"] {
 			t.Fatalf("attempt %d: webhook-id %q, want the event id (the same on every retry)", i+1, rq.header.Get("webhook-id"))
 		}
 	}
@@ -65,7 +70,7 @@ func TestWebhookDeliveryRetries(t *testing.T) {
 		status        string
 	}{{3, 200, "succeeded"}, {2, 503, "failed"}, {1, 500, "failed"}} {
 		d := ds[i]
-		if d.Attempt != want.attempt || d.HTTPStatus != want.http || d.Status != want.status || d.EventID != ev.ID ||
+		if d.Attempt != want.attempt || d.HTTPStatus != want.http || d.Status != want.status || d.EventID != whEvent(t, got[0])["id"] ||
 			d.EventType != "erp.invoices.created" || d.EndpointID != ep.ID || d.DurationMS == nil || d.At == "" ||
 			!strings.HasPrefix(d.Response, "receiver answer ") {
 			t.Errorf("delivery %d: %+v, want attempt %d, %d, %s", i, d, want.attempt, want.http, want.status)

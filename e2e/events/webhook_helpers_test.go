@@ -1,7 +1,8 @@
-// Package events drives the event layer in the running binary. The
-// webhook_* files: the webhook API (erp_webhooks) and deliveries to real
-// receivers, signed per Standard Webhooks, retried, isolated per company.
 package events
+
+// The webhook_* files: the webhook API (erp_webhooks) and deliveries to
+// real receivers, signed per Standard Webhooks, retried, isolated per
+// company. Their helpers start with wh.
 
 import (
 	"context"
@@ -90,6 +91,21 @@ func (s *whStack) whPublish(t *testing.T, company, typ, subject string, data any
 		t.Fatalf("publish: %v", err)
 	}
 	return ev
+}
+
+// whCreateInvoice creates an invoice through the edge (POST /api/v2/invoices,
+// the demo backend) as token's company and returns its id: the edge
+// publishes erp.invoices.created.
+func (s *whStack) whCreateInvoice(t *testing.T, token, customer string) string {
+	t.Helper()
+	r := httpt.Do(t, "POST", s.URL+"/api/v2/invoices", []byte(`{"customer_id":"`+customer+`","total":{"amount":"12.50","currency":"EUR"}}`), demoauth.Bearer(token))
+	var inv struct {
+		ID string `json:"id"`
+	}
+	if r.StatusCode != http.StatusCreated || json.Unmarshal(r.Envelope(t).Data, &inv) != nil || inv.ID == "" {
+		t.Fatalf("create invoice: %d %s", r.StatusCode, r.Body)
+	}
+	return inv.ID
 }
 
 // whCall is one API call: status, envelope, data.
