@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,6 +137,38 @@ func TestWebhookAPI(t *testing.T) {
 			if c.status != tc.status || c.env.Code() != tc.code || (len(c.env.Errors) > 0 && c.env.Errors[0].Field != tc.field) {
 				t.Errorf("%s: %d %s, want %d %s field %q", tc.name, c.status, c.raw, tc.status, tc.code, tc.field)
 			}
+		}
+	})
+
+	t.Run("audit trail", func(t *testing.T) {
+		root := demoauth.Login(t, s.URL, "root@erpgate.local", "acme")
+		r := httpt.Get(t, s.URL+"/api/v1/admin/audit?company_id=acme&type=webhook.created&limit=100", demoauth.Bearer(root.Access))
+		var recs []struct {
+			Type      string            `json:"type"`
+			ActorID   string            `json:"actor_id"`
+			CompanyID string            `json:"company_id"`
+			SubjectID string            `json:"subject_id"`
+			RequestID string            `json:"request_id"`
+			Details   map[string]string `json:"details"`
+		}
+		if r.StatusCode != 200 {
+			t.Fatalf("audit: %d %s", r.StatusCode, r.Body)
+		}
+		if err := json.Unmarshal(r.Envelope(t).Data, &recs); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, rec := range recs {
+			if rec.SubjectID == ep.ID && rec.Type == "webhook.created" && rec.CompanyID == "acme" && rec.ActorID != "" &&
+				rec.RequestID != "" && rec.Details["url_host"] == "127.0.0.1" && rec.Details["endpoint_id"] == ep.ID {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("no webhook.created record of %s: %s", ep.ID, r.Body)
+		}
+		if strings.Contains(string(r.Body), "whsec_") || strings.Contains(string(r.Body), "/acme") {
+			t.Fatalf("the audit trail holds the secret or the URL's path: %s", r.Body)
 		}
 	})
 
