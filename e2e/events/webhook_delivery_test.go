@@ -143,10 +143,13 @@ func TestWebhookTestRotateRetry(t *testing.T) {
 	}
 
 	// retry the invoice's delivery: a new attempt of the same event
+	// (recorded a moment after the receiver answered)
 	var orig whDelivery
-	for _, d := range s.whDeliveries(t, alice.Access, ep.ID) {
-		if d.EventID == ev.ID {
-			orig = d
+	for deadline := time.Now().Add(10 * time.Second); orig.ID == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, d := range s.whDeliveries(t, alice.Access, ep.ID) {
+			if d.EventID == ev.ID {
+				orig = d
+			}
 		}
 	}
 	if orig.ID == "" {
