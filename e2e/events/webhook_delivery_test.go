@@ -1,12 +1,16 @@
 package events
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/erpgate/erpgate/internal/demoauth"
+	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 // TestWebhookDeliveryRetries: acme's receiver gets erp.invoices.created
@@ -173,3 +177,65 @@ func TestWebhookTestRotateRetry(t *testing.T) {
 		t.Fatalf("retry of an unknown delivery: %d %s", c.status, c.raw)
 	}
 }
+
+// TestWebhookPostgres: the same path with the endpoints and attempts in
+// Postgres (migration 0008): a failed attempt, then a success, both
+// listed; the secret is not in the table in clear.
+func TestWebhookPostgres(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	s := whStartEnv(t, true, "200ms", map[string]string{"ERP_POSTGRES_URL": pg, "ERP_MASTER_KEY": whTestMasterKey})
+	alice := demoauth.Login(t, s.URL, "alice@acme.test", "acme")
+	rc := whNewReceiver(t, 502, 200)
+	ep := s.whCreate(t, alice.Access, rc.URL, "erp.invoices.created")
+	inv := s.whCreateInvoice(t, alice.Access, "cus_acme_001")
+	got := rc.whWaitFor(t, 2, 20*time.Second)
+	for _, rq := range got {
+		if e := whEvent(t, rq); e["subject"] != inv || !whVerify(t, ep.Secret, rq) {
+			t.Fatalf("delivery: %s", rq.body)
+		}
+	}
+	var ds []whDelivery
+	for deadline := time.Now().Add(10 * time.Second); len(ds) < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ds = s.whDeliveries(t, alice.Access, ep.ID)
+	}
+	if len(ds) != 2 || ds[0].Status != "succeeded" || ds[0].Attempt != 2 || ds[1].HTTPStatus != 502 || ds[1].Attempt != 1 {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	// pages of one: newest first, then the next by cursor
+	c := s.whDo(t, "GET", "/api/v1/webhooks/"+ep.ID+"/deliveries?limit=1", "", alice.Access)
+	var page struct {
+		Deliveries []whDelivery `json:"deliveries"`
+		NextCursor string       `json:"next_cursor"`
+	}
+	c.data(t, &page)
+	if len(page.Deliveries) != 1 || page.Deliveries[0].ID != ds[0].ID || page.NextCursor != ds[0].ID {
+		t.Fatalf("first page: %s", c.raw)
+	}
+	c = s.whDo(t, "GET", "/api/v1/webhooks/"+ep.ID+"/deliveries?limit=1&cursor="+page.NextCursor, "", alice.Access)
+	c.data(t, &page)
+	if len(page.Deliveries) != 1 || page.Deliveries[0].ID != ds[1].ID {
+		t.Fatalf("second page: %s", c.raw)
+	}
+
+	db, err := pgx.Connect(context.Background(), pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM webhook_endpoints WHERE id = $1`, ep.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("endpoint row: %d %v", n, err)
+	}
+	var row string
+	if err := db.QueryRow(context.Background(), `SELECT row_to_json(e)::text FROM webhook_endpoints e WHERE id = $1`, ep.ID).Scan(&row); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimPrefix(ep.Secret, "whsec_")
+	if strings.Contains(row, key) || strings.Contains(row, "whsec_") {
+		t.Fatal("the secret is stored in clear")
+	}
+}
+
+// whTestMasterKey seals secrets at rest in the Postgres test (test only).
+const whTestMasterKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="

@@ -42,10 +42,19 @@ type whStack struct {
 // (the receivers are on loopback), backoff ERP_WEBHOOK_BACKOFF.
 func whStart(t *testing.T, allowPrivate bool, backoff string) *whStack {
 	t.Helper()
+	return whStartEnv(t, allowPrivate, backoff, nil)
+}
+
+// whStartEnv is whStart with more environment (ERP_POSTGRES_URL, …).
+func whStartEnv(t *testing.T, allowPrivate bool, backoff string, extra map[string]string) *whStack {
+	t.Helper()
 	natsURL := testenv.NATSURL(t)
 	prefix := testenv.Name() + ":"
 	names := events.NamesFor(prefix)
 	env := map[string]string{"ERP_NATS_URL": natsURL, "ERP_KEY_PREFIX": prefix, "ERP_WEBHOOK_BACKOFF": backoff}
+	for k, v := range extra {
+		env[k] = v
+	}
 	if allowPrivate {
 		env["ERP_WEBHOOK_ALLOW_PRIVATE"] = "1"
 	}
