@@ -118,6 +118,8 @@ func TestWebhookAPI(t *testing.T) {
 			{"pattern with a space", "POST", "/api/v1/webhooks", `{"url":"` + rc.URL + `","events":["erp.invoices created"]}`, 400, "VALIDATION_FAILED", "events"},
 			{"no patterns", "POST", "/api/v1/webhooks", `{"url":"` + rc.URL + `","events":[]}`, 400, "VALIDATION_FAILED", "events"},
 			{"unknown field", "POST", "/api/v1/webhooks", `{"url":"` + rc.URL + `","events":["erp.*"],"secret":"whsec_mine"}`, 400, "BAD_REQUEST", "secret"},
+			{"duplicate url", "POST", "/api/v1/webhooks", `{"url":"https://example.com/a","events":["erp.*"],"url":"` + rc.URL + `"}`, 400, "BAD_REQUEST", "url"},
+			{"case-variant url", "POST", "/api/v1/webhooks", `{"url":"https://example.com/a","events":["erp.*"],"URL":"` + rc.URL + `"}`, 400, "BAD_REQUEST", "URL"},
 			{"events a string", "POST", "/api/v1/webhooks", `{"url":"` + rc.URL + `","events":"erp.*"}`, 422, "VALIDATION_FAILED", "events"},
 			{"not JSON", "POST", "/api/v1/webhooks", `{"url":`, 400, "BAD_REQUEST", ""},
 			{"patch bad URL", "PATCH", "/api/v1/webhooks/" + ep.ID, `{"url":"gopher://x"}`, 400, "VALIDATION_FAILED", "url"},

@@ -33,6 +33,10 @@ func TestDecode(t *testing.T) {
 		{"two objects", "", `{} {}`, false, 400, contract.CodeBadRequest, ""},
 		{"trailing garbage", "", `{} x`, false, 400, contract.CodeBadRequest, ""},
 		{"array", "", `[]`, false, 400, contract.CodeBadRequest, ""},
+		{"duplicate member", "", `{"url":"a","url":"b"}`, false, 400, contract.CodeBadRequest, "url"},
+		{"case variant", "", `{"URL":"a"}`, false, 400, contract.CodeBadRequest, "URL"},
+		{"case variant after the member", "", `{"url":"a","Url":"b"}`, false, 400, contract.CodeBadRequest, "Url"},
+		{"escaped duplicate", "", `{"url":"a","u\u0072l":"b"}`, false, 400, contract.CodeBadRequest, "url"},
 		{"too large", "", `{"url":"` + strings.Repeat("a", 100) + `"}`, false, 413, contract.CodePayloadTooLarge, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
