@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,11 @@ func init() {
 //	POST   /{id}/deliveries/{delivery}/retry   sends that delivery's event again now → the attempt
 //
 // GET needs the scope `webhooks:read`, every other method `webhooks:write`
-// (owners and admins hold both), else 403 FORBIDDEN. The secret
+// (owners and admins hold both), else 403 FORBIDDEN. An endpoint's
+// patterns must name only events the caller may read (events.ReadScope:
+// `erp.ledger.*` needs `ledger:read`, `erp.auth.*` `webhooks:read`, `*`
+// all of them), else 403 FORBIDDEN with field `events`: a webhook carries
+// nothing its creator could not read. The secret
 // (`whsec_…`) is in the answers of POST / and rotate-secret only: never in
 // a read, a log line or an audit record. An id that is malformed or names
 // another company's endpoint is 404 NOT_FOUND, as one that does not exist.
@@ -238,6 +243,38 @@ func hasScope(scope, want string) bool {
 	return false
 }
 
+// patternScopes are the scopes a caller must hold for an endpoint of
+// theirs to receive the events patterns match: what events.ReadScope asks
+// of each type (a business event `<backend>:read`, the rest
+// `webhooks:read`), so that a webhook never carries what its creator could
+// not read. A pattern open in its first two tokens (`*`, `erp.*`,
+// `erp.*.created`) needs all of them: `webhooks:read` and every registered
+// backend's `:read`. Invalid patterns add nothing (the service refuses them).
+func patternScopes(patterns, backends []string) []string {
+	var out []string
+	add := func(sc string) {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	for _, p := range patterns {
+		if !events.ValidPattern(p) {
+			continue
+		}
+		first, rest, _ := strings.Cut(p, ".")
+		second, _, _ := strings.Cut(rest, ".")
+		if first == "*" || (first == "erp" && (second == "*" || second == "")) {
+			add(events.ScopeWebhooksRead)
+			for _, b := range backends {
+				add(b + ":read")
+			}
+			continue
+		}
+		add(events.ReadScope(first + "." + second + ".x"))
+	}
+	return out
+}
+
 func refuse(status int, code, msg string) error {
 	return caddyhttp.Error(status, contract.NewError(status, code, msg))
 }
@@ -256,6 +293,7 @@ type request struct {
 	r       *http.Request
 	company string
 	user    string
+	scope   string // the caller's, space-separated
 	id      string // endpoint id ("" for the collection)
 	segs    []string
 }
@@ -294,7 +332,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !hasScope(scope, need) {
 		return refuse(http.StatusForbidden, contract.CodeForbidden, "this needs the scope "+need)
 	}
-	c := &request{w: w, r: r, company: company, segs: segs}
+	c := &request{w: w, r: r, company: company, scope: scope, segs: segs}
 	c.user, _ = repl.GetString("http.auth.user.id")
 	if len(segs) > 0 {
 		if c.id = segs[0]; !validID(c.id, "wh_") {
@@ -363,6 +401,9 @@ func (h *Handler) serve(c *request, o op, svc Service) (int, any, error) {
 		if in.Events == nil {
 			return 0, nil, invalid("events", `events is required, e.g. ["erp.invoices.*"]`)
 		}
+		if err := h.mayRead(c, in.Events); err != nil {
+			return 0, nil, err
+		}
 		ep, secret, err := svc.Create(ctx, c.company, core.EndpointInput{URL: in.URL, Events: in.Events, Description: in.Description})
 		if err != nil {
 			return 0, nil, err
@@ -380,6 +421,9 @@ func (h *Handler) serve(c *request, o op, svc Service) (int, any, error) {
 		}
 		if in.URL == nil && in.Events == nil && in.Description == nil && in.Enabled == nil {
 			return 0, nil, refuse(http.StatusBadRequest, contract.CodeBadRequest, "nothing to change: send url, events, description or enabled")
+		}
+		if err := h.mayRead(c, in.Events); err != nil {
+			return 0, nil, err
 		}
 		ep, err := svc.Update(ctx, c.company, c.id, in)
 		if err != nil {
@@ -434,6 +478,24 @@ func (h *Handler) serve(c *request, o op, svc Service) (int, any, error) {
 		return http.StatusOK, d, err
 	}
 	return 0, nil, errNotFound
+}
+
+// mayRead refuses patterns whose events the caller's scope can't read
+// (403 FORBIDDEN, field events): an API key with webhooks:write and
+// invoices:read can subscribe to invoices, not to the ledger.
+func (h *Handler) mayRead(c *request, patterns []string) error {
+	var backends []string
+	if h.app != nil {
+		backends = h.app.BackendNames()
+	}
+	for _, sc := range patternScopes(patterns, backends) {
+		if !hasScope(c.scope, sc) {
+			e := contract.NewError(http.StatusForbidden, contract.CodeForbidden, "these events need the scope "+sc+", which you don't hold")
+			e.Field = "events"
+			return caddyhttp.Error(http.StatusForbidden, e)
+		}
+	}
+	return nil
 }
 
 // pageQuery reads ?limit= (1…100, default 20) and ?cursor= (a delivery id

@@ -213,6 +213,9 @@ func TestRoutesAndScopes(t *testing.T) {
 		{"list with write only", "GET", "/api/v1/webhooks", "", "webhooks:write", 403, "FORBIDDEN", "", false},
 		{"create with read only", "POST", "/api/v1/webhooks", `{"url":"https://x.test","events":["erp.*"]}`, "webhooks:read", 403, "FORBIDDEN", "", false},
 		{"scope prefix is no scope", "GET", "/api/v1/webhooks", "", "webhooks:readx", 403, "FORBIDDEN", "", false},
+		{"create for events not readable", "POST", "/api/v1/webhooks", `{"url":"https://x.test/in","events":["erp.ledger.*"]}`, rw, 403, "FORBIDDEN", "events", false},
+		{"create for auth events without webhooks:read", "POST", "/api/v1/webhooks", `{"url":"https://x.test/in","events":["erp.invoices.*","erp.auth.*"]}`, "invoices:read webhooks:write", 403, "FORBIDDEN", "events", false},
+		{"patch to events not readable", "PATCH", "/api/v1/webhooks/wh_a", `{"events":["erp.customers.created"]}`, rw, 403, "FORBIDDEN", "events", false},
 		{"create", "POST", "/api/v1/webhooks", `{"url":"https://x.test/in","events":["erp.invoices.*"]}`, rw, 201, "", "", true},
 		{"create unknown field", "POST", "/api/v1/webhooks", `{"url":"https://x.test","events":["erp.*"],"secret":"mine"}`, rw, 400, "BAD_REQUEST", "secret", false},
 		{"create enabled is no create field", "POST", "/api/v1/webhooks", `{"url":"https://x.test","events":["erp.*"],"enabled":false}`, rw, 400, "BAD_REQUEST", "enabled", false},
@@ -349,5 +352,29 @@ func TestUnauthenticated(t *testing.T) {
 	h.Company = "{http.auth.user.nothing}"
 	if res := do(t, h, "GET", "/api/v1/webhooks", "", rw); res.status != 401 || res.code != "UNAUTHENTICATED" {
 		t.Fatalf("got %d %s", res.status, res.code)
+	}
+}
+
+func TestPatternScopes(t *testing.T) {
+	t.Parallel()
+	backends := []string{"invoices", "ledger"}
+	for _, tc := range []struct {
+		patterns []string
+		want     string
+	}{
+		{[]string{"erp.invoices.*"}, "invoices:read"},
+		{[]string{"erp.invoices.created", "erp.invoices.*"}, "invoices:read"},
+		{[]string{"erp.ledger.updated", "erp.auth.*"}, "ledger:read webhooks:read"},
+		{[]string{"erp.security.*", "erp.webhooks.ping", "erp.admin.*"}, "webhooks:read"},
+		{[]string{"*"}, "webhooks:read invoices:read ledger:read"},
+		{[]string{"erp.*"}, "webhooks:read invoices:read ledger:read"},
+		{[]string{"erp.*.created"}, "webhooks:read invoices:read ledger:read"},
+		{[]string{"*.invoices.created"}, "webhooks:read invoices:read ledger:read"},
+		{[]string{"other.thing"}, "webhooks:read"},
+		{[]string{"erp..x", ""}, ""},
+	} {
+		if got := strings.Join(patternScopes(tc.patterns, backends), " "); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.patterns, got, tc.want)
+		}
 	}
 }

@@ -145,6 +145,37 @@ func TestWebhookAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("api key", func(t *testing.T) {
+		// a key with webhooks:read/write and invoices:read may subscribe to
+		// invoices, not to the ledger (it couldn't read it) nor to everything
+		r := httpt.Do(t, http.MethodPost, s.URL+"/api/v1/auth/api-keys",
+			httpt.JSON(t, map[string]any{"name": "hooks", "scope": []string{"webhooks:read", "webhooks:write", "invoices:read"}}), demoauth.Bearer(alice.Access))
+		var k struct {
+			Key string `json:"key"`
+		}
+		if r.StatusCode != http.StatusCreated || json.Unmarshal(r.Envelope(t).Data, &k) != nil || k.Key == "" {
+			t.Fatalf("create key: %d %s", r.StatusCode, r.Body)
+		}
+		hdr := map[string]string{"X-API-Key": k.Key}
+		for _, tc := range []struct {
+			events string
+			status int
+		}{{`["erp.ledger.*"]`, 403}, {`["*"]`, 403}, {`["erp.invoices.*","erp.customers.created"]`, 403}, {`["erp.invoices.*"]`, 201}} {
+			r := httpt.Do(t, "POST", s.URL+"/api/v1/webhooks", []byte(`{"url":"`+rc.URL+`/key","events":`+tc.events+`}`), hdr)
+			env := r.Envelope(t)
+			if r.StatusCode != tc.status || (tc.status == 403 && (env.Code() != "FORBIDDEN" || env.Errors[0].Field != "events")) {
+				t.Errorf("key creates %s: %d %s", tc.events, r.StatusCode, r.Body)
+			}
+			if r.StatusCode == 201 {
+				var kep whEndpoint
+				_ = json.Unmarshal(env.Data, &kep)
+				if d := httpt.Do(t, "DELETE", s.URL+"/api/v1/webhooks/"+kep.ID, nil, hdr); d.StatusCode != 200 {
+					t.Errorf("key deletes: %d %s", d.StatusCode, d.Body)
+				}
+			}
+		}
+	})
+
 	t.Run("audit trail", func(t *testing.T) {
 		root := demoauth.Login(t, s.URL, "root@erpgate.local", "acme")
 		r := httpt.Get(t, s.URL+"/api/v1/admin/audit?company_id=acme&type=webhook.created&limit=100", demoauth.Bearer(root.Access))
