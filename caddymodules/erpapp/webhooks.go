@@ -221,13 +221,13 @@ func (a *App) Webhooks() (webhooks.Service, error) { return a.webhookManager() }
 
 func (a *App) webhookManager() (*webhooks.Manager, error) {
 	a.mu.Lock()
+	if a.closed { // its lasting entries were given back
+		a.mu.Unlock()
+		return nil, errors.New("erp: the config was unloaded")
+	}
 	if a.webhooks != nil || a.webhooksErr != nil {
 		defer a.mu.Unlock()
 		return a.webhooks, a.webhooksErr
-	}
-	if a.closed {
-		a.mu.Unlock()
-		return nil, errors.New("erp: the config was unloaded")
 	}
 	a.mu.Unlock()
 	m, err := a.makeWebhooks()

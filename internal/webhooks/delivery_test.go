@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -182,8 +183,20 @@ func TestDeliverySigned(t *testing.T) {
 // webhook-id each time, the third succeeded.
 func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 	t.Parallel()
+	for name, mk := range map[string]func(t *testing.T) Store{
+		"memory":   func(*testing.T) Store { return NewMemory() },
+		"postgres": func(t *testing.T) Store { return postgresStore(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			retriesThenSucceeds(t, mk(t))
+		})
+	}
+}
+
+func retriesThenSucceeds(t *testing.T, st Store) {
 	eng := testEngine(t)
-	m := startManager(t, eng, Config{Backoff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}})
+	m := startManager(t, eng, Config{Store: st, Backoff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}})
 	rcv := newReceiver(t, func(n int) int {
 		if n <= 2 {
 			return http.StatusInternalServerError
@@ -420,8 +433,20 @@ func TestDeliveryRotation(t *testing.T) {
 
 func TestTestAndRetry(t *testing.T) {
 	t.Parallel()
+	for name, mk := range map[string]func(t *testing.T) Store{
+		"memory":   func(*testing.T) Store { return NewMemory() },
+		"postgres": func(t *testing.T) Store { return postgresStore(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testAndRetry(t, mk(t))
+		})
+	}
+}
+
+func testAndRetry(t *testing.T, st Store) {
 	eng := testEngine(t)
-	m := startManager(t, eng, Config{})
+	m := startManager(t, eng, Config{Store: st})
 	rcv := newReceiver(t, nil)
 	ep, secret := create(t, m, "acme", rcv.srv.URL, "erp.invoices.*")
 	ping, err := m.Test(t.Context(), "acme", ep.ID)
@@ -446,7 +471,11 @@ func TestTestAndRetry(t *testing.T) {
 		}
 		return false
 	})
+	retried := counterValue(t, StatusSucceeded, "retry")
 	d, err := m.Retry(t.Context(), "acme", ep.ID, first.ID)
+	if counterValue(t, StatusSucceeded, "retry") < retried+1 {
+		t.Error("the retry was not counted")
+	}
 	if err != nil || d.Attempt != 2 || d.EventID != ev.ID || d.Status != StatusSucceeded || d.ID == first.ID {
 		t.Fatalf("retry: %+v %v", d, err)
 	}
@@ -468,6 +497,14 @@ func TestTestAndRetry(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// The event left the stream: Retry says so.
+	stream, _ := eng.Stream(t.Context())
+	if err := stream.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Retry(t.Context(), "acme", ep.ID, first.ID); !errors.Is(err, ErrEventGone) {
+		t.Fatalf("retry of a purged event: %v", err)
+	}
 	// Paging: newest first, "before" continues.
 	all, _ := m.Deliveries(t.Context(), "acme", ep.ID, 100, "")
 	page1, _ := m.Deliveries(t.Context(), "acme", ep.ID, 2, "")
@@ -484,9 +521,29 @@ func TestTestAndRetry(t *testing.T) {
 	}
 }
 
+// embeddedEngine is an engine on an in-process nats-server of the
+// module's version (several filter subjects per consumer, filter updates).
+func embeddedEngine(t testing.TB) *events.Engine {
+	t.Helper()
+	eng, err := events.Open(context.Background(), events.Config{StoreDir: t.TempDir(), Names: events.NamesFor(testenv.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	return eng
+}
+
 func TestDeliveryOverlappingPatternsAndUpdate(t *testing.T) {
 	t.Parallel()
-	eng := testEngine(t)
+	for name, mk := range map[string]func(testing.TB) *events.Engine{"external": testEngine, "embedded": embeddedEngine} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			overlappingPatternsAndUpdate(t, mk(t))
+		})
+	}
+}
+
+func overlappingPatternsAndUpdate(t *testing.T, eng *events.Engine) {
 	m := startManager(t, eng, Config{})
 	rcv := newReceiver(t, nil)
 	ep, _ := create(t, m, "acme", rcv.srv.URL, "erp.invoices.*", "erp.*.created")
@@ -515,6 +572,28 @@ func TestDeliveryOverlappingPatternsAndUpdate(t *testing.T) {
 	})
 	if n := len(rcv.requests()); n != 4 {
 		t.Fatalf("%d requests: the invoice event came through after the update", n)
+	}
+	// Two disjoint patterns: two filters where the server takes several.
+	if _, err := m.Update(t.Context(), "acme", ep.ID, EndpointInput{Events: []string{"erp.orders.*", "erp.invoices.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := eng.JetStream().Consumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	if w := m.workers(); w.multiFilter() && len(cfg.FilterSubjects) != 2 || !w.multiFilter() && cfg.FilterSubject != eng.Names().CompanyFilter("acme", "*") {
+		t.Fatalf("server %s: filters %q %q", eng.Conn().ConnectedServerVersion(), cfg.FilterSubject, cfg.FilterSubjects)
+	}
+	publish(t, eng, "acme", "erp.invoices.deleted")
+	publish(t, eng, "acme", "erp.invoices.created")
+	last = publish(t, eng, "acme", "erp.orders.deleted")
+	waitFor(t, 5*time.Second, "the order event", func() bool {
+		r := rcv.requests()
+		return r[len(r)-1].event.ID == last.ID
+	})
+	if r := rcv.requests(); len(r) != 6 || r[4].event.Type != "erp.invoices.created" {
+		t.Fatalf("%d requests", len(r))
 	}
 	// Delete removes the durable consumer.
 	if err := m.Delete(t.Context(), "acme", ep.ID); err != nil {
@@ -585,4 +664,51 @@ func TestFilters(t *testing.T) {
 			t.Errorf("%v: %v, want %v", c.patterns, got, c.want)
 		}
 	}
+}
+
+func TestRetryNeedsTheEngine(t *testing.T) {
+	t.Parallel()
+	st := NewMemory()
+	m := newTestManager(t, Config{Store: st, AllowPrivate: true})
+	ep, _ := create(t, m, "acme", "http://127.0.0.1:9/x", "erp.*")
+	d := DeliveryRecord{Delivery: Delivery{ID: newID("whd_"), EndpointID: ep.ID, EventID: "e1", EventType: "erp.x", Status: StatusFailed,
+		At: time.Now()}, CompanyID: "acme", StreamSeq: 7}
+	if _, err := st.AddDelivery(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Retry(t.Context(), "acme", ep.ID, d.ID); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("retry without an engine: %v", err)
+	}
+}
+
+func counterValue(t testing.TB, labels ...string) float64 {
+	var m dto.Metric
+	if err := metricDeliveries.WithLabelValues(labels...).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// A consumer deleted under the workers (by an operator, or a stream made
+// again) is made again by the next resync, and deliveries go on.
+func TestDeliveryConsumerMadeAgain(t *testing.T) {
+	t.Parallel()
+	eng := embeddedEngine(t)
+	m := startManager(t, eng, Config{Resync: 200 * time.Millisecond})
+	rcv := newReceiver(t, nil)
+	ep, _ := create(t, m, "acme", rcv.srv.URL, "erp.*")
+	publish(t, eng, "acme", "erp.invoices.created")
+	waitFor(t, 5*time.Second, "first event", func() bool { return len(rcv.requests()) == 1 })
+	if err := eng.JetStream().DeleteConsumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the consumer made again", func() bool {
+		_, err := eng.JetStream().Consumer(t.Context(), eng.Names().Stream, ConsumerName(ep.ID))
+		return err == nil
+	})
+	ev := publish(t, eng, "acme", "erp.invoices.updated")
+	waitFor(t, 10*time.Second, "the event after the consumer came back", func() bool {
+		r := rcv.requests()
+		return r[len(r)-1].event.ID == ev.ID
+	})
 }

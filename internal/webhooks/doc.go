@@ -30,7 +30,8 @@
 // A failed attempt is retried after Backoff[n-1] (attempt n; default 5s
 // 30s 2m 10m 1h 6h 24h, ±20% jitter) with a delayed NAK; when the last
 // fails the event is given up (status gave_up, the message terminated).
-// A 410 answer disables the endpoint (reason "gone"); an endpoint whose
+// A 410 answer to a delivery from the stream disables the endpoint (reason
+// "gone"; Test and Retry only record what they get); an endpoint whose
 // attempts have all failed for DisableAfter (default 5 days) is disabled
 // (reason "failing"). Either publishes erp.webhooks.endpoint_disabled for
 // the company. Enabling it again (Update enabled:true) resumes its

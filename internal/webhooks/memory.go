@@ -16,14 +16,38 @@ const MemoryMaxDeliveries = 1000
 // (the erp app keeps it across reloads).
 type Memory struct {
 	mu        sync.Mutex
-	endpoints map[string]*Record          // by id
-	order     []string                    // ids, oldest first
-	delivs    map[string][]DeliveryRecord // by endpoint id, ascending id
+	endpoints map[string]*Record        // by id
+	order     []string                  // ids, oldest first
+	delivs    map[string]*memDeliveries // by endpoint id
+}
+
+// memDeliveries are one endpoint's attempts, ascending id, and the number
+// of the last attempt of each event among them.
+type memDeliveries struct {
+	list     []DeliveryRecord
+	attempts map[string]int
+}
+
+// trim drops the oldest attempts beyond MemoryMaxDeliveries, once a
+// quarter more piled up (amortised).
+func (d *memDeliveries) trim() {
+	if len(d.list) <= MemoryMaxDeliveries+MemoryMaxDeliveries/4 {
+		return
+	}
+	d.list = slices.Delete(d.list, 0, len(d.list)-MemoryMaxDeliveries)
+	d.recount()
+}
+
+func (d *memDeliveries) recount() {
+	clear(d.attempts)
+	for i := range d.list {
+		d.attempts[d.list[i].EventID] = max(d.attempts[d.list[i].EventID], d.list[i].Attempt)
+	}
 }
 
 // NewMemory is an empty Memory store.
 func NewMemory() *Memory {
-	return &Memory{endpoints: map[string]*Record{}, delivs: map[string][]DeliveryRecord{}}
+	return &Memory{endpoints: map[string]*Record{}, delivs: map[string]*memDeliveries{}}
 }
 
 var _ Store = (*Memory)(nil)
@@ -138,20 +162,20 @@ func (m *Memory) AddDelivery(_ context.Context, d DeliveryRecord) (int, error) {
 	if _, err := m.get(d.CompanyID, d.EndpointID); err != nil {
 		return 0, err
 	}
-	list := m.delivs[d.EndpointID]
-	n := 0
-	for i := range list {
-		if list[i].EventID == d.EventID {
-			n = max(n, list[i].Attempt)
-		}
+	ds := m.delivs[d.EndpointID]
+	if ds == nil {
+		ds = &memDeliveries{attempts: map[string]int{}}
+		m.delivs[d.EndpointID] = ds
 	}
-	d.Attempt = n + 1
-	i, _ := slices.BinarySearchFunc(list, d.ID, func(x DeliveryRecord, id string) int { return strings.Compare(x.ID, id) })
-	list = slices.Insert(list, i, d)
-	if len(list) > MemoryMaxDeliveries {
-		list = slices.Delete(list, 0, len(list)-MemoryMaxDeliveries)
+	d.Attempt = ds.attempts[d.EventID] + 1
+	ds.attempts[d.EventID] = d.Attempt
+	if n := len(ds.list); n == 0 || ds.list[n-1].ID < d.ID {
+		ds.list = append(ds.list, d) // ids grow with time: the usual case
+	} else {
+		i, _ := slices.BinarySearchFunc(ds.list, d.ID, func(x DeliveryRecord, id string) int { return strings.Compare(x.ID, id) })
+		ds.list = slices.Insert(ds.list, i, d)
 	}
-	m.delivs[d.EndpointID] = list
+	ds.trim()
 	return d.Attempt, nil
 }
 
@@ -161,13 +185,17 @@ func (m *Memory) Deliveries(_ context.Context, company, endpointID string, limit
 	if _, err := m.get(company, endpointID); err != nil {
 		return nil, err
 	}
-	list := m.delivs[endpointID]
 	out := []Delivery{}
-	for i := len(list) - 1; i >= 0 && len(out) < limit; i-- {
-		if before != "" && list[i].ID >= before {
-			continue
-		}
-		out = append(out, list[i].Delivery)
+	ds := m.delivs[endpointID]
+	if ds == nil {
+		return out, nil
+	}
+	end := len(ds.list)
+	if before != "" {
+		end, _ = slices.BinarySearchFunc(ds.list, before, func(x DeliveryRecord, id string) int { return strings.Compare(x.ID, id) })
+	}
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, ds.list[i].Delivery)
 	}
 	return out, nil
 }
@@ -178,9 +206,10 @@ func (m *Memory) GetDelivery(_ context.Context, company, endpointID, id string) 
 	if _, err := m.get(company, endpointID); err != nil {
 		return DeliveryRecord{}, err
 	}
-	for _, d := range m.delivs[endpointID] {
-		if d.ID == id {
-			return d, nil
+	if ds := m.delivs[endpointID]; ds != nil {
+		i, ok := slices.BinarySearchFunc(ds.list, id, func(x DeliveryRecord, id string) int { return strings.Compare(x.ID, id) })
+		if ok {
+			return ds.list[i], nil
 		}
 	}
 	return DeliveryRecord{}, ErrNotFound
@@ -190,16 +219,13 @@ func (m *Memory) PruneDeliveries(_ context.Context, t time.Time) (int64, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n int64
-	for id, list := range m.delivs {
-		kept := list[:0]
-		for _, d := range list {
-			if d.At.Before(t) {
-				n++
-				continue
-			}
-			kept = append(kept, d)
+	for _, ds := range m.delivs {
+		before := len(ds.list)
+		ds.list = slices.DeleteFunc(ds.list, func(d DeliveryRecord) bool { return d.At.Before(t) })
+		if len(ds.list) != before {
+			n += int64(before - len(ds.list))
+			ds.recount()
 		}
-		m.delivs[id] = kept
 	}
 	return n, nil
 }

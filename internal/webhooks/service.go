@@ -90,7 +90,8 @@ type Config struct {
 	Retention time.Duration
 	// PruneConsumers deletes durable wh_ consumers of the stream whose
 	// endpoint is not in Store: only when Store is shared by every
-	// instance on the stream (Postgres). Default: false.
+	// instance on the stream (Postgres). On an embedded NATS (one process)
+	// they are pruned anyway. Default: false.
 	PruneConsumers bool
 	// Source of the events the webhooks publish (ping,
 	// endpoint_disabled). Default: /erpgate/webhooks.

@@ -187,6 +187,24 @@ func TestCreateRefusesTargets(t *testing.T) {
 	if l, _ := m.List(t.Context(), "acme"); len(l) != 0 {
 		t.Fatalf("%d endpoints stored", len(l))
 	}
+	// Update checks a new URL the same way, and changes nothing when it refuses.
+	pub := newTestManager(t, Config{Resolver: &flipResolver{first: "93.184.216.34", then: "93.184.216.34"}})
+	good := "https://hooks.example/in"
+	ep, _, err := pub.Create(t.Context(), "acme", EndpointInput{URL: &good, Events: []string{"erp.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := "http://169.254.169.254/latest/meta-data/"
+	var ve *ValidationError
+	if _, err := pub.Update(t.Context(), "acme", ep.ID, EndpointInput{URL: &bad}); !errors.As(err, &ve) || ve.Field != "url" {
+		t.Fatalf("update to the metadata address: %v", err)
+	}
+	if got, _ := pub.Get(t.Context(), "acme", ep.ID); got.URL != good {
+		t.Fatalf("url after a refused update: %s", got.URL)
+	}
+	if _, err := pub.Update(t.Context(), "globex", ep.ID, EndpointInput{URL: &good}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another company's update: %v", err)
+	}
 }
 
 func TestCreateChecksInput(t *testing.T) {

@@ -212,3 +212,29 @@ func storeContract(t *testing.T, s Store) {
 		}
 	})
 }
+
+func TestMemoryKeepsNewestDeliveries(t *testing.T) {
+	t.Parallel()
+	s := NewMemory()
+	r := record("acme", time.Now())
+	if err := s.CreateEndpoint(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for i := range 3 * MemoryMaxDeliveries {
+		d := DeliveryRecord{Delivery: Delivery{ID: newID("whd_"), EndpointID: r.ID, EventID: "e" + itoa(i%7), Status: StatusFailed, At: time.Now()}, CompanyID: "acme"}
+		if _, err := s.AddDelivery(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		last = d.ID
+	}
+	all, _ := s.Deliveries(t.Context(), "acme", r.ID, 100000, "")
+	if len(all) < MemoryMaxDeliveries || len(all) > MemoryMaxDeliveries*5/4 || all[0].ID != last {
+		t.Fatalf("%d kept, newest %s", len(all), all[0].ID)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID >= all[i-1].ID {
+			t.Fatal("not newest first")
+		}
+	}
+}

@@ -41,6 +41,17 @@ type sub struct {
 	cc      jetstream.ConsumeContext
 }
 
+// closed reports whether the subscription ended by itself (its consumer
+// was deleted, say): the next reconcile makes it again.
+func (s *sub) closed() bool {
+	select {
+	case <-s.cc.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *sub) record() Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -234,7 +245,7 @@ func (w *workers) resync() {
 		}
 		w.mu.Lock()
 		s := w.subs[r.ID]
-		current := s != nil && r.Enabled && s.record().UpdatedAt.Equal(r.UpdatedAt) || s == nil && !r.Enabled
+		current := s != nil && r.Enabled && s.record().UpdatedAt.Equal(r.UpdatedAt) && !s.closed() || s == nil && !r.Enabled
 		w.mu.Unlock()
 		if !current { // a change this instance missed (or its own to retry): read it again
 			w.refresh(change{Company: r.CompanyID, ID: r.ID})
@@ -253,7 +264,7 @@ func (w *workers) resync() {
 	for _, c := range gone { // deleted, or made after the list was read
 		w.refresh(c)
 	}
-	if w.m.cfg.PruneConsumers {
+	if w.m.cfg.PruneConsumers || w.eng.Embedded() { // an embedded server has this process alone
 		w.pruneConsumers(ctx, seen)
 	}
 }
@@ -416,7 +427,7 @@ func (w *workers) freshStart(r *Record) time.Time {
 // ensureConsumer is r's durable consumer with filters f: the existing one
 // as it is when its filters are f (an update is not needed, and servers
 // before 2.10 refuse one that names a start time), else updated; when the
-// server refuses the update, made again from now.
+// server refuses the update, made again from the old one's ack floor.
 func (w *workers) ensureConsumer(ctx context.Context, r *Record, f []string) (jetstream.Consumer, error) {
 	js, stream, name := w.eng.JetStream(), w.eng.Names().Stream, ConsumerName(r.ID)
 	cons, err := js.Consumer(ctx, stream, name)
@@ -426,20 +437,29 @@ func (w *workers) ensureConsumer(ctx context.Context, r *Record, f []string) (je
 	case err != nil:
 		return nil, err
 	}
-	cfg := cons.CachedInfo().Config
+	info := cons.CachedInfo()
+	cfg := info.Config
 	if slices.Equal(consumerFilters(&cfg), f) {
 		return cons, nil
 	}
 	setFilters(&cfg, f)
-	if updated, err := js.UpdateConsumer(ctx, stream, cfg); err == nil {
+	updated, err := js.UpdateConsumer(ctx, stream, cfg)
+	if err == nil {
 		return updated, nil
-	} else {
-		w.m.log.Info("webhook consumer made again: the server does not update its filters", zap.String("endpoint_id", r.ID), zap.Error(err))
+	}
+	// Made again from its ack floor: events not acknowledged yet (waiting
+	// for a retry) are delivered again, none is lost.
+	w.m.log.Info("webhook consumer made again: the server does not update its filters", zap.String("endpoint_id", r.ID), zap.Error(err))
+	fresh := w.consumerConfig(r, f, w.freshStart(r))
+	if info.AckFloor.Stream > 0 {
+		fresh.DeliverPolicy, fresh.OptStartTime, fresh.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, info.AckFloor.Stream+1
+	} else if cfg.OptStartTime != nil {
+		fresh.OptStartTime = cfg.OptStartTime
 	}
 	if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, err
 	}
-	return js.CreateConsumer(ctx, stream, w.consumerConfig(r, f, w.m.now().UTC()))
+	return js.CreateConsumer(ctx, stream, fresh)
 }
 
 // reconcileLocked makes this process's subscription of r what r says: none
@@ -454,7 +474,7 @@ func (w *workers) reconcileLocked(ctx context.Context, r Record) {
 		return
 	}
 	f := w.wantFilters(&r)
-	if s != nil && slices.Equal(s.filters, f) {
+	if s != nil && slices.Equal(s.filters, f) && !s.closed() {
 		s.setRecord(r)
 		return
 	}
@@ -530,26 +550,28 @@ func (w *workers) handle(s *sub, msg jetstream.Msg) {
 	}
 	seq := meta.Sequence.Stream
 	n := int(meta.NumDelivered)
+	// The attempt is recorded before the message is settled: a crash in
+	// between repeats an attempt, never hides one.
 	switch {
 	case o.ok():
-		_ = msg.Ack()
 		w.record(r, head, seq, StatusSucceeded, o, nil)
+		_ = msg.Ack()
 		if r.FailingSince != nil {
 			w.setFailing(s, r, false)
 		}
 	case o.gone():
-		_ = msg.NakWithDelay(2 * time.Second) // delivered when the endpoint is enabled again
 		w.record(r, head, seq, StatusFailed, o, nil)
+		_ = msg.NakWithDelay(2 * time.Second) // delivered when the endpoint is enabled again
 		w.disable(s, r, ReasonGone)
 	case n > len(m.cfg.Backoff):
-		_ = msg.Term()
 		w.record(r, head, seq, StatusGaveUp, o, nil)
+		_ = msg.Term()
 		w.failing(s, r)
 	default:
 		d := jitter(m.cfg.Backoff[n-1])
-		_ = msg.NakWithDelay(d)
 		next := m.now().Add(d).UTC().Truncate(time.Microsecond)
 		w.record(r, head, seq, StatusFailed, o, &next)
+		_ = msg.NakWithDelay(d)
 		w.failing(s, r)
 	}
 }
