@@ -39,7 +39,7 @@ func TestXcaddyBuildHasEverything(t *testing.T) {
 		"erp", "erp.dialects.rest", "erp.dialects.odata", "erp.dialects.jsonrpc",
 		"http.handlers.erp_authsvc", "http.handlers.erp_authz", "http.handlers.erp_demo",
 		"http.handlers.erp_envelope", "http.handlers.erp_health", "http.handlers.erp_quota",
-		"http.handlers.erp_usage", "http.handlers.erp_version",
+		"http.handlers.erp_usage", "http.handlers.erp_version", "http.handlers.erp_webhooks",
 		"http.authentication.providers.erp_jwt", "http.authentication.providers.erp_api_key",
 		"http.reverse_proxy.upstreams.erp", "caddy.listeners.erp_handoff",
 		"caddy.logging.encoders.filter.erp_redact_query",

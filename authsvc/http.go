@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/jsonbody"
 )
 
 // maxBody bounds every request body the service reads.
@@ -186,38 +186,9 @@ func (s *Service) fail(c *call, err error) {
 }
 
 // decode reads the JSON body into v: one object, no unknown fields, at most maxBody bytes.
-// An empty body decodes as {} when allowEmpty.
+// An empty body decodes as {} when allowEmpty (internal/jsonbody's one rule).
 func decode(c *call, v any, allowEmpty bool) error {
-	if ct := c.r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return contract.NewError(http.StatusUnsupportedMediaType, contract.CodeBadRequest, "the body must be JSON (Content-Type: application/json)")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return contract.NewError(http.StatusRequestEntityTooLarge, contract.CodePayloadTooLarge, "request body too large")
-		}
-		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "could not read the request body")
-	}
-	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
-		return nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := "the body must be a JSON object with the documented fields"
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field != "" {
-			e := contract.NewError(http.StatusUnprocessableEntity, contract.CodeValidationFailed, "wrong type")
-			e.Field = ute.Field
-			return e
-		}
-		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, msg)
-	}
-	if dec.More() {
-		return contract.NewError(http.StatusBadRequest, contract.CodeBadRequest, "the body must be a single JSON object")
-	}
-	return nil
+	return jsonbody.Decode(c.w, c.r, v, maxBody, allowEmpty)
 }
 
 func invalid(field, msg string) error {

@@ -90,14 +90,20 @@ func docCompiler(t testing.TB) *jsonschema.Compiler {
 }
 
 // edgePaths are documented operations served by the edge, not by the auth
-// service's router: the usage handler, the event streams and the generic
-// backend route.
+// service's router: the usage, webhook and event stream handlers and the
+// generic backend route.
 var edgePaths = map[string][]string{
-	"/api/v1/usage":                            {"GET"},
-	"/api/v1/events/stream":                    {"GET"},
-	"/api/v1/events/ws":                        {"GET"},
-	"/api/{version}/{backend}":                 {"GET", "POST"},
-	"/api/{version}/{backend}/{resource_path}": {"DELETE", "GET", "PATCH", "PUT"},
+	"/api/v1/usage":                                     {"GET"},
+	"/api/v1/events/stream":                             {"GET"},
+	"/api/v1/events/ws":                                 {"GET"},
+	"/api/v1/webhooks":                                  {"GET", "POST"},
+	"/api/v1/webhooks/{id}":                             {"DELETE", "GET", "PATCH"},
+	"/api/v1/webhooks/{id}/rotate-secret":               {"POST"},
+	"/api/v1/webhooks/{id}/test":                        {"POST"},
+	"/api/v1/webhooks/{id}/deliveries":                  {"GET"},
+	"/api/v1/webhooks/{id}/deliveries/{delivery}/retry": {"POST"},
+	"/api/{version}/{backend}":                          {"GET", "POST"},
+	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "PUT"},
 }
 
 // The document and the router table describe the same operations.

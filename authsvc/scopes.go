@@ -22,19 +22,28 @@ const (
 // request needs the same way, DESIGN.md "The request path").
 var Backends = []string{"customers", "invoices", "ledger", "products", "inventory"}
 
-// roleScopes is the documented role → scope table:
+// EdgeResources are what the edge itself serves to a company and guards by
+// scope the way it guards backends: `webhooks:read` lets a caller list its
+// company's webhook endpoints and their deliveries, `webhooks:write`
+// create, change, test and delete them (internal/events' ScopeWebhooksRead
+// and ScopeWebhooksWrite; webhooks:read also reads the auth, security,
+// webhook and admin event types on the company's event stream).
+var EdgeResources = []string{"webhooks"}
+
+// roleScopes is the documented role → scope table (backends, then the
+// edge's own resources):
 //
-//	role        customers  invoices  ledger  products  inventory
-//	owner       rw         rw        rw      rw        rw
-//	admin       rw         rw        rw      rw        rw
-//	accountant  r          rw        rw      r         r
-//	sales       rw         rw        r       r         r
-//	viewer      r          r         r       r         r
+//	role        customers  invoices  ledger  products  inventory  webhooks
+//	owner       rw         rw        rw      rw        rw         rw
+//	admin       rw         rw        rw      rw        rw         rw
+//	accountant  r          rw        rw      r         r          -
+//	sales       rw         rw        r       r         r          -
+//	viewer      r          r         r       r         r          -
 //
 // owner and admin also manage the company's API keys (not a scope: a role check).
 var roleScopes = map[string]map[string]string{
-	RoleOwner:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw"},
-	RoleAdmin:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw"},
+	RoleOwner:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw"},
+	RoleAdmin:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw"},
 	RoleAccountant: {"customers": "r", "invoices": "rw", "ledger": "rw", "products": "r", "inventory": "r"},
 	RoleSales:      {"customers": "rw", "invoices": "rw", "ledger": "r", "products": "r", "inventory": "r"},
 	RoleViewer:     {"customers": "r", "invoices": "r", "ledger": "r", "products": "r", "inventory": "r"},
@@ -134,8 +143,9 @@ func canManageKeys(roles []string) bool {
 	return slices.Contains(roles, RoleOwner) || slices.Contains(roles, RoleAdmin)
 }
 
-// validScope reports whether s is `{backend}:read|write` for a known backend.
+// validScope reports whether s is `{resource}:read|write` for a known
+// backend or edge resource (what an API key may be granted).
 func validScope(s string) bool {
 	b, a, ok := strings.Cut(s, ":")
-	return ok && slices.Contains(Backends, b) && (a == "read" || a == "write")
+	return ok && (slices.Contains(Backends, b) || slices.Contains(EdgeResources, b)) && (a == "read" || a == "write")
 }

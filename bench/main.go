@@ -413,7 +413,7 @@ var floorAssertion = "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkZ2UtN0NlSHZzUTZaX1RvaHdJRk
 // floorScope is the scope the demo's acme admin is given (the header the
 // edge sends upstream for the benchmark's token).
 const floorScope = "customers:read customers:write inventory:read inventory:write invoices:read invoices:write " +
-	"ledger:read ledger:write products:read products:write"
+	"ledger:read ledger:write products:read products:write webhooks:read webhooks:write"
 
 // quotaSites are the routes with erp_quota: envelope+auth+quota (on the
 // same path as plain), and the full chain (envelope, version, auth, quota,

@@ -22,4 +22,5 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/upstreams"
 	_ "github.com/erpgate/erpgate/caddymodules/usage"
 	_ "github.com/erpgate/erpgate/caddymodules/version"
+	_ "github.com/erpgate/erpgate/caddymodules/webhooks"
 )
