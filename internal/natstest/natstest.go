@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ import (
 )
 
 var (
+	clusters  atomic.Int64
 	buildOnce sync.Once
 	buildPath string
 	buildErr  error
@@ -129,7 +131,7 @@ func Start(t testing.TB, n int) *Cluster {
 			MonitorPort: stacktest.FreePort(t), Dir: filepath.Join(root, "n"+strconv.Itoa(i)), logs: &syncBuffer{},
 		})
 	}
-	name := "erpgate_test_" + strconv.Itoa(os.Getpid())
+	name := fmt.Sprintf("erpgate_test_%d_%d", os.Getpid(), clusters.Add(1)) // parallel tests' clusters apart
 	for _, node := range c.Nodes {
 		if err := os.MkdirAll(node.Dir, 0o700); err != nil {
 			t.Fatal(err)
