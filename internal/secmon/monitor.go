@@ -439,5 +439,3 @@ func network(ip string) (string, bool) {
 	}
 	return p.String(), true
 }
-
-

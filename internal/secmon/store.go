@@ -75,9 +75,19 @@ func (r *Redis) Window(ctx context.Context, key, member string, now time.Time, w
 		now.UnixMilli(), window.Milliseconds(), member, maxWindowMembers).Int64()
 }
 
+// onceScript: the mark holds its end (the monitor's clock, not Redis'),
+// so a mark is judged by the same clock as the windows.
+var onceScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] + ARGV[2], 'PX', ARGV[2])
+return 1
+`)
+
 // Once implements Store.
-func (r *Redis) Once(ctx context.Context, key string, _ time.Time, ttl time.Duration) (bool, error) {
-	return r.Client.SetNX(ctx, r.key("once:"+key), 1, ttl).Result()
+func (r *Redis) Once(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error) {
+	n, err := onceScript.Run(ctx, r.Client, []string{r.key("once:" + key)}, now.UnixMilli(), max(ttl.Milliseconds(), 1)).Int64()
+	return n == 1, err
 }
 
 // Seen implements Store.
