@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/secmon"
 )
 
 // What outlives a config reload.
@@ -88,6 +89,12 @@ type Lasting struct {
 	eventsOnce  sync.Once
 	events      atomic.Pointer[events.Engine] // nil until started
 	eventsReady chan struct{}                 // closed when events is set
+
+	secOnce   sync.Once
+	blocklist *secmon.Blocklist
+	monOnce   sync.Once
+	monRun    sync.Once
+	monitor   *secmon.Monitor
 }
 
 // Destruct ends the background work and closes the clients.
