@@ -95,6 +95,9 @@ type Lasting struct {
 	monOnce   sync.Once
 	monRun    sync.Once
 	monitor   *secmon.Monitor
+
+	netOnce    sync.Once
+	apiKeyNets *secmon.NetSeen
 }
 
 // Destruct ends the background work and closes the clients.

@@ -242,6 +242,14 @@ func (l *Lasting) Blocklist() *secmon.Blocklist {
 	return l.blocklist
 }
 
+// APIKeyNetworks is this instance's bounded memory of the networks each
+// API key was used from (30 days; 100,000 pairs), so that erp_api_key
+// publishes erp.auth.api_key.used only for a network new to the key.
+func (l *Lasting) APIKeyNetworks() *secmon.NetSeen {
+	l.netOnce.Do(func() { l.apiKeyNets = secmon.NewNetSeen(30*24*time.Hour, 100_000) })
+	return l.apiKeyNets
+}
+
 // startSecurity starts, once per Lasting, the blocklist's Redis listener
 // and the security monitor (when the event engine is ready); later calls
 // (each config's Start) replace the rules.

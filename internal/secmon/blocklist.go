@@ -16,7 +16,8 @@ import (
 
 // Blocklist is the set of client addresses every edge instance refuses
 // for a while. Blocked is what a request pays: an atomic load when nothing
-// is blocked, else a map lookup under a read lock, no allocation.
+// is blocked, else a lookup in an immutable map (copied on each block:
+// blocks are rare, checks are every request), no lock, no allocation.
 //
 // With Redis, Block writes a key per address (`<prefix>sec:block:<ip>`,
 // expiring with the block) and announces it on `<prefix>sec:blocks`; Run
@@ -29,9 +30,8 @@ type Blocklist struct {
 	now    func() time.Time
 	log    *zap.Logger
 
-	n  atomic.Int64 // entries in m (expired ones included until pruned)
-	mu sync.RWMutex
-	m  map[netip.Addr]time.Time // address -> until
+	mu sync.Mutex                               // serialises writers
+	m  atomic.Pointer[map[netip.Addr]time.Time] // address -> until; nil or empty: none
 }
 
 // NewBlocklist is an empty blocklist; rdb may be nil.
@@ -42,7 +42,7 @@ func NewBlocklist(rdb redis.UniversalClient, prefix string, now func() time.Time
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Blocklist{rdb: rdb, prefix: prefix, now: now, log: log, m: map[netip.Addr]time.Time{}}
+	return &Blocklist{rdb: rdb, prefix: prefix, now: now, log: log}
 }
 
 func (b *Blocklist) keyPrefix() string { return b.prefix + "sec:block:" }
@@ -50,22 +50,28 @@ func (b *Blocklist) channel() string   { return b.prefix + "sec:blocks" }
 
 // Blocked reports whether ip is blocked now, and until when.
 func (b *Blocklist) Blocked(ip netip.Addr) (time.Time, bool) {
-	if b.n.Load() == 0 {
+	m := b.m.Load()
+	if m == nil || len(*m) == 0 {
 		return time.Time{}, false
 	}
-	b.mu.RLock()
-	until, ok := b.m[ip.Unmap()]
-	b.mu.RUnlock()
+	until, ok := (*m)[ip.Unmap()]
 	if !ok || !b.now().Before(until) {
 		return time.Time{}, false
 	}
 	return until, true
 }
 
+// Empty reports whether no address was blocked (or every block was
+// pruned): the check a request makes before anything else.
+func (b *Blocklist) Empty() bool {
+	m := b.m.Load()
+	return m == nil || len(*m) == 0
+}
+
 // BlockedString is Blocked of an address in text form ("" or not an
 // address: not blocked).
 func (b *Blocklist) BlockedString(ip string) (time.Time, bool) {
-	if b.n.Load() == 0 || ip == "" {
+	if m := b.m.Load(); m == nil || len(*m) == 0 || ip == "" {
 		return time.Time{}, false
 	}
 	a, err := netip.ParseAddr(ip)
@@ -106,25 +112,32 @@ func (b *Blocklist) set(ip netip.Addr, until time.Time) {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if old, ok := b.m[ip]; ok && old.After(until) {
+	var old map[netip.Addr]time.Time
+	if p := b.m.Load(); p != nil {
+		old = *p
+	}
+	if u, ok := old[ip]; ok && u.After(until) {
 		return
 	}
-	b.m[ip] = until
-	for a, u := range b.m { // prune what ended (blocks are few)
-		if !now.Before(u) {
-			delete(b.m, a)
+	next := make(map[netip.Addr]time.Time, len(old)+1)
+	for a, u := range old { // what ended is left out
+		if now.Before(u) {
+			next[a] = u
 		}
 	}
-	b.n.Store(int64(len(b.m)))
+	next[ip] = until
+	b.m.Store(&next)
 }
 
 // Len is the number of addresses blocked now.
 func (b *Blocklist) Len() int {
 	now := b.now()
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	p := b.m.Load()
+	if p == nil {
+		return 0
+	}
 	n := 0
-	for _, u := range b.m {
+	for _, u := range *p {
 		if now.Before(u) {
 			n++
 		}

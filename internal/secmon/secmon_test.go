@@ -359,6 +359,7 @@ func TestBlocklistSharedThroughRedis(t *testing.T) {
 func BenchmarkBlockedNone(b *testing.B) {
 	bl := secmon.NewBlocklist(nil, "", nil, nil)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, ok := bl.BlockedString("192.0.2.1"); ok {
@@ -376,6 +377,7 @@ func BenchmarkBlockedSome(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, ok := bl.BlockedString("192.0.2.1"); ok {
@@ -383,4 +385,80 @@ func BenchmarkBlockedSome(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestNetSeen(t *testing.T) {
+	s := secmon.NewNetSeen(time.Hour, 100)
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	if !s.First("k1", "192.0.2.1", now) {
+		t.Fatal("first use not first")
+	}
+	if s.First("k1", "192.0.2.200", now) || s.First("k1", "::ffff:192.0.2.3", now) {
+		t.Fatal("same /24 again is first")
+	}
+	if !s.First("k2", "192.0.2.1", now) || !s.First("k1", "198.51.100.1", now) {
+		t.Fatal("another key or network is not first")
+	}
+	if !s.First("k1", "2001:db8::1", now) || s.First("k1", "2001:db8::ffff", now) {
+		t.Fatal("IPv6 /64")
+	}
+	if s.First("k1", "not-an-ip", now) || s.First("", "192.0.2.1", now) {
+		t.Fatal("garbage is first")
+	}
+	if !s.First("k1", "192.0.2.1", now.Add(2*time.Hour)) {
+		t.Fatal("a network not seen for the TTL is not first again")
+	}
+	for i := range 1000 { // bounded
+		s.First(fmt.Sprintf("key-%d", i), "192.0.2.1", now)
+	}
+	if n := s.Len(); n > 100 {
+		t.Fatalf("%d pairs kept, bound 100", n)
+	}
+}
+
+// A flood on one memory window stays linear: each failure's add is O(1)
+// amortised.
+func TestMemoryWindowFlood(t *testing.T) {
+	m := secmon.NewMemory()
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	var n int64
+	for i := range 300_000 {
+		var err error
+		n, err = m.Window(context.Background(), "ip", fmt.Sprint(i), now.Add(time.Duration(i)*time.Millisecond), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 60_001 {
+		t.Fatalf("count = %d, want the last minute's 60001", n)
+	}
+	m.Prune(now.Add(time.Hour))
+	if m.Len() != 0 {
+		t.Fatalf("%d keys after prune", m.Len())
+	}
+}
+
+func BenchmarkMonitorFailedLoginMemory(b *testing.B) {
+	m := &secmon.Monitor{Store: secmon.NewMemory(), Publisher: &pub{}, Blocklist: secmon.NewBlocklist(nil, "", nil, nil)}
+	m.SetRules(secmon.DefaultRules())
+	d, _ := json.Marshal(failed("", "x@y.test", "192.0.2.1"))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		ev := &events.Event{ID: fmt.Sprint(i), Type: secmon.TypeLoginFailed, Data: d}
+		if err := m.Handle(context.Background(), ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNetSeenKnown(b *testing.B) {
+	s := secmon.NewNetSeen(time.Hour, 100_000)
+	now := time.Now()
+	s.First("key-1", "192.0.2.1", now)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if s.First("key-1", "192.0.2.1", now) {
+			b.Fatal("first")
+		}
+	}
 }

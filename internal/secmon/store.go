@@ -112,35 +112,62 @@ type Memory struct {
 	once    map[string]time.Time // key -> until
 }
 
+// memSet is a set of members with the time each was last added: a map and
+// a queue in insertion order, so dropping what expired costs O(1) per
+// member (an entry re-added later stays in the queue as a stale record,
+// skipped because its time no longer matches the map's).
 type memSet struct {
 	members map[string]time.Time // member -> last time
+	queue   []memEntry
 	ttl     time.Duration
 	last    time.Time
+}
+
+type memEntry struct {
+	member string
+	at     time.Time
+}
+
+func (s *memSet) expire(now time.Time, ttl time.Duration) {
+	i := 0
+	for ; i < len(s.queue); i++ {
+		e := s.queue[i]
+		if now.Sub(e.at) <= ttl {
+			break
+		}
+		if t, ok := s.members[e.member]; ok && t.Equal(e.at) {
+			delete(s.members, e.member)
+		}
+	}
+	s.queue = s.queue[i:]
+}
+
+func (s *memSet) add(member string, now time.Time, ttl time.Duration, max int) {
+	s.expire(now, ttl)
+	s.members[member] = now
+	s.queue = append(s.queue, memEntry{member, now})
+	s.ttl, s.last = ttl, now
+	for len(s.members) > max && len(s.queue) > 0 { // drop the oldest
+		e := s.queue[0]
+		s.queue = s.queue[1:]
+		if t, ok := s.members[e.member]; ok && t.Equal(e.at) {
+			delete(s.members, e.member)
+		}
+	}
+	if len(s.queue) > 2*len(s.members)+64 { // many stale records: compact
+		q := make([]memEntry, 0, len(s.members))
+		for _, e := range s.queue {
+			if t, ok := s.members[e.member]; ok && t.Equal(e.at) {
+				q = append(q, e)
+			}
+		}
+		s.queue = q
+	}
 }
 
 // NewMemory is an empty Memory store.
 func NewMemory() *Memory {
 	return &Memory{windows: map[string]*memSet{}, seen: map[string]*memSet{}, once: map[string]time.Time{}}
-}
-
-func (s *memSet) add(member string, now time.Time, ttl time.Duration, max int) {
-	for m, t := range s.members {
-		if now.Sub(t) > ttl {
-			delete(s.members, m)
-		}
-	}
-	s.members[member] = now
-	s.ttl, s.last = ttl, now
-	for len(s.members) > max { // drop the oldest
-		var oldest string
-		var ot time.Time
-		for m, t := range s.members {
-			if oldest == "" || t.Before(ot) {
-				oldest, ot = m, t
-			}
-		}
-		delete(s.members, oldest)
-	}
 }
 
 func get(m map[string]*memSet, key string) *memSet {
@@ -177,11 +204,7 @@ func (m *Memory) Seen(_ context.Context, key, member string, now time.Time, ttl 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := get(m.seen, key)
-	for mm, t := range s.members {
-		if now.Sub(t) > ttl {
-			delete(s.members, mm)
-		}
-	}
+	s.expire(now, ttl)
 	_, known := s.members[member]
 	others := len(s.members) > 0
 	s.add(member, now, ttl, maxSeenMembers)
