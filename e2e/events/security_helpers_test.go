@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -67,6 +66,12 @@ http://{$ERP_LISTEN} {
 	handle /.well-known/* {
 		erp_authsvc
 	}
+	handle /whoami {
+		erp_auth {
+			authenticated_only
+		}
+		respond "ok" 200
+	}
 	error 404
 	handle_errors {
 		erp_envelope
@@ -83,7 +88,7 @@ type secStack struct {
 	stream jetstream.Stream
 
 	mu       sync.Mutex
-	security []*ev.Event // erp.security.* events seen on the stream
+	security []*ev.Event // erp.security.* and erp.auth.api_key.used events seen on the stream
 }
 
 func secStart(t *testing.T, instances int) *secStack {
@@ -129,23 +134,27 @@ func secStart(t *testing.T, instances int) *secStack {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Watch every company's security events.
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.names.AllFilter("erp.security.*")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var e ev.Event
-		if json.Unmarshal(m.Data(), &e) == nil {
-			s.mu.Lock()
-			s.security = append(s.security, &e)
-			s.mu.Unlock()
+	// Watch every company's security events and the edge's API key uses
+	// (one ordered consumer per filter: the machine's nats-server takes
+	// one filter per consumer).
+	for _, filter := range []string{s.names.AllFilter("erp.security.*"), s.names.AllFilter("erp.auth.api_key.used")} {
+		cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			var e ev.Event
+			if json.Unmarshal(m.Data(), &e) == nil {
+				s.mu.Lock()
+				s.security = append(s.security, &e)
+				s.mu.Unlock()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cc.Stop)
 	}
-	t.Cleanup(cc.Stop)
 	return s
 }
 
@@ -216,4 +225,15 @@ func secWaitBlocked(t *testing.T, in *stacktest.Instance, ip string, want bool, 
 	}
 }
 
-func secField(f map[string]any, k string) string { return fmt.Sprint(f[k]) }
+// secCount is the number of events of typ seen so far.
+func (s *secStack) secCount(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.security {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}

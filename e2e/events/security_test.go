@@ -40,9 +40,11 @@ func TestSecurityPasswordGuessingBlocksOnEveryInstance(t *testing.T) {
 	}
 	ra := secWaitBlocked(t, s.a, attacker, true, 2*time.Second-time.Since(sent)+time.Second)
 	rb := secWaitBlocked(t, s.b, attacker, true, 2*time.Second-time.Since(sent)+time.Second)
-	if el := time.Since(sent); el > 3*time.Second {
+	el := time.Since(sent)
+	if el > 3*time.Second {
 		t.Fatalf("blocked on both instances only after %s", el)
 	}
+	t.Logf("blocked on both instances %s after the burst was published", el.Round(time.Millisecond))
 	for _, r := range []*httpt.Response{ra, rb} {
 		e := r.Envelope(t)
 		if e.Code() != "FORBIDDEN" || e.Errors[0].Context["reason"] != "address_blocked" || r.Header.Get("Retry-After") == "" {
@@ -186,5 +188,71 @@ func TestSecurityRefreshTokenReuse(t *testing.T) {
 	s.secWaitFinding(t, "refresh_token_reuse", 10*time.Second, func(_ *ev.Event, f map[string]any) bool { return f["user_id"] == bsub })
 	if r := refresh(bob.Refresh); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("bob's family after revoke_family: refresh = %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// An API key used from a network never seen for it: the edge publishes
+// erp.auth.api_key.used once per new network (not per request), and the
+// monitor emits erp.security.api_key_new_network in the key's company
+// from the second network on (the first is the key's first use).
+func TestSecurityAPIKeyNewNetwork(t *testing.T) {
+	s := secStart(t, 1)
+	alice := demoauth.Login(t, s.a.URL, "alice@acme.test", "acme")
+	resp := httpt.Do(t, http.MethodPost, s.a.URL+"/api/v1/auth/api-keys", httpt.JSON(t, map[string]any{"name": "sec", "scope": "invoices:read"}), demoauth.Bearer(alice.Access))
+	var key struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	if env := resp.Envelope(t); resp.StatusCode != 201 || json.Unmarshal(env.Data, &key) != nil || key.Key == "" {
+		t.Fatalf("create API key: %d %s", resp.StatusCode, resp.Body)
+	}
+	use := func(ip string) {
+		r := httpt.Get(t, s.a.URL+"/whoami", map[string]string{"X-API-Key": key.Key, "X-Forwarded-For": ip})
+		if r.StatusCode != 200 {
+			t.Fatalf("API key from %s: %d %s", ip, r.StatusCode, r.Body)
+		}
+	}
+	for range 5 {
+		use("192.0.2.1")
+		use("192.0.2.200") // same /24
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.secCount("erp.auth.api_key.used") < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	use("198.51.100.5")
+	e, f := s.secWaitFinding(t, "api_key_new_network", 10*time.Second, func(_ *ev.Event, f map[string]any) bool { return f["ip"] == "198.51.100.5" })
+	if e.CompanyID != "acme" || f["severity"] != "medium" || f["api_key_id"] == "" || f["api_key_id"] == nil {
+		t.Fatalf("finding = %v in %q", f, e.CompanyID)
+	}
+	if n := s.secCount("erp.auth.api_key.used"); n != 2 {
+		t.Fatalf("%d erp.auth.api_key.used events for 11 requests from 2 networks; want 2", n)
+	}
+	if n := s.secCount("erp.security.api_key_new_network"); n != 1 {
+		t.Fatalf("%d api_key_new_network findings; want 1", n)
+	}
+}
+
+// A login from a user agent and from a network never seen for the user.
+func TestSecurityNewDeviceAndNetwork(t *testing.T) {
+	s := secStart(t, 1)
+	ok := func(ua, ip string) {
+		s.secAuthEvent(t, "erp.auth.login.succeeded", "", "", map[string]any{"actor_id": "user-sec-1", "ip": ip, "user_agent": ua,
+			"details": map[string]string{"mfa_required": "false"}})
+	}
+	ok("Firefox/130", "192.0.2.10")
+	ok("Firefox/130", "192.0.2.11")
+	ok("Safari/18", "192.0.2.12")
+	_, f := s.secWaitFinding(t, "new_device", 10*time.Second, func(_ *ev.Event, f map[string]any) bool { return f["user_id"] == "user-sec-1" })
+	if f["severity"] != "low" || f["action"] != nil {
+		t.Fatalf("new_device = %v", f)
+	}
+	ok("Safari/18", "203.0.113.99")
+	_, f = s.secWaitFinding(t, "new_network", 10*time.Second, func(_ *ev.Event, f map[string]any) bool { return f["ip"] == "203.0.113.99" })
+	if f["severity"] != "medium" || f["user_id"] != "user-sec-1" {
+		t.Fatalf("new_network = %v", f)
+	}
+	if n := s.secCount("erp.security.new_device"); n != 1 {
+		t.Fatalf("%d new_device findings; want 1", n)
 	}
 }
