@@ -105,12 +105,24 @@ func parseSecurity(a *App, d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+			known := false
+			for _, n := range secmon.RuleNames {
+				known = known || n == name
+			}
+			if !known {
+				return d.Errf("security: unknown rule %q (rules: %v)", name, secmon.RuleNames)
+			}
 			if s.Rules[name] != nil {
 				return d.Errf("security: rule %s given twice", name)
 			}
 			r := &SecurityRule{}
+			given := map[string]bool{}
 			for rn := d.Nesting(); d.NextBlock(rn); {
 				key := d.Val()
+				if key != "action" && given[key] {
+					return d.Errf("security: rule %s: %s given twice (duplicate)", name, key)
+				}
+				given[key] = true
 				args := d.RemainingArgs()
 				one := func() (string, error) {
 					if len(args) != 1 {

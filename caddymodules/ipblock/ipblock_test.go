@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/secmon"
 )
@@ -86,4 +87,10 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestCaddyfileAdapt runs the golden cases in testdata/*.caddyfiletest
+// (erp_ip_block sorts itself first, after erp_envelope, before header).
+func TestCaddyfileAdapt(t *testing.T) {
+	adapttest.Run(t, adapttest.Files(t, "testdata/*.caddyfiletest"))
 }
