@@ -184,3 +184,11 @@ func MessageForStatus(status int) string {
 	}
 	return "request failed"
 }
+
+// EventSink takes the outcome of a write through a backend: erp_envelope
+// calls Emit once, with the status of a 2xx answer and the answer's `data`
+// as JSON (nil when there is none, or when the answer was streamed). Emit
+// must not keep data after it returns.
+type EventSink interface {
+	Emit(status int, data []byte)
+}

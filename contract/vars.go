@@ -35,6 +35,11 @@ const (
 	// so erp_envelope does not wrap them again. Backends can't set it: it is
 	// not a header.
 	VarEnveloped = "erp.enveloped"
+	// VarEventSink holds the EventSink of a write (POST, PUT, PATCH,
+	// DELETE) routed to a backend whose events are on, set by erp_version;
+	// erp_envelope calls it once with the final status and the answer's
+	// `data` when the answer is a 2xx.
+	VarEventSink = "erp.event_sink"
 	// VarResponseStarted marks that the client already received headers,
 	// so erp_envelope's error handling must not write a second answer.
 	VarResponseStarted = "erp.response_started"

@@ -181,11 +181,15 @@ func (rec *recorder) finish(id string) error {
 		// The chain wrote nothing: nothing handled the request.
 		return caddyhttp.Error(http.StatusNotFound, errors.New("no handler answered"))
 	case modePass:
+		rec.emit(rec.status, nil)
 		return nil
 	case modeStream:
 		ok, err := rec.stream.Finish()
 		if err != nil {
 			return nil // the client went away; nothing more to say
+		}
+		if ok {
+			rec.emit(rec.status, nil) // too large to carry: the event names the resource
 		}
 		tail := make([]byte, 0, 256)
 		if ok {
@@ -232,7 +236,21 @@ func (rec *recorder) finish(id string) error {
 	rec.w.WriteHeader(res.Status)
 	_, _ = rec.w.Write(out.b)
 	putOut(out)
+	if len(res.Errors) == 0 {
+		rec.emit(res.Status, res.Data)
+	}
 	return nil
+}
+
+// emit hands a 2xx answer of a write to the request's event sink (set by
+// erp_version for writes through a backend whose events are on).
+func (rec *recorder) emit(status int, data []byte) {
+	if status < 200 || status > 299 {
+		return
+	}
+	if sink, ok := caddyhttp.GetVar(rec.r.Context(), contract.VarEventSink).(contract.EventSink); ok {
+		sink.Emit(status, data)
+	}
 }
 
 // discard drops whatever was buffered, so an error handler can answer.

@@ -28,10 +28,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	core "github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/internal/promreg"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/secmon"
 )
@@ -171,6 +173,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.refusals = a.newRefusalLog()
+	if _, err := promreg.Register(ctx.GetMetricsRegistry(), prometheus.Collector(eventsCollector{a.lasting})); err != nil {
+		return fmt.Errorf("erp: metrics: %w", err)
+	}
 	return nil
 }
 
@@ -278,6 +283,7 @@ func (a *App) Ready(ctx context.Context) map[string]error {
 		}
 		out["redis"] = err
 	}
+	out["nats"] = a.lasting.eventsReadiness()
 	return out
 }
 

@@ -61,6 +61,11 @@ type Backend struct {
 	// At least one is required.
 	Versions map[string]*Version `json:"versions,omitempty"`
 
+	// Events says which events the edge publishes for successful writes
+	// through this backend (see BackendEvents). Default: on, named after
+	// the backend.
+	Events *BackendEvents `json:"events,omitempty"`
+
 	name     string
 	dialect  dialects.Dialect
 	resource string
@@ -130,6 +135,9 @@ func (b *Backend) provision(ctx caddy.Context, repl *caddy.Replacer, name string
 		return errors.New("invalid name: use [a-z][a-z0-9_-]* (at most 63 bytes), not a version like v1, not " + strings.Join(reservedNames, ", "))
 	}
 	b.name = name
+	if err := b.Events.validate(); err != nil {
+		return err
+	}
 	if b.DialectRaw != nil {
 		mod, err := ctx.LoadModule(b, "DialectRaw")
 		if err != nil {
@@ -482,6 +490,12 @@ func parseBackend(a *App, d *caddyfile.Dispenser) error {
 			if err := parseVersion(d, b, name); err != nil {
 				return err
 			}
+		case "events":
+			ev, err := parseBackendEvents(d, name)
+			if err != nil {
+				return err
+			}
+			b.Events = ev
 		default:
 			return d.Errf("backend %s: unknown subdirective %q", name, sub)
 		}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/internal/events"
@@ -135,6 +137,18 @@ func (l *Lasting) EventsWait(ctx context.Context) (*events.Engine, error) {
 	}
 }
 
+// eventsReadiness: nil when the event engine runs and is connected.
+func (l *Lasting) eventsReadiness() error {
+	e := l.events.Load()
+	switch {
+	case e == nil:
+		return errors.New("event engine not started")
+	case !e.Ready():
+		return errors.New("nats unreachable")
+	}
+	return nil
+}
+
 // Instance names this process in the source of the events it publishes.
 func (l *Lasting) Instance() string { return l.instance }
 
@@ -186,4 +200,103 @@ func hostnameOr(def string) string {
 		return h
 	}
 	return def
+}
+
+// BackendEvents configures the business events of a backend: each
+// successful write through the edge (POST, PUT, PATCH or DELETE answered
+// 2xx) publishes `erp.<resource>.created|updated|deleted` with the
+// resource id as subject and the answer's data.
+//
+//	backend invoices {
+//		events off              # publish nothing
+//	}
+//	backend ledger {
+//		events {
+//			resource ledger_entries   # erp.ledger_entries.created, …
+//		}
+//	}
+type BackendEvents struct {
+	// Off turns the backend's events off. Default: false.
+	Off bool `json:"off,omitempty"`
+	// Resource names the resource in the event types (letters, digits,
+	// '_' and '-'). Default: the backend's name.
+	Resource string `json:"resource,omitempty"`
+}
+
+func parseBackendEvents(d *caddyfile.Dispenser, backend string) (*BackendEvents, error) {
+	ev := new(BackendEvents)
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && (args[0] == "off" || args[0] == "on"):
+		ev.Off = args[0] == "off"
+	case len(args) != 0:
+		return nil, d.Errf("backend %s: events: expected on, off or a block", backend)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "resource":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			ev.Resource = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("backend %s: events: unknown subdirective %q", backend, d.Val())
+		}
+	}
+	return ev, nil
+}
+
+// EventResource is the resource named in the types of the backend's
+// business events, or "" when they are off.
+func (b *Backend) EventResource() string {
+	switch {
+	case b.Events != nil && b.Events.Off:
+		return ""
+	case b.Events != nil && b.Events.Resource != "":
+		return b.Events.Resource
+	}
+	return b.name
+}
+
+func (ev *BackendEvents) validate() error {
+	if ev == nil || ev.Resource == "" {
+		return nil
+	}
+	if strings.Contains(ev.Resource, ".") || !events.ValidType(ev.Resource) {
+		return errors.New("events: resource must be letters, digits, '_' and '-'")
+	}
+	return nil
+}
+
+// eventsCollector exports the event engine's publishing counters on the
+// config's registry (the engine is lasting, so its counts go on across
+// reloads).
+type eventsCollector struct{ l *Lasting }
+
+var (
+	descEventsPublished = prometheus.NewDesc("erpgate_events_published_total", "Events the stream acknowledged (Publish and PublishSync).", nil, nil)
+	descEventsDropped   = prometheus.NewDesc("erpgate_events_dropped_total", "Events Publish dropped: its buffer was full, or the event was invalid.", nil, nil)
+	descEventsRetried   = prometheus.NewDesc("erpgate_events_publish_retries_total", "Asynchronous publishes that failed and were queued again.", nil, nil)
+	descEventsQueued    = prometheus.NewDesc("erpgate_events_queued", "Events waiting in Publish's buffer.", nil, nil)
+)
+
+func (c eventsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descEventsPublished
+	ch <- descEventsDropped
+	ch <- descEventsRetried
+	ch <- descEventsQueued
+}
+
+func (c eventsCollector) Collect(ch chan<- prometheus.Metric) {
+	var st events.Stats
+	if e := c.l.events.Load(); e != nil {
+		st = e.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(descEventsPublished, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(descEventsDropped, prometheus.CounterValue, float64(st.Dropped))
+	ch <- prometheus.MustNewConstMetric(descEventsRetried, prometheus.CounterValue, float64(st.Failed))
+	ch <- prometheus.MustNewConstMetric(descEventsQueued, prometheus.GaugeValue, float64(st.Queued))
 }

@@ -94,6 +94,7 @@ type Handler struct {
 	routes map[string]*backendRoute
 
 	deprecations *deprecations.Counter // the erp app's lasting count of deprecated calls
+	lasting      *erpapp.Lasting       // its event engine publishes business events
 	now          func() time.Time
 	logger       *zap.Logger
 }
@@ -105,7 +106,8 @@ type backendRoute struct {
 	backend  *erpapp.Backend
 	dialect  dialects.Dialect
 	resource string
-	public   string // the client's collection path without a version: prefix + "/" + name
+	events   *backendEvents // nil: the backend's events are off
+	public   string         // the client's collection path without a version: prefix + "/" + name
 	versions map[string]*versionRoute
 	ordered  []*versionRoute
 	def      *versionRoute
@@ -154,6 +156,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.routes = buildRoutes(app, h.Prefix)
 	h.deprecations = app.Lasting().Deprecations()
+	h.lasting = app.Lasting()
 	return nil
 }
 
@@ -165,7 +168,7 @@ func buildRoutes(app *erpapp.App, prefix string) map[string]*backendRoute {
 			continue
 		}
 		br := &backendRoute{name: name, nameAny: name, backend: b, dialect: b.Dialect(),
-			resource: b.Resource(), public: prefix + "/" + name, versions: map[string]*versionRoute{}}
+			resource: b.Resource(), events: newBackendEvents(b), public: prefix + "/" + name, versions: map[string]*versionRoute{}}
 		for _, v := range b.Ordered() {
 			vr := &versionRoute{name: v.Name(), nameAny: v.Name(), v: v,
 				deprecated: v.IsDeprecated(), depSince: v.DeprecatedAt(), sunsetAt: v.SunsetAt(),
@@ -288,6 +291,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			t.Sub = slices.Clone(rest[1:])
 		}
 	}
+	method := r.Method // the client's: a dialect may rewrite it (JSON-RPC reads are POSTs)
 	tr, err := br.dialect.Rewrite(r, &t)
 	if err != nil {
 		if ce, ok := contract.AsError(err); ok {
@@ -296,6 +300,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
 	caddyhttp.SetVar(r.Context(), contract.VarTranslator, tr)
+	if method != http.MethodGet && method != http.MethodHead {
+		h.setEventSink(r, br, method, t.ID, repl)
+	}
 
 	vr.metrics.requests.Inc()
 	err = next.ServeHTTP(w, r)

@@ -25,10 +25,18 @@ var (
 		Namespace: "erpgate", Subsystem: "backend", Name: "upstream_errors_total",
 		Help: "Requests to a backend version that ended in an upstream failure (no connection, timeout, or a 5xx answer).",
 	}, []string{"backend", "version"})
+	eventsQueued = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "erpgate", Subsystem: "events", Name: "business_queued_total",
+		Help: "Business events of writes through a backend handed to the event engine's publisher.",
+	})
+	eventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "erpgate", Subsystem: "events", Name: "business_dropped_total",
+		Help: "Business events not published: the event engine was not ready or its buffer was full.",
+	})
 )
 
 func registerMetrics(reg *prometheus.Registry) error {
-	return promreg.RegisterProcessWide(reg, metricRequests, metricDuration, metricUpstreamErrors)
+	return promreg.RegisterProcessWide(reg, metricRequests, metricDuration, metricUpstreamErrors, eventsQueued, eventsDropped)
 }
 
 // versionMetrics are the children of one backend version, resolved once per

@@ -147,6 +147,17 @@ type Options struct {
 	Args []string
 }
 
+// ExampleConfig is the repository's Caddyfile.example, for tests that
+// start from it and change a line.
+func ExampleConfig(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // Instance is one running gateway.
 type Instance struct {
 	URL      string // http://<ERP_LISTEN host, 127.0.0.1 when empty>:<port>
