@@ -168,7 +168,10 @@ func (b *Blocklist) listen(ctx context.Context) error {
 	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
 		return err
 	}
-	if err := b.resync(ctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := b.resync(rctx)
+	cancel()
+	if err != nil {
 		return err
 	}
 	ch := ps.Channel(redis.WithChannelHealthCheckInterval(10 * time.Second))
