@@ -51,8 +51,8 @@ import (
 // revoke_family (refresh_token_reuse only). A rule's settings replace the
 // default's; `action none` removes the default actions.
 type Security struct {
-	// Off stops the monitor (no rule runs; blocks already made still hold
-	// until they end). Default: false.
+	// Off stops the monitor (no rule runs, also after a reload that turns
+	// it off; blocks already made hold until they end). Default: false.
 	Off bool `json:"off,omitempty"`
 	// Rules by name, laid over the defaults.
 	Rules map[string]*SecurityRule `json:"rules,omitempty"`
@@ -291,10 +291,16 @@ func (l *Lasting) startSecurity(rs secmon.Rules, off bool, logger *zap.Logger) {
 		l.monitor = &secmon.Monitor{Store: st, Blocklist: bl, Actor: lastingActor{l}, Source: events.EdgeSource(l.instance),
 			Logger: logger.Named("security")}
 	})
-	l.monitor.SetRules(rs)
-	if off {
-		return // a monitor already running keeps running until the Lasting ends
+	if off { // a monitor already running (an earlier config) judges nothing from now on
+		quiet := make(secmon.Rules, len(rs))
+		for name, r := range rs {
+			r.Off = true
+			quiet[name] = r
+		}
+		l.monitor.SetRules(quiet)
+		return
 	}
+	l.monitor.SetRules(rs)
 	l.monRun.Do(func() {
 		go func() {
 			eng, err := l.EventsWait(l.ctx)
