@@ -331,7 +331,7 @@ func (m *Monitor) tokenReuse(ctx context.Context, rules Rules, ev *events.Event,
 			ActionsTotal.WithLabelValues(ActionRevokeFamily).Inc()
 		}
 	}
-	return m.emitActed(ctx, r, RuleRefreshTokenReuse, ev, f, netip.Addr{}, d.ActorID, acted)
+	return m.emitActed(r, RuleRefreshTokenReuse, ev, f, acted)
 }
 
 func (m *Monitor) apiKeyUsed(ctx context.Context, rules Rules, ev *events.Event, d *AuthData) error {
@@ -392,10 +392,14 @@ func (m *Monitor) emit(ctx context.Context, r Rule, rule string, ev *events.Even
 			ActionsTotal.WithLabelValues(ActionLockAccount).Inc()
 		}
 	}
-	return m.emitActed(ctx, r, rule, ev, f, ip, user, acted)
+	return m.emitActed(r, rule, ev, f, acted)
 }
 
-func (m *Monitor) emitActed(_ context.Context, r Rule, rule string, ev *events.Event, f Finding, _ netip.Addr, _ string, acted []string) error {
+// emitActed publishes the finding of rule about ev, with what was done, in
+// ev's company (the session's for a token reuse, the key's for an API key;
+// login events carry none: the platform's "_", which no company's stream
+// or webhook sees).
+func (m *Monitor) emitActed(r Rule, rule string, ev *events.Event, f Finding, acted []string) error {
 	f.Rule, f.Severity = rule, r.Severity
 	f.Window = r.Window.String()
 	if r.Window == 0 {
