@@ -327,6 +327,22 @@ func (a lastingActor) LockAccount(ctx context.Context, userID, rule string) erro
 	return svc.LockAccount(ctx, userID, rule)
 }
 
+func (a lastingActor) UserCompanies(ctx context.Context, userID string) ([]string, error) {
+	svc, err := a.l.AuthService()
+	if err != nil {
+		return nil, errNoAuthServiceHere
+	}
+	ms, err := svc.Store().ListMemberships(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Company.ID)
+	}
+	return out, nil
+}
+
 func (a lastingActor) RevokeFamily(ctx context.Context, userID, sessionID string) error {
 	svc, err := a.l.AuthService()
 	if err != nil {

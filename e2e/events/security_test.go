@@ -116,11 +116,12 @@ func TestSecurityLockAccountAndAdminUnlock(t *testing.T) {
 	for i := range 3 {
 		s.secAuthEvent(t, "erp.auth.login.failed", "", "", secFailed(bobID, "bob@globex.test", "192.0.2."+strconv.Itoa(10+i)))
 	}
-	_, f := s.secWaitFinding(t, "password_guessing", 10*time.Second, func(_ *ev.Event, f map[string]any) bool {
+	e, f := s.secWaitFinding(t, "password_guessing", 10*time.Second, func(_ *ev.Event, f map[string]any) bool {
 		return f["scope"] == "account" && f["user_id"] == bobID
 	})
-	if f["action"] != "lock_account" {
-		t.Fatalf("finding = %v", f)
+	// In bob's company (globex's admins see it), not acme's.
+	if f["action"] != "lock_account" || e.CompanyID != "globex" {
+		t.Fatalf("finding = %v in %q", f, e.CompanyID)
 	}
 	locked, _ := secLoginID(t, s.a.URL, "bob@globex.test", demoauth.Password)
 	if locked.StatusCode != wrong.StatusCode || string(locked.Envelope(t).Errors[0].Message) != wrong.Envelope(t).Errors[0].Message ||

@@ -65,7 +65,13 @@ type Actor interface {
 	// RevokeFamily makes sure the session (the family of a reused refresh
 	// token) is revoked.
 	RevokeFamily(ctx context.Context, userID, sessionID string) error
+	// UserCompanies are the companies the user is a member of (a finding
+	// about an account goes to each, so their admins see it).
+	UserCompanies(ctx context.Context, userID string) ([]string, error)
 }
+
+// maxFindingCompanies bounds the copies of one finding.
+const maxFindingCompanies = 20
 
 // Publisher publishes events (events.Engine).
 type Publisher interface {
@@ -331,7 +337,7 @@ func (m *Monitor) tokenReuse(ctx context.Context, rules Rules, ev *events.Event,
 			ActionsTotal.WithLabelValues(ActionRevokeFamily).Inc()
 		}
 	}
-	return m.emitActed(r, RuleRefreshTokenReuse, ev, f, acted)
+	return m.emitActed(ctx, r, RuleRefreshTokenReuse, ev, f, acted)
 }
 
 func (m *Monitor) apiKeyUsed(ctx context.Context, rules Rules, ev *events.Event, d *AuthData) error {
@@ -392,29 +398,44 @@ func (m *Monitor) emit(ctx context.Context, r Rule, rule string, ev *events.Even
 			ActionsTotal.WithLabelValues(ActionLockAccount).Inc()
 		}
 	}
-	return m.emitActed(r, rule, ev, f, acted)
+	return m.emitActed(ctx, r, rule, ev, f, acted)
 }
 
 // emitActed publishes the finding of rule about ev, with what was done, in
-// ev's company (the session's for a token reuse, the key's for an API key;
-// login events carry none: the platform's "_", which no company's stream
-// or webhook sees).
-func (m *Monitor) emitActed(r Rule, rule string, ev *events.Event, f Finding, acted []string) error {
+// ev's company (the session's for a token reuse, the key's for an API
+// key). Login events carry none: a finding about a known account goes to
+// each company the user is a member of, any other to the platform's "_",
+// which no company's stream or webhook sees.
+func (m *Monitor) emitActed(ctx context.Context, r Rule, rule string, ev *events.Event, f Finding, acted []string) error {
 	f.Rule, f.Severity = rule, r.Severity
 	f.Window = r.Window.String()
 	if r.Window == 0 {
 		f.Window = "0s"
 	}
 	f.Action = strings.Join(acted, ",")
-	out, err := events.New(m.Source, "erp.security."+rule, ev.CompanyID, f.UserID, f)
-	if err != nil {
-		return err
+	companies := []string{ev.CompanyID}
+	if ev.CompanyID == "" && f.UserID != "" && m.Actor != nil {
+		if cs, err := m.Actor.UserCompanies(ctx, f.UserID); err != nil {
+			m.log().Warn("security monitor: the account's companies are unknown; the finding goes to the platform", zap.String("user_id", f.UserID), zap.Error(err))
+		} else if len(cs) > 0 {
+			companies = cs[:min(len(cs), maxFindingCompanies)]
+		}
+	}
+	outs := make([]*events.Event, 0, len(companies))
+	for _, c := range companies {
+		out, err := events.New(m.Source, "erp.security."+rule, c, f.UserID, f)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, out)
 	}
 	EventsTotal.WithLabelValues(rule, r.Severity).Inc()
 	m.log().Warn("security event", zap.String("rule", rule), zap.String("severity", r.Severity),
 		zap.String("ip", f.IP), zap.String("user_id", f.UserID), zap.Int64("count", f.Count), zap.String("action", f.Action))
-	if m.Publisher != nil && !m.Publisher.Publish(out) {
-		m.log().Warn("security event dropped: publish queue full", zap.String("rule", rule))
+	for _, out := range outs {
+		if m.Publisher != nil && !m.Publisher.Publish(out) {
+			m.log().Warn("security event dropped: publish queue full", zap.String("rule", rule))
+		}
 	}
 	return nil
 }

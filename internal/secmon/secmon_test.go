@@ -69,6 +69,16 @@ func (a *actor) LockAccount(_ context.Context, user, _ string) error {
 	return nil
 }
 
+func (a *actor) UserCompanies(_ context.Context, user string) ([]string, error) {
+	switch user {
+	case "user-1":
+		return []string{"acme", "globex"}, nil
+	case "user-3":
+		return []string{"acme"}, nil
+	}
+	return nil, nil
+}
+
 func (a *actor) RevokeFamily(_ context.Context, _, session string) error {
 	a.mu.Lock()
 	a.revoked = append(a.revoked, session)
@@ -176,9 +186,13 @@ func TestPasswordGuessingPerAccountLocks(t *testing.T) {
 		for i := range 3 {
 			fx.send(t, secmon.TypeLoginFailed, "", "", failed("user-1", "a@x.test", fmt.Sprintf("198.51.100.%d", i+1)))
 		}
+		// One finding, in each of the account's companies.
 		got := fx.pub.findings(t, secmon.RulePasswordGuessing)
-		if len(got) != 1 || got[0].Scope != "account" || got[0].UserID != "user-1" || got[0].Action != "lock_account" {
+		if len(got) != 2 || got[0] != got[1] || got[0].Scope != "account" || got[0].UserID != "user-1" || got[0].Action != "lock_account" {
 			t.Fatalf("findings = %+v", got)
+		}
+		if fx.pub.evs[0].CompanyID != "acme" || fx.pub.evs[1].CompanyID != "globex" {
+			t.Fatalf("companies %q %q", fx.pub.evs[0].CompanyID, fx.pub.evs[1].CompanyID)
 		}
 		if len(fx.actor.locked) != 1 || fx.actor.locked[0] != "user-1" {
 			t.Fatalf("locked = %v", fx.actor.locked)
@@ -190,7 +204,7 @@ func TestPasswordGuessingPerAccountLocks(t *testing.T) {
 		for range 3 {
 			fx.send(t, secmon.TypeLoginFailed, "", "", failed("", "ghost@x.test", "198.51.100.9"))
 		}
-		if got := fx.pub.findings(t, secmon.RulePasswordGuessing); len(got) != 2 || got[1].UserID != "" {
+		if got := fx.pub.findings(t, secmon.RulePasswordGuessing); len(got) != 3 || got[2].UserID != "" || fx.pub.evs[2].CompanyID != "" {
 			t.Fatalf("findings = %+v", got)
 		}
 		if len(fx.actor.locked) != 1 {
