@@ -114,12 +114,13 @@ type userAdminView struct {
 	Name              string    `json:"name"`
 	PlatformAdmin     bool      `json:"platform_admin"`
 	Disabled          bool      `json:"disabled"`
+	Locked            bool      `json:"locked"`
 	PasswordChangedAt time.Time `json:"password_changed_at"`
 	CreatedAt         time.Time `json:"created_at"`
 }
 
 func viewUserAdmin(u store.User) userAdminView {
-	return userAdminView{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, Disabled: u.Disabled,
+	return userAdminView{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, Disabled: u.Disabled, Locked: u.Locked,
 		PasswordChangedAt: u.PasswordChangedAt, CreatedAt: u.CreatedAt}
 }
 
@@ -364,11 +365,17 @@ func (s *Service) handleAdminUpdateUser(c *call) (int, any, error) {
 		Name          *string `json:"name"`
 		Disabled      *bool   `json:"disabled"`
 		PlatformAdmin *bool   `json:"platform_admin"`
+		Locked        *bool   `json:"locked"`
 	}
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
 	}
 	details := map[string]string{}
+	if in.Locked != nil {
+		// Locking is the security monitor's (lock_account); an admin
+		// unlocks, or locks by hand.
+		details["locked"] = strconv.FormatBool(*in.Locked)
+	}
 	if in.Name != nil {
 		if len(*in.Name) > 200 {
 			return 0, nil, invalid("name", "name is at most 200 characters")
@@ -388,10 +395,10 @@ func (s *Service) handleAdminUpdateUser(c *call) (int, any, error) {
 		details["platform_admin"] = strconv.FormatBool(*in.PlatformAdmin)
 	}
 	if len(details) == 0 {
-		return 0, nil, invalid("", "give at least one of name, disabled, platform_admin")
+		return 0, nil, invalid("", "give at least one of name, disabled, platform_admin, locked")
 	}
 	ev := s.adminEvent(c, store.EventUserUpdated, "", c.param, details)
-	u, revoked, err := s.store.UpdateUser(c.ctx, c.param, store.UserUpdate{Name: in.Name, Disabled: in.Disabled, PlatformAdmin: in.PlatformAdmin}, s.clock.Now(), ev)
+	u, revoked, err := s.store.UpdateUser(c.ctx, c.param, store.UserUpdate{Name: in.Name, Disabled: in.Disabled, PlatformAdmin: in.PlatformAdmin, Locked: in.Locked}, s.clock.Now(), ev)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, errNotFound("no such user")
 	}

@@ -233,13 +233,18 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip string)
 	if err != nil {
 		s.logger.Error("login: stored password hash unusable", zap.String("user_id", user.ID))
 	}
-	if !known || !match || user.Disabled {
+	// A locked account (the security monitor's lock_account) is refused
+	// as a disabled one is: the same answer as a wrong password, so an
+	// attacker learns nothing from it; only the audit trail says why.
+	if !known || !match || user.Disabled || user.Locked {
 		reason := "bad_password"
 		switch {
 		case !known:
 			reason = "unknown_user"
 		case match && user.Disabled:
 			reason = "user_disabled"
+		case match && user.Locked:
+			reason = "user_locked"
 		}
 		if ce := s.refusals.CheckLine(zap.InfoLevel, "login failed", reason); ce != nil {
 			ce.Write(zap.String("reason", reason), zap.String("user_id", user.ID), zap.String("ip", ip))

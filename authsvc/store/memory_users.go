@@ -107,6 +107,9 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, upd UserUpdate, no
 	if upd.Disabled != nil {
 		u.Disabled = *upd.Disabled
 	}
+	if upd.Locked != nil {
+		u.Locked = *upd.Locked
+	}
 	m.users[userID] = u
 	ids := []string{}
 	if upd.Disabled != nil && *upd.Disabled {

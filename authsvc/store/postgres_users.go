@@ -8,11 +8,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const userColumns = `id::text, email, name, password_hash, platform_admin, disabled, password_changed_at, created_at`
+const userColumns = `id::text, email, name, password_hash, platform_admin, disabled, locked, password_changed_at, created_at`
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.Disabled, &u.PasswordChangedAt, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.Disabled, &u.Locked, &u.PasswordChangedAt, &u.CreatedAt)
 	u.PasswordChangedAt, u.CreatedAt = u.PasswordChangedAt.UTC(), u.CreatedAt.UTC()
 	return u, err
 }
@@ -98,7 +98,8 @@ func (p *Postgres) UpdateUser(ctx context.Context, userID string, upd UserUpdate
 	err := p.inTx(ctx, txSpec{ev: &ev}, func(t *tx) error {
 		var err error
 		u, err = scanUser(t.QueryRow(`UPDATE users SET name = COALESCE($2, name), disabled = COALESCE($3, disabled),
-			platform_admin = COALESCE($4, platform_admin) WHERE id = $1 RETURNING `+userColumns, userID, upd.Name, upd.Disabled, upd.PlatformAdmin))
+			platform_admin = COALESCE($4, platform_admin), locked = COALESCE($5, locked) WHERE id = $1 RETURNING `+userColumns,
+			userID, upd.Name, upd.Disabled, upd.PlatformAdmin, upd.Locked))
 		if err != nil || upd.Disabled == nil || !*upd.Disabled {
 			return err
 		}

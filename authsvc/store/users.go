@@ -8,12 +8,16 @@ import (
 // User is a person who logs in. Email is the canonical login name
 // (loginname.Normalize): CreateUser refuses any other form.
 type User struct {
-	ID                string
-	Email             string
-	Name              string
-	PasswordHash      string // argon2id, PHC string format
-	PlatformAdmin     bool
-	Disabled          bool
+	ID            string
+	Email         string
+	Name          string
+	PasswordHash  string // argon2id, PHC string format
+	PlatformAdmin bool
+	Disabled      bool
+	// Locked: the security monitor locked the account (lock_account); its
+	// logins are refused, as a disabled account's are, until an admin
+	// unlocks it.
+	Locked            bool
 	PasswordChangedAt time.Time
 	CreatedAt         time.Time
 }
@@ -23,6 +27,7 @@ type UserUpdate struct {
 	Name          *string
 	Disabled      *bool
 	PlatformAdmin *bool
+	Locked        *bool
 }
 
 // UserStore keeps the users, their login names and password hashes.

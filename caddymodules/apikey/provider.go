@@ -198,6 +198,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil
 	}
 	p.metrics.Decisions.WithLabelValues("api_key", "ok").Inc()
+	p.noteUse(r, id)
 	sub := id.Subject
 	if sub == "" {
 		sub = "apikey:" + id.KeyID

@@ -35,6 +35,7 @@ import (
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/internal/promreg"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/secmon"
 	"github.com/erpgate/erpgate/internal/webhooks"
 )
 
@@ -103,6 +104,10 @@ type App struct {
 	// NATS).
 	NATS *NATS `json:"nats,omitempty"`
 
+	// Security configures the security monitor's rules and actions (see
+	// Security). Default: the default rules.
+	Security *Security `json:"security,omitempty"`
+
 	// RefusalLog tunes the sampling of refusals' log lines (see
 	// RefusalLog). Default: its defaults.
 	RefusalLog *RefusalLog `json:"refusal_log,omitempty"`
@@ -116,6 +121,8 @@ type App struct {
 	ctx      caddy.Context
 	refusals *refusallog.Log
 	authCfg  core.Config
+
+	securityRules secmon.Rules
 
 	mu      *sync.Mutex // a pointer: App is copied by value in CaddyModule
 	kept    []string    // lastingPool keys taken (Keep), given back in Cleanup
@@ -165,6 +172,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if _, err := a.WebhooksConfig.settings(); err != nil {
 		return err
 	}
+	if err := a.provisionSecurity(ctx); err != nil {
+		return err
+	}
 	var err error
 	if a.authCfg, err = a.AuthSvc.coreConfig(a); err != nil {
 		return err
@@ -208,6 +218,7 @@ func (a *App) Start() error {
 	if _, err := a.webhookManager(); err != nil { // delivery workers run in every instance
 		a.logger.Error("webhooks not started", zap.Error(err))
 	}
+	a.lasting.startSecurity(a.securityRules, a.Security != nil && a.Security.Off, a.logger)
 	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.Timeout))
 	defer cancel()
 	for name, err := range a.Ready(ctx) {

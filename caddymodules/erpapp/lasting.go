@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/secmon"
 )
 
 // What outlives a config reload.
@@ -88,6 +89,15 @@ type Lasting struct {
 	eventsOnce  sync.Once
 	events      atomic.Pointer[events.Engine] // nil until started
 	eventsReady chan struct{}                 // closed when events is set
+
+	secOnce   sync.Once
+	blocklist *secmon.Blocklist
+	monOnce   sync.Once
+	monRun    sync.Once
+	monitor   *secmon.Monitor
+
+	netOnce    sync.Once
+	apiKeyNets *secmon.NetSeen
 }
 
 // Destruct ends the background work and closes the clients.

@@ -27,13 +27,16 @@ func TestStreamRevocation(t *testing.T) {
 	alice := login(t, a, "alice@acme.test", "acme")
 	other := login(t, b, "alice@acme.test", "acme") // another session of the same user
 
-	sseA, _, _ := openSSE(t, a.URL, "", alice.Access, nil)
-	sseB, _, _ := openSSE(t, b.URL, "", alice.Access, nil)
-	wsB, _, err := dialWS(t, b.URL, "", alice.Access)
+	// business events only: the logout's own auth event (erp.auth.session.revoked,
+	// which alice as acme's admin may read) must not come before the final error
+	q := "?types=erp.invoices.*"
+	sseA, _, _ := openSSE(t, a.URL, q, alice.Access, nil)
+	sseB, _, _ := openSSE(t, b.URL, q, alice.Access, nil)
+	wsB, _, err := dialWS(t, b.URL, q, alice.Access)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep, _, _ := openSSE(t, b.URL, "", other.Access, nil)
+	keep, _, _ := openSSE(t, b.URL, q, other.Access, nil)
 
 	// all four are live
 	ev := s.publish(t, "acme", "erp.invoices.created", "INV-R")
