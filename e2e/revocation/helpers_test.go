@@ -211,8 +211,8 @@ func (s *stack) markInRedis(sid string) bool {
 // refusingProxy is a TCP proxy in front of Redis for one instance. Unlike
 // internal/faultproxy (which accepts and drops), a cut one refuses
 // connections outright (its listener is closed), as a stopped server does.
-// After restoreFlaky it admits one connection (the edge's subscription
-// comes back), then refuses the next `refuse` ones before it lets everything
+// After restoreFlaky it admits two connections (the edge's two
+// subscriptions, revocations and the security blocklist, come back), then refuses the next `refuse` ones before it lets everything
 // through: the resync that follows a re-subscription meets "connection
 // refused" for a while, as in the issue's trace.
 type refusingProxy struct {
@@ -319,7 +319,7 @@ func (p *refusingProxy) cut() {
 	}
 }
 
-// restoreFlaky listens again on the same address: one connection admitted,
+// restoreFlaky listens again on the same address: two connections admitted,
 // the next refuse refused, then all.
 func (p *refusingProxy) restoreFlaky(t *testing.T, refuse int) {
 	t.Helper()
@@ -337,7 +337,10 @@ func (p *refusingProxy) restoreFlaky(t *testing.T, refuse int) {
 		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
 	}
 	p.mu.Lock()
-	p.admit, p.refuse = 1, refuse
+	// two subscriptions reconnect first: the revocation listener's and the
+	// security blocklist's (both pub/sub on their own connection); the
+	// connections after them — the resync's — are refused
+	p.admit, p.refuse = 2, refuse
 	p.mu.Unlock()
 	p.serve(ln)
 }
