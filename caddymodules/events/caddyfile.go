@@ -18,19 +18,12 @@ import (
 //		write_timeout <duration>
 //	}]
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyfileutil.NoArgs(d); err != nil {
-		return err
-	}
-	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.ArgErr()
-		}
+	return caddyfileutil.Settings(d, func(name, value string) error {
 		switch name {
 		case "company":
-			h.Company = args[0]
+			h.Company = value
 		case "heartbeat", "write_timeout":
-			dur, err := caddy.ParseDuration(args[0])
+			dur, err := caddy.ParseDuration(value)
 			if err != nil || dur <= 0 {
 				return d.Errf("%s: expected a positive duration", name)
 			}
@@ -40,7 +33,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.WriteTimeout = caddy.Duration(dur)
 			}
 		case "buffer":
-			n, err := strconv.Atoi(args[0])
+			n, err := strconv.Atoi(value)
 			if err != nil || n < 1 {
 				return d.Errf("buffer: expected a positive number of events")
 			}

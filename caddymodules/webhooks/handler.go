@@ -596,19 +596,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		prefix  <path>
 //	}]
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if err := caddyfileutil.NoArgs(d); err != nil {
-		return err
-	}
-	return caddyfileutil.EachSubdirective(d, 0, nil, func(name string) error {
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return d.ArgErr()
-		}
+	return caddyfileutil.Settings(d, func(name, value string) error {
 		switch name {
 		case "company":
-			h.Company = args[0]
+			h.Company = value
 		case "prefix":
-			h.Prefix = args[0]
+			h.Prefix = value
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

@@ -32,3 +32,19 @@ func EachSubdirective(d *caddyfile.Dispenser, nesting int, repeatable map[string
 	}
 	return nil
 }
+
+// Settings parses a directive with no arguments and an optional block of
+// `name value` settings, each at most once: fn gets each setting's name
+// and its one value (and answers an unknown name with an error).
+func Settings(d *caddyfile.Dispenser, fn func(name, value string) error) error {
+	if err := NoArgs(d); err != nil {
+		return err
+	}
+	return EachSubdirective(d, 0, nil, func(name string) error {
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		return fn(name, args[0])
+	})
+}
