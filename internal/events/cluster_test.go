@@ -110,33 +110,45 @@ func TestClusterLeaderKilled(t *testing.T) {
 }
 
 // readAll reads the stream from the start with an ordered consumer until
-// it saw want distinct ids or nothing more comes.
+// it saw want distinct ids or a minute has passed. The killed node may have
+// been the meta leader, and a replica may still be catching up: a consumer
+// that can't be made, a fetch that fails or comes back empty is tried again
+// (a new ordered consumer from the start) rather than taken as the answer.
 func readAll(t *testing.T, e *Engine, names Names, want int) map[string]bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cons, err := e.JetStream().OrderedConsumer(ctx, names.Stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]bool{}
-	for len(seen) < want {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(3*time.Second))
+	var last error
+	for deadline := time.Now().Add(time.Minute); len(seen) < want && time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cons, err := e.JetStream().OrderedConsumer(ctx, names.Stream, jetstream.OrderedConsumerConfig{})
+		cancel()
 		if err != nil {
-			t.Fatal(err)
+			last = err
+			time.Sleep(500 * time.Millisecond)
+			continue
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				t.Fatalf("stream message: %v", err)
+		for len(seen) < want {
+			batch, err := cons.Fetch(500, jetstream.FetchMaxWait(3*time.Second))
+			if err != nil {
+				last = err
+				break
 			}
-			seen[ev.ID] = true
+			n := 0
+			for m := range batch.Messages() {
+				n++
+				var ev Event
+				if err := json.Unmarshal(m.Data(), &ev); err != nil {
+					t.Fatalf("stream message: %v", err)
+				}
+				seen[ev.ID] = true
+			}
+			if n == 0 {
+				break // nothing more from this consumer: a new one reads again from the start
+			}
 		}
-		if n == 0 {
-			break
-		}
+	}
+	if len(seen) < want && last != nil {
+		t.Logf("reading the stream: last error %v", last)
 	}
 	return seen
 }
