@@ -113,53 +113,48 @@ type clWrite struct {
 	afterKill  bool
 }
 
-type clEvent struct {
-	ID, Source, Type, Subject, CompanyID string
-}
-
-// clWatch reads every event of the stream from the start into a map keyed
-// by source and subject, until the test ends.
+// clWatch returns a reader of the stream's acme invoice events, keyed by
+// source and subject: each call reads the stream from the start with a new
+// ordered consumer (one kept across the kill may stall while the cluster
+// elects new leaders, and would then say "lost" for events that are
+// there). A call that meets a failure returns what it read; the caller
+// polls again.
 func (s *clStack) clWatch(t *testing.T) func() map[string]int {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	cons, err := s.js.OrderedConsumer(ctx, s.names.Stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var ev struct {
-			ID        string `json:"id"`
-			Source    string `json:"source"`
-			Type      string `json:"type"`
-			Subject   string `json:"subject"`
-			CompanyID string `json:"companyid"`
-		}
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			t.Errorf("event not JSON: %v", err)
-			return
-		}
-		if ev.Type != "erp.invoices.created" || ev.CompanyID != "acme" {
-			return
-		}
-		mu.Lock()
-		seen[ev.Source+" "+ev.Subject]++
-		mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
 	return func() map[string]int {
-		mu.Lock()
-		defer mu.Unlock()
-		out := make(map[string]int, len(seen))
-		for k, v := range seen {
-			out[k] = v
+		seen := map[string]int{}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cons, err := s.js.OrderedConsumer(ctx, s.names.Stream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return seen
 		}
-		return out
+		for {
+			batch, err := cons.FetchNoWait(1000)
+			if err != nil {
+				return seen
+			}
+			n := 0
+			for m := range batch.Messages() {
+				n++
+				var ev struct {
+					Source    string `json:"source"`
+					Type      string `json:"type"`
+					Subject   string `json:"subject"`
+					CompanyID string `json:"companyid"`
+				}
+				if err := json.Unmarshal(m.Data(), &ev); err != nil {
+					t.Errorf("event not JSON: %v", err)
+					return seen
+				}
+				if ev.Type == "erp.invoices.created" && ev.CompanyID == "acme" {
+					seen[ev.Source+" "+ev.Subject]++
+				}
+			}
+			if n == 0 {
+				return seen
+			}
+		}
 	}
 }
 
@@ -307,7 +302,7 @@ func clWaitAll(t *testing.T, what string, writes []clWrite, got func() map[strin
 			t.Logf("%s: %d distinct events for %d writes, %d duplicates, after %s", what, len(seen), len(writes), dups, time.Since(start).Round(time.Millisecond))
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
 	if len(missing) > 0 {
 		t.Fatalf("%s: %d of %d answered writes have no event, first: %+v", what, len(missing), len(writes), missing[0])

@@ -132,7 +132,11 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 		t.Fatalf("%d answers not as the policy says, e.g. %v; all: %v", len(bad), bad[:min(len(bad), 10)], seen)
 	}
 	for _, it := range ins {
-		if metric(t, it.in, `erpgate_quota_redis_switches_total{to="fallback"}`) != "1" || metric(t, it.in, `erpgate_quota_redis_switches_total{to="redis"}`) != "1" {
+		// One outage: one switch each way. A second pair was seen once under
+		// the whole suite's load, when the restarted Redis dropped the first
+		// connections again; every switch away must still have come back.
+		away, back := metric(t, it.in, `erpgate_quota_redis_switches_total{to="fallback"}`), metric(t, it.in, `erpgate_quota_redis_switches_total{to="redis"}`)
+		if away != back || (away != "1" && away != "2") {
 			t.Fatalf("%s: switch metrics: %q %q", it.policy, metric(t, it.in, `erpgate_quota_redis_switches_total{to="fallback"}`), metric(t, it.in, `erpgate_quota_redis_switches_total{to="redis"}`))
 		}
 		logs := it.in.Logs()
