@@ -124,6 +124,7 @@ type Sub struct {
 	revocable string
 
 	ch        chan *Item
+	since     uint64      // the last sequence the hub dispatched before this connection registered
 	replaying atomic.Bool // a full buffer now means "replay again", not "too slow"
 	dropped   atomic.Bool // an item was dropped while replaying
 
@@ -242,6 +243,7 @@ type Hub struct {
 	once   sync.Once
 
 	delivered atomic.Uint64 // events the hub read
+	last      atomic.Uint64 // the sequence of the last event dispatched
 	conns     atomic.Int64
 }
 
@@ -288,6 +290,7 @@ func (h *Hub) Subscribe(company string, patterns, scopes []string, revocable str
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
+	s.since = h.last.Load() // Dispatch stores it under the read lock: events after it reach s
 	add(h.byCompany, s.company, s)
 	if revocable != "" {
 		add(h.byRevocable, revocable, s)
@@ -356,6 +359,7 @@ func (h *Hub) Revoke(id string) {
 func (h *Hub) Dispatch(companyToken string, it *Item) {
 	h.delivered.Add(1)
 	h.mu.RLock()
+	h.last.Store(it.Seq)
 	for s := range h.byCompany[companyToken] {
 		if s.wants(it) {
 			s.offer(it)

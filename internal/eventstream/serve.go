@@ -169,8 +169,15 @@ func (h *Hub) replay(ctx context.Context, eng *events.Engine, req Request, sub *
 		return after, fmt.Errorf("eventstream: replay: %w", err)
 	}
 	last := stream.CachedInfo().State.LastSeq
-	if after >= last {
-		return min(after, last), nil // nothing to replay (an id from the future counts as the end)
+	switch {
+	case after > last:
+		// An id from the future (another stream, or one that was reset):
+		// nothing to replay; the client gets what the hub dispatches after
+		// the connection registered — even an event published between the
+		// registration and this look at the stream, which "last" counts.
+		return sub.since, nil
+	case after == last:
+		return last, nil // nothing to replay
 	}
 	filter := names.CompanyFilter(req.Company, "*")
 	if len(req.Patterns) == 1 {
