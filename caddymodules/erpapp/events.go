@@ -134,16 +134,11 @@ func (l *Lasting) eventPublisher() core.EventPublisher {
 
 // EventsWait waits for the event engine until ctx ends.
 func (l *Lasting) EventsWait(ctx context.Context) (*events.Engine, error) {
-	for {
-		if e := l.events.Load(); e != nil {
-			return e, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ErrEventsNotReady
-		case <-l.eventsReady:
-		case <-time.After(50 * time.Millisecond):
-		}
+	select {
+	case <-l.eventsReady: // closed once events is set
+		return l.events.Load(), nil
+	case <-ctx.Done():
+		return nil, ErrEventsNotReady
 	}
 }
 
