@@ -47,6 +47,7 @@ const (
 	ReasonMFAPending        = "mfa_pending"         // select-company before the second factor
 	ReasonMFANotPending     = "mfa_not_pending"     // a second factor for a token that needs none
 	ReasonMFAOff            = "mfa_off"             // TOTP was turned off since the login
+	ReasonRisk              = "risk"                // the login's risk score reached the refusal threshold
 	ReasonMalformedCode     = "malformed_code"      // not a TOTP or recovery code at all
 	ReasonNotMember         = "not_member"          // no such company, or no access to it
 	ReasonUserDisabled      = "user_disabled"

@@ -99,6 +99,9 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 	var in struct {
 		Email    string `json:"email"`
 		Password string `json:"password"`
+		// DeviceToken is a trusted device's credential (API clients; a
+		// browser sends the device cookie).
+		DeviceToken string `json:"device_token"`
 	}
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
@@ -110,6 +113,15 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	email := name.Email
+	// Home-realm discovery: an address whose domain signs in with its
+	// company's identity provider gets the SSO start, with or without a
+	// password (which is never checked for it). It depends on the domain
+	// alone, so it tells nothing about the account.
+	if sso, ok, err := s.ssoRequired(c, email); err != nil {
+		return 0, nil, err
+	} else if ok {
+		return http.StatusOK, sso, nil
+	}
 	if in.Password == "" || len(in.Password) > maxPasswordLen {
 		return 0, nil, invalid("password", "a password of at most 1024 bytes is required")
 	}
@@ -131,44 +143,7 @@ func (s *Service) handleLogin(c *call) (int, any, error) {
 		}
 		return 0, nil, errBadCredentials()
 	}
-	user := res.user
-	c.meta.UserID = user.ID
-	companies, err := s.store.ListMemberships(c.ctx, user.ID)
-	if err != nil {
-		return 0, nil, err
-	}
-	mfa := "none"
-	if s.mfa != nil {
-		required, err := s.mfa.Required(c.ctx, user)
-		if err != nil {
-			return 0, nil, err
-		}
-		if required {
-			mfa = "pending"
-		}
-	}
-	now := s.clock.Now()
-	lt, err := s.issueLogin(user.ID, mfa, now)
-	if err != nil {
-		return 0, nil, err
-	}
-	views := make([]companyView, 0, len(companies))
-	for _, m := range companies {
-		views = append(views, viewCompany(m.Company, m.Roles))
-	}
-	ev := s.event(c, store.EventLoginSucceeded)
-	ev.Details = map[string]string{"mfa_required": strconv.FormatBool(mfa == "pending")}
-	if err := s.record(c.ctx, ev); err != nil {
-		return 0, nil, err
-	}
-	s.logger.Info("login succeeded", zap.String("user_id", user.ID), zap.String("ip", c.ip), zap.Bool("mfa_required", mfa == "pending"))
-	return http.StatusOK, map[string]any{
-		"user":         viewUser(user),
-		"companies":    views,
-		"login_token":  lt,
-		"expires_in":   int64(LoginTokenTTL / time.Second),
-		"mfa_required": mfa == "pending",
-	}, nil
+	return s.finishLogin(c, loginAttempt{user: res.user, first: FirstPassword, deviceToken: s.deviceToken(c, in.DeviceToken)})
 }
 
 // passwordCheck is the outcome of checkPassword. When ok is false, reason

@@ -122,6 +122,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rawDoc:
 		d.write(w)
 		return
+	case redirect:
+		d.write(w)
+		return
 	case paged:
 		envelope.WriteSuccess(w, status, d.data, &c.meta, &envelope.Pagination{Page: d.page, Limit: d.limit, Total: d.total, HasNext: d.hasNext()})
 		return

@@ -9,9 +9,28 @@ import (
 
 // routeTable is every endpoint of the service as an http.ServeMux pattern
 // ("METHOD /path", a {name} segment matching one non-empty path segment)
-// with its handler. The OpenAPI document is checked against it
-// (openapi_test.go, through Routes).
-var routeTable = map[string]handlerFunc{
+// with its handler: the core's and each identity feature's own table
+// (declared beside its handlers). The OpenAPI document is checked against
+// it (openapi_test.go, through Routes).
+var routeTable = mergeRoutes(coreRoutes, ssoRoutes, samlRoutes, webauthnRoutes, messagingRoutes, deviceRoutes, pageRoutes)
+
+// mergeRoutes joins route tables; a pattern in two of them is a
+// programming error.
+func mergeRoutes(tables ...map[string]handlerFunc) map[string]handlerFunc {
+	out := make(map[string]handlerFunc)
+	for _, t := range tables {
+		for pattern, fn := range t {
+			if _, dup := out[pattern]; dup {
+				panic("authsvc: route " + pattern + " declared twice")
+			}
+			out[pattern] = fn
+		}
+	}
+	return out
+}
+
+// coreRoutes are the password, session, API key, admin and document endpoints.
+var coreRoutes = map[string]handlerFunc{
 	"POST /api/v1/auth/login":                                 (*Service).handleLogin,
 	"POST /api/v1/auth/mfa/verify":                            (*Service).handleMFAVerify,
 	"DELETE /api/v1/auth/mfa/totp":                            (*Service).handleTOTPDelete,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,35 @@ type Config struct {
 	// with Retry-After. QueueWait must be shorter than Timeout. Defaults:
 	// see HashLimits (GOMAXPROCS slots, 16 waiting per slot, 2s wait).
 	HashLimits HashLimits
+
+	// PublicURL is the edge's external base URL (scheme://host[:port], no
+	// path): SSO redirect URIs, the SAML entity id and ACS, magic links and
+	// the WebAuthn relying party (its host is the RP id, it is the origin)
+	// are built from it, never from a request's Host. Default:
+	// "http://localhost:8080".
+	PublicURL string
+	// SMTPURL is the mail server of magic links and email codes:
+	// smtp://[user:password@]host:port (or smtps://). Empty: mail is off
+	// (those endpoints answer 503). ERP_SMTP_URL in the example.
+	SMTPURL string
+	// SMTPFrom is the sender address. Default: "erpgate <no-reply@localhost>".
+	SMTPFrom string
+	// SMSURL is the SMS provider's endpoint, taking a Twilio-style form
+	// POST (To, From, Body); credentials in its userinfo (sent as HTTP
+	// basic auth, never logged). Empty: SMS is off. ERP_SMS_URL.
+	SMSURL string
+	// SSOAllowPrivate lets SSO discovery, token and metadata requests reach
+	// loopback, private and link-local addresses (tests, the demo).
+	SSOAllowPrivate bool
+	// RiskStepUp and RiskDeny are risk-score thresholds (0 to 100): at
+	// RiskStepUp a login must pass a second factor even on a trusted
+	// device; at RiskDeny it is refused. 0: the default (60 and 90);
+	// negative: never.
+	RiskStepUp int
+	RiskDeny   int
+	// TrustedDeviceTTL is how long a device trusted after a second factor
+	// skips it. Default: 720h (30 days).
+	TrustedDeviceTTL time.Duration
 }
 
 // Defaults of Config.
@@ -127,6 +157,20 @@ func (c *Config) setDefaults() {
 	if c.LoginIPLimit <= 0 {
 		c.LoginIPLimit = 100
 	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost:8080"
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if c.SMTPFrom == "" {
+		c.SMTPFrom = "erpgate <no-reply@localhost>"
+	}
+	if c.RiskStepUp == 0 {
+		c.RiskStepUp = 60
+	}
+	if c.RiskDeny == 0 {
+		c.RiskDeny = 90
+	}
+	def(&c.TrustedDeviceTTL, 30*24*time.Hour)
 }
 
 // SecondFactor is the login flow's hook for a second factor: when Required
@@ -190,6 +234,13 @@ type Service struct {
 	uses      *useRecorder
 
 	apiKeySecrets secretOps // nil: constantTime (tests count the work)
+
+	// The identity features' own state (sso.go, webauthn.go,
+	// messaging.go, devices.go), made by their init… in New.
+	sso      ssoState
+	webauthn webauthnState
+	msg      messagingState
+	dev      deviceState
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -279,6 +330,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		rl = s.ownLog
 	}
 	s.refusals = rl.For(s.logger)
+	for _, f := range []func() error{s.initSSO, s.initWebAuthn, s.initMessaging, s.initDevices} {
+		if err := f(); err != nil {
+			s.cancel()
+			return nil, fmt.Errorf("authsvc: %w", err)
+		}
+	}
 	return s, nil
 }
 

@@ -86,7 +86,7 @@ func TestSignJWT(t *testing.T) {
 		t.Fatalf("verifyAccess: %+v, %v", got, err)
 	}
 	// A login token is not an access token, and the other way round.
-	lt, err := s.issueLogin("u1", "none", now)
+	lt, err := s.issueLogin("u1", "none", nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}

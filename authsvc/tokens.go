@@ -53,6 +53,9 @@ type loginClaims struct {
 	ID        string `json:"jti"`
 	// MFA is "none" (no second factor enrolled), "pending" or "done".
 	MFA string `json:"mfa"`
+	// Methods are the second factors a pending token may be completed
+	// with (Method…); empty on a pending token: TOTP.
+	Methods []string `json:"mth,omitempty"`
 }
 
 // Login tokens' claims are decoded strictly, by the parser the edge uses
@@ -156,13 +159,13 @@ func (s *Service) verifyAccess(ctx context.Context, tok string) (*AccessClaims, 
 	return ac, nil
 }
 
-func (s *Service) issueLogin(userID, mfa string, now time.Time) (string, error) {
+func (s *Service) issueLogin(userID, mfa string, methods []string, now time.Time) (string, error) {
 	k, ok := s.keys.ring.Load().signer(now)
 	if !ok {
 		return "", errNoSigner
 	}
 	payload, err := json.Marshal(loginClaims{Issuer: s.cfg.Issuer, Subject: userID, Audience: s.loginAudience(),
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(LoginTokenTTL).Unix(), ID: uuid.NewString(), MFA: mfa})
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(LoginTokenTTL).Unix(), ID: uuid.NewString(), MFA: mfa, Methods: methods})
 	if err != nil {
 		return "", err
 	}

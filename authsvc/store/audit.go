@@ -50,6 +50,9 @@ const (
 	EventCompanySelectRefused = "company.select_refused"
 	EventCompanySwitchRefused = "company.switch_refused"
 	EventLoginTokenReplayed   = "login_token.replayed"
+	// EventLoginRiskRefused: a proved first factor whose login the risk
+	// score refused (Details: first_factor, score, signals).
+	EventLoginRiskRefused = "login.risk_refused"
 	EventRefreshRefused       = "token.refresh_refused"
 	EventBearerRefused        = "token.bearer_refused"
 	// EventEdgeCredentialRefused is one refusal of a token or API key on a

@@ -35,6 +35,12 @@ type Memory struct {
 	eventsHeld  map[int64]bool // seqs a relay is publishing
 	eventsLost  int64          // seqs dropped from a full events outbox
 	appends     appendNotifier
+
+	// the identity features' parts (sso.go, webauthn.go, factors.go, devices.go)
+	ssoMem      memSSO
+	webauthnMem memWebAuthn
+	factorMem   memFactors
+	deviceMem   memDevices
 }
 
 type memRefresh struct {

@@ -62,6 +62,10 @@ type Store interface {
 	AuditLog
 	RevocationOutbox
 	EventOutbox
+	SSOStore
+	WebAuthnStore
+	FactorStore
+	DeviceStore
 }
 
 // Page selects a slice of a listing: Offset rows skipped, at most Limit returned.

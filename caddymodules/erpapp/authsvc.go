@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -79,6 +81,30 @@ type AuthSvc struct {
 	// PasswordHashing sets the argon2id parameters of new password hashes
 	// and bounds concurrent hashing. Default: see PasswordHashing's fields.
 	PasswordHashing *PasswordHashing `json:"password_hashing,omitempty"`
+	// PublicURL is the edge's external base URL (scheme://host[:port]):
+	// SSO redirect URIs, SAML endpoints, magic links and the passkeys'
+	// relying party are built from it. Default: http://localhost:8080.
+	PublicURL string `json:"public_url,omitempty"`
+	// SMTPURL is the mail server of magic links and email codes
+	// (`smtp://[user:password@]host:port`, a placeholder such as
+	// `{env.ERP_SMTP_URL}`). Empty: mail is off.
+	SMTPURL string `json:"smtp_url,omitempty"`
+	// SMTPFrom is the sender address (`{env.ERP_SMTP_FROM}`).
+	SMTPFrom string `json:"smtp_from,omitempty"`
+	// SMSURL is the SMS provider's endpoint (a Twilio-style form POST,
+	// credentials in its userinfo; `{env.ERP_SMS_URL}`). Empty: SMS is off.
+	SMSURL string `json:"sms_url,omitempty"`
+	// SSOAllowPrivate ("1", "true" or "on", e.g. from
+	// `{env.ERP_SSO_ALLOW_PRIVATE}`) lets SSO requests reach loopback and
+	// private addresses: for tests and the demo only.
+	SSOAllowPrivate string `json:"sso_allow_private,omitempty"`
+	// RiskStepUp and RiskDeny are the risk-score thresholds (1 to 100) of a
+	// forced second factor and of a refused login; -1: never. Default: 60, 90.
+	RiskStepUp int `json:"risk_step_up,omitempty"`
+	RiskDeny   int `json:"risk_deny,omitempty"`
+	// TrustedDeviceTTL is how long a trusted device skips the second
+	// factor. Default: 720h.
+	TrustedDeviceTTL caddy.Duration `json:"trusted_device_ttl,omitempty"`
 }
 
 // PasswordHashing are the argon2id parameters of new password hashes and
@@ -166,6 +192,21 @@ func (s *AuthSvc) coreConfig(a *App) (core.Config, error) {
 		AccessTTL:           time.Duration(s.AccessTTL), RefreshTTL: time.Duration(s.RefreshTTL), RefreshIdleTTL: time.Duration(s.RefreshIdleTTL),
 		KeyRotation: time.Duration(s.KeyRotation), KeyPublishDelay: time.Duration(s.KeyPublishDelay), KeyReload: time.Duration(s.KeyReload),
 		KeyPrefix: a.KeyPrefix, Demo: a.Demo,
+		PublicURL: repl.ReplaceAll(s.PublicURL, ""), SMTPURL: repl.ReplaceAll(s.SMTPURL, ""), SMTPFrom: repl.ReplaceAll(s.SMTPFrom, ""),
+		SMSURL: repl.ReplaceAll(s.SMSURL, ""), RiskStepUp: s.RiskStepUp, RiskDeny: s.RiskDeny, TrustedDeviceTTL: time.Duration(s.TrustedDeviceTTL),
+	}
+	switch v := strings.ToLower(strings.TrimSpace(repl.ReplaceAll(s.SSOAllowPrivate, ""))); v {
+	case "", "0", "false", "off":
+	case "1", "true", "on":
+		cfg.SSOAllowPrivate = true
+	default:
+		return core.Config{}, fmt.Errorf("erp: authsvc: sso_allow_private: %q is not a boolean", v)
+	}
+	if pu := cfg.PublicURL; pu != "" {
+		u, err := url.Parse(pu)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return core.Config{}, fmt.Errorf("erp: authsvc: public_url %q: want scheme://host[:port]", pu)
+		}
 	}
 	var err error
 	if cfg.PasswordHash, cfg.HashLimits, err = s.PasswordHashing.params(); err != nil {
@@ -279,9 +320,10 @@ func parseAuthSvc(a *App, d *caddyfile.Dispenser) error {
 	s := new(AuthSvc)
 	err := caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
 		args := d.RemainingArgs()
-		str := map[string]*string{"issuer": &s.Issuer, "audience": &s.Audience, "master_key": &s.MasterKey, "introspection_secret": &s.IntrospectionSecret}
+		str := map[string]*string{"issuer": &s.Issuer, "audience": &s.Audience, "master_key": &s.MasterKey, "introspection_secret": &s.IntrospectionSecret,
+			"public_url": &s.PublicURL, "smtp_url": &s.SMTPURL, "smtp_from": &s.SMTPFrom, "sms_url": &s.SMSURL, "sso_allow_private": &s.SSOAllowPrivate}
 		dur := map[string]*caddy.Duration{"access_ttl": &s.AccessTTL, "refresh_ttl": &s.RefreshTTL, "refresh_idle_ttl": &s.RefreshIdleTTL,
-			"key_rotation": &s.KeyRotation, "key_publish_delay": &s.KeyPublishDelay, "key_reload": &s.KeyReload}
+			"key_rotation": &s.KeyRotation, "key_publish_delay": &s.KeyPublishDelay, "key_reload": &s.KeyReload, "trusted_device_ttl": &s.TrustedDeviceTTL}
 		if p, ok := str[name]; ok {
 			if len(args) > 1 {
 				return d.ArgErr()
@@ -304,6 +346,39 @@ func parseAuthSvc(a *App, d *caddyfile.Dispenser) error {
 			}
 			*p = caddy.Duration(v)
 			return nil
+		}
+		if name == "risk" {
+			// risk off | risk { step_up N; deny N }
+			if len(args) == 1 && args[0] == "off" {
+				s.RiskStepUp, s.RiskDeny = -1, -1
+				return nil
+			}
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			return caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
+				var p *int
+				switch name {
+				case "step_up":
+					p = &s.RiskStepUp
+				case "deny":
+					p = &s.RiskDeny
+				default:
+					return d.Errf("authsvc: risk: unknown subdirective %q", name)
+				}
+				if !d.NextArg() {
+					return d.ArgErr()
+				}
+				v, err := strconv.Atoi(d.Val())
+				if err != nil || v == 0 || v < -1 || v > 100 {
+					return d.Errf("authsvc: risk: %s: want 1 to 100, or -1 for never", name)
+				}
+				*p = v
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+				return nil
+			})
 		}
 		if name == "password_hashing" {
 			if len(args) != 0 {
