@@ -210,6 +210,10 @@ func Start(t testing.TB, opts Options) *Instance {
 	if _, ok := env["ERP_DEMO_LISTEN"]; !ok {
 		env["ERP_DEMO_LISTEN"] = "127.0.0.1:" + strconv.Itoa(demo)
 	}
+	if _, ok := env["ERP_PUBLIC_URL"]; !ok {
+		// what browsers and identity providers are sent to: this instance
+		env["ERP_PUBLIC_URL"] = "http://" + hostPort(env["ERP_LISTEN"])
+	}
 	in := &Instance{
 		URL:      "http://" + hostPort(env["ERP_LISTEN"]),
 		AdminURL: "http://" + hostPort(env["ERP_ADMIN"]),
