@@ -94,4 +94,3 @@ func (p *Postgres) DeleteWebAuthnCredential(ctx context.Context, userID, id stri
 	err := p.execAudited(ctx, ev, `DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`, id, userID)
 	return wrap("delete webauthn credential", err)
 }
-
