@@ -453,6 +453,7 @@ func (s *Service) handleWebAuthnRegisterFinish(c *call) (int, any, error) {
 			sc.Transports = append(sc.Transports, tt)
 		}
 	}
+	slices.Sort(sc.Transports) // as the decoys list them
 	ev := s.event(c, store.EventWebAuthnRegistered)
 	ev.SubjectID = sc.ID
 	ev.Details = map[string]string{"name": sc.Name, "aaguid": viewCredential(sc).AAGUID, "user_verified": strconv.FormatBool(sc.UserVerified),
