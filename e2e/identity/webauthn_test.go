@@ -224,10 +224,12 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 		}
 		access := w.selectCompany(t, ans.LoginToken, "acme")
 		var me struct {
-			Email string `json:"email"`
+			User struct {
+				Email string `json:"email"`
+			} `json:"user"`
 		}
 		waData(t, httpt.Get(t, w.URL+"/api/v1/auth/me", demoauth.Bearer(access)), 200, &me)
-		if me.Email != "alice@acme.test" {
+		if me.User.Email != "alice@acme.test" {
 			t.Fatalf("me: %+v", me)
 		}
 		// By address: the user's passkeys are offered.
