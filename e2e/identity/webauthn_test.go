@@ -298,11 +298,16 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 			{"bad signature", waTamper{badSig: true}, "verification_failed"},
 		}
 		for _, tc := range cases {
+			before := len(w.audit(t, "webauthn.failed"))
 			b := w.begin(t, map[string]string{})
 			r := w.finish(t, b, aliceKey.get(t, b.Options.PublicKey, tc.tm))
 			waRefused(t, r, 401, "UNAUTHENTICATED")
 			if strings.Contains(string(r.Body), "origin") || strings.Contains(string(r.Body), "alice") {
 				t.Fatalf("%s: the refusal says too much: %s", tc.name, r.Body)
+			}
+			recs := w.audit(t, "webauthn.failed") // newest first
+			if len(recs) != before+1 || recs[0].Details["reason"] != tc.reason || recs[0].Details["credential"] != aliceCred.ID {
+				t.Fatalf("%s: audited %+v", tc.name, recs[0])
 			}
 		}
 		// An unknown credential, and a session from nowhere.
@@ -370,6 +375,34 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 		waRefused(t, w.post(t, "/api/v1/auth/webauthn/login/begin", map[string]any{"login_token": "nope"}, ""), 401, "UNAUTHENTICATED")
 		waRefused(t, w.post(t, "/api/v1/auth/webauthn/register/begin", map[string]any{"name": strings.Repeat("n", 65)}, alice), 422, "VALIDATION_FAILED")
 		waRefused(t, w.post(t, "/api/v1/auth/webauthn/login/begin", map[string]any{"unknown": 1}, ""), 400, "BAD_REQUEST")
+	})
+
+	t.Run("disabled user", func(t *testing.T) {
+		b := w.begin(t, map[string]string{})
+		var ans struct {
+			User struct {
+				ID string `json:"id"`
+			} `json:"user"`
+		}
+		waData(t, w.finish(t, b, bobKey.get(t, b.Options.PublicKey, waTamper{})), 200, &ans)
+		r := httpt.Do(t, http.MethodPatch, w.URL+"/api/v1/admin/users/"+ans.User.ID, httpt.JSON(t, map[string]bool{"disabled": true}), demoauth.Bearer(w.root))
+		waData(t, r, 200, nil)
+		b = w.begin(t, map[string]string{})
+		waRefused(t, w.finish(t, b, bobKey.get(t, b.Options.PublicKey, waTamper{})), 401, "UNAUTHENTICATED")
+		if reasons := w.auditReasons(t); reasons[0] != "user_disabled" {
+			t.Fatalf("disabled user's passkey: audited %v", reasons)
+		}
+		// By address, a disabled user's passkeys are not offered: decoys.
+		b = w.begin(t, map[string]string{"email": "bob@globex.test"})
+		if len(b.Options.PublicKey.AllowCredentials) != 1 || b.Options.PublicKey.AllowCredentials[0].ID == bobCred.CredentialID {
+			t.Fatalf("a disabled user's passkeys are offered: %+v", b.Options.PublicKey.AllowCredentials)
+		}
+		waData(t, httpt.Do(t, http.MethodPatch, w.URL+"/api/v1/admin/users/"+ans.User.ID, httpt.JSON(t, map[string]bool{"disabled": false}), demoauth.Bearer(w.root)), 200, nil)
+		// Disabling ended bob's sessions; with his passkey he signs in again.
+		b = w.begin(t, map[string]string{})
+		var again waLoginAnswer
+		waData(t, w.finish(t, b, bobKey.get(t, b.Options.PublicKey, waTamper{})), 200, &again)
+		bob = w.selectCompany(t, again.LoginToken, "globex")
 	})
 
 	t.Run("list and delete", func(t *testing.T) {
