@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/erpgate/erpgate/authsvc"
 )
@@ -83,5 +86,37 @@ func TestWebAuthnOffForIPAddress(t *testing.T) {
 	a := e.do(t, req{method: "POST", path: "/api/v1/auth/webauthn/login/begin", body: map[string]any{}})
 	if a.Status != 503 || a.code() != "SERVICE_UNAVAILABLE" {
 		t.Fatalf("passkeys without a domain: %d %v", a.Status, a.Body)
+	}
+}
+
+// The passkey answers match the OpenAPI document.
+func TestWebAuthnOpenAPIAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	doc, c := loadDoc(t), docCompiler(t)
+	alice := e.session(t, "alice@acme.test", "acme").str("access_token")
+	login := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+	for _, r := range []struct {
+		path string
+		r    req
+	}{
+		{"/api/v1/auth/webauthn/register/begin", req{method: "POST", path: "/api/v1/auth/webauthn/register/begin", bearer: alice, body: map[string]any{"name": "Laptop"}}},
+		{"/api/v1/auth/webauthn/register/begin", req{method: "POST", path: "/api/v1/auth/webauthn/register/begin", body: map[string]any{}}},
+		{"/api/v1/auth/webauthn/register/finish", req{method: "POST", path: "/api/v1/auth/webauthn/register/finish", bearer: alice, body: map[string]any{"session": "x", "credential": map[string]any{}}}},
+		{"/api/v1/auth/webauthn/login/begin", req{method: "POST", path: "/api/v1/auth/webauthn/login/begin", body: map[string]any{}}},
+		{"/api/v1/auth/webauthn/login/begin", req{method: "POST", path: "/api/v1/auth/webauthn/login/begin", body: map[string]any{"email": "nobody@acme.test"}}},
+		{"/api/v1/auth/webauthn/login/begin", req{method: "POST", path: "/api/v1/auth/webauthn/login/begin", body: map[string]any{"login_token": login.str("login_token")}}},
+		{"/api/v1/auth/webauthn/login/finish", req{method: "POST", path: "/api/v1/auth/webauthn/login/finish", body: map[string]any{"session": "x", "credential": waAssertion("x")}}},
+		{"/api/v1/auth/webauthn/credentials", req{method: "GET", path: "/api/v1/auth/webauthn/credentials", bearer: alice}},
+		{"/api/v1/auth/webauthn/credentials/{id}", req{method: "DELETE", path: "/api/v1/auth/webauthn/credentials/00000000-0000-0000-0000-000000000000", bearer: alice}},
+	} {
+		a := e.do(t, r.r)
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(a.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := responseSchema(t, c, doc, r.path, r.r.method, a.Status).Validate(v); err != nil {
+			t.Errorf("%s %s %d does not match the document: %v\n%s", r.r.method, r.path, a.Status, err, a.Raw)
+		}
 	}
 }
