@@ -175,6 +175,16 @@ func TestWebAuthnPasskeys(t *testing.T) {
 func waPasskeyFlows(t *testing.T, w *waInstance) {
 	alice := demoauth.Login(t, w.URL, "alice@acme.test", "acme").Access
 	bob := demoauth.Login(t, w.URL, "bob@globex.test", "globex").Access
+	// Ceremony sessions and login tokens never reach the logs.
+	var secrets []string
+	defer func() {
+		logs := w.Logs()
+		for _, s := range secrets {
+			if strings.Contains(logs, s) {
+				t.Errorf("a secret (%.8s…) is in the logs", s)
+			}
+		}
+	}()
 
 	// Registration: the options are go-webauthn's, for this relying party.
 	var b waBegun
@@ -187,6 +197,7 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 	}
 	aliceKey := waNewAuthenticator(t, w.rpID, w.origin)
 	reg := map[string]any{"session": b.Session, "credential": aliceKey.create(t, pk, waTamper{})}
+	secrets = append(secrets, b.Session)
 	var aliceCred waCredView
 	waData(t, w.post(t, "/api/v1/auth/webauthn/register/finish", reg, alice), 201, &aliceCred)
 	if aliceCred.Name != "Laptop" || aliceCred.CredentialID != waB64(aliceKey.credID) || aliceCred.AAGUID != "00000000-0000-0000-0000-000000000000" ||
@@ -222,6 +233,7 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 		if ans.MFARequired || ans.User.Email != "alice@acme.test" || ans.LoginToken == "" {
 			t.Fatalf("passkey login: %+v", ans)
 		}
+		secrets = append(secrets, b.Session, ans.LoginToken)
 		access := w.selectCompany(t, ans.LoginToken, "acme")
 		var me struct {
 			User struct {
