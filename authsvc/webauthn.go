@@ -77,6 +77,7 @@ const (
 	ReasonWebAuthnWrongUser   = "wrong_user"           // another user's passkey for this ceremony
 	ReasonWebAuthnVerify      = "verification_failed"  // origin, RP id, challenge, signature, flags
 	ReasonWebAuthnUserBlocked = "user_disabled"        // the passkey's user is disabled or locked
+	ReasonWebAuthnCounter     = "counter_regression"   // webauthn.counter_regression: the counter went back
 )
 
 func (s *Service) initWebAuthn() error {
@@ -653,7 +654,7 @@ func (s *Service) handleWebAuthnLoginFinish(c *call) (int, any, error) {
 	regression := func() error {
 		s.logger.Warn("passkey refused: the signature counter went back (a cloned authenticator?)", zap.String("user_id", u.ID),
 			zap.String("credential", sc.ID), zap.Uint32("stored", sc.SignCount), zap.Uint32("presented", presented))
-		return s.waRefuse(c, store.EventWebAuthnCounterRegression, ReasonWebAuthnVerify, errPasskeyFailed(), "step", step,
+		return s.waRefuse(c, store.EventWebAuthnCounterRegression, ReasonWebAuthnCounter, errPasskeyFailed(), "step", step,
 			"credential", sc.ID, "stored_count", strconv.FormatUint(uint64(sc.SignCount), 10), "presented_count", strconv.FormatUint(uint64(presented), 10))
 	}
 	if cred.Authenticator.CloneWarning {

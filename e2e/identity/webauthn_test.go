@@ -347,7 +347,7 @@ func waPasskeyFlows(t *testing.T, w *waInstance) {
 		aliceKey.count -= 3 // a clone, behind the original
 		waRefused(t, w.finish(t, b, aliceKey.get(t, b.Options.PublicKey, waTamper{})), 401, "UNAUTHENTICATED")
 		recs := w.audit(t, "webauthn.counter_regression")
-		if len(recs) != 1 || recs[0].Details["credential"] != aliceCred.ID || recs[0].ActorID == "" {
+		if len(recs) != 1 || recs[0].Details["credential"] != aliceCred.ID || recs[0].Details["reason"] != "counter_regression" || recs[0].ActorID == "" {
 			t.Fatalf("counter regression records: %+v", recs)
 		}
 		// The original, ahead, still signs in.
