@@ -1,5 +1,6 @@
-// Package identity_test drives issue #17's sign-in methods through the
-// running gateway binary.
+// Passkeys (WebAuthn) through the running gateway binary, with the
+// software authenticator of webauthn_authenticator_test.go.
+
 package identity_test
 
 import (
