@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +147,77 @@ func TestMessagingConfig(t *testing.T) {
 		if strings.Contains(err.Error(), "s3cret-pw") {
 			t.Errorf("the error shows the password: %v", err)
 		}
+	}
+}
+
+// messagingMember creates an acme member with a unique address through the
+// admin API and returns an access token of theirs.
+func messagingMember(t *testing.T, e *env) (email, access string) {
+	t.Helper()
+	root := e.session(t, "root@erpgate.local", "acme").str("access_token")
+	email = strings.ReplaceAll(testenv.Name(), "_", "-") + "@acme.test"
+	a := e.do(t, req{method: "POST", path: "/api/v1/admin/users", bearer: root, body: map[string]any{"email": email, "password": authsvc.DemoPassword}})
+	if a.Status != 201 {
+		t.Fatalf("create user: %d %s", a.Status, a.Raw)
+	}
+	m := e.do(t, req{method: "PUT", path: "/api/v1/admin/memberships/acme/" + a.str("id"), bearer: root, body: map[string]any{"roles": []string{"viewer"}}})
+	if m.Status >= 300 {
+		t.Fatalf("membership: %d %s", m.Status, m.Raw)
+	}
+	return email, e.session(t, email, "acme").str("access_token")
+}
+
+// Of parallel confirmations with the right code, exactly one passes: the
+// code is single use.
+func TestMessageCodeSingleUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{cfg: authsvc.Config{SMTPURL: testenv.SMTPURL(t)}})
+	mp := testenv.NewMailpit(t)
+	email, access := messagingMember(t, e)
+	if a := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/email/enroll", bearer: access}); a.Status != 200 {
+		t.Fatalf("enroll: %d %s", a.Status, a.Raw)
+	}
+	code := regexp.MustCompile(`\b[0-9]{6}\b`).FindString(mp.WaitFor(t, email, 1).Text)
+	if code == "" {
+		t.Fatal("no code in the mail")
+	}
+	const n = 8
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			statuses <- e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/email/confirm", bearer: access, body: map[string]any{"code": code}}).Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for st := range statuses {
+		switch st {
+		case 200:
+			ok++
+		case 401, 409, 429: // refused: used, already on, or the attempts spent
+		default:
+			t.Errorf("status %d", st)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d confirmations passed, want exactly 1", ok)
+	}
+	// the code is gone: after turning the factor off and on again it is not the new one
+	if a := e.do(t, req{method: "DELETE", path: "/api/v1/auth/mfa/email", bearer: access}); a.Status != 200 {
+		t.Fatalf("delete: %d %s", a.Status, a.Raw)
+	}
+	if a := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/email/enroll", bearer: access}); a.Status != 200 {
+		t.Fatalf("enroll again: %d %s", a.Status, a.Raw)
+	}
+	next := regexp.MustCompile(`\b[0-9]{6}\b`).FindString(mp.WaitFor(t, email, 2).Text)
+	if next != code {
+		if a := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/email/confirm", bearer: access, body: map[string]any{"code": code}}); a.Status != 401 {
+			t.Fatalf("the old code after a new enrolment: %d %s", a.Status, a.Raw)
+		}
+	}
+	if a := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/email/confirm", bearer: access, body: map[string]any{"code": next}}); a.Status != 200 {
+		t.Fatalf("the new code: %d %s", a.Status, a.Raw)
 	}
 }
