@@ -86,6 +86,26 @@ func TestMessaging(t *testing.T) {
 		if n := st.mp.Count(t, unknown); n != 0 {
 			t.Fatalf("an unknown address received %d mails", n)
 		}
+		// a disabled account: the same answer, no mail, and its earlier link no longer works
+		id, disabled := st.user(t)
+		st.want(t, st.call(t, http.MethodPost, "/api/v1/auth/magic-link", "", map[string]any{"email": disabled}), http.StatusAccepted, "")
+		first := msgLinkRE.FindStringSubmatch(st.mp.WaitFor(t, disabled, 1).Text)
+		if first == nil {
+			t.Fatal("no link in the mail")
+		}
+		secrets = append(secrets, first[2])
+		st.want(t, st.call(t, http.MethodPatch, "/api/v1/admin/users/"+id, st.root, map[string]any{"disabled": true}), http.StatusOK, "")
+		d := st.call(t, http.MethodPost, "/api/v1/auth/magic-link", "", map[string]any{"email": disabled})
+		if d.status != k.status || string(d.env.Data) != string(k.env.Data) {
+			t.Fatalf("a disabled account answered %d %s", d.status, d.env.Data)
+		}
+		_, other := st.user(t)
+		st.call(t, http.MethodPost, "/api/v1/auth/magic-link", "", map[string]any{"email": other})
+		st.mp.WaitFor(t, other, 1) // queued after the disabled account's request
+		if n := st.mp.Count(t, disabled); n != 1 {
+			t.Fatalf("a disabled account received %d mails, want only the one before", n)
+		}
+		st.want(t, st.call(t, http.MethodPost, "/api/v1/auth/magic-link/verify", "", map[string]any{"token": first[2]}), http.StatusUnauthorized, "UNAUTHENTICATED")
 	})
 
 	t.Run("magic links are rate-limited per address", func(t *testing.T) {
