@@ -7,6 +7,8 @@ RACEBIN   := $(BIN)/gateway-race
 export ERP_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export ERP_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 export ERP_TEST_NATS_URL     ?= nats://127.0.0.1:4222
+export ERP_TEST_SMTP_URL     ?= smtp://127.0.0.1:1025
+export ERP_TEST_MAILPIT_URL  ?= http://127.0.0.1:8025
 
 .PHONY: all build test services chromium vet bench xcaddy clean
 
@@ -20,7 +22,13 @@ build:
 $(BIN)/nats-server: go.mod go.sum
 	$(GO) build -o $@ github.com/nats-io/nats-server/v2
 
-services: $(BIN)/nats-server
+# mailpit (pure Go, no cgo), the SMTP server the mail tests send to and
+# read back through its HTTP API; a tool of its own, outside go.mod
+MAILPIT_VERSION := v1.33.1
+$(BIN)/mailpit:
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+services: $(BIN)/nats-server $(BIN)/mailpit
 	./scripts/services.sh
 
 # headless Chromium for the docs page test (Debian's package)

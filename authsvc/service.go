@@ -94,7 +94,9 @@ type Config struct {
 	SMTPFrom string
 	// SMSURL is the SMS provider's endpoint, taking a Twilio-style form
 	// POST (To, From, Body); credentials in its userinfo (sent as HTTP
-	// basic auth, never logged). Empty: SMS is off. ERP_SMS_URL.
+	// basic auth, never logged), the From number in its `from` query
+	// parameter (both taken off before posting). Empty: SMS is off.
+	// ERP_SMS_URL.
 	SMSURL string
 	// SSOAllowPrivate lets SSO discovery, token and metadata requests reach
 	// loopback, private and link-local addresses (tests, the demo).

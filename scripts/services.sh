@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Makes sure Postgres, Redis and NATS (with JetStream) answer on 127.0.0.1
-# for the tests: uses the ones already running, else installs Postgres and
-# Redis with apt-get (Debian) and starts them, and starts NATS from the
-# nats-server binary built from the Go module (bin/nats-server, made by
-# `make services`). Fails — never skips — when it cannot.
+# Makes sure Postgres, Redis, NATS (with JetStream) and mailpit (SMTP) answer
+# on 127.0.0.1 for the tests: uses the ones already running, else installs
+# Postgres and Redis with apt-get (Debian) and starts them, and starts NATS
+# and mailpit from the binaries built from their Go modules (bin/nats-server
+# and bin/mailpit, made by `make services`). Fails — never skips — when it
+# cannot.
 set -euo pipefail
 
 PGHOST=127.0.0.1
@@ -83,6 +84,29 @@ ensure_nats() {
 	port_open "$NATS_PORT" || { log "nats did not start"; exit 1; }
 }
 
+# mailpit: the SMTP server of the mail tests (magic links, email codes),
+# SMTP on 1025 (any or no credentials accepted, PLAIN allowed without TLS),
+# its HTTP API on 8025, where the tests read what was sent.
+MAILPIT_SMTP_PORT=1025
+MAILPIT_HTTP_PORT=8025
+
+ensure_mailpit() {
+	if port_open "$MAILPIT_SMTP_PORT"; then
+		log "mailpit (smtp) answers on 127.0.0.1:$MAILPIT_SMTP_PORT"
+		return
+	fi
+	local bin="${MAILPIT_BIN:-bin/mailpit}"
+	[ -x "$bin" ] || { log "no $bin: run make services"; exit 1; }
+	log "starting mailpit"
+	mkdir -p /tmp/erpgate-mailpit
+	nohup "$bin" --smtp "127.0.0.1:$MAILPIT_SMTP_PORT" --listen "127.0.0.1:$MAILPIT_HTTP_PORT" \
+		--smtp-auth-accept-any --smtp-auth-allow-insecure --smtp-disable-rdns --max 20000 \
+		--database /tmp/erpgate-mailpit/mailpit.db >/tmp/erpgate-mailpit/server.log 2>&1 &
+	for _ in $(seq 1 40); do port_open "$MAILPIT_SMTP_PORT" && port_open "$MAILPIT_HTTP_PORT" && break; sleep 0.25; done
+	port_open "$MAILPIT_SMTP_PORT" && port_open "$MAILPIT_HTTP_PORT" || { log "mailpit did not start"; exit 1; }
+}
+
 ensure_postgres
 ensure_redis
 ensure_nats
+ensure_mailpit
