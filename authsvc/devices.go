@@ -192,6 +192,13 @@ func (s *Service) handleRevokeDevice(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, s.errNotRecorded(c, err)
 	}
+	// Revoked from the device itself: its cookie goes too.
+	if ck, err := c.r.Cookie(s.dev.cookie); err == nil && validDeviceFormat(ck.Value) {
+		if d, err := s.store.TrustedDeviceByHash(c.ctx, hashSecret(ck.Value)); err == nil && d.ID == c.param {
+			http.SetCookie(c.w, &http.Cookie{Name: s.dev.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.dev.secure,
+				SameSite: http.SameSiteStrictMode})
+		}
+	}
 	s.logger.Info("trusted device revoked", zap.String("user_id", claims.Subject), zap.String("device_id", c.param))
 	return http.StatusOK, map[string]any{"id": c.param, "revoked": true}, nil
 }

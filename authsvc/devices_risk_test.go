@@ -2,7 +2,10 @@ package authsvc_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +159,47 @@ func TestDevicesRiskSignalsHook(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Contains(asked, "203.0.113.2 "+u.ID) {
 		t.Fatalf("the hook was asked %v", asked)
+	}
+}
+
+// TestDevicesRevokeFromTheDevice: revoking the device whose cookie the
+// request carries clears the cookie; revoking another leaves it.
+func TestDevicesRevokeFromTheDevice(t *testing.T) {
+	t.Parallel()
+	e := devicesEnv(t, authsvc.Config{}, nil)
+	access := e.session(t, "alice@acme.test", "acme").str("access_token")
+	_, recovery := enrollTOTP(t, e, access)
+	trust := func(code string) (string, string) {
+		t.Helper()
+		l := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+		v := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/verify", body: map[string]any{"login_token": l.str("login_token"), "code": code, "trust_device": true}})
+		dev, _ := v.data()["device"].(map[string]any)
+		id, _ := dev["id"].(string)
+		token, _ := dev["token"].(string)
+		if v.Status != 200 || id == "" || token == "" {
+			t.Fatalf("trust: %s", v.Raw)
+		}
+		return id, token
+	}
+	id1, token1 := trust(recovery[0])
+	id2, _ := trust(recovery[1])
+	revoke := func(id string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest("DELETE", "/api/v1/auth/devices/"+id, nil)
+		r.Header.Set("Authorization", "Bearer "+access)
+		r.AddCookie(&http.Cookie{Name: "erp_device", Value: token1})
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("DELETE %s: %d %s", id, w.Code, w.Body)
+		}
+		return w
+	}
+	if w := revoke(id2); w.Header().Get("Set-Cookie") != "" {
+		t.Fatalf("revoking another device touched the cookie: %v", w.Header()["Set-Cookie"])
+	}
+	w := revoke(id1)
+	if sc := w.Header().Get("Set-Cookie"); !strings.HasPrefix(sc, "erp_device=;") || !strings.Contains(sc, "Max-Age=0") || !strings.Contains(sc, "HttpOnly") {
+		t.Fatalf("revoking this device: Set-Cookie %q", sc)
 	}
 }
