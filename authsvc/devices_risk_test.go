@@ -2,6 +2,7 @@ package authsvc_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -201,5 +202,43 @@ func TestDevicesRevokeFromTheDevice(t *testing.T) {
 	w := revoke(id1)
 	if sc := w.Header().Get("Set-Cookie"); !strings.HasPrefix(sc, "erp_device=;") || !strings.Contains(sc, "Max-Age=0") || !strings.Contains(sc, "HttpOnly") {
 		t.Fatalf("revoking this device: Set-Cookie %q", sc)
+	}
+}
+
+// TestDevicesSecureCookie: with an https public URL the device cookie is
+// __Host-erp_device, Secure; a login presenting it skips the second factor
+// (and the plain-http name is not read).
+func TestDevicesSecureCookie(t *testing.T) {
+	t.Parallel()
+	e := devicesEnv(t, authsvc.Config{PublicURL: "https://erp.example"}, nil)
+	access := e.session(t, "alice@acme.test", "acme").str("access_token")
+	_, recovery := enrollTOTP(t, e, access)
+	l := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+	v := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/verify", body: map[string]any{"login_token": l.str("login_token"), "code": recovery[0], "trust_device": true}})
+	sc := v.Header.Get("Set-Cookie")
+	dev, _ := v.data()["device"].(map[string]any)
+	token, _ := dev["token"].(string)
+	if !strings.HasPrefix(sc, "__Host-erp_device="+token+";") || !strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") ||
+		!strings.Contains(sc, "SameSite=Strict") || !strings.Contains(sc, "Path=/") || strings.Contains(sc, "Domain=") {
+		t.Fatalf("Set-Cookie %q", sc)
+	}
+	login := func(name string) answer {
+		t.Helper()
+		r := httptest.NewRequest("POST", "/api/v1/auth/login", strings.NewReader(`{"email":"alice@acme.test","password":"`+authsvc.DemoPassword+`"}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.AddCookie(&http.Cookie{Name: name, Value: token})
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		a := answer{Status: w.Code, Header: w.Header(), Raw: w.Body.String()}
+		if err := json.Unmarshal(w.Body.Bytes(), &a.Body); err != nil || a.Status != 200 {
+			t.Fatalf("login: %d %s", w.Code, w.Body)
+		}
+		return a
+	}
+	if a := login("__Host-erp_device"); a.data()["mfa_required"] != false {
+		t.Fatalf("login with the secure cookie: %s", a.Raw)
+	}
+	if a := login("erp_device"); a.data()["mfa_required"] != true {
+		t.Fatalf("login with the plain cookie name over https: %s", a.Raw)
 	}
 }
