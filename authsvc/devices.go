@@ -136,12 +136,35 @@ func (s *Service) trustDevice(c *call, u store.User) (any, error) {
 	if err := s.store.CreateTrustedDevice(c.ctx, d, ev); err != nil {
 		return nil, err
 	}
+	s.pruneDevices(c, u.ID, now)
 	http.SetCookie(c.w, &http.Cookie{Name: s.dev.cookie, Value: token, Path: "/", MaxAge: int(s.cfg.TrustedDeviceTTL / time.Second),
 		HttpOnly: true, Secure: s.dev.secure, SameSite: http.SameSiteStrictMode})
 	s.logger.Info("device trusted", zap.String("user_id", u.ID), zap.String("device_id", d.ID), zap.String("device", d.Name))
 	v := viewDevice(d)
 	v.Current, v.Token = true, token
 	return v, nil
+}
+
+// maxTrustedDevices bounds a user's active trusted devices: trusting one
+// more revokes the least recently used.
+const maxTrustedDevices = 20
+
+// pruneDevices revokes the user's least recently used active devices
+// beyond maxTrustedDevices (audited device.revoked, reason "replaced").
+// Best effort: a failure is logged, the new device stays trusted.
+func (s *Service) pruneDevices(c *call, userID string, now time.Time) {
+	list, err := s.store.ListTrustedDevices(c.ctx, userID, now)
+	if err != nil {
+		s.logger.Warn("trusted devices not pruned", zap.String("user_id", userID), zap.Error(err))
+		return
+	}
+	for i := len(list) - 1; i >= maxTrustedDevices; i-- { // most recently used first: the oldest are last
+		ev := s.event(c, store.EventDeviceRevoked)
+		ev.ActorID, ev.SubjectID, ev.Details = userID, list[i].ID, map[string]string{"reason": store.DeviceRevokedReplaced}
+		if err := s.store.RevokeTrustedDevice(c.ctx, userID, list[i].ID, store.DeviceRevokedReplaced, now, ev); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.logger.Warn("trusted device not pruned", zap.String("user_id", userID), zap.String("device_id", list[i].ID), zap.Error(err))
+		}
+	}
 }
 
 // noteLogin records a completed login (first and, when asked, second

@@ -242,3 +242,39 @@ func TestDevicesSecureCookie(t *testing.T) {
 		t.Fatalf("login with the plain cookie name over https: %s", a.Raw)
 	}
 }
+
+// TestDevicesBounded: a user keeps at most 20 active trusted devices;
+// trusting one more revokes the least recently used (audited).
+func TestDevicesBounded(t *testing.T) {
+	t.Parallel()
+	e := devicesEnv(t, authsvc.Config{TOTPAttemptLimit: 100}, nil)
+	access := e.session(t, "alice@acme.test", "acme").str("access_token")
+	secret, _ := enrollTOTP(t, e, access)
+	var ids []string
+	for range 21 {
+		e.clock.Add(31 * time.Second) // a new TOTP step: each code is accepted once
+		l := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+		v := e.do(t, req{method: "POST", path: "/api/v1/auth/mfa/verify",
+			body: map[string]any{"login_token": l.str("login_token"), "code": independentCode(t, secret, e.clock.Now()), "trust_device": true}})
+		dev, _ := v.data()["device"].(map[string]any)
+		id, _ := dev["id"].(string)
+		if v.Status != 200 || id == "" {
+			t.Fatalf("trust: %s", v.Raw)
+		}
+		ids = append(ids, id)
+	}
+	u, err := e.svc.Store().GetUserByEmail(context.Background(), "alice@acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.svc.Store().ListTrustedDevices(context.Background(), u.ID, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 20 || slices.ContainsFunc(list, func(d store.TrustedDevice) bool { return d.ID == ids[0] }) {
+		t.Fatalf("%d active devices, the first one among them: %v", len(list), slices.ContainsFunc(list, func(d store.TrustedDevice) bool { return d.ID == ids[0] }))
+	}
+	if ev := devicesLastAudit(t, e, store.EventDeviceRevoked); ev.SubjectID != ids[0] || ev.Details["reason"] != "replaced" {
+		t.Fatalf("device.revoked record = %+v", ev)
+	}
+}

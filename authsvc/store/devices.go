@@ -19,6 +19,9 @@ const (
 	DeviceRevokedByUser         = "revoked_by_user"
 	DeviceRevokedPasswordChange = "password_changed"
 	DeviceRevokedUserDisabled   = "user_disabled"
+	// DeviceRevokedReplaced: the user trusted more devices than the
+	// service keeps; the least recently used went.
+	DeviceRevokedReplaced = "replaced"
 )
 
 // TrustedDevice is a device a user trusted after a second factor: logins
