@@ -2,6 +2,7 @@ package authsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -22,6 +23,10 @@ type counters interface {
 	MarkOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Marked reports whether key is set (a mark that has not expired).
 	Marked(ctx context.Context, key string) (bool, error)
+	// Count is the number of attempts counted on key in its current
+	// window (0 when none), without counting one (the risk signals read
+	// the failed logins of an account).
+	Count(ctx context.Context, key string) (int64, error)
 }
 
 // reserveScript increments KEYS[1], starts its window on the first attempt,
@@ -75,6 +80,17 @@ func (c *redisCounters) Marked(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("marked: %w", err)
 	}
 	return n > 0, nil
+}
+
+func (c *redisCounters) Count(ctx context.Context, key string) (int64, error) {
+	n, err := c.rdb.Get(ctx, c.prefix+key).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count attempts: %w", err)
+	}
+	return n, nil
 }
 
 type memEntry struct {
@@ -153,4 +169,12 @@ func (c *memCounters) Marked(_ context.Context, key string) (bool, error) {
 	defer c.mu.Unlock()
 	_, ok := c.getLocked(key, now)
 	return ok, nil
+}
+
+func (c *memCounters) Count(_ context.Context, key string) (int64, error) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, _ := c.getLocked(key, now)
+	return e.n, nil
 }

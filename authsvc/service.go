@@ -208,6 +208,11 @@ type Deps struct {
 	// service publishes nothing; on Postgres the records wait for another
 	// instance's relay.
 	Events func() EventPublisher
+	// RiskSignals, when set, adds what the security monitor knows to a
+	// login's risk (risk.go): a score (0 to 100) and the signals' names
+	// for the client address and the user (an address that tripped a
+	// rule, a blocked network). Nil: no such signal.
+	RiskSignals func(ctx context.Context, ip, userID string) (score int, signals []string)
 }
 
 // Service is the auth service. It is safe for concurrent use; one instance
@@ -332,6 +337,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		rl = s.ownLog
 	}
 	s.refusals = rl.For(s.logger)
+	s.dev.signals = deps.RiskSignals
 	for _, f := range []func() error{s.initSSO, s.initWebAuthn, s.initMessaging, s.initDevices} {
 		if err := f(); err != nil {
 			s.cancel()

@@ -221,6 +221,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	runLoginNameContract(t, open)
 	runRevocationContract(t, open)
 	runRefusalContract(t, open)
+	runDeviceContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

@@ -72,6 +72,7 @@ func (m *Memory) SetPasswordHash(_ context.Context, userID, hash, keepSession st
 	u.PasswordHash, u.PasswordChangedAt = hash, micro(now)
 	m.users[userID] = u
 	ids := m.revokeLocked(sessionScope{userID: userID, except: keepSession}, now, reasonPasswordChanged)
+	m.revokeDevicesLocked(userID, now, DeviceRevokedPasswordChange)
 	m.appendLocked(ev)
 	return ids, nil
 }
@@ -114,6 +115,7 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, upd UserUpdate, no
 	ids := []string{}
 	if upd.Disabled != nil && *upd.Disabled {
 		ids = m.revokeLocked(sessionScope{userID: userID}, now, reasonUserDisabled)
+		m.revokeDevicesLocked(userID, now, DeviceRevokedUserDisabled)
 	}
 	m.appendLocked(ev)
 	return u, ids, nil

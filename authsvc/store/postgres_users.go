@@ -61,7 +61,10 @@ func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash, keepSessio
 		}
 		var err error
 		ids, err = t.revokeSessions(sessionScope{userID: userID, except: keepSession}, now, reasonPasswordChanged)
-		return err
+		if err != nil {
+			return err
+		}
+		return t.revokeDevices(userID, now, DeviceRevokedPasswordChange)
 	})
 	return ids, wrap("set password", err)
 }
@@ -104,7 +107,10 @@ func (p *Postgres) UpdateUser(ctx context.Context, userID string, upd UserUpdate
 			return err
 		}
 		ids, err = t.revokeSessions(sessionScope{userID: userID}, now, reasonUserDisabled)
-		return err
+		if err != nil {
+			return err
+		}
+		return t.revokeDevices(userID, now, DeviceRevokedUserDisabled)
 	})
 	return u, ids, wrap("update user", err)
 }

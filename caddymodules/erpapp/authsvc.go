@@ -249,7 +249,8 @@ func (a *App) ServedAuthService() (*core.Service, error) {
 		return nil, errors.New("erp: the config was unloaded")
 	}
 	cfg := a.authCfg
-	deps := core.Deps{Pool: a.lasting.pg, Redis: a.lasting.rdb, Logger: a.logger, RefusalLog: a.refusals, Events: a.lasting.eventPublisher}
+	deps := core.Deps{Pool: a.lasting.pg, Redis: a.lasting.rdb, Logger: a.logger, RefusalLog: a.refusals, Events: a.lasting.eventPublisher,
+		RiskSignals: a.lasting.riskSignals}
 	if a.lasting.authStore != nil {
 		deps.Store = a.lasting.authStore // embedded: sessions and keys outlive the config
 	}

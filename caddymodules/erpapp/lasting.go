@@ -95,6 +95,9 @@ type Lasting struct {
 	monOnce   sync.Once
 	monRun    sync.Once
 	monitor   *secmon.Monitor
+	// riskMon is monitor once made, for the auth service's risk signals
+	// (read from request goroutines).
+	riskMon atomic.Pointer[secmon.Monitor]
 
 	netOnce    sync.Once
 	apiKeyNets *secmon.NetSeen

@@ -290,6 +290,7 @@ func (l *Lasting) startSecurity(rs secmon.Rules, off bool, logger *zap.Logger) {
 		}
 		l.monitor = &secmon.Monitor{Store: st, Blocklist: bl, Actor: lastingActor{l}, Source: events.EdgeSource(l.instance),
 			Logger: logger.Named("security")}
+		l.riskMon.Store(l.monitor)
 	})
 	if off { // a monitor already running (an earlier config) judges nothing from now on
 		quiet := make(secmon.Rules, len(rs))
@@ -349,4 +350,34 @@ func (a lastingActor) RevokeFamily(ctx context.Context, userID, sessionID string
 		return errNoAuthServiceHere
 	}
 	return svc.RevokeFamily(ctx, userID, sessionID)
+}
+
+// Weights of the security monitor's risk signals for the auth service's
+// logins (authsvc risk.go adds them to its own).
+const (
+	riskBlockedAddress = 100 // refused at any threshold
+	riskFlaggedAddress = 40  // a rule's finding named the address in its window
+	riskBlockedNetwork = 30  // another address of its /24 (/48) is blocked
+)
+
+// riskSignals is the security monitor's view of a login's client address
+// (core.Deps.RiskSignals): blocked (blocked_address), named by a finding
+// of password_guessing or credential_stuffing (flagged_address: this
+// instance's findings), or in the network of a blocked address
+// (blocked_network).
+func (l *Lasting) riskSignals(_ context.Context, ip, _ string) (int, []string) {
+	bl := l.Blocklist()
+	if _, ok := bl.BlockedString(ip); ok {
+		return riskBlockedAddress, []string{"blocked_address"}
+	}
+	score, signals := 0, []string(nil)
+	if m := l.riskMon.Load(); m != nil {
+		if _, ok := m.Flagged(ip); ok {
+			score, signals = score+riskFlaggedAddress, append(signals, "flagged_address")
+		}
+	}
+	if bl.BlockedNear(ip) {
+		score, signals = score+riskBlockedNetwork, append(signals, "blocked_network")
+	}
+	return score, signals
 }

@@ -218,3 +218,33 @@ func (b *Blocklist) resync(ctx context.Context) error {
 	}
 	return iter.Err()
 }
+
+// BlockedNear reports whether another address of ip's network (/24 for
+// IPv4, /48 for IPv6) is blocked now: a risk signal for logins from it
+// (the auth service's step-up), not a block.
+func (b *Blocklist) BlockedNear(ip string) bool {
+	m := b.m.Load()
+	if m == nil || len(*m) == 0 || ip == "" {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.WithZone("").Prefix(bits)
+	if err != nil {
+		return false
+	}
+	now := b.now()
+	for blocked, until := range *m {
+		if blocked != a && now.Before(until) && p.Contains(blocked) {
+			return true
+		}
+	}
+	return false
+}

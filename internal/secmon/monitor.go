@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,57 @@ type Monitor struct {
 	Timeout time.Duration
 
 	rules atomic.Pointer[Rules]
+
+	flaggedMu sync.Mutex
+	flagged   map[netip.Addr]flag // addresses of recent findings (Flagged)
+}
+
+// flag is a recent finding about an address.
+type flag struct {
+	rule  string
+	until time.Time
+}
+
+// maxFlagged bounds the addresses Flagged remembers.
+const maxFlagged = 10_000
+
+// Flagged reports whether a rule's finding named ip within the rule's
+// window (at least an hour), and which rule: a risk signal for the auth
+// service's logins from it. This instance's findings only.
+func (m *Monitor) Flagged(ip string) (string, bool) {
+	a := addr(ip)
+	if !a.IsValid() {
+		return "", false
+	}
+	m.flaggedMu.Lock()
+	defer m.flaggedMu.Unlock()
+	f, ok := m.flagged[a]
+	if !ok || !m.now().Before(f.until) {
+		return "", false
+	}
+	return f.rule, true
+}
+
+// flag remembers a finding about ip until the end of its window.
+func (m *Monitor) flag(ip, rule string, window time.Duration) {
+	a := addr(ip)
+	if !a.IsValid() {
+		return
+	}
+	now := m.now()
+	m.flaggedMu.Lock()
+	defer m.flaggedMu.Unlock()
+	if m.flagged == nil {
+		m.flagged = map[netip.Addr]flag{}
+	}
+	if len(m.flagged) >= maxFlagged {
+		for k, f := range m.flagged {
+			if !now.Before(f.until) || len(m.flagged) >= maxFlagged {
+				delete(m.flagged, k)
+			}
+		}
+	}
+	m.flagged[a] = flag{rule: rule, until: now.Add(max(window, time.Hour))}
 }
 
 // SetRules replaces the rules (a config reload); they must be valid.
@@ -413,6 +465,9 @@ func (m *Monitor) emitActed(ctx context.Context, r Rule, rule string, ev *events
 		f.Window = "0s"
 	}
 	f.Action = strings.Join(acted, ",")
+	if f.IP != "" && f.Scope == "address" {
+		m.flag(f.IP, rule, r.Window)
+	}
 	companies := []string{ev.CompanyID}
 	if ev.CompanyID == "" && f.UserID != "" && m.Actor != nil {
 		if cs, err := m.Actor.UserCompanies(ctx, f.UserID); err != nil {
