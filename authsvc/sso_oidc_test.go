@@ -291,7 +291,7 @@ func TestSSOOIDCFlow(t *testing.T) {
 		}
 		b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(to, prefix))
 		var res struct {
-			LoginToken string `json:"login_token"`
+			LoginToken string                 `json:"login_token"`
 			User       struct{ Email string } `json:"user"`
 		}
 		if err != nil || json.Unmarshal(b, &res) != nil || res.LoginToken == "" || res.User.Email != "alice@acme.test" {
@@ -312,14 +312,26 @@ func TestSSOOIDCFlow(t *testing.T) {
 		reason string
 	}{
 		{"wrong nonce", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); c["nonce"] = "another-nonce"; return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				c["nonce"] = "another-nonce"
+				return c
+			}
 		}, false, "nonce_mismatch"},
 		{"no nonce", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); delete(c, "nonce"); return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				delete(c, "nonce")
+				return c
+			}
 		}, false, "nonce_mismatch"},
 		{"signed by another key", func(f *ssoFixture) func(string) map[string]any { return f.goodClaims("carol@acme-sso.test") }, true, "id_token_invalid"},
 		{"audience of another client", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); c["aud"] = "another-client"; return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				c["aud"] = "another-client"
+				return c
+			}
 		}, false, "id_token_invalid"},
 		{"several audiences without azp", func(f *ssoFixture) func(string) map[string]any {
 			return func(n string) map[string]any {
@@ -329,7 +341,11 @@ func TestSSOOIDCFlow(t *testing.T) {
 			}
 		}, false, "id_token_invalid"},
 		{"another issuer", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); c["iss"] = "https://evil.test"; return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				c["iss"] = "https://evil.test"
+				return c
+			}
 		}, false, "id_token_invalid"},
 		{"expired", func(f *ssoFixture) func(string) map[string]any {
 			return func(n string) map[string]any {
@@ -339,13 +355,23 @@ func TestSSOOIDCFlow(t *testing.T) {
 			}
 		}, false, "id_token_invalid"},
 		{"email not verified", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); c["email_verified"] = false; return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				c["email_verified"] = false
+				return c
+			}
 		}, false, "email_unverified"},
 		{"no email", func(f *ssoFixture) func(string) map[string]any {
-			return func(n string) map[string]any { c := f.goodClaims("carol@acme-sso.test")(n); delete(c, "email"); return c }
+			return func(n string) map[string]any {
+				c := f.goodClaims("carol@acme-sso.test")(n)
+				delete(c, "email")
+				return c
+			}
 		}, false, "email_missing"},
 		{"domain not the connection's", func(f *ssoFixture) func(string) map[string]any { return f.goodClaims("bob@globex.test") }, false, "domain_not_allowed"},
-		{"look-alike domain", func(f *ssoFixture) func(string) map[string]any { return f.goodClaims("mallory@acme-sso.test.evil.test") }, false, "domain_not_allowed"},
+		{"look-alike domain", func(f *ssoFixture) func(string) map[string]any {
+			return f.goodClaims("mallory@acme-sso.test.evil.test")
+		}, false, "domain_not_allowed"},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
@@ -459,7 +485,7 @@ func TestSSOConnectionsAdmin(t *testing.T) {
 	t.Parallel()
 	f := newSSOFixture(t, true)
 	e := f.e
-	alice := e.session(t, "alice@acme.test", "acme").str("access_token") // acme admin
+	alice := e.session(t, "alice@acme.test", "acme").str("access_token")         // acme admin
 	aliceGlobex := e.session(t, "alice@acme.test", "globex").str("access_token") // globex viewer
 	list := e.do(t, req{method: "GET", path: "/api/v1/admin/companies/acme/sso", bearer: alice})
 	if list.Status != 200 || !strings.Contains(list.Raw, `"client_secret_set":true`) || strings.Contains(list.Raw, f.idp.secret) ||
