@@ -68,10 +68,14 @@
     errorBox.textContent = msg;
     var target = null;
     if (err && err.field && fieldIds && fieldIds[err.field]) target = $(fieldIds[err.field]);
+    // A refused value without a field (a wrong code): back to the field
+    // that holds it, the message read as its description.
+    if (!target && err && err.status && err.status < 500 && fieldIds && fieldIds['']) target = $(fieldIds['']);
     if (target && visible(target)) {
       target.setAttribute('aria-invalid', 'true');
       target.setAttribute('aria-describedby', 'error');
       target.focus();
+      if (typeof target.select === 'function') target.select();
     } else {
       errorBox.focus();
     }
@@ -201,10 +205,12 @@
 
   // getAssertion runs a passkey sign-in ceremony: begin (with body),
   // navigator.credentials.get, finish.
-  function getAssertion(body) {
+  function getAssertion(body, trustDevice) {
     return post('/webauthn/login/begin', body).then(function (begin) {
       return navigator.credentials.get({ publicKey: publicKeyOptions(begin) }).then(function (cred) {
-        return post('/webauthn/login/finish', { session: begin.session, credential: credentialJSON(cred) });
+        var finish = { session: begin.session, credential: credentialJSON(cred) };
+        if (trustDevice) finish.trust_device = true;
+        return post('/webauthn/login/finish', finish);
       }, function (err) { throw webauthnError(err); });
     });
   }
@@ -291,6 +297,7 @@
   // ---- step: second factor -------------------------------------------------
 
   var mfaFields = { code: 'code', method: 'method-totp' };
+  var codeFields = { code: 'code', method: 'method-totp', '': 'code' };
 
   function chosenMethod() {
     var r = document.querySelector('input[name="method"]:checked');
@@ -349,7 +356,7 @@
     if (method === 'webauthn') {
       run($('step-mfa'), function () {
         say('Waiting for your passkey…');
-        return getAssertion({ login_token: login.token }).then(onLoginAnswer);
+        return getAssertion({ login_token: login.token }, trust).then(onLoginAnswer);
       }, mfaFields);
       return;
     }
@@ -364,7 +371,7 @@
         $('code').value = '';
         onLoginAnswer(data);
       });
-    }, mfaFields);
+    }, codeFields);
   });
 
   // ---- step: company -------------------------------------------------------
@@ -479,6 +486,13 @@
     if (f && f.magic) {
       say('Signing you in…');
       work = post('/magic-link/verify', { token: f.magic }).then(onLoginAnswer);
+    } else if (f && f.sso_error) {
+      // a refused SSO sign-in: {code, message}
+      work = Promise.resolve().then(function () {
+        var e;
+        try { e = JSON.parse(b64uToText(f.sso_error)); } catch (x) { e = null; }
+        throw new ApiError((e && e.message) || 'The sign-in with your organisation could not be completed. Try again.', e && e.code);
+      });
     } else if (f && f.sso_result) {
       work = Promise.resolve().then(function () {
         var res;
