@@ -109,7 +109,9 @@ func TestLoginPageSSOButtons(t *testing.T) {
 		}
 	}
 	doc := loginPageDoc(t, w.Body.String())
-	links := loginPageFind(doc, func(n *html.Node) bool { return n.Data == "a" && strings.Contains(loginPageAttrOr(n, "class"), "sso-button") })
+	links := loginPageFind(doc, func(n *html.Node) bool {
+		return n.Data == "a" && strings.Contains(loginPageAttrOr(n, "class"), "sso-button")
+	})
 	if len(links) != 2 {
 		t.Fatalf("%d SSO buttons for acme, want 2:\n%s", len(links), w.Body)
 	}
@@ -138,7 +140,9 @@ func TestLoginPageSSOButtons(t *testing.T) {
 		{"script", "src", "/login/app.js", "text/javascript"},
 		{"link", "href", "/login/app.css", "text/css"},
 	} {
-		els := loginPageFind(doc, func(n *html.Node) bool { return n.Data == asset.tag && strings.HasPrefix(loginPageAttrOr(n, asset.attr), asset.path+"?v=") })
+		els := loginPageFind(doc, func(n *html.Node) bool {
+			return n.Data == asset.tag && strings.HasPrefix(loginPageAttrOr(n, asset.attr), asset.path+"?v=")
+		})
 		if len(els) != 1 {
 			t.Fatalf("the page links %s %d times", asset.path, len(els))
 		}

@@ -293,7 +293,9 @@ func fill(sel, v string) chromedp.Action[chromedp.Void] {
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
 
 // visible waits until an element matching sel is visible.
-func visible(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
 
 // pageTokens are the tokens the page keeps in sessionStorage.
 type pageTokens struct {
