@@ -73,8 +73,9 @@ type loginPageView struct {
 	SSO []ssoButton
 	// MagicLinks: "Email me a link" is offered (mail is configured).
 	MagicLinks bool
-	// Passkeys: "Sign in with a passkey" is offered (the browser must
-	// support WebAuthn too; the script checks).
+	// Passkeys: "Sign in with a passkey" is offered: the service has
+	// passkeys and they are on (public_url names a domain, not an IP
+	// address); the browser must support WebAuthn too (the script checks).
 	Passkeys bool
 }
 
@@ -96,7 +97,7 @@ func (s *Service) handleLoginPage(c *call) (int, any, error) {
 		ScriptVersion: loginAssets["app.js"].version,
 		StyleVersion:  loginAssets["app.css"].version,
 		MagicLinks:    s.cfg.SMTPURL != "" && messagingRoutes["POST /api/v1/auth/magic-link"] != nil,
-		Passkeys:      webauthnRoutes["POST /api/v1/auth/webauthn/login/begin"] != nil,
+		Passkeys:      webauthnRoutes["POST /api/v1/auth/webauthn/login/begin"] != nil && s.webauthn.rp != nil,
 	}
 	if id := c.r.URL.Query().Get("company"); id != "" && slugRe.MatchString(id) {
 		buttons, err := s.loginPageSSO(c, id)

@@ -196,16 +196,20 @@ func TestLoginPageOffers(t *testing.T) {
 		return "off"
 	}
 	for _, tc := range []struct {
-		name string
-		smtp string
-		want string
+		name     string
+		smtp     string
+		public   string
+		want     string
+		passkeys bool
 	}{
-		{"no mail", "", "off"},
-		{"mail", "smtp://127.0.0.1:1025", onOff(hasMagic)},
+		{"no mail", "", "http://localhost:8080", "off", hasPasskeys},
+		{"mail", "smtp://127.0.0.1:1025", "http://localhost:8080", onOff(hasMagic), hasPasskeys},
+		// an IP address cannot be a passkey relying party
+		{"public URL with an IP address", "", "http://127.0.0.1:8080", "off", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{cfg: authsvc.Config{SMTPURL: tc.smtp, SMTPFrom: "erpgate@example.test"}})
+			e := newEnv(t, envOpts{cfg: authsvc.Config{SMTPURL: tc.smtp, SMTPFrom: "erpgate@example.test", PublicURL: tc.public}})
 			body := loginPageGet(t, e, "/login").Body.String()
 			if !strings.Contains(body, `data-magic-links="`+tc.want+`"`) {
 				t.Errorf("magic links not %s", tc.want)
@@ -213,8 +217,8 @@ func TestLoginPageOffers(t *testing.T) {
 			if (tc.want == "on") != strings.Contains(body, `id="magic-link"`) {
 				t.Errorf("the magic link button does not follow data-magic-links=%s", tc.want)
 			}
-			if !strings.Contains(body, `data-passkeys="`+onOff(hasPasskeys)+`"`) || hasPasskeys != strings.Contains(body, `id="passkey-login"`) {
-				t.Errorf("passkeys offered wrongly (service has them: %v)", hasPasskeys)
+			if !strings.Contains(body, `data-passkeys="`+onOff(tc.passkeys)+`"`) || tc.passkeys != strings.Contains(body, `id="passkey-login"`) {
+				t.Errorf("passkeys offered wrongly (want %v)", tc.passkeys)
 			}
 		})
 	}
