@@ -23,7 +23,7 @@ $(BIN)/nats-server: go.mod go.sum
 services: $(BIN)/nats-server
 	./scripts/services.sh
 
-# headless Chromium for the docs page test (Debian's package)
+# headless Chromium for the docs page and sign-in page tests (Debian's package)
 chromium:
 	./scripts/chromium.sh
 

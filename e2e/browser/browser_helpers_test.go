@@ -309,8 +309,8 @@ type pageTokens struct {
 
 // signedIn checks the page's end: "Signed in to <company>", and a
 // company-scoped access token in sessionStorage that the API accepts as
-// the user's, in that company. It returns the tokens.
-func (b *browserSession) signedIn(base, userID, companyID, companyName string) pageTokens {
+// the user's (by address), in that company. It returns the tokens.
+func (b *browserSession) signedIn(base, email, companyID, companyName string) pageTokens {
 	b.t.Helper()
 	t := b.t
 	if got, want := b.text("#signed-in"), "Signed in to "+companyName; got != want {
@@ -327,7 +327,7 @@ func (b *browserSession) signedIn(base, userID, companyID, companyName string) p
 	me := httpt.Do(t, http.MethodGet, base+"/api/v1/auth/me", nil, demoauth.Bearer(tok.AccessToken))
 	var d struct {
 		User struct {
-			ID string `json:"id"`
+			Email string `json:"email"`
 		} `json:"user"`
 		Company *struct {
 			ID string `json:"id"`
@@ -336,8 +336,8 @@ func (b *browserSession) signedIn(base, userID, companyID, companyName string) p
 	if me.StatusCode != 200 || json.Unmarshal(me.Envelope(t).Data, &d) != nil {
 		t.Fatalf("GET /me with the page's token: %d %s", me.StatusCode, me.Body)
 	}
-	if d.User.ID != userID || d.Company == nil || d.Company.ID != companyID {
-		t.Fatalf("the page's token is user %q in %+v, want %q in %q", d.User.ID, d.Company, userID, companyID)
+	if d.User.Email != email || d.Company == nil || d.Company.ID != companyID {
+		t.Fatalf("the page's token is user %q in %+v, want %q in %q", d.User.Email, d.Company, email, companyID)
 	}
 	return tok
 }

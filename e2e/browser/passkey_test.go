@@ -51,7 +51,7 @@ func TestPageSignInPasskey(t *testing.T) {
 	// Password, company, then "Add a passkey".
 	b.do("password", fill("#email", u.Email), fill("#password", u.Password), click("#password-submit"),
 		visible(`#companies button[data-company-id="acme"]`), click(`#companies button[data-company-id="acme"]`))
-	first := b.signedIn(in.URL, u.ID, "acme", "Acme Corp")
+	first := b.signedIn(in.URL, u.Email, "acme", "Acme Corp")
 	b.do("add a passkey", click("#add-passkey"))
 	if s := b.waitFor(`document.getElementById("add-passkey").hidden && $("#status").textContent || $("#error").textContent`); s != "Passkey added. Next time you can sign in with it." {
 		t.Fatalf("after adding a passkey the page says %q", s)
@@ -78,7 +78,7 @@ func TestPageSignInPasskey(t *testing.T) {
 	// factor asked.
 	b.do("sign in with the passkey", click("#passkey-login"), visible(`#companies button[data-company-id="acme"]`),
 		click(`#companies button[data-company-id="acme"]`))
-	second := b.signedIn(in.URL, u.ID, "acme", "Acme Corp")
+	second := b.signedIn(in.URL, u.Email, "acme", "Acme Corp")
 	if second.AccessToken == first.AccessToken {
 		t.Fatal("the passkey sign-in reused the first session's token")
 	}

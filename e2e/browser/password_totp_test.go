@@ -74,7 +74,7 @@ func TestPageSignInPasswordAndTOTP(t *testing.T) {
 		t.Errorf("the company step opens with the focus on %q (%q)", b.focused(), f)
 	}
 	b.do("company", click(`#companies button[data-company-id="acme"]`))
-	tok := b.signedIn(in.URL, u.ID, "acme", "Acme Corp")
+	tok := b.signedIn(in.URL, u.Email, "acme", "Acme Corp")
 
 	// The token is a company-scoped access token: the edge serves the
 	// company's data with it.
