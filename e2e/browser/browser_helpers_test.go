@@ -228,7 +228,7 @@ func (b *browserSession) saveArtifactsOnFailure() {
 	if err != nil {
 		t.Logf("artifacts: the DOM could not be read: %v", err)
 	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Logf("artifacts: no screenshot: %v", err)
 	}
@@ -237,7 +237,7 @@ func (b *browserSession) saveArtifactsOnFailure() {
 		"dom.html":    []byte("<!-- " + where + " -->\n" + dom),
 	}
 	if len(shot) > 0 {
-		files["screenshot.jpg"] = shot
+		files["screenshot.png"] = shot
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
