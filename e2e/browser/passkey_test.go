@@ -37,7 +37,8 @@ func browserAuthenticator(b *browserSession) webauthn.AuthenticatorID {
 
 // A user signs in with a password, adds a passkey on the page, signs out,
 // and signs in again with the passkey alone (no address typed): the
-// company-scoped token at the end is theirs.
+// company-scoped token at the end is theirs. Then a password sign-in asks
+// for the passkey as the second factor.
 func TestPageSignInPasskey(t *testing.T) {
 	t.Parallel()
 	in, public := browserGateway(t, nil)
@@ -82,5 +83,18 @@ func TestPageSignInPasskey(t *testing.T) {
 	if second.AccessToken == first.AccessToken {
 		t.Fatal("the passkey sign-in reused the first session's token")
 	}
+
+	// With a passkey, a password sign-in asks for it as the second factor.
+	b.do("sign out again", click("#sign-out"), visible("#email"))
+	b.do("password with the passkey as second factor", fill("#email", u.Email), fill("#password", u.Password), click("#password-submit"),
+		visible("#mfa-submit"))
+	if got := b.text("#mfa-submit"); got != "Use my passkey" {
+		t.Fatalf("the second-factor step offers %q", got)
+	}
+	if shown := browserEval[bool](b, `!document.getElementById("code-field").hidden`); shown {
+		t.Error("a code field is shown for a passkey")
+	}
+	b.do("the passkey", click("#mfa-submit"), visible(`#companies button[data-company-id="acme"]`), click(`#companies button[data-company-id="acme"]`))
+	b.signedIn(in.URL, u.Email, "acme", "Acme Corp")
 	b.noPageErrors()
 }
