@@ -31,7 +31,7 @@ $(BIN)/mailpit:
 services: $(BIN)/nats-server $(BIN)/mailpit
 	./scripts/services.sh
 
-# headless Chromium for the docs page test (Debian's package)
+# headless Chromium for the docs page and sign-in page tests (Debian's package)
 chromium:
 	./scripts/chromium.sh
 
