@@ -2,6 +2,9 @@ package webhooks
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
@@ -11,9 +14,25 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/erpgate/erpgate/authsvc"
 )
+
+// gcmSealer is AES-256-GCM with the kid as additional data, as the auth
+// service's sealer (which this package can't import: authsvc imports it).
+type gcmSealer struct{ aead cipher.AEAD }
+
+func (g gcmSealer) Seal(kid string, plaintext []byte) []byte {
+	nonce := make([]byte, g.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return g.aead.Seal(nonce, nonce, plaintext, []byte(kid))
+}
+
+func (g gcmSealer) Open(kid string, sealed []byte) ([]byte, error) {
+	n := g.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed value too short")
+	}
+	return g.aead.Open(nil, sealed[:n], sealed[n:], []byte(kid))
+}
 
 func testSealer(t testing.TB) Sealer {
 	t.Helper()
@@ -21,11 +40,15 @@ func testSealer(t testing.TB) Sealer {
 	for i := range key {
 		key[i] = byte(i * 7)
 	}
-	s, err := authsvc.NewSealer(key)
+	block, err := aes.NewCipher(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gcmSealer{aead}
 }
 
 // newTestManager is a Manager on a memory store (cfg's zero fields
