@@ -104,3 +104,33 @@ func (m *Memory) SSOConnectionForDomain(_ context.Context, domain string) (SSOCo
 	}
 	return cloneSSO(m.ssoMem.conns[id]), nil
 }
+
+func (m *Memory) ProvisionSSOUser(_ context.Context, u User, ms Membership, ev Event) error {
+	skeleton, err := emailSkeleton(u.Email)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ms.UserID != u.ID {
+		return fmt.Errorf("provision sso user: the membership is another user's")
+	}
+	if _, ok := m.companies[ms.CompanyID]; !ok {
+		return fmt.Errorf("provision sso user: company: %w", ErrNotFound)
+	}
+	_, idTaken := m.users[u.ID]
+	_, emailTaken := m.emails[u.Email]
+	_, lookAlike := m.skeletons[skeleton]
+	if idTaken || emailTaken || lookAlike {
+		return fmt.Errorf("provision sso user: %w", ErrConflict)
+	}
+	u.CreatedAt, u.PasswordChangedAt = micro(u.CreatedAt), micro(u.PasswordChangedAt)
+	m.users[u.ID] = u
+	m.emails[u.Email] = u.ID
+	m.skeletons[skeleton] = u.ID
+	ms.Roles = slices.Clone(ms.Roles)
+	ms.CreatedAt = micro(ms.CreatedAt)
+	m.memberships[u.ID] = map[string]Membership{ms.CompanyID: ms}
+	m.appendLocked(ev)
+	return nil
+}

@@ -78,3 +78,22 @@ func (p *Postgres) SSOConnectionForDomain(ctx context.Context, domain string) (S
 		WHERE id = (SELECT connection_id FROM sso_domains WHERE domain = $1)`, domain))
 	return c, wrap("sso connection for domain", err)
 }
+
+func (p *Postgres) ProvisionSSOUser(ctx context.Context, u User, m Membership, ev Event) error {
+	if !validUUID(u.ID) || m.UserID != u.ID {
+		return fmt.Errorf("provision sso user: invalid id")
+	}
+	skeleton, err := emailSkeleton(u.Email)
+	if err != nil {
+		return err
+	}
+	// One transaction: a user made without their membership would be
+	// refused at every later sign-in (JIT provisions new users only).
+	first := &pgx.Batch{}
+	first.Queue(`INSERT INTO users (id, email, email_skeleton, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.ID, u.Email, skeleton, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
+	first.Queue(`INSERT INTO memberships (user_id, company_id, roles, created_at) VALUES ($1, $2, $3, $4)`,
+		m.UserID, m.CompanyID, m.Roles, micro(m.CreatedAt))
+	return wrap("provision sso user", p.inTx(ctx, txSpec{first: first, ev: &ev, lockFirst: true}, func(*tx) error { return nil }))
+}

@@ -5,6 +5,18 @@ import (
 	"time"
 )
 
+// Audit event types of SSO (admin.* are erp.admin.* events, the others
+// erp.auth.*).
+const (
+	EventSSOConnectionCreated = "admin.sso.created"
+	EventSSOConnectionDeleted = "admin.sso.deleted"
+	// EventSSOUserProvisioned: a first sign-in through a connection with
+	// JIT made the account and its membership.
+	EventSSOUserProvisioned = "sso.user_provisioned"
+	// EventSSORefused: an SSO flow did not sign anyone in (details: reason).
+	EventSSORefused = "sso.refused"
+)
+
 // SSO connection kinds.
 const (
 	SSOKindOIDC = "oidc"
@@ -68,4 +80,9 @@ type SSOStore interface {
 	// SSOConnectionForDomain is the connection that owns an email domain;
 	// ErrNotFound when none does.
 	SSOConnectionForDomain(ctx context.Context, domain string) (SSOConnection, error)
+	// ProvisionSSOUser creates a user and their one membership together
+	// (just-in-time provisioning): both or neither. ErrConflict when the
+	// email (or a look-alike) is taken, ErrNotFound when the company does
+	// not exist.
+	ProvisionSSOUser(ctx context.Context, u User, m Membership, ev Event) error
 }
