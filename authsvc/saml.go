@@ -24,7 +24,6 @@ import (
 	"github.com/crewjam/saml/samlsp"
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
-	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/contract"
@@ -87,24 +86,25 @@ const (
 	samlRelayPfx = "s1."
 )
 
-// Reasons of refused SAML sign-ins (login.failed records, Details["reason"]).
+// Reasons of refused SAML sign-ins (sso.refused records, Details["reason"]):
+// the SSO flows' where they mean the same, SAML's own for the rest.
 const (
-	ReasonSAMLMalformed   = "saml_malformed"      // no form, no SAMLResponse, not base64, not XML
-	ReasonSAMLState       = "saml_state"          // a RelayState that is missing, forged or not ours
-	ReasonSAMLStateExpiry = "saml_state_expired"  // the sign-in started more than 10 minutes ago
-	ReasonSAMLBrowser     = "saml_browser"        // the RelayState was started by another browser (no or another erp_saml cookie)
-	ReasonSAMLConnection  = "saml_connection"     // the connection is gone (deleted since the start)
-	ReasonSAMLSignature   = "saml_signature"      // not signed, or signed by a key the IdP metadata does not hold
-	ReasonSAMLExpired     = "saml_expired"        // an assertion past its NotOnOrAfter (or issued too long ago) or not yet valid
-	ReasonSAMLAudience    = "saml_audience"       // an assertion for another SP
-	ReasonSAMLDestination = "saml_destination"    // a Response or assertion sent to another ACS
-	ReasonSAMLRequest     = "saml_in_response_to" // InResponseTo is not the request this RelayState started
-	ReasonSAMLIssuer      = "saml_issuer"         // another IdP's answer
-	ReasonSAMLReplayed    = "saml_replayed"       // an assertion or a RelayState that was already used
-	ReasonSAMLIdPStatus   = "saml_idp_status"     // the IdP answered with an error status
-	ReasonSAMLDecrypt     = "saml_decrypt"        // an encrypted assertion our key does not open (encrypted for another SP)
-	ReasonSAMLNoEmail     = "saml_no_email"       // the assertion names no email address
-	ReasonSAMLInvalid     = "saml_invalid"        // any other failed check
+	ReasonSAMLMalformed   = "saml_malformed"        // no form, no SAMLResponse, not base64, not XML
+	ReasonSAMLState       = ReasonSSOState          // a RelayState that is missing, forged or not ours
+	ReasonSAMLStateExpiry = ReasonSSOStateExpired   // the sign-in started more than 10 minutes ago
+	ReasonSAMLBrowser     = "saml_browser"          // the RelayState was started by another browser (no or another erp_saml cookie)
+	ReasonSAMLConnection  = ReasonSSOConnectionGone // the connection is gone (deleted since the start)
+	ReasonSAMLSignature   = "saml_signature"        // not signed, or signed by a key the IdP metadata does not hold
+	ReasonSAMLExpired     = "saml_expired"          // an assertion past its NotOnOrAfter (or issued too long ago) or not yet valid
+	ReasonSAMLAudience    = "saml_audience"         // an assertion for another SP
+	ReasonSAMLDestination = "saml_destination"      // a Response or assertion sent to another ACS
+	ReasonSAMLRequest     = "saml_in_response_to"   // InResponseTo is not the request this RelayState started
+	ReasonSAMLIssuer      = "saml_issuer"           // another IdP's answer
+	ReasonSAMLReplayed    = "saml_replayed"         // an assertion or a RelayState that was already used
+	ReasonSAMLIdPStatus   = ReasonSSOIdPError       // the IdP answered with an error status
+	ReasonSAMLDecrypt     = "saml_decrypt"          // an encrypted assertion our key does not open (encrypted for another SP)
+	ReasonSAMLNoEmail     = ReasonSSOEmail          // the assertion names no email address
+	ReasonSAMLInvalid     = "saml_invalid"          // any other failed check
 )
 
 // samlRoutes are the SAML endpoints (ACS, SP metadata).
@@ -499,18 +499,21 @@ func samlPostPage(req *saml.AuthnRequest, relay string) rawDoc {
 	}}
 }
 
-// samlRefusal answers a failed SAML sign-in: 401, one generic message,
-// audited and logged with its reason (never the Response or the RelayState).
-func (s *Service) samlRefusal(c *call, reason, connID string) error {
-	if ce := s.refusals.Check(c.r.Context(), zap.InfoLevel, "saml sign-in refused", reason); ce != nil {
-		ce.Write(zap.String("reason", reason), zap.String("sso_connection", connID), zap.String("ip", c.ip), zap.String("request_id", c.meta.RequestID))
+// samlRefusal answers a failed SAML sign-in as every SSO refusal
+// (ssoRefuse): 401 with one generic message — or, once the RelayState
+// opened, the redirect to the flow's return_to with #sso_error —, audited
+// (sso.refused) and logged with its reason; never the Response or the
+// RelayState.
+func (s *Service) samlRefusal(c *call, reason string, conn *store.SSOConnection, flow *samlFlow) (int, any, error) {
+	details := []string{"sso_kind", store.SSOKindSAML}
+	returnTo := ""
+	if flow != nil {
+		returnTo = flow.ReturnTo
+		if conn == nil {
+			details = append(details, "connection", flow.Conn, "company_id", flow.Company)
+		}
 	}
-	kv := []string{"first_factor", FirstSSO, "sso_kind", store.SSOKindSAML}
-	if connID != "" {
-		kv = append(kv, "sso_connection", connID)
-	}
-	return s.refuse(c, store.EventLoginFailed, reason,
-		unauthenticated(contract.CodeUnauthenticated, "the sign-in with your identity provider could not be completed; start it again", hdrLogin), kv...)
+	return s.ssoRefuse(c, conn, reason, returnTo, details...)
 }
 
 // samlReason names why crewjam refused a Response.
@@ -553,31 +556,34 @@ func (s *Service) handleSAMLACS(c *call) (int, any, error) {
 		if errors.As(err, &tooBig) {
 			return 0, nil, contract.NewError(http.StatusRequestEntityTooLarge, contract.CodeBadRequest, "the form is too large")
 		}
-		return 0, nil, s.samlRefusal(c, ReasonSAMLMalformed, "")
+		return s.samlRefusal(c, ReasonSAMLMalformed, nil, nil)
 	}
 	form := c.r.PostForm
 	if len(form["SAMLResponse"]) != 1 || len(form["RelayState"]) > 1 || form.Get("SAMLart") != "" {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLMalformed, "")
+		return s.samlRefusal(c, ReasonSAMLMalformed, nil, nil)
 	}
 	flow, reason := s.samlOpenRelay(form.Get("RelayState"))
+	if reason == ReasonSAMLStateExpiry {
+		return s.samlRefusal(c, reason, nil, &flow)
+	}
 	if reason != "" {
-		return 0, nil, s.samlRefusal(c, reason, flow.Conn)
+		return s.samlRefusal(c, reason, nil, nil)
 	}
 	ck, err := c.r.Cookie(samlCookieName)
 	if err != nil || subtle.ConstantTimeCompare([]byte(samlBrowserHash(ck.Value)), []byte(flow.Browser)) != 1 {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLBrowser, flow.Conn)
+		return s.samlRefusal(c, ReasonSAMLBrowser, nil, &flow)
 	}
 	c.meta.CompanyID = flow.Company
 	conn, err := s.store.GetSSOConnection(c.ctx, flow.Company, flow.Conn)
 	if errors.Is(err, store.ErrNotFound) || err == nil && conn.Kind != store.SSOKindSAML {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLConnection, flow.Conn)
+		return s.samlRefusal(c, ReasonSAMLConnection, nil, &flow)
 	}
 	if err != nil {
 		return 0, nil, err
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(form.Get("SAMLResponse")), ""))
 	if err != nil || len(raw) == 0 {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLMalformed, conn.ID)
+		return s.samlRefusal(c, ReasonSAMLMalformed, &conn, &flow)
 	}
 	sp, err := s.samlSP(c.ctx, conn, true)
 	if err != nil {
@@ -588,7 +594,7 @@ func (s *Service) handleSAMLACS(c *call) (int, any, error) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return 0, nil, err
 		}
-		return 0, nil, s.samlRefusal(c, samlReason(err), conn.ID)
+		return s.samlRefusal(c, samlReason(err), &conn, &flow)
 	}
 	// The request this RelayState started is answered once.
 	first, err := s.counters.MarkOnce(c.ctx, "saml:request:"+flow.Request, samlFlowTTL+time.Minute)
@@ -596,11 +602,11 @@ func (s *Service) handleSAMLACS(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	if !first {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLReplayed, conn.ID)
+		return s.samlRefusal(c, ReasonSAMLReplayed, &conn, &flow)
 	}
 	id := samlIdentity(assertion, conn.Claims)
 	if id.Email == "" {
-		return 0, nil, s.samlRefusal(c, ReasonSAMLNoEmail, conn.ID)
+		return s.samlRefusal(c, ReasonSAMLNoEmail, &conn, &flow)
 	}
 	return samlSignIn(s, c, conn, id, flow.ReturnTo)
 }

@@ -335,9 +335,10 @@ func (e *samlTestEnv) samlStart(t *testing.T, b *http.Client, conn store.SSOConn
 }
 
 type samlAnswer struct {
-	status int
-	body   map[string]any
-	raw    string
+	status   int
+	location string
+	body     map[string]any
+	raw      string
 }
 
 func (e *samlTestEnv) postACS(t *testing.T, b *http.Client, form url.Values) samlAnswer {
@@ -348,27 +349,31 @@ func (e *samlTestEnv) postACS(t *testing.T, b *http.Client, form url.Values) sam
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	a := samlAnswer{status: resp.StatusCode, raw: string(raw)}
+	a := samlAnswer{status: resp.StatusCode, location: resp.Header.Get("Location"), raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }
 
-// refusedFor checks a 401 envelope and that the last login.failed record
-// names reason.
+// refusedFor checks a refusal — a 401 envelope, or, once the RelayState
+// opened, the redirect to its return_to (/login) with #sso_error — and
+// that the last sso.refused record names reason.
 func (e *samlTestEnv) refusedFor(t *testing.T, a samlAnswer, reason string) {
 	t.Helper()
-	if a.status != http.StatusUnauthorized || !strings.Contains(a.raw, `"UNAUTHENTICATED"`) {
-		t.Fatalf("want 401 UNAUTHENTICATED, got %d %s", a.status, a.raw)
+	switch {
+	case a.status == http.StatusUnauthorized && strings.Contains(a.raw, `"UNAUTHENTICATED"`):
+	case a.status == http.StatusFound && strings.HasPrefix(a.location, e.base+"/login#sso_error="):
+	default:
+		t.Fatalf("want 401 UNAUTHENTICATED or a redirect to /login, got %d %s %s", a.status, a.location, a.raw)
 	}
 	if strings.Contains(a.raw, "Assertion") || strings.Contains(a.raw, "xml") {
 		t.Fatalf("the refusal says too much: %s", a.raw)
 	}
-	evs, _, err := e.s.store.ListAudit(context.Background(), store.AuditFilter{Types: []string{store.EventLoginFailed}}, store.Page{Limit: 100})
+	evs, _, err := e.s.store.ListAudit(context.Background(), store.AuditFilter{Types: []string{store.EventSSORefused}}, store.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) == 0 {
-		t.Fatalf("no login.failed record (want reason %s)", reason)
+		t.Fatalf("no sso.refused record (want reason %s)", reason)
 	}
 	last := evs[0] // newest first
 	if last.Details["reason"] != reason || last.Details["sso_kind"] != "saml" {
