@@ -55,6 +55,7 @@ func (c *samlTestClock) Add(d time.Duration) {
 }
 
 type samlTestEnv struct {
+	input *samlConnectionInput // of the next addConnection, when not by the IdP's metadata URL
 	s     *Service
 	clock *samlTestClock
 	logs  *observer.ObservedLogs
@@ -228,7 +229,11 @@ func (e *samlTestEnv) addConnectionWith(t *testing.T, company string, idp *samlT
 		}
 	}
 	conn := store.SSOConnection{ID: samlTestID(), CompanyID: company, Kind: store.SSOKindSAML, Name: "idp", JIT: true, DefaultRole: "member", CreatedAt: now}
-	if err := e.s.prepareSAMLConnection(ctx, &conn, samlConnectionInput{MetadataURL: idp.url + "/metadata"}); err != nil {
+	in := samlConnectionInput{MetadataURL: idp.url + "/metadata"}
+	if e.input != nil {
+		in = *e.input
+	}
+	if err := e.s.prepareSAMLConnection(ctx, &conn, in); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.store.CreateSSOConnection(ctx, conn, store.Event{Time: now, Type: "sso.connection_created"}); err != nil {

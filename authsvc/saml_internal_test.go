@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -330,5 +331,62 @@ func TestSAMLIdentityMapping(t *testing.T) {
 		if id.Email != c.email || id.Name != c.name || id.Subject != c.a.Subject.NameID.Value {
 			t.Fatalf("%+v %v: %+v", c.a.Subject.NameID, c.claims, id)
 		}
+	}
+}
+
+// An IdP that takes HTTP-POST only: the start answers the auto-posting
+// form, its one script allowed by nonce, posting to the IdP alone.
+func TestSAMLPostBinding(t *testing.T) {
+	t.Parallel()
+	e := samlNewEnv(t, true)
+	idp := samlStartIdP(t, "")
+	resp, err := http.Get(idp.url + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	postOnly := regexp.MustCompile(`<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*>(</SingleSignOnService>)?`).ReplaceAllString(string(md), "")
+	if postOnly == string(md) {
+		t.Fatalf("no redirect binding in %s", md)
+	}
+	e.input = &samlConnectionInput{MetadataXML: postOnly}
+	conn := e.addConnection(t, "acme", idp)
+	b := samlBrowser()
+	resp, err = b.Get(e.base + "/api/v1/auth/sso/acme/start?connection=" + conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	nonce := regexp.MustCompile(`script-src 'nonce-([^']+)'`).FindStringSubmatch(csp)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || nonce == nil ||
+		!strings.Contains(csp, "form-action "+idp.url+";") || !strings.Contains(string(page), `<script nonce="`+nonce[1]+`">`) ||
+		resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("start: %d %v %s", resp.StatusCode, resp.Header, page)
+	}
+	action, form := samlForm(t, string(page))
+	if action != idp.url+"/sso" || form.Get("SAMLRequest") == "" || form.Get("RelayState") == "" {
+		t.Fatalf("form to %s: %v", action, form)
+	}
+	resp, err = b.PostForm(action, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action, form = samlForm(t, string(page))
+	form.Set("user", "alice")
+	form.Set("password", "correct horse battery staple")
+	resp, err = b.PostForm(action, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, form = samlForm(t, string(page))
+	if a := e.postACS(t, b, form); a.status != 200 || !strings.Contains(a.raw, "alice@acme.test") {
+		t.Fatalf("ACS: %d %s", a.status, a.raw)
 	}
 }
