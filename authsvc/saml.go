@@ -377,7 +377,13 @@ func (s *Service) handleSAMLMetadata(c *call) (int, any, error) {
 	q := c.r.URL.Query()
 	company, id := q.Get("company"), q.Get("connection")
 	notFound := contract.NewError(http.StatusNotFound, contract.CodeNotFound, "no such SAML connection")
-	if company == "" || id == "" || len(company) > 128 || len(id) > 128 {
+	if company == "" {
+		return 0, nil, invalid("company", "company is required (the metadata URL is the connection's entity id, as its metadata_url shows it)")
+	}
+	if id == "" {
+		return 0, nil, invalid("connection", "connection is required")
+	}
+	if len(company) > 128 || len(id) > 128 {
 		return 0, nil, notFound
 	}
 	conn, err := s.store.GetSSOConnection(c.ctx, company, id)

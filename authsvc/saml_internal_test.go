@@ -223,14 +223,15 @@ func TestSAMLMetadata(t *testing.T) {
 	if !strings.Contains(md, base64.StdEncoding.EncodeToString(conn.SPCert)[:60]) || strings.Contains(md, "PRIVATE") {
 		t.Fatalf("metadata %s", md)
 	}
-	for _, q := range []string{"", "?connection=" + conn.ID, "?company=acme&connection=" + samlTestID(), "?company=globex&connection=" + conn.ID} {
+	for q, want := range map[string]int{"": 422, "?connection=" + conn.ID: 422, "?company=acme": 422,
+		"?company=acme&connection=" + samlTestID(): 404, "?company=globex&connection=" + conn.ID: 404} {
 		resp, err := http.Get(e.base + samlMetadataPath + q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Fatalf("%s: %d", q, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", q, resp.StatusCode, want)
 		}
 	}
 }

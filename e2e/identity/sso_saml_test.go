@@ -249,9 +249,10 @@ func TestSSOSAML(t *testing.T) {
 		}
 	})
 
-	t.Run("unknown SP metadata is 404", func(t *testing.T) {
-		for _, q := range []string{"", "?company=acme&connection=00000000-0000-0000-0000-000000000000", "?company=globex&connection=" + acme.ID, "?company=acme&connection=not-a-uuid"} {
-			if r := httpt.Get(t, base+"/api/v1/auth/sso/saml/metadata"+q, nil); r.StatusCode != 404 {
+	t.Run("SP metadata of unknown connections", func(t *testing.T) {
+		for q, want := range map[string]int{"": 422, "?connection=" + acme.ID: 422, "?company=acme&connection=00000000-0000-0000-0000-000000000000": 404,
+			"?company=globex&connection=" + acme.ID: 404, "?company=acme&connection=not-a-uuid": 404} {
+			if r := httpt.Get(t, base+"/api/v1/auth/sso/saml/metadata"+q, nil); r.StatusCode != want {
 				t.Fatalf("%s: %d %s", q, r.StatusCode, r.Body)
 			}
 		}
