@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -641,8 +642,9 @@ func (s *Service) provisionSSOUser(c *call, conn store.SSOConnection, id ssoIden
 		}
 		return r
 	}, id.Name))
-	if len(displayName) > 200 {
-		displayName = displayName[:200]
+	for len(displayName) > 200 { // cut whole characters
+		_, size := utf8.DecodeLastRuneInString(displayName)
+		displayName = displayName[:len(displayName)-size]
 	}
 	u := store.User{ID: uuid.NewString(), Email: email, Name: displayName, PasswordHash: h, PasswordChangedAt: now, CreatedAt: now}
 	m := store.Membership{UserID: u.ID, CompanyID: conn.CompanyID, Roles: []string{conn.DefaultRole}, CreatedAt: now}

@@ -75,7 +75,7 @@ type cachedProvider struct {
 // ssoProviderTTL (a failure for ssoProviderNegTTL, so that a flood of
 // starts toward a dead issuer is not a flood of outbound requests).
 func (s *Service) oidcProvider(ctx context.Context, issuer string) (*oidc.Provider, error) {
-	now := time.Now()
+	now := s.clock.Now()
 	s.sso.mu.Lock()
 	cp := s.sso.providers[issuer]
 	s.sso.mu.Unlock()
