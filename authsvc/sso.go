@@ -165,7 +165,7 @@ func (s *Service) viewSSO(conn store.SSOConnection) ssoConnectionView {
 			Scopes: slices.Clone(conn.Scopes), Claims: claims}
 	case store.SSOKindSAML:
 		v.ACSURL = s.cfg.PublicURL + ssoSAMLACSPath
-		v.MetadataURL = s.cfg.PublicURL + ssoSAMLMetadataPath + "?connection=" + url.QueryEscape(conn.ID)
+		v.MetadataURL = s.samlEntityID(conn)
 		v.SAML = &samlIdPView{IdPMetadataURL: conn.IdPMetadataURL}
 	}
 	return v
