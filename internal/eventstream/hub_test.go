@@ -302,6 +302,13 @@ func TestServeResumeFromFuture(t *testing.T) {
 	t.Parallel()
 	h, eng := natsHub(t, Config{})
 	publish(t, eng, "acme", "erp.invoices.created", 2)
+	// The hub dispatched both before the connection registers: else they
+	// come after it, and are delivered to it as live events.
+	for deadline := time.Now().Add(10 * time.Second); h.last.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub dispatched up to %d, want 2", h.last.Load())
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newSink()
