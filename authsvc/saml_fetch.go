@@ -7,12 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"syscall"
 	"time"
-
-	"github.com/erpgate/erpgate/internal/webhooks"
 )
 
 // Fetching an identity provider's SAML metadata for an admin (POST
@@ -33,16 +29,7 @@ var errSAMLAddrBlocked = errors.New("address not allowed")
 
 // samlFetchClient is the client of metadata fetches.
 func samlFetchClient(allowPrivate bool) *http.Client {
-	d := &net.Dialer{Timeout: samlFetchTimeout, Control: func(_, address string, _ syscall.RawConn) error {
-		if allowPrivate {
-			return nil
-		}
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil || webhooks.BlockedAddr(ap.Addr()) {
-			return errSAMLAddrBlocked
-		}
-		return nil
-	}}
+	d := &net.Dialer{Timeout: samlFetchTimeout, Control: blockingControl(allowPrivate, errSAMLAddrBlocked)}
 	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,

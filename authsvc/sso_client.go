@@ -33,17 +33,25 @@ const (
 // errSSOBlocked: the target resolved to an address SSO may not reach.
 var errSSOBlocked = errors.New("sso: target address not allowed")
 
-func newSSOClient(allowPrivate bool) *http.Client {
-	d := &net.Dialer{Timeout: ssoDialTimeout, KeepAlive: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		if allowPrivate {
-			return nil
-		}
+// blockingControl is a dialer's Control that refuses loopback, private,
+// link-local and metadata addresses with blocked (checked when connecting,
+// after name resolution: a name rebound to such an address is refused
+// too); nil, no check, when allowPrivate.
+func blockingControl(allowPrivate bool, blocked error) func(network, address string, c syscall.RawConn) error {
+	if allowPrivate {
+		return nil
+	}
+	return func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil || webhooks.BlockedAddr(ap.Addr()) {
-			return errSSOBlocked
+			return blocked
 		}
 		return nil
-	}}
+	}
+}
+
+func newSSOClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: ssoDialTimeout, KeepAlive: 30 * time.Second, Control: blockingControl(allowPrivate, errSSOBlocked)}
 	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,

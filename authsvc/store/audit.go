@@ -53,8 +53,8 @@ const (
 	// EventLoginRiskRefused: a proved first factor whose login the risk
 	// score refused (Details: first_factor, score, signals).
 	EventLoginRiskRefused = "login.risk_refused"
-	EventRefreshRefused       = "token.refresh_refused"
-	EventBearerRefused        = "token.bearer_refused"
+	EventRefreshRefused   = "token.refresh_refused"
+	EventBearerRefused    = "token.bearer_refused"
 	// EventEdgeCredentialRefused is one refusal of a token or API key on a
 	// proxied route, recorded one by one up to the edge's sample per
 	// interval; EventEdgeRefusalSummary stands for the rest of an interval
