@@ -8,31 +8,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/internal/testenv"
 )
-
-func TestMemoryFactorContract(t *testing.T) {
-	t.Parallel()
-	runFactorContract(t, func(t *testing.T) store.Store { return store.NewMemory() })
-}
-
-func TestPostgresFactorContract(t *testing.T) {
-	t.Parallel()
-	pool, err := pgxpool.New(context.Background(), testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	runFactorContract(t, func(t *testing.T) store.Store { return store.NewPostgres(pool) })
-}
 
 // factorAudits counts the records of typ about (or by) the user.
 func factorAudits(t *testing.T, s store.Store, userID, typ string) int64 {

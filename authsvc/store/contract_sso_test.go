@@ -4,36 +4,11 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/internal/testenv"
 )
-
-func TestSSOContract(t *testing.T) {
-	t.Parallel()
-	t.Run("memory", func(t *testing.T) {
-		t.Parallel()
-		runSSOContract(t, func(*testing.T) store.Store { return store.NewMemory() })
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		pool, err := pgxpool.New(context.Background(), testenv.Postgres(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := store.Migrate(ctx, pool); err != nil {
-			t.Fatal(err)
-		}
-		runSSOContract(t, func(*testing.T) store.Store { return store.NewPostgres(pool) })
-	})
-}
 
 func ssoConn(company string, domains ...string) store.SSOConnection {
 	return store.SSOConnection{ID: uuid.NewString(), CompanyID: company, Kind: store.SSOKindOIDC, Name: "IdP", Domains: domains, JIT: true,

@@ -222,6 +222,9 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	runRevocationContract(t, open)
 	runRefusalContract(t, open)
 	runDeviceContract(t, open)
+	runSSOContract(t, open)
+	runWebAuthnContract(t, open)
+	runFactorContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

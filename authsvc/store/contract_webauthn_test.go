@@ -11,31 +11,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/erpgate/erpgate/authsvc/store"
-	"github.com/erpgate/erpgate/internal/testenv"
 )
-
-func TestMemoryWebAuthnContract(t *testing.T) {
-	t.Parallel()
-	runWebAuthnContract(t, func(t *testing.T) store.Store { return store.NewMemory() })
-}
-
-func TestPostgresWebAuthnContract(t *testing.T) {
-	t.Parallel()
-	pool, err := pgxpool.New(context.Background(), testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	runWebAuthnContract(t, func(t *testing.T) store.Store { return store.NewPostgres(pool) })
-}
 
 func waCred(userID string, name string) store.WebAuthnCredential {
 	id := make([]byte, 32)
