@@ -66,6 +66,10 @@ type Backend struct {
 	// the backend.
 	Events *BackendEvents `json:"events,omitempty"`
 
+	// GraphQL is the backend's part of the schema erp_graphql serves
+	// (see BackendGraphQL). Default: none; the backend is not in the graph.
+	GraphQL *BackendGraphQL `json:"graphql,omitempty"`
+
 	name     string
 	dialect  dialects.Dialect
 	resource string
@@ -216,6 +220,11 @@ func (b *Backend) provision(ctx caddy.Context, repl *caddy.Replacer, name string
 				b.def = b.ordered[i]
 				break
 			}
+		}
+	}
+	if b.GraphQL != nil {
+		if err := b.GraphQL.provision(b); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -436,6 +445,8 @@ func sortedNames[V any](m map[string]V) []string {
 //			sunset     <date>
 //			successor  <version|path|url>
 //		}]
+//		events  off | { resource <name> }
+//		graphql { sdl <<SDL … SDL | sdl_file <path>; version <name> }
 //	}
 //
 // version repeats (once per version name); everything else appears at most
@@ -496,6 +507,12 @@ func parseBackend(a *App, d *caddyfile.Dispenser) error {
 				return err
 			}
 			b.Events = ev
+		case "graphql":
+			g, err := parseBackendGraphQL(d, name)
+			if err != nil {
+				return err
+			}
+			b.GraphQL = g
 		default:
 			return d.Errf("backend %s: unknown subdirective %q", name, sub)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/limit"
 )
 
@@ -187,6 +188,13 @@ func parseQuotaOverride(a *App, d *caddyfile.Dispenser) error {
 // current use of its limits, read without counting.
 type Quota interface {
 	Usage(r *http.Request) (*QuotaUsage, error)
+	// Charge counts n requests (n ≥ 1) against the rate and quota of r's
+	// verified company and plan in one decision, as erp_quota counts one
+	// for each request it passes, and sets the rate-limit headers on w. A
+	// refusal (RATE_LIMITED, QUOTA_EXCEEDED, or SERVICE_UNAVAILABLE under
+	// on_redis_down deny) is returned with its Retry-After header and
+	// counts nothing; nil means admitted. erp_graphql charges a query's cost.
+	Charge(w http.ResponseWriter, r *http.Request, n int64) *contract.Error
 }
 
 // SetQuota is called by erp_quota's Provision; the config's first erp_quota

@@ -283,6 +283,31 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if err := h.admit(w, r, 1); err != nil {
+		return err
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Charge implements erpapp.Quota: n requests in one decision.
+func (h *Handler) Charge(w http.ResponseWriter, r *http.Request, n int64) *contract.Error {
+	if n < 1 {
+		n = 1
+	}
+	err := h.admit(w, r, n)
+	if err == nil {
+		return nil
+	}
+	var ce *contract.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return contract.NewError(http.StatusServiceUnavailable, contract.CodeServiceUnavailable, "rate limiting is temporarily unavailable; retry shortly")
+}
+
+// admit decides n requests for r's company: nil when they may pass (the
+// rate-limit headers are set on w), else the refusal as a caddyhttp error.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, n int64) error {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return caddyhttp.Error(http.StatusInternalServerError, contract.NewError(http.StatusInternalServerError, contract.CodeInternal, "internal error"))
@@ -299,10 +324,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.resolveRequest(repl, company, now, &t)
 	if t.n == 0 {
 		metricDecisions.WithLabelValues(t.plan, "unlimited", "none").Inc()
-		return next.ServeHTTP(w, r)
+		return nil
 	}
 	var states [3]limit.State
-	refused, store, err := h.decide(r.Context(), now, 1, &t, states[:])
+	refused, store, err := h.decide(r.Context(), now, n, &t, states[:])
 	if err != nil {
 		if r.Context().Err() != nil { // the client went away
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -310,7 +335,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		switch h.policy {
 		case policyAllow:
 			metricDecisions.WithLabelValues(t.plan, "redis_down_allowed", "none").Inc()
-			return next.ServeHTTP(w, r)
+			return nil
 		default:
 			metricDecisions.WithLabelValues(t.plan, "redis_down_denied", "none").Inc()
 			if ce := h.refusals.Check(r.Context(), zapcore.DebugLevel, "erp_quota: refused while redis is down", "redis_down"); ce != nil {
@@ -333,14 +358,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	setHeaders(hdr, now, &t, states[:t.n], closest)
 	if refused < 0 {
 		metricDecisions.WithLabelValues(t.plan, "allowed", store).Inc()
-		return next.ServeHTTP(w, r)
+		return nil
 	}
 	if h.Shadow {
 		metricDecisions.WithLabelValues(t.plan, "shadow_refused", store).Inc()
 		if ce := h.refusals.CheckLine(zapcore.InfoLevel, "erp_quota shadow: would refuse", t.policies[refused].Name); ce != nil {
 			ce.Write(zap.String("company_id", company), zap.String("plan", t.plan), zap.String("policy", t.policies[refused].Name))
 		}
-		return next.ServeHTTP(w, r)
+		return nil
 	}
 	return h.refuse(r.Context(), now, company, &t, states[:t.n], refused, store, hdr)
 }
