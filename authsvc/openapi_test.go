@@ -2,6 +2,7 @@ package authsvc_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"slices"
 	"sort"
@@ -104,6 +105,7 @@ var edgePaths = map[string][]string{
 	"/api/v1/webhooks/{id}/deliveries/{delivery}/retry": {"POST"},
 	"/api/{version}/{backend}":                          {"GET", "POST"},
 	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "PUT"},
+	"/api/graphql":                                      {"GET", "POST"},
 }
 
 // The document and the router table describe the same operations.
@@ -142,7 +144,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	want := []string{contract.CodeBadRequest, contract.CodeValidationFailed, contract.CodeUnauthenticated, contract.CodeTokenExpired,
 		contract.CodeTokenRevoked, contract.CodeMFARequired, contract.CodeForbidden, contract.CodeCompanyMismatch, contract.CodeNotFound,
 		contract.CodeConflict, contract.CodeRateLimited, contract.CodeQuotaExceeded, contract.CodeVersionUnsupported, contract.CodeVersionSunset,
-		contract.CodePayloadTooLarge, contract.CodeUpstreamUnavailable, contract.CodeUpstreamTimeout, contract.CodeServiceUnavailable, contract.CodeInternal}
+		contract.CodePayloadTooLarge, contract.CodeUpstreamUnavailable, contract.CodeUpstreamTimeout, contract.CodeServiceUnavailable, contract.CodeInternal,
+		"QUERY_TOO_COMPLEX"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -224,5 +227,81 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	v, _ := jsonschema.UnmarshalJSON(strings.NewReader(l.Raw))
 	if bad.Validate(v) == nil {
 		t.Fatalf("a success answer validates as a 401: %s", l.Raw)
+	}
+}
+
+// The GraphQL endpoint is documented: POST with a JSON body and GET with
+// query parameters, answers in the GraphQL shape (never the envelope's
+// success), the QUERY_TOO_COMPLEX code; real answers' shapes validate.
+func TestOpenAPIGraphQL(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	item, ok := doc["paths"].(map[string]any)["/api/graphql"].(map[string]any)
+	if !ok {
+		t.Fatal("no /api/graphql in the document")
+	}
+	post, get := item["post"].(map[string]any), item["get"].(map[string]any)
+	if post == nil || get == nil {
+		t.Fatalf("/api/graphql documents %v", item)
+	}
+	body := post["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	if body["$ref"] != "#/components/schemas/GraphQLRequest" {
+		t.Fatalf("POST body %v", body)
+	}
+	var params []string
+	for _, p := range get["parameters"].([]any) {
+		params = append(params, p.(map[string]any)["name"].(string))
+	}
+	if !slices.Equal(params, []string{"query", "operationName", "variables", "extensions"}) {
+		t.Fatalf("GET parameters %v", params)
+	}
+	for _, op := range []map[string]any{post, get} {
+		for _, code := range []string{"200", "400", "401", "403", "429"} {
+			if op["responses"].(map[string]any)[code] == nil {
+				t.Errorf("%s has no %s answer", op["operationId"], code)
+			}
+		}
+	}
+	ec := doc["components"].(map[string]any)["schemas"].(map[string]any)["ErrorCode"].(map[string]any)
+	if !slices.Contains(ec["enum"].([]any), any("QUERY_TOO_COMPLEX")) || fmt.Sprint(ec["x-status"].(map[string]any)["QUERY_TOO_COMPLEX"]) != "400" || !strings.Contains(ec["description"].(string), "QUERY_TOO_COMPLEX") {
+		t.Fatalf("QUERY_TOO_COMPLEX is not documented: %v", ec["x-status"])
+	}
+
+	if !bytes.Contains(openapi.Page, []byte(`<a href="/api/graphql">`)) {
+		t.Fatal("the docs page does not link the GraphQL endpoint")
+	}
+
+	c := docCompiler(t)
+	const meta = `"extensions": {"meta": {"request_id": "01a20184-d9b4-7247-bdeb-b8c210fb9da1", "timestamp": "2026-12-02T16:00:00.000Z", "cost": 21, "calls": 2}}`
+	cases := []struct {
+		method string
+		status int
+		answer string
+		valid  bool
+	}{
+		{"POST", 200, `{"data": {"invoices": {"nodes": [{"number": "ACME-0001", "customer": null}]}},
+		  "errors": [{"message": "not found", "path": ["invoices", "nodes", 0, "customer"], "extensions": {"code": "NOT_FOUND"}}], ` + meta + `}`, true},
+		{"GET", 200, `{"data": {"__typename": "Query"}, ` + meta + `}`, true},
+		{"POST", 400, `{"errors": [{"message": "the query costs 601, more than 500", "locations": [{"line": 1, "column": 3}],
+		  "extensions": {"code": "QUERY_TOO_COMPLEX", "context": {"cost": 601, "limit": 500}}}], ` + meta + `}`, true},
+		{"POST", 401, `{"errors": [{"message": "authentication required", "extensions": {"code": "UNAUTHENTICATED"}}], ` + meta + `}`, true},
+		{"GET", 429, `{"errors": [{"message": "rate limited", "extensions": {"code": "RATE_LIMITED", "context": {"limit": 60}}}], ` + meta + `}`, true},
+		// the envelope is not a GraphQL answer
+		{"POST", 401, `{"success": false, "data": null, "meta": {"request_id": "x", "timestamp": "2026-12-02T16:00:00Z"},
+		  "errors": [{"code": "UNAUTHENTICATED", "message": "x"}]}`, false},
+		// a refusal has no data; an error needs its code
+		{"POST", 400, `{"data": null, "errors": [{"message": "x", "extensions": {"code": "BAD_REQUEST"}}], ` + meta + `}`, false},
+		{"POST", 200, `{"data": {}, "errors": [{"message": "x", "extensions": {}}], ` + meta + `}`, false},
+		{"POST", 400, `{"errors": [{"message": "x", "extensions": {"code": "NO_SUCH_CODE"}}], ` + meta + `}`, false},
+	}
+	for i, tc := range cases {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(tc.answer))
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		err = responseSchema(t, c, doc, "/api/graphql", tc.method, tc.status).Validate(v)
+		if (err == nil) != tc.valid {
+			t.Errorf("case %d (%s %d): valid %v, want %v: %v", i, tc.method, tc.status, err == nil, tc.valid, err)
+		}
 	}
 }
