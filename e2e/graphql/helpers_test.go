@@ -46,6 +46,7 @@ type gqlError struct {
 
 // answer is a decoded GraphQL-over-HTTP answer.
 type answer struct {
+	method string // of the request
 	Status int
 	Header http.Header
 	Raw    []byte
@@ -82,7 +83,7 @@ func (a *answer) String() string {
 // extensions.meta with the request id and timestamp.
 func decode(t testing.TB, resp *httpt.Response) *answer {
 	t.Helper()
-	a := &answer{Status: resp.StatusCode, Header: resp.Header, Raw: resp.Body}
+	a := &answer{method: resp.Request.Method, Status: resp.StatusCode, Header: resp.Header, Raw: resp.Body}
 	if err := json.Unmarshal(resp.Body, &a.Top); err != nil {
 		t.Fatalf("%s %s: not a JSON object (%v): %d %.500s", resp.Request.Method, resp.Request.URL, err, resp.StatusCode, resp.Body)
 	}
