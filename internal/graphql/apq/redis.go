@@ -19,8 +19,9 @@ const DefaultRedisTTL = 24 * time.Hour
 // prefix+contract.RedisKeyAPQ+hash, expiring TTL after its last Get or Put
 // (GETEX refreshes it, so queries in use stay and the rest go). A value
 // that is over MaxQueryBytes or not the text of its hash (written by
-// something else than Put) is treated as missing and deleted, so a client's
-// next registration replaces it.
+// something else than Put) is a miss, never served: the client's
+// registration that follows a miss overwrites it. (Not deleted on the
+// read: a delete could remove a good text put meanwhile.)
 type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -48,8 +49,7 @@ func (r *Redis) Get(ctx context.Context, hash string) (string, bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	key := r.key(hash)
-	q, err := r.rdb.GetEx(ctx, key, r.ttl).Result()
+	q, err := r.rdb.GetEx(ctx, r.key(hash), r.ttl).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -57,10 +57,7 @@ func (r *Redis) Get(ctx context.Context, hash string) (string, bool, error) {
 		return "", false, fmt.Errorf("apq: redis get: %w", err)
 	}
 	if len(q) > MaxQueryBytes || !matches(hash, q) {
-		if err := r.rdb.Del(ctx, key).Err(); err != nil {
-			return "", false, fmt.Errorf("apq: redis delete bad entry: %w", err)
-		}
-		return "", false, nil
+		return "", false, nil // the client's registration (Put: SET) replaces it
 	}
 	return q, true, nil
 }
