@@ -98,6 +98,7 @@ const (
 	RedisKeyTOTPReplay     = "totp:used:"
 	RedisKeyRateLimit      = "rl:"
 	RedisKeyQuota          = "quota:"
+	RedisKeyAPQ            = "gql:apq:" // + sha256 hex: a persisted GraphQL query's text
 )
 
 // Error is an error with an envelope code. Middleware returns it wrapped in
