@@ -785,7 +785,11 @@ func (in *introspector) collectSet(g *group, typ string, set ast.SelectionSet, s
 				continue
 			}
 			visited = append(visited, s.Name)
-			if s.Definition == nil || !in.applies(s.Definition.TypeCondition, typ) {
+			if s.Definition == nil {
+				in.fail(g, contract.CodeInternal, "fragment "+s.Name+" is not resolved")
+				continue
+			}
+			if !in.applies(s.Definition.TypeCondition, typ) {
 				continue
 			}
 			sub, visited = in.collectSet(g, typ, s.Definition.SelectionSet, sub, visited)

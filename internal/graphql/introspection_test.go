@@ -7,10 +7,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/formatter"
 	"github.com/vektah/gqlparser/v2/validator"
 
 	"github.com/erpgate/erpgate/contract"
@@ -647,6 +649,169 @@ func TestIntrospectFullQuery(t *testing.T) {
 	})
 }
 
+// TestIntrospectRoundTrip rebuilds SDL from the full introspection answer
+// (as a client's buildClientSchema would), loads it with gqlparser and
+// compares it with the original schema as gqlparser's formatter prints both:
+// every type, field, argument, default value, deprecation, interface, union
+// member, enum value, directive definition and description must survive.
+func TestIntrospectRoundTrip(t *testing.T) {
+	t.Parallel()
+	schema := loadTestSchema(t)
+	raw := introspectOK(t, schema, introspectionQuery, nil)
+	var s iSchema
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := sdlFromIntrospection(t, &s)
+	back, err := gqlparser.LoadSchema(&ast.Source{Name: "rebuilt.graphql", Input: rebuilt})
+	if err != nil {
+		t.Fatalf("rebuilt SDL does not load: %v\n%s", err, rebuilt)
+	}
+	format := func(sc *ast.Schema) string {
+		var b strings.Builder
+		formatter.NewFormatter(&b).FormatSchema(sc)
+		return b.String()
+	}
+	if want, got := format(schema), format(back); got != want {
+		t.Errorf("round trip differs\n--- original\n%s\n--- from introspection\n%s", want, got)
+	}
+	if back.Description != schema.Description {
+		t.Errorf("schema description %q, want %q", back.Description, schema.Description)
+	}
+}
+
+// sdlFromIntrospection prints the non-built-in part of an introspection
+// answer as SDL.
+func sdlFromIntrospection(t *testing.T, s *iSchema) string {
+	t.Helper()
+	quote := func(v string) string {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+	var b strings.Builder
+	desc := func(d *string, indent string) {
+		if d != nil {
+			b.WriteString(indent + quote(*d) + "\n")
+		}
+	}
+	deprecation := func(dep bool, reason *string) string {
+		switch {
+		case !dep:
+			return ""
+		case reason != nil && *reason == "No longer supported":
+			return " @deprecated"
+		case reason == nil:
+			return " @deprecated(reason: null)"
+		}
+		return " @deprecated(reason: " + quote(*reason) + ")"
+	}
+	inputValue := func(v iInputValue) string {
+		out := ""
+		if v.Description != nil {
+			out += quote(*v.Description) + " "
+		}
+		out += v.Name + ": " + v.Type.sdl()
+		if v.DefaultValue != nil {
+			out += " = " + *v.DefaultValue
+		}
+		return out + deprecation(v.IsDeprecated, v.DeprecationReason)
+	}
+	args := func(list []iInputValue) string {
+		if len(list) == 0 {
+			return ""
+		}
+		parts := make([]string, len(list))
+		for i, a := range list {
+			parts[i] = inputValue(a)
+		}
+		return "(" + strings.Join(parts, ", ") + ")"
+	}
+	names := func(list *[]iTypeRef) []string {
+		var out []string
+		for _, r := range *list {
+			out = append(out, str(r.Name))
+		}
+		return out
+	}
+
+	desc(s.Description, "")
+	b.WriteString("schema { query: " + str(s.QueryType.Name))
+	if s.MutationType != nil {
+		b.WriteString(", mutation: " + str(s.MutationType.Name))
+	}
+	if s.SubscriptionType != nil {
+		b.WriteString(", subscription: " + str(s.SubscriptionType.Name))
+	}
+	b.WriteString(" }\n")
+	builtin := map[string]bool{"String": true, "Int": true, "Float": true, "Boolean": true, "ID": true}
+	for _, x := range s.Types {
+		name := str(x.Name)
+		if builtin[name] || strings.HasPrefix(name, "__") {
+			continue
+		}
+		desc(x.Description, "")
+		switch x.Kind {
+		case "SCALAR":
+			b.WriteString("scalar " + name)
+			if x.SpecifiedByURL != nil {
+				b.WriteString(" @specifiedBy(url: " + quote(*x.SpecifiedByURL) + ")")
+			}
+			b.WriteString("\n")
+		case "OBJECT", "INTERFACE":
+			kw := map[string]string{"OBJECT": "type", "INTERFACE": "interface"}[x.Kind]
+			b.WriteString(kw + " " + name)
+			if ifs := names(x.Interfaces); len(ifs) > 0 {
+				b.WriteString(" implements " + strings.Join(ifs, " & "))
+			}
+			b.WriteString(" {\n")
+			for _, f := range *x.Fields {
+				desc(f.Description, "  ")
+				b.WriteString("  " + f.Name + args(f.Args) + ": " + f.Type.sdl() + deprecation(f.IsDeprecated, f.DeprecationReason) + "\n")
+			}
+			b.WriteString("}\n")
+		case "UNION":
+			b.WriteString("union " + name + " = " + strings.Join(names(x.PossibleTypes), " | ") + "\n")
+		case "ENUM":
+			b.WriteString("enum " + name + " {\n")
+			for _, v := range *x.EnumValues {
+				desc(v.Description, "  ")
+				b.WriteString("  " + v.Name + deprecation(v.IsDeprecated, v.DeprecationReason) + "\n")
+			}
+			b.WriteString("}\n")
+		case "INPUT_OBJECT":
+			b.WriteString("input " + name)
+			if x.IsOneOf != nil && *x.IsOneOf {
+				b.WriteString(" @oneOf")
+			}
+			b.WriteString(" {\n")
+			for _, v := range *x.InputFields {
+				b.WriteString("  " + inputValue(v) + "\n")
+			}
+			b.WriteString("}\n")
+		default:
+			t.Fatalf("type %s of kind %s", name, x.Kind)
+		}
+	}
+	for _, d := range s.Directives {
+		switch d.Name {
+		case "defer", "deprecated", "include", "oneOf", "skip", "specifiedBy":
+			continue
+		}
+		desc(d.Description, "")
+		b.WriteString("directive @" + d.Name + args(d.Args))
+		if d.IsRepeatable {
+			b.WriteString(" repeatable")
+		}
+		b.WriteString(" on " + strings.Join(d.Locations, " | ") + "\n")
+	}
+	return b.String()
+}
+
 func TestIntrospectSelection(t *testing.T) {
 	t.Parallel()
 	schema := loadTestSchema(t)
@@ -900,6 +1065,48 @@ func TestAppendLiteral(t *testing.T) {
 	}
 }
 
+// TestIntrospectConcurrent runs Introspect on one validated document from
+// several goroutines (a cached persisted query is shared like this): under
+// -race it shows that nothing of the document or schema is written.
+func TestIntrospectConcurrent(t *testing.T) {
+	t.Parallel()
+	schema := loadTestSchema(t)
+	f, vars := rootField(t, schema, introspectionQuery, nil)
+	want, errs := Introspect(schema, f, vars)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	const n = 8
+	got := make([]json.RawMessage, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], _ = Introspect(schema, f, vars) })
+	}
+	wg.Wait()
+	for i, g := range got {
+		if !bytes.Equal(g, want) {
+			t.Errorf("goroutine %d answered differently", i)
+		}
+	}
+}
+
+func TestIntrospectUnresolvedFragment(t *testing.T) {
+	t.Parallel()
+	schema := loadTestSchema(t)
+	f, vars := rootField(t, schema, `{ __schema { queryType { ...A kind } } } fragment A on __Type { name }`, nil)
+	// A document gqlparser did not validate has no fragment definitions
+	// on its spreads.
+	qt := f.SelectionSet[0].(*ast.Field)
+	qt.SelectionSet[0].(*ast.FragmentSpread).Definition = nil
+	raw, errs := Introspect(schema, f, vars)
+	if string(raw) != `{"queryType":{"kind":"OBJECT"}}` || len(errs) != 1 || errs[0].Code != contract.CodeInternal {
+		t.Errorf("got %s, errors %+v", raw, errs)
+	}
+	if want := []any{"__schema", "queryType"}; len(errs) == 1 && !reflect.DeepEqual(errs[0].Path, want) {
+		t.Errorf("path %v, want %v", errs[0].Path, want)
+	}
+}
+
 func BenchmarkIntrospectFull(b *testing.B) {
 	schema := loadTestSchema(b)
 	f, vars := rootField(b, schema, introspectionQuery, nil)
@@ -913,4 +1120,20 @@ func BenchmarkIntrospectFull(b *testing.B) {
 		size = len(raw)
 	}
 	b.ReportMetric(float64(size), "bytes/answer")
+}
+
+// BenchmarkIntrospectFullParallel shares one schema and document between
+// goroutines, as the endpoint does.
+func BenchmarkIntrospectFullParallel(b *testing.B) {
+	schema := loadTestSchema(b)
+	f, vars := rootField(b, schema, introspectionQuery, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, errs := Introspect(schema, f, vars); len(errs) != 0 {
+				b.Error(errs)
+				return
+			}
+		}
+	})
 }
