@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,169 +20,23 @@ import (
 	"github.com/erpgate/erpgate/contract"
 )
 
-// introspectionSDL has one of each kind of type and each feature the
-// introspection answer describes.
-const introspectionSDL = `
-"The test schema."
-schema { query: Query, mutation: Mutation }
+// introspectionSDL is the test schema: one of each kind of type and each
+// feature the introspection answer describes. introspectionQuery is the full
+// query GraphiQL sends (with descriptions, specifiedByURL, isRepeatable,
+// schema description, deprecated input values and isOneOf). Both are in
+// testdata/introspection, where graphqljs.js reads them too.
+func introspectionSDL(t testing.TB) string { return readTestdata(t, "schema.graphql") }
 
-"An object with an id."
-interface Node { id: ID! }
+func introspectionQuery(t testing.TB) string { return readTestdata(t, "query.graphql") }
 
-interface Document implements Node { id: ID!, number: String! }
-
-"A sales invoice: \"quoted\", tab\there, naïve ✓."
-type Invoice implements Node & Document {
-  id: ID!
-  number: String!
-  lines(first: Int = 20, after: String, filter: LineFilter, sort: [SortKey!] = [POSITION, AMOUNT]): [Line!]!
-  status: Status!
-  total: Money
-  legacyTotal: Float @deprecated
-  oldNumber: String @deprecated(reason: "Use number.")
-  matrix: [[Int!]]!
-  search(q: String!, exact: Boolean = false, scope: String @deprecated(reason: "ignored")): [SearchResult]
+func readTestdata(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "introspection", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
-
-type Customer implements Node { id: ID!, name: String }
-
-type Line { position: Int!, amount: Money! }
-
-type Money { amount: Decimal!, currency: String! }
-
-union SearchResult = Invoice | Customer
-
-enum Status {
-  DRAFT
-  "Sent to the customer."
-  OPEN
-  PAID
-  VOID @deprecated(reason: "Use DRAFT.")
-  CANCELLED @deprecated
-}
-
-enum SortKey { POSITION, AMOUNT }
-
-"Filters lines."
-input LineFilter {
-  min: Float = 1.5
-  status: Status = OPEN
-  tags: [String!] = ["a", "b\"c"]
-  note: String = "line\nbreak"
-  range: Range = {from: 1, to: 10, open: true}
-  legacy: Int @deprecated(reason: "gone")
-}
-
-input Range { from: Int, to: Int, open: Boolean }
-
-input Pick @oneOf { byId: ID, byNumber: String }
-
-scalar Decimal @specifiedBy(url: "https://example.com/decimal")
-
-"Marks a field as cached."
-directive @cached(ttl: Int = 60, scope: String @deprecated) repeatable on FIELD_DEFINITION | OBJECT
-
-type Query {
-  invoice(id: ID!): Invoice
-  invoices(first: Int = 20, filter: LineFilter): [Invoice!]!
-  node(pick: Pick): Node
-}
-
-type Mutation { void(id: ID!): Boolean }
-`
-
-// introspectionQuery is the full query GraphiQL sends (with descriptions,
-// specifiedByURL, isRepeatable, schema description, deprecated input values
-// and isOneOf).
-const introspectionQuery = `
-query IntrospectionQuery {
-  __schema {
-    description
-    queryType { name kind }
-    mutationType { name kind }
-    subscriptionType { name kind }
-    types { ...FullType }
-    directives {
-      name
-      description
-      isRepeatable
-      locations
-      args(includeDeprecated: true) { ...InputValue }
-    }
-  }
-}
-
-fragment FullType on __Type {
-  kind
-  name
-  description
-  specifiedByURL
-  isOneOf
-  fields(includeDeprecated: true) {
-    name
-    description
-    args(includeDeprecated: true) { ...InputValue }
-    type { ...TypeRef }
-    isDeprecated
-    deprecationReason
-  }
-  inputFields(includeDeprecated: true) { ...InputValue }
-  interfaces { ...TypeRef }
-  enumValues(includeDeprecated: true) {
-    name
-    description
-    isDeprecated
-    deprecationReason
-  }
-  possibleTypes { ...TypeRef }
-}
-
-fragment InputValue on __InputValue {
-  name
-  description
-  type { ...TypeRef }
-  defaultValue
-  isDeprecated
-  deprecationReason
-}
-
-fragment TypeRef on __Type {
-  kind
-  name
-  ofType {
-    kind
-    name
-    ofType {
-      kind
-      name
-      ofType {
-        kind
-        name
-        ofType {
-          kind
-          name
-          ofType {
-            kind
-            name
-            ofType {
-              kind
-              name
-              ofType {
-                kind
-                name
-                ofType {
-                  kind
-                  name
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-`
 
 // The shapes of the introspection answer, for decoding it.
 type (
@@ -306,7 +162,7 @@ func str(p *string) string {
 
 func loadTestSchema(t testing.TB) *ast.Schema {
 	t.Helper()
-	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "test.graphql", Input: introspectionSDL})
+	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "test.graphql", Input: introspectionSDL(t)})
 	if err != nil {
 		t.Fatalf("LoadSchema: %v", err)
 	}
@@ -373,7 +229,7 @@ func keys(t *testing.T, raw json.RawMessage) []string {
 func TestIntrospectFullQuery(t *testing.T) {
 	t.Parallel()
 	schema := loadTestSchema(t)
-	raw := introspectOK(t, schema, introspectionQuery, nil)
+	raw := introspectOK(t, schema, introspectionQuery(t), nil)
 
 	var s iSchema
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -657,7 +513,7 @@ func TestIntrospectFullQuery(t *testing.T) {
 func TestIntrospectRoundTrip(t *testing.T) {
 	t.Parallel()
 	schema := loadTestSchema(t)
-	raw := introspectOK(t, schema, introspectionQuery, nil)
+	raw := introspectOK(t, schema, introspectionQuery(t), nil)
 	var s iSchema
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
@@ -810,6 +666,52 @@ func sdlFromIntrospection(t *testing.T, s *iSchema) string {
 		b.WriteString(" on " + strings.Join(d.Locations, " | ") + "\n")
 	}
 	return b.String()
+}
+
+// TestIntrospectMatchesGraphQLJS compares the full answer with graphql-js's
+// (testdata/introspection/graphqljs.json, written by graphqljs.js there) for
+// every type and directive the test schema declares: kinds, orders, type
+// references, default values as GraphQL text, deprecations, descriptions.
+func TestIntrospectMatchesGraphQLJS(t *testing.T) {
+	t.Parallel()
+	schema := loadTestSchema(t)
+	raw := introspectOK(t, schema, introspectionQuery(t), nil)
+	var mine map[string]any
+	if err := json.Unmarshal(raw, &mine); err != nil {
+		t.Fatal(err)
+	}
+	// The same cut as graphqljs.js: the built-ins differ between
+	// gqlparser's prelude and graphql-js's. Types are sorted by name on
+	// both sides already.
+	var types, dirs []any
+	for _, x := range mine["types"].([]any) {
+		n := x.(map[string]any)["name"].(string)
+		if !strings.HasPrefix(n, "__") && !slices.Contains([]string{"String", "Int", "Float", "Boolean", "ID"}, n) {
+			types = append(types, x)
+		}
+	}
+	for _, x := range mine["directives"].([]any) {
+		if !slices.Contains([]string{"defer", "deprecated", "include", "oneOf", "skip", "specifiedBy"}, x.(map[string]any)["name"].(string)) {
+			dirs = append(dirs, x)
+		}
+	}
+	mine["types"], mine["directives"] = types, dirs
+
+	var theirs map[string]any
+	if err := json.Unmarshal([]byte(readTestdata(t, "graphqljs.json")), &theirs); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(mine, theirs) {
+		a, _ := json.MarshalIndent(theirs, "", " ")
+		b, _ := json.MarshalIndent(mine, "", " ")
+		al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+		for i := range min(len(al), len(bl)) {
+			if al[i] != bl[i] {
+				t.Fatalf("differs from graphql-js at line %d:\n graphql-js: %s\n Introspect: %s", i+1, al[i], bl[i])
+			}
+		}
+		t.Fatalf("differs from graphql-js in length: %d lines, graphql-js %d", len(bl), len(al))
+	}
 }
 
 func TestIntrospectSelection(t *testing.T) {
@@ -994,7 +896,7 @@ func TestIntrospectErrors(t *testing.T) {
 	t.Run("an answer over the bound is null with PAYLOAD_TOO_LARGE", func(t *testing.T) {
 		t.Parallel()
 		schema := loadTestSchema(t)
-		f, vars := rootField(t, schema, introspectionQuery, nil)
+		f, vars := rootField(t, schema, introspectionQuery(t), nil)
 		full, errs := Introspect(schema, f, vars)
 		if len(errs) != 0 {
 			t.Fatalf("errors %+v", errs)
@@ -1071,7 +973,7 @@ func TestAppendLiteral(t *testing.T) {
 func TestIntrospectConcurrent(t *testing.T) {
 	t.Parallel()
 	schema := loadTestSchema(t)
-	f, vars := rootField(t, schema, introspectionQuery, nil)
+	f, vars := rootField(t, schema, introspectionQuery(t), nil)
 	want, errs := Introspect(schema, f, vars)
 	if len(errs) != 0 {
 		t.Fatal(errs)
@@ -1109,7 +1011,7 @@ func TestIntrospectUnresolvedFragment(t *testing.T) {
 
 func BenchmarkIntrospectFull(b *testing.B) {
 	schema := loadTestSchema(b)
-	f, vars := rootField(b, schema, introspectionQuery, nil)
+	f, vars := rootField(b, schema, introspectionQuery(b), nil)
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
@@ -1126,7 +1028,7 @@ func BenchmarkIntrospectFull(b *testing.B) {
 // goroutines, as the endpoint does.
 func BenchmarkIntrospectFullParallel(b *testing.B) {
 	schema := loadTestSchema(b)
-	f, vars := rootField(b, schema, introspectionQuery, nil)
+	f, vars := rootField(b, schema, introspectionQuery(b), nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
