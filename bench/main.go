@@ -6,9 +6,12 @@
 // the Redis quota store: the erp app's Redis is per process), and two with
 // the invoices backend's business events on and off (writes and a read
 // through the full chain, each process with its own backend and plain
-// reverse_proxy; `-only events` runs these alone). It loads each
-// route in turn with the same client and prints req/s, p50 and p99, and each
-// route's ratio to the plain route of its own process. It owns nothing beyond
+// reverse_proxy; `-only events` runs these alone), and one for GraphQL
+// against REST (graphql.go: one query for 20 invoices with their customers
+// against the two REST requests a client makes for them; `-only graphql`).
+// It loads each route in turn with the same client and prints req/s, p50
+// and p99, each route's ratio to the plain route of its own process, and
+// the CPU time the route's process used per request. It owns nothing beyond
 // one run and drives the built binary over HTTP: it imports nothing of ours
 // and must not import Caddy (it lives outside cmd/).
 //
@@ -24,6 +27,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +51,9 @@ import (
 
 var onlyWords []string
 
+// pids are the gateway processes by the ports they serve.
+var pids = map[int]int{}
+
 type target struct {
 	name string
 	port int
@@ -57,12 +64,26 @@ type target struct {
 	optIn bool
 	// method and body of each request: GET without a body when empty.
 	method, body string
+	// goOnly targets are loaded with the built-in Go client whatever
+	// -loader says: those whose iteration wrk cannot make, and their
+	// baseline, so that a ratio compares runs of one load generator.
+	goOnly bool
+	// iterate, when set, is one iteration of the target in place of one
+	// request to path: what a client does for one result (two requests in
+	// a row, an answer checked). buf is the caller's, reused.
+	iterate func(ctx context.Context, c *http.Client, tg target, buf *bytes.Buffer) error
 }
 
+// url is the target's address.
+func (tg target) url() string { return fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path) }
+
 type result struct {
-	rps      float64
+	rps      float64 // iterations (requests, for most targets) per second
 	p50, p99 time.Duration
 	errors   int64
+	// cpuPerOp is the CPU time the process serving the target used per
+	// iteration (its in-process demo backend included), 0 when unknown.
+	cpuPerOp time.Duration
 }
 
 func main() {
@@ -100,8 +121,10 @@ func envOr(k, def string) string {
 	return def
 }
 
-// startGateway runs the gateway binary with a Caddyfile; stop it with the returned func.
-func startGateway(gateway, dir, name, cfg string) (func(), error) {
+// startGateway runs the gateway binary with a Caddyfile; stop it with the
+// returned func. Its pid goes to pids under each of the ports it serves
+// (for the CPU time of a target's process).
+func startGateway(gateway, dir, name, cfg string, ports ...int) (func(), error) {
 	cfgPath := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -117,6 +140,9 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
+	for _, p := range ports {
+		pids[p] = cmd.Process.Pid
+	}
 	return func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
@@ -127,17 +153,25 @@ func startGateway(gateway, dir, name, cfg string) (func(), error) {
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
 	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "floor": freePort(),
 		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort()}
-	for _, ev := range []string{"ev", "noev"} {
+	for _, ev := range []string{"ev", "noev", "gql"} {
 		for _, k := range []string{"admin", "demo", "plain", "login", "full"} {
 			ports[k+"-"+ev] = freePort()
 		}
+	}
+	portsOf := func(names ...string) []int {
+		var out []int
+		for _, n := range names {
+			out = append(out, ports[n])
+		}
+		return out
 	}
 	dir, err := os.MkdirTemp("", "erpgate-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	stop, err := startGateway(gateway, dir, "gateway", caddyfile(ports))
+	stop, err := startGateway(gateway, dir, "gateway", caddyfile(ports),
+		portsOf("demo", "plain", "envelope", "auth", "floor", "quota", "full", "login")...)
 	if err != nil {
 		return err
 	}
@@ -146,7 +180,8 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	// process, with its own backend and its own plain reverse_proxy, so that
 	// each erpgate route is compared with plain Caddy in the same process
 	// (two busy Go processes on few cores pay for each other's scheduling).
-	stop2, err := startGateway(gateway, dir, "gateway-redis", caddyfileRedis(ports, redisURL))
+	stop2, err := startGateway(gateway, dir, "gateway-redis", caddyfileRedis(ports, redisURL),
+		portsOf("demo2", "plain2", "quota2", "full2", "login2")...)
 	if err != nil {
 		return err
 	}
@@ -156,7 +191,22 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	// the writes these targets make pile up in neither the other targets'
 	// backends nor each other's.
 	for _, ev := range []string{"ev", "noev"} {
-		stop, err := startGateway(gateway, dir, "gateway-"+ev, caddyfileEvents(ports, ev))
+		stop, err := startGateway(gateway, dir, "gateway-"+ev, caddyfileEvents(ports, ev),
+			portsOf("demo-"+ev, "plain-"+ev, "login-"+ev, "full-"+ev)...)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	// GraphQL against REST: a process of its own, started when one of its
+	// targets is selected.
+	withGraphQL := false
+	for _, n := range graphqlNames {
+		withGraphQL = withGraphQL || selected(n, false)
+	}
+	if withGraphQL {
+		stop, err := startGateway(gateway, dir, "gateway-graphql", caddyfileGraphQL(ports),
+			portsOf("demo-gql", "plain-gql", "login-gql", "full-gql")...)
 		if err != nil {
 			return err
 		}
@@ -165,9 +215,9 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	hdr := map[string]string{"X-ERP-Company-ID": "acme"}
 	const plain, plain2 = "plain reverse_proxy", "plain (redis process)"
 	targets := []target{
-		{"direct", ports["demo"], path, hdr, plain, false, "", ""},
-		{plain, ports["plain"], path, hdr, plain, false, "", ""},
-		{"erpgate: envelope", ports["envelope"], path, hdr, plain, false, "", ""},
+		{name: "direct", port: ports["demo"], path: path, hdr: hdr, base: plain},
+		{name: plain, port: ports["plain"], path: path, hdr: hdr, base: plain},
+		{name: "erpgate: envelope", port: ports["envelope"], path: path, hdr: hdr, base: plain},
 	}
 	if err := waitFor(targets[0]); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -190,19 +240,26 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	bearer2 := map[string]string{"Authorization": "Bearer " + token2}
 	v2 := "/api" + strings.Replace(path, "/v1/", "/v2/", 1)
 	targets = append(targets,
-		target{"erpgate: envelope+auth", ports["auth"], path, bearer, plain, false, "", ""},
-		target{"floor: caddy alone", ports["floor"], path, bearer, plain, true, "", ""},
-		target{"+quota (memory)", ports["quota"], path, bearer, plain, false, "", ""},
-		target{"full chain (memory)", ports["full"], v2, bearer, plain, false, "", ""},
-		target{plain2, ports["plain2"], path, hdr, plain2, false, "", ""},
-		target{"+quota (redis)", ports["quota2"], path, bearer2, plain2, false, "", ""},
-		target{"full chain (redis)", ports["full2"], v2, bearer2, plain2, false, "", ""},
+		target{name: "erpgate: envelope+auth", port: ports["auth"], path: path, hdr: bearer, base: plain},
+		target{name: "floor: caddy alone", port: ports["floor"], path: path, hdr: bearer, base: plain, optIn: true},
+		target{name: "+quota (memory)", port: ports["quota"], path: path, hdr: bearer, base: plain},
+		target{name: "full chain (memory)", port: ports["full"], path: v2, hdr: bearer, base: plain},
+		target{name: plain2, port: ports["plain2"], path: path, hdr: hdr, base: plain2},
+		target{name: "+quota (redis)", port: ports["quota2"], path: path, hdr: bearer2, base: plain2},
+		target{name: "full chain (redis)", port: ports["full2"], path: v2, hdr: bearer2, base: plain2},
 	)
 	evTargets, err := eventTargets(ports, dir)
 	if err != nil {
 		return err
 	}
 	targets = append(targets, evTargets...)
+	if withGraphQL {
+		gqlTargets, err := graphqlTargets(ports, dir, path)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, gqlTargets...)
+	}
 	for _, tg := range targets {
 		if err := waitFor(tg); err != nil {
 			b, _ := os.ReadFile(filepath.Join(dir, "gateway.log"))
@@ -213,14 +270,12 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	// targets it names and their baselines.
 	keep := map[string]bool{}
 	for _, tg := range targets {
-		if len(onlyWords) == 0 && !tg.optIn {
-			keep[tg.name] = true
+		if selected(tg.name, tg.optIn) {
+			keep[tg.name], keep[tg.base] = true, true
 		}
-		for _, w := range onlyWords {
-			if strings.Contains(tg.name, w) {
-				keep[tg.name], keep[tg.base] = true, true
-			}
-		}
+	}
+	if keep[gqlName] || keep[restName] { // one is measured against the other
+		keep[gqlName], keep[restName] = true, true
 	}
 	var kept []target
 	for _, tg := range targets {
@@ -239,6 +294,8 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		conns, duration, rounds, loader, numCPU())
 	results := make(map[string][]result)
 	ratios := make(map[string][]float64) // per pair: target / its baseline run next to it
+	var gqlVsRest []float64              // per round: graphql's iterations/s / rest-2calls'
+
 	byName := make(map[string]target)
 	for _, tg := range targets {
 		byName[tg.name] = tg
@@ -273,6 +330,10 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 				ratios[tg.name] = append(ratios[tg.name], rps[tg.name]/b)
 			}
 		}
+		// graphql and rest-2calls run one after the other in each round
+		if gq, rs := results[gqlName], results[restName]; len(gq) == r+1 && len(rs) == r+1 && rs[r].rps > 0 {
+			gqlVsRest = append(gqlVsRest, gq[r].rps/rs[r].rps)
+		}
 	}
 	for _, tg := range targets {
 		if tg.name == tg.base {
@@ -281,12 +342,24 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	}
 	fmt.Println()
 	fmt.Println("vs plain: the median over rounds of req/s divided by that of the plain reverse_proxy run right before or after it, in the same process")
+	fmt.Println("CPU/op: the median over rounds of the CPU time of the target's gateway process (its demo backend included) per request")
+	if keep[gqlName] || keep[restName] {
+		fmt.Println("graphql, rest-2calls: req/s and CPU/op are per iteration (20 invoices with their customers: one GraphQL query, or two REST requests in a row)")
+	}
 	fmt.Println()
-	fmt.Printf("| %-24s | %10s | %9s | %9s | %8s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "errors")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 26), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 8))
+	fmt.Printf("| %-24s | %10s | %9s | %9s | %8s | %9s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "CPU/op", "errors")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 26), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 11), strings.Repeat("-", 8))
 	for _, tg := range targets {
 		m := median(results[tg.name])
-		fmt.Printf("| %-24s | %10.0f | %9s | %9s | %8.2f | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]), m.errors)
+		cpu := make([]float64, 0, len(results[tg.name]))
+		for _, r := range results[tg.name] {
+			cpu = append(cpu, float64(r.cpuPerOp))
+		}
+		fmt.Printf("| %-24s | %10.0f | %9s | %9s | %8.2f | %9s | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]),
+			round(time.Duration(medianOf(cpu))), m.errors)
+	}
+	if len(gqlVsRest) > 0 {
+		fmt.Printf("\ngraphql vs rest-2calls: %.2f (median over rounds of graphql's iterations/s divided by rest-2calls' in the same round)\n", medianOf(gqlVsRest))
 	}
 	for _, ev := range []string{"ev", "noev"} {
 		if byName["write, events on"].port != 0 || byName["write, events off"].port != 0 {
@@ -295,6 +368,20 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	}
 	fmt.Println()
 	return nil
+}
+
+// selected says whether -only keeps a target (its baseline is kept with
+// it); without -only every target is kept but the opt-in ones.
+func selected(name string, optIn bool) bool {
+	if len(onlyWords) == 0 {
+		return !optIn
+	}
+	for _, w := range onlyWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func medianOf(v []float64) float64 {
@@ -523,11 +610,29 @@ func waitFor(tg target) error {
 	return last
 }
 
+// load runs the load generator on tg for d and measures the CPU time its
+// gateway process used meanwhile.
 func load(loader string, tg target, d time.Duration, conns int) (result, error) {
-	if loader == "wrk" {
-		return loadWrk(tg, d, conns)
+	pid := pids[tg.port]
+	cpu0, cpuErr := procCPU(pid)
+	var (
+		res result
+		err error
+	)
+	if loader == "wrk" && !tg.goOnly && tg.iterate == nil {
+		res, err = loadWrk(tg, d, conns)
+	} else {
+		res, err = loadGo(tg, d, conns)
 	}
-	return loadGo(tg, d, conns)
+	if err != nil {
+		return res, err
+	}
+	if cpu1, err := procCPU(pid); cpuErr == nil && err == nil && pid != 0 {
+		if ops := res.rps * d.Seconds(); ops > 0 {
+			res.cpuPerOp = time.Duration(float64(cpu1-cpu0) / ops)
+		}
+	}
+	return res, nil
 }
 
 var (
@@ -587,9 +692,10 @@ func loadWrk(tg target, d time.Duration, conns int) (result, error) {
 }
 
 // loadGo is the built-in closed-loop load generator: conns goroutines, each
-// with its own keep-alive connection, sending requests back to back.
+// with its own keep-alive connection, sending requests (or making the
+// target's iterations) back to back.
 func loadGo(tg target, d time.Duration, conns int) (result, error) {
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", tg.port, tg.path)
+	url := tg.url()
 	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
@@ -599,6 +705,7 @@ func loadGo(tg target, d time.Duration, conns int) (result, error) {
 		mu        sync.Mutex
 		latencies []time.Duration
 		errs      atomic.Int64
+		firstErr  atomic.Pointer[error] // an iteration's, shown once
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
@@ -608,7 +715,22 @@ func loadGo(tg target, d time.Duration, conns int) (result, error) {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<14)
 			br := bufio.NewReaderSize(nil, 32<<10)
+			var buf bytes.Buffer
 			for ctx.Err() == nil {
+				if tg.iterate != nil {
+					t0 := time.Now()
+					if err := tg.iterate(ctx, client, tg, &buf); err != nil {
+						if ctx.Err() == nil {
+							errs.Add(1)
+							if firstErr.CompareAndSwap(nil, &err) {
+								fmt.Fprintf(os.Stderr, "%s: %v\n", tg.name, err)
+							}
+						}
+						continue
+					}
+					local = append(local, time.Since(t0))
+					continue
+				}
 				req := tg.request(ctx, url)
 				t0 := time.Now()
 				resp, err := client.Do(req)
@@ -730,10 +852,10 @@ func eventTargets(ports map[string]int, dir string) ([]target, error) {
 		plainRead, plainWrite := "plain read ("+on+")", "plain write ("+on+")"
 		const one = "/v2/invoices/inv_acme_0001"
 		out = append(out,
-			target{plainRead, ports["plain-"+ev], one, hdr, plainRead, false, "", ""},
-			target{"read, " + on, ports["full-"+ev], "/api" + one, bearer, plainRead, false, "", ""},
-			target{plainWrite, ports["plain-"+ev], "/v2/invoices", hdr, plainWrite, false, http.MethodPost, invoiceV2},
-			target{"write, " + on, ports["full-"+ev], "/api/v2/invoices", bearer, plainWrite, false, http.MethodPost, invoiceV2},
+			target{name: plainRead, port: ports["plain-"+ev], path: one, hdr: hdr, base: plainRead},
+			target{name: "read, " + on, port: ports["full-"+ev], path: "/api" + one, hdr: bearer, base: plainRead},
+			target{name: plainWrite, port: ports["plain-"+ev], path: "/v2/invoices", hdr: hdr, base: plainWrite, method: http.MethodPost, body: invoiceV2},
+			target{name: "write, " + on, port: ports["full-"+ev], path: "/api/v2/invoices", hdr: bearer, base: plainWrite, method: http.MethodPost, body: invoiceV2},
 		)
 	}
 	return out, nil

@@ -58,6 +58,29 @@ func TestRewriteQuery(t *testing.T) {
 	}
 }
 
+func TestRewriteIn(t *testing.T) {
+	t.Parallel()
+	r, _, err := rewrite(t, "GET", "/x?limit=200&filter=status:eq:posted&filter="+
+		url.QueryEscape(`id:in:"le_acme_0001",O'Brien,"a,b",4000,2026-01-31,true`), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `status eq 'posted' and id in ('le_acme_0001','O''Brien','a,b',4000,2026-01-31,true)`
+	if got := r.URL.Query().Get("$filter"); got != want {
+		t.Fatalf("$filter\n got %s\nwant %s", got, want)
+	}
+	if contains(r.URL.RawQuery, "+") {
+		t.Fatalf("spaces must be %%20, not +: %s", r.URL.RawQuery)
+	}
+	if got := Filter([]dialects.Filter{{Field: "id", Op: dialects.OpIn, Values: []dialects.Value{{Kind: dialects.String, Text: "x"}}}}); got != "id in ('x')" {
+		t.Fatalf("one value: %s", got)
+	}
+	_, _, err = rewrite(t, "GET", "/x?filter=id:in:a,null", target)
+	if ce, ok := contract.AsError(err); !ok || ce.Status != 400 || ce.Field != "filter" {
+		t.Fatalf("null in in: %v", err)
+	}
+}
+
 func TestRewriteRefusesRawODataAndUnknown(t *testing.T) {
 	t.Parallel()
 	for _, q := range []string{"$filter=1%20eq%201", "$select=Name", "status=paid", "filter=a:like:b"} {
