@@ -61,7 +61,7 @@ func introspect(schema *ast.Schema, field *ast.Field, vars map[string]any, limit
 	var ok bool
 	switch field.Name {
 	case "__schema":
-		ok = in.object(root, "__Schema", value{})
+		ok = in.object(root, "__Schema", introValue{})
 	case "__type":
 		ok = in.typeByName(root)
 	default:
@@ -123,9 +123,9 @@ type group struct {
 	incDep     bool
 }
 
-// value is the introspection object being written: which of its fields is
+// introValue is the introspection object being written: which of its fields is
 // set depends on the introspection type (__Schema needs none).
-type value struct {
+type introValue struct {
 	typ   typeRef                  // __Type
 	field *ast.FieldDefinition     // __Field, or an input object's field as __InputValue
 	arg   *ast.ArgumentDefinition  // __InputValue of an argument
@@ -226,13 +226,13 @@ func (in *introspector) typeByName(g *group) bool {
 		in.buf = append(in.buf, "null"...)
 		return true
 	}
-	return in.object(g, "__Type", value{typ: typeRef{def: def}})
+	return in.object(g, "__Type", introValue{typ: typeRef{def: def}})
 }
 
 // object writes v, of the introspection type typ, for g's sub-selection. On
 // false it wrote nothing: the value is null because a non-null field of it
 // is.
-func (in *introspector) object(g *group, typ string, v value) bool {
+func (in *introspector) object(g *group, typ string, v introValue) bool {
 	if in.full() {
 		return false
 	}
@@ -264,7 +264,7 @@ func (in *introspector) object(g *group, typ string, v value) bool {
 // resolve writes field c of v (of type typ); false means null with an error
 // already recorded (or the answer being full), and what it wrote is to be
 // dropped.
-func (in *introspector) resolve(c *group, typ string, v *value) bool {
+func (in *introspector) resolve(c *group, typ string, v *introValue) bool {
 	name := c.fields[0].Name
 	if name == "__typename" {
 		in.buf = envelope.AppendString(in.buf, typ)
@@ -305,7 +305,7 @@ func (in *introspector) resolveSchema(c *group, name string) bool {
 		slices.Sort(names)
 		in.buf = append(in.buf, '[')
 		for i, n := range names {
-			if !in.element(c, i, "__Type", value{typ: typeRef{def: s.Types[n]}}) {
+			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: s.Types[n]}}) {
 				return false
 			}
 		}
@@ -324,7 +324,7 @@ func (in *introspector) resolveSchema(c *group, name string) bool {
 		slices.Sort(names)
 		in.buf = append(in.buf, '[')
 		for i, n := range names {
-			if !in.element(c, i, "__Directive", value{dir: s.Directives[n]}) {
+			if !in.element(c, i, "__Directive", introValue{dir: s.Directives[n]}) {
 				return false
 			}
 		}
@@ -341,13 +341,13 @@ func (in *introspector) named(c *group, def *ast.Definition) bool {
 		in.buf = append(in.buf, "null"...)
 		return true
 	}
-	return in.object(c, "__Type", value{typ: typeRef{def: def}})
+	return in.object(c, "__Type", introValue{typ: typeRef{def: def}})
 }
 
 // element writes the i-th element of list field c (whose '[' is written):
 // the elements of every introspection list are non-null, so one that fails
 // fails the list; the caller then returns false and object drops the list.
-func (in *introspector) element(c *group, i int, typ string, v value) bool {
+func (in *introspector) element(c *group, i int, typ string, v introValue) bool {
 	if i > 0 {
 		in.buf = append(in.buf, ',')
 	}
@@ -403,7 +403,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if strings.HasPrefix(f.Name, "__") || (!inc && deprecated(f.Directives)) {
 				continue
 			}
-			if !in.element(c, i, "__Field", value{field: f}) {
+			if !in.element(c, i, "__Field", introValue{field: f}) {
 				return false
 			}
 			i++
@@ -421,7 +421,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 				in.fail(c, contract.CodeInternal, "the schema has no type "+n)
 				return false
 			}
-			if !in.element(c, i, "__Type", value{typ: typeRef{def: iface}}) {
+			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: iface}}) {
 				return false
 			}
 		}
@@ -440,7 +440,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if p == nil || p.Kind != ast.Object {
 				continue
 			}
-			if !in.element(c, i, "__Type", value{typ: typeRef{def: p}}) {
+			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: p}}) {
 				return false
 			}
 			i++
@@ -461,7 +461,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if !inc && deprecated(e.Directives) {
 				continue
 			}
-			if !in.element(c, i, "__EnumValue", value{enum: e}) {
+			if !in.element(c, i, "__EnumValue", introValue{enum: e}) {
 				return false
 			}
 			i++
@@ -482,7 +482,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if !inc && deprecated(f.Directives) {
 				continue
 			}
-			if !in.element(c, i, "__InputValue", value{field: f}) {
+			if !in.element(c, i, "__InputValue", introValue{field: f}) {
 				return false
 			}
 			i++
@@ -504,7 +504,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			in.fail(c, contract.CodeInternal, "the schema has no type "+r.t.Name())
 			return false
 		}
-		return in.object(c, "__Type", value{typ: of})
+		return in.object(c, "__Type", introValue{typ: of})
 	case "isOneOf":
 		if def == nil || def.Kind != ast.InputObject {
 			in.buf = append(in.buf, "null"...)
@@ -549,7 +549,7 @@ func (in *introspector) args(c *group, args ast.ArgumentDefinitionList) bool {
 		if !inc && deprecated(a.Directives) {
 			continue
 		}
-		if !in.element(c, i, "__InputValue", value{arg: a}) {
+		if !in.element(c, i, "__InputValue", introValue{arg: a}) {
 			return false
 		}
 		i++
@@ -569,12 +569,12 @@ func (in *introspector) typeOf(c *group, t *ast.Type) bool {
 		in.fail(c, contract.CodeInternal, "the schema has no type "+n)
 		return false
 	}
-	return in.object(c, "__Type", value{typ: r})
+	return in.object(c, "__Type", introValue{typ: r})
 }
 
 // resolveInputValue answers an argument (v.arg) or an input object's field
 // (v.field): both are __InputValues.
-func (in *introspector) resolveInputValue(c *group, name string, v *value) bool {
+func (in *introspector) resolveInputValue(c *group, name string, v *introValue) bool {
 	var (
 		n, desc string
 		t       *ast.Type
