@@ -27,7 +27,7 @@ func apq(hash string) map[string]any {
 // look for, code NOT_FOUND, nothing executed.
 func notFound(t *testing.T, a *answer) {
 	t.Helper()
-	if a.Status != 200 && a.Status != 400 || len(a.Errors) != 1 || a.Errors[0].Message != "PersistedQueryNotFound" || a.code() != "NOT_FOUND" {
+	if a.Status != 200 || len(a.Errors) != 1 || a.Errors[0].Message != "PersistedQueryNotFound" || a.code() != "NOT_FOUND" {
 		t.Fatalf("want PersistedQueryNotFound: %s", a)
 	}
 	if d, ok := a.Top["data"]; ok && string(d) != "null" {
