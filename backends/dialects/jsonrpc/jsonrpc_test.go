@@ -2,10 +2,13 @@ package jsonrpc
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/backends/dialects"
@@ -262,6 +265,21 @@ func BenchmarkTranslate(b *testing.B) {
 	for b.Loop() {
 		if res := tr.Translate(&envelope.Answer{Status: 200, Body: body}); res.Pagination == nil {
 			b.Fatal("no pagination")
+		}
+	}
+}
+
+func BenchmarkRewriteIn50(b *testing.B) {
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = strconv.Quote(fmt.Sprintf("prd_acme_%03d", i+1))
+	}
+	raw := "limit=200&filter=" + url.QueryEscape("id:in:"+strings.Join(ids, ","))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/catalog", RawQuery: raw}, Header: http.Header{}}
+		if _, err := dialect.Rewrite(r, target); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

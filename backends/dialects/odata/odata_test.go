@@ -2,9 +2,12 @@ package odata
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/backends/dialects"
@@ -241,6 +244,22 @@ func BenchmarkTranslate(b *testing.B) {
 	for b.Loop() {
 		if res := tr.Translate(&envelope.Answer{Status: 200, Body: body}); res.Pagination == nil {
 			b.Fatal("no pagination")
+		}
+	}
+}
+
+func BenchmarkRewriteIn50(b *testing.B) {
+	d := &Dialect{Backend: "ledger"}
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = strconv.Quote(fmt.Sprintf("le_acme_%04d", i+1))
+	}
+	raw := "limit=200&filter=" + url.QueryEscape("id:in:"+strings.Join(ids, ","))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/ledger", RawQuery: raw}}
+		if _, err := d.Rewrite(r, target); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
