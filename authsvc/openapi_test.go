@@ -145,7 +145,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		contract.CodeTokenRevoked, contract.CodeMFARequired, contract.CodeForbidden, contract.CodeCompanyMismatch, contract.CodeNotFound,
 		contract.CodeConflict, contract.CodeRateLimited, contract.CodeQuotaExceeded, contract.CodeVersionUnsupported, contract.CodeVersionSunset,
 		contract.CodePayloadTooLarge, contract.CodeUpstreamUnavailable, contract.CodeUpstreamTimeout, contract.CodeServiceUnavailable, contract.CodeInternal,
-		"QUERY_TOO_COMPLEX"}
+		contract.CodeQueryTooComplex}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -263,7 +263,7 @@ func TestOpenAPIGraphQL(t *testing.T) {
 		}
 	}
 	ec := doc["components"].(map[string]any)["schemas"].(map[string]any)["ErrorCode"].(map[string]any)
-	if !slices.Contains(ec["enum"].([]any), any("QUERY_TOO_COMPLEX")) || fmt.Sprint(ec["x-status"].(map[string]any)["QUERY_TOO_COMPLEX"]) != "400" || !strings.Contains(ec["description"].(string), "QUERY_TOO_COMPLEX") {
+	if !slices.Contains(ec["enum"].([]any), any(contract.CodeQueryTooComplex)) || fmt.Sprint(ec["x-status"].(map[string]any)["QUERY_TOO_COMPLEX"]) != "400" || !strings.Contains(ec["description"].(string), "QUERY_TOO_COMPLEX") {
 		t.Fatalf("QUERY_TOO_COMPLEX is not documented: %v", ec["x-status"])
 	}
 
