@@ -2,9 +2,12 @@ package graphql
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/erpgate/erpgate/internal/httpt"
 )
 
 // Queries each over exactly one of the free plan's limits of
@@ -146,6 +149,28 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("GraphQL and REST share the window: remaining %s, want 15", a.Header.Get("X-RateLimit-Remaining"))
 		}
 	})
+
+	// the plan is the company's quota override plan when it has one
+	t.Run("plan from the quota override", func(t *testing.T) { planFromOverride(t, in.AdminURL, in.URL, u) })
+}
+
+// TestLimits' last step, kept apart from it for clarity.
+func planFromOverride(t *testing.T, adminURL, base string, u users) {
+	t.Helper()
+	// before: globex is on free, the deep query is refused
+	if a := post(t, base, u.bobGlobex, request{Query: tooDeep}, nil); a.Status != 400 || a.code() != "QUERY_TOO_COMPLEX" {
+		t.Fatalf("globex on free: %s", a)
+	}
+	resp := httpt.Do(t, http.MethodPost, adminURL+"/config/apps/erp/quota_overrides", []byte(`{"globex":{"plan":"standard"}}`),
+		map[string]string{"Content-Type": "application/json"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("quota override: %d %s", resp.StatusCode, resp.Body)
+	}
+	// the same token now runs under standard's limits and rate
+	a := post(t, base, u.bobGlobex, request{Query: tooDeep}, nil)
+	if a.Status != 200 || len(a.Errors) > 0 || !strings.HasPrefix(a.Header.Get("RateLimit"), `"standard";`) {
+		t.Fatalf("globex overridden to standard: %s %v", a, a.Header)
+	}
 }
 
 // rateRefusal checks a 429 RATE_LIMITED in the GraphQL shape.
