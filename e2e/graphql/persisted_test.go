@@ -1,6 +1,7 @@
 package graphql
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/erpgate/erpgate/internal/stacktest"
+	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 func sha(s string) string {
@@ -179,4 +183,42 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestPersistedQueriesSharedInRedis: with Redis, a query registered at one
+// instance runs by its hash at another (the APQ store is shared), under the
+// erp block's key prefix.
+func TestPersistedQueriesSharedInRedis(t *testing.T) {
+	t.Parallel()
+	redisURL, prefix := testenv.Redis(t)
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	env := map[string]string{
+		"ERP_POSTGRES_URL": testenv.Postgres(t),
+		"ERP_REDIS_URL":    redisURL,
+		"ERP_KEY_PREFIX":   prefix,
+		"ERP_MASTER_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // test only: instances sharing Postgres need one
+	}
+	a := stacktest.Start(t, stacktest.Options{Config: stacktest.ExampleConfig(t), Env: env})
+	b := stacktest.Start(t, stacktest.Options{Config: stacktest.ExampleConfig(t), Env: env})
+	tok := login(t, a.URL).aliceAcme
+
+	q := `query Shared { invoice(id: "inv_acme_0011") { number } } # ` + testenv.Name()
+	h := sha(q)
+	notFound(t, post(t, b.URL, tok, request{Extensions: apq(h)}, nil))
+	if r := post(t, a.URL, tok, request{Query: q, Extensions: apq(h)}, nil); r.Status != 200 || len(r.Errors) > 0 {
+		t.Fatalf("registering at a: %s", r)
+	}
+	r := post(t, b.URL, tok, request{Extensions: apq(h)}, nil)
+	if r.Status != 200 || len(r.Errors) > 0 || at(t, r.data(t), "invoice", "number") != "ACME-0011" {
+		t.Fatalf("the hash at b: %s", r)
+	}
+	got, err := rdb.Get(context.Background(), prefix+"gql:apq:"+h).Result()
+	if err != nil || got != q {
+		t.Fatalf("Redis holds %q (%v) under %s", got, err, prefix+"gql:apq:"+h)
+	}
 }
