@@ -122,6 +122,14 @@ func (e *executor) fetch(calls []Call) []Result {
 	if len(calls) == 0 {
 		return nil
 	}
+	if e.ctx.Err() != nil {
+		// the request is gone (client left, deadline): no more calls
+		res := make([]Result, len(calls))
+		for i := range res {
+			res[i].Err = &Error{Message: "the request ended before this backend call", Code: contract.CodeUpstreamTimeout}
+		}
+		return res
+	}
 	e.calls += len(calls)
 	res := e.f.Fetch(e.ctx, calls)
 	if len(res) != len(calls) {
@@ -139,8 +147,8 @@ func (e *executor) fetch(calls []Call) []Result {
 type rootItem struct {
 	v     *value
 	g     *collected
-	first int     // calls[first:first+n] are its calls
-	n     int     // 0: no call (refused or answered already)
+	first int // calls[first:first+n] are its calls
+	n     int // 0: no call (refused or answered already)
 	page  *pagePlan
 }
 
