@@ -225,7 +225,7 @@ type connPage struct {
 }
 
 // connection fills v as the entity's connection.
-func (e *executor) connection(v *value, g *collected, entity string, page *connPage) {
+func (e *executor) connection(v *outNode, g *collected, entity string, page *connPage) {
 	def := e.s.ast.Types[entity+"Connection"]
 	e.objects++
 	v.kind = vObject
@@ -245,7 +245,7 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 		case "nodes":
 			c.kind = vList
 			for i, obj := range objs {
-				n := &value{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0]}
+				n := &outNode{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0]}
 				c.items = append(c.items, n)
 				if obj == nil {
 					e.fail(n, notA(cg, entity))
@@ -257,7 +257,7 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 			c.kind = vList
 			edgeDef := e.s.ast.Types[entity+"Edge"]
 			for i, obj := range objs {
-				edge := &value{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0], kind: vObject}
+				edge := &outNode{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0], kind: vObject}
 				c.items = append(c.items, edge)
 				e.objects++
 				for _, eg := range e.sub(cg, edgeDef) {
@@ -281,7 +281,7 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 }
 
 // pageInfo fills a connection's PageInfo.
-func (e *executor) pageInfo(v *value, g *collected, page *connPage) {
+func (e *executor) pageInfo(v *outNode, g *collected, page *connPage) {
 	def := e.s.ast.Types["PageInfo"]
 	e.objects++
 	v.kind = vObject

@@ -43,19 +43,19 @@ const (
 	vList
 )
 
-// value is a node of the response being built: an object's field or a
+// outNode is a node of the response being built: an object's field or a
 // list's item. Paths are found through parent, so no path is copied until
 // an error needs one.
-type value struct {
-	parent *value
+type outNode struct {
+	parent *outNode
 	key    string // in an object: the response key
 	index  int    // in a list: the index
 	typ    *ast.Type
 	field  *ast.Field // the selection it answers (locations, messages)
 	kind   valueKind
 	raw    []byte // vRaw: a JSON scalar
-	fields []*value
-	items  []*value
+	fields []*outNode
+	items  []*outNode
 	// failed: null with its error reported (no second error for a
 	// non-null violation).
 	failed bool
@@ -98,7 +98,7 @@ func (s *Schema) Execute(ctx context.Context, p *Prepared, f Fetcher, allow Auth
 			resp = &Response{Data: []byte("null"), Errors: []*Error{{Message: "the operation failed inside the gateway", Code: contract.CodeInternal}}, Calls: e.calls}
 		}
 	}()
-	root := &value{kind: vObject, typ: &ast.Type{NamedType: "Query", NonNull: false}}
+	root := &outNode{kind: vObject, typ: &ast.Type{NamedType: "Query", NonNull: false}}
 	if p.op.Operation == ast.Mutation {
 		e.mutation(root)
 	} else {
@@ -145,14 +145,14 @@ func (e *executor) fetch(calls []Call) []Result {
 
 // rootItem is a root field waiting for its call's result.
 type rootItem struct {
-	v     *value
+	v     *outNode
 	g     *collected
 	first int // calls[first:first+n] are its calls
 	n     int // 0: no call (refused or answered already)
 	page  *pagePlan
 }
 
-func (e *executor) query(root *value) {
+func (e *executor) query(root *outNode) {
 	def := e.s.ast.Query
 	groups := e.collect(def, []ast.SelectionSet{e.p.op.SelectionSet})
 	var calls []Call
@@ -217,7 +217,7 @@ func (e *executor) query(root *value) {
 	e.runRelations()
 }
 
-func (e *executor) mutation(root *value) {
+func (e *executor) mutation(root *outNode) {
 	def := e.s.ast.Mutation
 	if def == nil {
 		return
@@ -283,7 +283,7 @@ func (e *executor) mutation(root *value) {
 
 // completeEntity fills v from an item call's result (item, create,
 // update): NOT_FOUND becomes null with the error.
-func (e *executor) completeEntity(v *value, g *collected, entity string, r Result, item bool) {
+func (e *executor) completeEntity(v *outNode, g *collected, entity string, r Result, item bool) {
 	if r.Err != nil {
 		e.fail(v, r.Err)
 		return
@@ -302,7 +302,7 @@ func (e *executor) completeEntity(v *value, g *collected, entity string, r Resul
 }
 
 // introspect resolves __schema and __type through Introspect.
-func (e *executor) introspect(v *value, g *collected) {
+func (e *executor) introspect(v *outNode, g *collected) {
 	raw, errs := Introspect(e.s.ast, g.fields[0], e.p.vars)
 	for _, err := range errs {
 		ce := *err
@@ -328,14 +328,14 @@ func (e *executor) authorize(backend string, write bool) *Error {
 }
 
 // child adds the value of group g to object v.
-func (e *executor) child(v *value, g *collected) *value {
-	c := &value{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
+func (e *executor) child(v *outNode, g *collected) *outNode {
+	c := &outNode{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
 	v.fields = append(v.fields, c)
 	return c
 }
 
 // fail makes v null with err at its path.
-func (e *executor) fail(v *value, err *Error) {
+func (e *executor) fail(v *outNode, err *Error) {
 	ce := *err
 	ce.Path = e.path(v)
 	if v.field != nil && ce.Locations == nil {
@@ -347,7 +347,7 @@ func (e *executor) fail(v *value, err *Error) {
 
 // failBatch makes every value of a failed batch null, reporting the first
 // maxBatchErrors paths one by one and the rest in one more error.
-func (e *executor) failBatch(vs []*value, err *Error) {
+func (e *executor) failBatch(vs []*outNode, err *Error) {
 	for i, v := range vs {
 		if i < maxBatchErrors {
 			e.fail(v, err)
@@ -364,7 +364,7 @@ func (e *executor) failBatch(vs []*value, err *Error) {
 }
 
 // path is v's response path.
-func (e *executor) path(v *value) []any {
+func (e *executor) path(v *outNode) []any {
 	n := 0
 	for c := v; c.parent != nil; c = c.parent {
 		n++
@@ -482,13 +482,13 @@ func (e *executor) included(dirs ast.DirectiveList) bool {
 }
 
 // object fills v as an object of type def from the backend's JSON.
-func (e *executor) object(v *value, def *ast.Definition, groups []*collected, src map[string]json.RawMessage) {
+func (e *executor) object(v *outNode, def *ast.Definition, groups []*collected, src map[string]json.RawMessage) {
 	e.objects++
 	if e.objects > maxObjects {
 		return
 	}
 	v.kind = vObject
-	v.fields = make([]*value, 0, len(groups))
+	v.fields = make([]*outNode, 0, len(groups))
 	for _, g := range groups {
 		c := e.child(v, g)
 		if g.fields[0].Name == "__typename" {
@@ -505,7 +505,7 @@ func (e *executor) object(v *value, def *ast.Definition, groups []*collected, sr
 
 // complete fills v (of type t) from a JSON value: scalars coerced, lists
 // item by item, value objects from the JSON object.
-func (e *executor) complete(v *value, g *collected, t *ast.Type, raw json.RawMessage) {
+func (e *executor) complete(v *outNode, g *collected, t *ast.Type, raw json.RawMessage) {
 	if isNull(raw) {
 		return // null; a non-null violation is settled later
 	}
@@ -516,9 +516,9 @@ func (e *executor) complete(v *value, g *collected, t *ast.Type, raw json.RawMes
 			return
 		}
 		v.kind = vList
-		v.items = make([]*value, len(items))
+		v.items = make([]*outNode, len(items))
 		for i, item := range items {
-			c := &value{parent: v, index: i, typ: t.Elem, field: v.field}
+			c := &outNode{parent: v, index: i, typ: t.Elem, field: v.field}
 			v.items[i] = c
 			e.complete(c, g, t.Elem, item)
 		}
@@ -589,7 +589,7 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 // settle applies non-null: a null where the type says non-null makes the
 // parent null, up to the nearest nullable one (spec), with one error at
 // the field that was null. It reports whether v is null.
-func (e *executor) settle(v *value) bool {
+func (e *executor) settle(v *outNode) bool {
 	switch v.kind {
 	case vObject:
 		for _, c := range v.fields {
@@ -612,7 +612,7 @@ func (e *executor) settle(v *value) bool {
 }
 
 // nonNull reports a non-null field that is null without an error yet.
-func (e *executor) nonNull(v *value) {
+func (e *executor) nonNull(v *outNode) {
 	if v.failed {
 		return
 	}
@@ -624,7 +624,7 @@ func (e *executor) nonNull(v *value) {
 }
 
 // appendValue writes the response tree as JSON.
-func appendValue(dst []byte, v *value) []byte {
+func appendValue(dst []byte, v *outNode) []byte {
 	switch v.kind {
 	case vRaw:
 		return append(dst, v.raw...)

@@ -22,7 +22,7 @@ type relTask struct {
 
 // relParent is one parent's value of the relation and its join key.
 type relParent struct {
-	v   *value
+	v   *outNode
 	key relKey
 	has bool // false: the parent's from is null or missing
 }
@@ -54,7 +54,7 @@ func readKey(raw json.RawMessage) (relKey, bool) {
 
 // addRelation registers v (parent src's value of relation g) with the
 // level's task for g.
-func (e *executor) addRelation(v *value, g *collected, src map[string]json.RawMessage) {
+func (e *executor) addRelation(v *outNode, g *collected, src map[string]json.RawMessage) {
 	t := e.taskIdx[g]
 	if t == nil {
 		t = &relTask{g: g, q: url.Values{}}
@@ -102,7 +102,7 @@ func (e *executor) runLevel(tasks []*relTask) {
 			err = e.authorize(t.g.meta.backend, false)
 		}
 		if err != nil {
-			vs := make([]*value, len(t.parents))
+			vs := make([]*outNode, len(t.parents))
 			for i, p := range t.parents {
 				vs[i] = p.v
 			}
@@ -219,7 +219,7 @@ func (e *executor) distribute(t *relTask, chunks []*relChunk) {
 			}
 		}
 	}
-	failed := map[*relChunk][]*value{}
+	failed := map[*relChunk][]*outNode{}
 	var failedOrder []*relChunk
 	for _, p := range t.parents {
 		var matches []map[string]json.RawMessage
@@ -242,9 +242,9 @@ func (e *executor) distribute(t *relTask, chunks []*relChunk) {
 		case joinList:
 			p.v.kind = vList
 			n := min(len(matches), t.first)
-			p.v.items = make([]*value, n)
+			p.v.items = make([]*outNode, n)
 			for i, obj := range matches[:n] {
-				c := &value{parent: p.v, index: i, typ: t.g.def.Type.Elem, field: t.g.fields[0]}
+				c := &outNode{parent: p.v, index: i, typ: t.g.def.Type.Elem, field: t.g.fields[0]}
 				p.v.items[i] = c
 				e.object(c, ent, e.sub(t.g, ent), obj)
 			}
