@@ -183,9 +183,16 @@ func (e *executor) completeRootConnection(it *rootItem, res []Result) {
 				return
 			}
 			var page []json.RawMessage
-			if !isNull(r.Data) && (r.Data[0] != '[' || json.Unmarshal(r.Data, &page) != nil) {
-				e.fail(it.v, notA(it.g, "list"))
-				return
+			if !isNull(r.Data) {
+				var ok bool
+				if !validJSON(r.Data) {
+					e.fail(it.v, notA(it.g, "list"))
+					return
+				}
+				if page, ok = splitArray(r.Data); !ok {
+					e.fail(it.v, notA(it.g, "list"))
+					return
+				}
 			}
 			items = append(items, page...)
 			if i == 0 {

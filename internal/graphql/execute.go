@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -289,6 +290,10 @@ func (e *executor) completeEntity(v *outNode, g *collected, entity string, r Res
 		return
 	}
 	def := e.s.ast.Types[entity]
+	if !isNull(r.Data) && !validJSON(r.Data) {
+		e.fail(v, notA(g, entity))
+		return
+	}
 	obj, ok := decodeObject(r.Data)
 	if !ok {
 		if item && isNull(r.Data) {
@@ -510,8 +515,8 @@ func (e *executor) complete(v *outNode, g *collected, t *ast.Type, raw json.RawM
 		return // null; a non-null violation is settled later
 	}
 	if t.Elem != nil {
-		var items []json.RawMessage
-		if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		items, ok := splitArray(raw)
+		if !ok {
 			e.fail(v, notA(g, "list"))
 			return
 		}
@@ -549,8 +554,11 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 	switch def.Name {
 	case "ID", "String":
 		switch {
-		case c == '"':
+		case c == '"' && utf8.Valid(raw):
 			return raw, true
+		case c == '"':
+			s, ok := unquote(raw) // invalid UTF-8 replaced: the answer stays UTF-8
+			return jsonString(nil, s), ok
 		case isNum:
 			return jsonString(nil, string(raw)), true
 		}
@@ -657,16 +665,13 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// decodeObject reads a JSON object's members.
+// decodeObject reads a JSON object's members (of checked JSON: see
+// jsonscan.go).
 func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
-	}
-	return m, true
+	return splitObject(raw)
 }
 
 // idString is an id argument as the backend's path takes it.

@@ -41,11 +41,8 @@ func readKey(raw json.RawMessage) (relKey, bool) {
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return relKey{}, false
-		}
-		return relKey{text: s, str: true}, true
+		s, ok := unquote(raw)
+		return relKey{text: s, str: true}, ok
 	case c == '-' || (c >= '0' && c <= '9'):
 		return relKey{text: string(raw)}, true
 	}
@@ -144,9 +141,16 @@ func (e *executor) runLevel(tasks []*relTask) {
 				continue
 			}
 			var items []json.RawMessage
-			if !isNull(r.Data) && (r.Data[0] != '[' || json.Unmarshal(r.Data, &items) != nil) {
-				c.err = notA(c.t.g, "list")
-				continue
+			if !isNull(r.Data) {
+				var ok bool
+				if !validJSON(r.Data) {
+					c.err = notA(c.t.g, "list")
+					continue
+				}
+				if items, ok = splitArray(r.Data); !ok {
+					c.err = notA(c.t.g, "list")
+					continue
+				}
 			}
 			c.items = append(c.items, items...)
 			if r.HasNext {
