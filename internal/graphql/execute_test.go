@@ -464,3 +464,27 @@ func TestExecuteBadBackendData(t *testing.T) {
 		}
 	}
 }
+
+// panicFetcher panics: Execute answers INTERNAL instead of crashing.
+type panicFetcher struct{}
+
+func (panicFetcher) Fetch(context.Context, []Call) []Result { panic("boom") }
+
+func TestExecuteRecoversAndStops(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	r := run(t, s, panicFetcher{}, nil, `{ invoices { nodes { id } } }`, nil)
+	if string(r.Data) != "null" || len(r.Errors) != 1 || r.Errors[0].Code != contract.CodeInternal {
+		t.Fatalf("data %s errors %+v", r.Data, r.Errors)
+	}
+
+	// a request that ended makes no calls
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p, _ := s.Prepare(&Request{Query: `{ invoices { nodes { id } } c: customer(id: "c-1") { id } }`}, Limits{})
+	f := fixtures(3)
+	r = s.Execute(ctx, p, f, nil)
+	if f.fetches != 0 || r.Calls != 0 || string(r.Data) != `{"invoices":null,"c":null}` || len(r.Errors) != 2 || r.Errors[0].Code != contract.CodeUpstreamTimeout {
+		t.Fatalf("fetches %d data %s errors %+v", f.fetches, r.Data, r.Errors)
+	}
+}
