@@ -488,3 +488,37 @@ func TestExecuteRecoversAndStops(t *testing.T) {
 		t.Fatalf("fetches %d data %s errors %+v", f.fetches, r.Data, r.Errors)
 	}
 }
+
+func TestExecuteLevelsAcrossBackends(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	f := fixtures(4)
+	// four backends, two levels: invoices and products together, then
+	// customers and inventory together
+	r := run(t, s, f, nil, `{
+		invoices(first: 4) { nodes { number customer { display_name } } }
+		products { nodes { sku stock { stock } } }
+	}`, nil)
+	if len(r.Errors) > 0 {
+		t.Fatalf("%+v", *r.Errors[0])
+	}
+	if f.fetches != 2 || r.Calls != 4 {
+		t.Fatalf("fetches %d calls %d", f.fetches, r.Calls)
+	}
+	backends := func(calls []Call) []string {
+		var out []string
+		for _, c := range calls {
+			out = append(out, c.Backend)
+		}
+		return out
+	}
+	if got := backends(f.calls); !reflect.DeepEqual(got, []string{"invoices", "products", "customers", "inventory"}) {
+		t.Fatalf("calls %v", got)
+	}
+	want := `{"invoices":{"nodes":[{"number":"N1","customer":{"display_name":"Customer, 1"}},{"number":"N2","customer":{"display_name":"Customer, 2"}},` +
+		`{"number":"N3","customer":{"display_name":"Customer, 3"}},{"number":"N4","customer":{"display_name":"Customer, 4"}}]},` +
+		`"products":{"nodes":[{"sku":"SKU1","stock":{"stock":10}},{"sku":"SKU2","stock":{"stock":20}},{"sku":"SKU3","stock":{"stock":30}}]}}`
+	if string(r.Data) != want {
+		t.Fatalf("data %s\nwant %s", r.Data, want)
+	}
+}
