@@ -60,8 +60,15 @@ func (r *replayFetcher) Fetch(ctx context.Context, calls []Call) []Result {
 // query.
 func BenchmarkAppendResponse(b *testing.B) {
 	s := demoSchema(b)
-	p, _ := s.Prepare(&Request{Query: typicalQuery, Variables: map[string]any{"status": []any{"open"}}}, Limits{})
+	p, errs := s.Prepare(&Request{Query: typicalQuery, Variables: map[string]any{"status": []any{"open"}}}, Limits{})
+	if errs != nil {
+		b.Fatal(errs[0].Message)
+	}
 	r := s.Execute(context.Background(), p, fixtures(50), nil)
+	if len(r.Errors) > 0 || len(r.Data) < 4000 {
+		b.Fatalf("errors %v, data %s", r.Errors, r.Data)
+	}
+	b.SetBytes(int64(len(r.Data)))
 	meta := []byte(`{"request_id":"01J","cost":51}`)
 	buf := make([]byte, 0, 16384)
 	b.ReportAllocs()

@@ -54,9 +54,8 @@ type outNode struct {
 	typ    *ast.Type
 	field  *ast.Field // the selection it answers (locations, messages)
 	kind   valueKind
-	raw    []byte // vRaw: a JSON scalar
-	fields []*outNode
-	items  []*outNode
+	raw    []byte     // vRaw: a JSON scalar
+	kids   []*outNode // vObject: its fields; vList: its items
 	// failed: null with its error reported (no second error for a
 	// non-null violation).
 	failed bool
@@ -86,6 +85,10 @@ type executor struct {
 	// tasks are the relations of the level being resolved, in order.
 	tasks   []*relTask
 	taskIdx map[*collected]*relTask
+	// members and slab hold the decoded objects and the response nodes,
+	// allocated in blocks rather than one by one.
+	members []jsonMember
+	slab    []outNode
 }
 
 // Execute runs a prepared operation: root query fields in one Fetch, root
@@ -294,7 +297,7 @@ func (e *executor) completeEntity(v *outNode, g *collected, entity string, r Res
 		e.fail(v, notA(g, entity))
 		return
 	}
-	obj, ok := decodeObject(r.Data)
+	obj, ok := e.decodeObject(r.Data)
 	if !ok {
 		if item && isNull(r.Data) {
 			e.fail(v, &Error{Message: entity + " not found", Code: contract.CodeNotFound})
@@ -334,8 +337,9 @@ func (e *executor) authorize(backend string, write bool) *Error {
 
 // child adds the value of group g to object v.
 func (e *executor) child(v *outNode, g *collected) *outNode {
-	c := &outNode{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
-	v.fields = append(v.fields, c)
+	c := e.node()
+	*c = outNode{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
+	v.kids = append(v.kids, c)
 	return c
 }
 
@@ -487,13 +491,13 @@ func (e *executor) included(dirs ast.DirectiveList) bool {
 }
 
 // object fills v as an object of type def from the backend's JSON.
-func (e *executor) object(v *outNode, def *ast.Definition, groups []*collected, src map[string]json.RawMessage) {
+func (e *executor) object(v *outNode, def *ast.Definition, groups []*collected, src jsonObject) {
 	e.objects++
 	if e.objects > maxObjects {
 		return
 	}
 	v.kind = vObject
-	v.fields = make([]*outNode, 0, len(groups))
+	v.kids = make([]*outNode, 0, len(groups))
 	for _, g := range groups {
 		c := e.child(v, g)
 		if g.fields[0].Name == "__typename" {
@@ -504,7 +508,7 @@ func (e *executor) object(v *outNode, def *ast.Definition, groups []*collected, 
 			e.addRelation(c, g, src)
 			continue
 		}
-		e.complete(c, g, g.def.Type, src[g.fields[0].Name])
+		e.complete(c, g, g.def.Type, src.get(g.fields[0].Name))
 	}
 }
 
@@ -521,17 +525,18 @@ func (e *executor) complete(v *outNode, g *collected, t *ast.Type, raw json.RawM
 			return
 		}
 		v.kind = vList
-		v.items = make([]*outNode, len(items))
+		v.kids = make([]*outNode, len(items))
 		for i, item := range items {
-			c := &outNode{parent: v, index: i, typ: t.Elem, field: v.field}
-			v.items[i] = c
+			c := e.node()
+			*c = outNode{parent: v, index: i, typ: t.Elem, field: v.field}
+			v.kids[i] = c
 			e.complete(c, g, t.Elem, item)
 		}
 		return
 	}
 	def := e.s.ast.Types[t.NamedType]
 	if def.Kind == ast.Object {
-		obj, ok := decodeObject(raw)
+		obj, ok := e.decodeObject(raw)
 		if !ok {
 			e.fail(v, notA(g, def.Name))
 			return
@@ -558,7 +563,7 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 			return raw, true
 		case c == '"':
 			s, ok := unquote(raw) // invalid UTF-8 replaced: the answer stays UTF-8
-			return jsonString(nil, s), ok
+			return jsonString(nil, string(s)), ok
 		case isNum:
 			return jsonString(nil, string(raw)), true
 		}
@@ -600,18 +605,18 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 func (e *executor) settle(v *outNode) bool {
 	switch v.kind {
 	case vObject:
-		for _, c := range v.fields {
+		for _, c := range v.kids {
 			if e.settle(c) && c.typ.NonNull {
 				e.nonNull(c)
-				v.kind, v.failed, v.fields = vNull, true, nil
+				v.kind, v.failed, v.kids = vNull, true, nil
 				return true
 			}
 		}
 	case vList:
-		for _, c := range v.items {
+		for _, c := range v.kids {
 			if e.settle(c) && c.typ.NonNull {
 				e.nonNull(c)
-				v.kind, v.failed, v.items = vNull, true, nil
+				v.kind, v.failed, v.kids = vNull, true, nil
 				return true
 			}
 		}
@@ -638,7 +643,7 @@ func appendValue(dst []byte, v *outNode) []byte {
 		return append(dst, v.raw...)
 	case vObject:
 		dst = append(dst, '{')
-		for i, c := range v.fields {
+		for i, c := range v.kids {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -649,7 +654,7 @@ func appendValue(dst []byte, v *outNode) []byte {
 		return append(dst, '}')
 	case vList:
 		dst = append(dst, '[')
-		for i, c := range v.items {
+		for i, c := range v.kids {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -666,12 +671,25 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // decodeObject reads a JSON object's members (of checked JSON: see
-// jsonscan.go).
-func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+// jsonscan.go) into the execution's member buffer.
+func (e *executor) decodeObject(raw json.RawMessage) (jsonObject, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	return splitObject(raw)
+	var obj jsonObject
+	var ok bool
+	e.members, obj, ok = splitObject(e.members, raw)
+	return obj, ok
+}
+
+// node allocates a response node from the execution's slab.
+func (e *executor) node() *outNode {
+	if len(e.slab) == cap(e.slab) {
+		// blocks grow with the response: small answers stay small
+		e.slab = make([]outNode, 0, min(max(2*cap(e.slab), 16), 512))
+	}
+	e.slab = e.slab[:len(e.slab)+1]
+	return &e.slab[len(e.slab)-1]
 }
 
 // idString is an id argument as the backend's path takes it.

@@ -87,46 +87,72 @@ func splitArray(b []byte) ([]json.RawMessage, bool) {
 	return out, true
 }
 
-// splitObject returns a checked JSON object's members.
-func splitObject(b []byte) (map[string]json.RawMessage, bool) {
+// jsonMember is an object's member: its name (unquoted) and raw value.
+type jsonMember struct {
+	name []byte
+	raw  json.RawMessage
+}
+
+// jsonObject is an object's members in order. Objects are small: a linear
+// lookup beats a map's allocations.
+type jsonObject []jsonMember
+
+// get is the member's value (the last one of a name, as encoding/json
+// does), nil when absent.
+func (o jsonObject) get(name string) json.RawMessage {
+	for i := len(o) - 1; i >= 0; i-- {
+		if string(o[i].name) == name {
+			return o[i].raw
+		}
+	}
+	return nil
+}
+
+// splitObject appends a checked JSON object's members to dst, returning
+// dst and the object (a slice of it, never nil).
+func splitObject(dst []jsonMember, b []byte) ([]jsonMember, jsonObject, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, false
+		return dst, nil, false
 	}
-	m := make(map[string]json.RawMessage, 8)
+	start := len(dst)
 	for i = skipSpace(b, i+1); i < len(b) && b[i] == '"'; {
 		end := skipString(b, i)
 		name, ok := unquote(b[i:end])
 		if !ok {
-			return nil, false
+			return dst[:start], nil, false
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, false
+			return dst[:start], nil, false
 		}
 		i = skipSpace(b, i+1)
 		vend := skipValue(b, i)
-		m[name] = b[i:vend:vend]
+		dst = append(dst, jsonMember{name: name, raw: b[i:vend:vend]})
 		i = skipSpace(b, vend)
 		if i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
 		}
 	}
-	return m, true
+	obj := jsonObject(dst[start:len(dst):len(dst)])
+	if obj == nil {
+		obj = jsonObject{}
+	}
+	return dst, obj, true
 }
 
 // unquote reads a JSON string (invalid UTF-8 replaced, as encoding/json
-// does).
-func unquote(b []byte) (string, bool) {
+// does); without escapes, it is a slice of b.
+func unquote(b []byte) ([]byte, bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
+		return nil, false
 	}
 	if bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) {
-		return string(b[1 : len(b)-1]), true
+		return b[1 : len(b)-1 : len(b)-1], true
 	}
 	var s string
 	if json.Unmarshal(b, &s) != nil {
-		return "", false
+		return nil, false
 	}
-	return s, true
+	return []byte(s), true
 }

@@ -27,7 +27,17 @@ func FuzzSplit(f *testing.F) {
 		}
 		var wantMembers map[string]json.RawMessage
 		errO := json.Unmarshal(b, &wantMembers)
-		members, ok := splitObject(b)
+		_, obj, ok := splitObject(nil, b)
+		var members map[string]json.RawMessage
+		if ok {
+			members = map[string]json.RawMessage{}
+			for _, m := range obj {
+				members[string(m.name)] = m.raw
+				if got := obj.get(string(m.name)); got == nil {
+					t.Fatalf("%s: get(%q) is nil", b, m.name)
+				}
+			}
+		}
 		if errO == nil && wantMembers == nil {
 			errO = json.Unmarshal([]byte("x"), &wantMembers) // null: not an object for us
 		}
