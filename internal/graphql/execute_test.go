@@ -522,3 +522,24 @@ func TestExecuteLevelsAcrossBackends(t *testing.T) {
 		t.Fatalf("data %s\nwant %s", r.Data, want)
 	}
 }
+
+// One schema and one prepared operation serve concurrent executions (run
+// with -race).
+func TestExecuteConcurrent(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	p, errs := s.Prepare(&Request{Query: typicalQuery, Variables: map[string]any{"status": []any{"open"}}}, Limits{})
+	if errs != nil {
+		t.Fatal(errs[0].Message)
+	}
+	want := string(s.Execute(context.Background(), p, fixtures(20), nil).Data)
+	done := make(chan string)
+	for i := 0; i < 8; i++ {
+		go func() { done <- string(s.Execute(context.Background(), p, fixtures(20), nil).Data) }()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != want {
+			t.Fatalf("got %s\nwant %s", got, want)
+		}
+	}
+}
