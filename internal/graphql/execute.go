@@ -102,7 +102,9 @@ func (s *Schema) Execute(ctx context.Context, p *Prepared, f Fetcher, allow Auth
 			resp = &Response{Data: []byte("null"), Errors: []*Error{{Message: "the operation failed inside the gateway", Code: contract.CodeInternal}}, Calls: e.calls}
 		}
 	}()
-	root := &outNode{kind: vObject, typ: &ast.Type{NamedType: "Query", NonNull: false}}
+	// data is nullable: a null reaching it from a non-null root field is
+	// "data": null (spec)
+	root := &outNode{kind: vObject, typ: &ast.Type{NamedType: string(p.op.Operation)}}
 	if p.op.Operation == ast.Mutation {
 		e.mutation(root)
 	} else {
