@@ -157,3 +157,22 @@ extend type Query { customers(first: Int = 500): CustomerConnection }`}}, "first
 		})
 	}
 }
+
+// The composed schema does not depend on the sources' order.
+func TestComposeDeterministic(t *testing.T) {
+	t.Parallel()
+	a, wa, err := Compose(demoSources(t, "invoices", "customers", "products"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, wb, err := Compose(demoSources(t, "products", "customers", "invoices"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SDL() != b.SDL() || strings.Join(wa, "\n") != strings.Join(wb, "\n") {
+		t.Fatalf("order matters:\n%s\n----\n%s", a.SDL(), b.SDL())
+	}
+	if _, _, err := Compose(append(demoSources(t, "customers"), demoSources(t, "customers")...)); err == nil || !strings.Contains(err.Error(), "two sources") {
+		t.Fatalf("a backend twice: %v", err)
+	}
+}

@@ -183,9 +183,16 @@ func (e *executor) completeRootConnection(it *rootItem, res []Result) {
 				return
 			}
 			var page []json.RawMessage
-			if !isNull(r.Data) && (r.Data[0] != '[' || json.Unmarshal(r.Data, &page) != nil) {
-				e.fail(it.v, notA(it.g, "list"))
-				return
+			if !isNull(r.Data) {
+				var ok bool
+				if !validJSON(r.Data) {
+					e.fail(it.v, notA(it.g, "list"))
+					return
+				}
+				if page, ok = splitArray(r.Data); !ok {
+					e.fail(it.v, notA(it.g, "list"))
+					return
+				}
 			}
 			items = append(items, page...)
 			if i == 0 {
@@ -194,7 +201,7 @@ func (e *executor) completeRootConnection(it *rootItem, res []Result) {
 		}
 		end := min(plan.skip+plan.first, len(items))
 		if plan.skip < end {
-			conn.objs = decodeObjects(items[plan.skip:end])
+			conn.objs = e.decodeObjects(items[plan.skip:end])
 		}
 		conn.hasNext = len(items) > end || res[len(res)-1].HasNext
 		if conn.total >= 0 {
@@ -207,10 +214,10 @@ func (e *executor) completeRootConnection(it *rootItem, res []Result) {
 }
 
 // decodeObjects decodes a list's items; nil for one that is no object.
-func decodeObjects(items []json.RawMessage) []map[string]json.RawMessage {
-	objs := make([]map[string]json.RawMessage, len(items))
+func (e *executor) decodeObjects(items []json.RawMessage) []jsonObject {
+	objs := make([]jsonObject, len(items))
 	for i, raw := range items {
-		objs[i], _ = decodeObject(raw)
+		objs[i], _ = e.decodeObject(raw)
 	}
 	return objs
 }
@@ -218,14 +225,14 @@ func decodeObjects(items []json.RawMessage) []map[string]json.RawMessage {
 // connPage is one connection's window of items (a nil item: the backend's
 // item was no object).
 type connPage struct {
-	objs             []map[string]json.RawMessage
+	objs             []jsonObject
 	offset           int   // the first item's offset
 	total            int64 // -1: unknown
 	hasNext, hasPrev bool
 }
 
 // connection fills v as the entity's connection.
-func (e *executor) connection(v *value, g *collected, entity string, page *connPage) {
+func (e *executor) connection(v *outNode, g *collected, entity string, page *connPage) {
 	def := e.s.ast.Types[entity+"Connection"]
 	e.objects++
 	v.kind = vObject
@@ -245,8 +252,9 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 		case "nodes":
 			c.kind = vList
 			for i, obj := range objs {
-				n := &value{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0]}
-				c.items = append(c.items, n)
+				n := e.node()
+				*n = outNode{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0]}
+				c.kids = append(c.kids, n)
 				if obj == nil {
 					e.fail(n, notA(cg, entity))
 					continue
@@ -257,8 +265,9 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 			c.kind = vList
 			edgeDef := e.s.ast.Types[entity+"Edge"]
 			for i, obj := range objs {
-				edge := &value{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0], kind: vObject}
-				c.items = append(c.items, edge)
+				edge := e.node()
+				*edge = outNode{parent: c, index: i, typ: cg.def.Type.Elem, field: cg.fields[0], kind: vObject}
+				c.kids = append(c.kids, edge)
 				e.objects++
 				for _, eg := range e.sub(cg, edgeDef) {
 					ec := e.child(edge, eg)
@@ -281,7 +290,7 @@ func (e *executor) connection(v *value, g *collected, entity string, page *connP
 }
 
 // pageInfo fills a connection's PageInfo.
-func (e *executor) pageInfo(v *value, g *collected, page *connPage) {
+func (e *executor) pageInfo(v *outNode, g *collected, page *connPage) {
 	def := e.s.ast.Types["PageInfo"]
 	e.objects++
 	v.kind = vObject

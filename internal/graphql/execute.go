@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -43,19 +44,18 @@ const (
 	vList
 )
 
-// value is a node of the response being built: an object's field or a
+// outNode is a node of the response being built: an object's field or a
 // list's item. Paths are found through parent, so no path is copied until
 // an error needs one.
-type value struct {
-	parent *value
+type outNode struct {
+	parent *outNode
 	key    string // in an object: the response key
 	index  int    // in a list: the index
 	typ    *ast.Type
 	field  *ast.Field // the selection it answers (locations, messages)
 	kind   valueKind
-	raw    []byte // vRaw: a JSON scalar
-	fields []*value
-	items  []*value
+	raw    []byte     // vRaw: a JSON scalar
+	kids   []*outNode // vObject: its fields; vList: its items
 	// failed: null with its error reported (no second error for a
 	// non-null violation).
 	failed bool
@@ -85,6 +85,10 @@ type executor struct {
 	// tasks are the relations of the level being resolved, in order.
 	tasks   []*relTask
 	taskIdx map[*collected]*relTask
+	// members and slab hold the decoded objects and the response nodes,
+	// allocated in blocks rather than one by one.
+	members []jsonMember
+	slab    []outNode
 }
 
 // Execute runs a prepared operation: root query fields in one Fetch, root
@@ -98,7 +102,9 @@ func (s *Schema) Execute(ctx context.Context, p *Prepared, f Fetcher, allow Auth
 			resp = &Response{Data: []byte("null"), Errors: []*Error{{Message: "the operation failed inside the gateway", Code: contract.CodeInternal}}, Calls: e.calls}
 		}
 	}()
-	root := &value{kind: vObject, typ: &ast.Type{NamedType: "Query", NonNull: false}}
+	// data is nullable: a null reaching it from a non-null root field is
+	// "data": null (spec)
+	root := &outNode{kind: vObject, typ: &ast.Type{NamedType: string(p.op.Operation)}}
 	if p.op.Operation == ast.Mutation {
 		e.mutation(root)
 	} else {
@@ -122,6 +128,14 @@ func (e *executor) fetch(calls []Call) []Result {
 	if len(calls) == 0 {
 		return nil
 	}
+	if e.ctx.Err() != nil {
+		// the request is gone (client left, deadline): no more calls
+		res := make([]Result, len(calls))
+		for i := range res {
+			res[i].Err = &Error{Message: "the request ended before this backend call", Code: contract.CodeUpstreamTimeout}
+		}
+		return res
+	}
 	e.calls += len(calls)
 	res := e.f.Fetch(e.ctx, calls)
 	if len(res) != len(calls) {
@@ -137,14 +151,14 @@ func (e *executor) fetch(calls []Call) []Result {
 
 // rootItem is a root field waiting for its call's result.
 type rootItem struct {
-	v     *value
+	v     *outNode
 	g     *collected
-	first int     // calls[first:first+n] are its calls
-	n     int     // 0: no call (refused or answered already)
+	first int // calls[first:first+n] are its calls
+	n     int // 0: no call (refused or answered already)
 	page  *pagePlan
 }
 
-func (e *executor) query(root *value) {
+func (e *executor) query(root *outNode) {
 	def := e.s.ast.Query
 	groups := e.collect(def, []ast.SelectionSet{e.p.op.SelectionSet})
 	var calls []Call
@@ -209,7 +223,7 @@ func (e *executor) query(root *value) {
 	e.runRelations()
 }
 
-func (e *executor) mutation(root *value) {
+func (e *executor) mutation(root *outNode) {
 	def := e.s.ast.Mutation
 	if def == nil {
 		return
@@ -275,13 +289,17 @@ func (e *executor) mutation(root *value) {
 
 // completeEntity fills v from an item call's result (item, create,
 // update): NOT_FOUND becomes null with the error.
-func (e *executor) completeEntity(v *value, g *collected, entity string, r Result, item bool) {
+func (e *executor) completeEntity(v *outNode, g *collected, entity string, r Result, item bool) {
 	if r.Err != nil {
 		e.fail(v, r.Err)
 		return
 	}
 	def := e.s.ast.Types[entity]
-	obj, ok := decodeObject(r.Data)
+	if !isNull(r.Data) && !validJSON(r.Data) {
+		e.fail(v, notA(g, entity))
+		return
+	}
+	obj, ok := e.decodeObject(r.Data)
 	if !ok {
 		if item && isNull(r.Data) {
 			e.fail(v, &Error{Message: entity + " not found", Code: contract.CodeNotFound})
@@ -294,7 +312,7 @@ func (e *executor) completeEntity(v *value, g *collected, entity string, r Resul
 }
 
 // introspect resolves __schema and __type through Introspect.
-func (e *executor) introspect(v *value, g *collected) {
+func (e *executor) introspect(v *outNode, g *collected) {
 	raw, errs := Introspect(e.s.ast, g.fields[0], e.p.vars)
 	for _, err := range errs {
 		ce := *err
@@ -320,14 +338,15 @@ func (e *executor) authorize(backend string, write bool) *Error {
 }
 
 // child adds the value of group g to object v.
-func (e *executor) child(v *value, g *collected) *value {
-	c := &value{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
-	v.fields = append(v.fields, c)
+func (e *executor) child(v *outNode, g *collected) *outNode {
+	c := e.node()
+	*c = outNode{parent: v, key: g.key, typ: g.def.Type, field: g.fields[0]}
+	v.kids = append(v.kids, c)
 	return c
 }
 
 // fail makes v null with err at its path.
-func (e *executor) fail(v *value, err *Error) {
+func (e *executor) fail(v *outNode, err *Error) {
 	ce := *err
 	ce.Path = e.path(v)
 	if v.field != nil && ce.Locations == nil {
@@ -339,7 +358,7 @@ func (e *executor) fail(v *value, err *Error) {
 
 // failBatch makes every value of a failed batch null, reporting the first
 // maxBatchErrors paths one by one and the rest in one more error.
-func (e *executor) failBatch(vs []*value, err *Error) {
+func (e *executor) failBatch(vs []*outNode, err *Error) {
 	for i, v := range vs {
 		if i < maxBatchErrors {
 			e.fail(v, err)
@@ -356,7 +375,7 @@ func (e *executor) failBatch(vs []*value, err *Error) {
 }
 
 // path is v's response path.
-func (e *executor) path(v *value) []any {
+func (e *executor) path(v *outNode) []any {
 	n := 0
 	for c := v; c.parent != nil; c = c.parent {
 		n++
@@ -474,13 +493,13 @@ func (e *executor) included(dirs ast.DirectiveList) bool {
 }
 
 // object fills v as an object of type def from the backend's JSON.
-func (e *executor) object(v *value, def *ast.Definition, groups []*collected, src map[string]json.RawMessage) {
+func (e *executor) object(v *outNode, def *ast.Definition, groups []*collected, src jsonObject) {
 	e.objects++
 	if e.objects > maxObjects {
 		return
 	}
 	v.kind = vObject
-	v.fields = make([]*value, 0, len(groups))
+	v.kids = make([]*outNode, 0, len(groups))
 	for _, g := range groups {
 		c := e.child(v, g)
 		if g.fields[0].Name == "__typename" {
@@ -491,34 +510,35 @@ func (e *executor) object(v *value, def *ast.Definition, groups []*collected, sr
 			e.addRelation(c, g, src)
 			continue
 		}
-		e.complete(c, g, g.def.Type, src[g.fields[0].Name])
+		e.complete(c, g, g.def.Type, src.get(g.fields[0].Name))
 	}
 }
 
 // complete fills v (of type t) from a JSON value: scalars coerced, lists
 // item by item, value objects from the JSON object.
-func (e *executor) complete(v *value, g *collected, t *ast.Type, raw json.RawMessage) {
+func (e *executor) complete(v *outNode, g *collected, t *ast.Type, raw json.RawMessage) {
 	if isNull(raw) {
 		return // null; a non-null violation is settled later
 	}
 	if t.Elem != nil {
-		var items []json.RawMessage
-		if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		items, ok := splitArray(raw)
+		if !ok {
 			e.fail(v, notA(g, "list"))
 			return
 		}
 		v.kind = vList
-		v.items = make([]*value, len(items))
+		v.kids = make([]*outNode, len(items))
 		for i, item := range items {
-			c := &value{parent: v, index: i, typ: t.Elem, field: v.field}
-			v.items[i] = c
+			c := e.node()
+			*c = outNode{parent: v, index: i, typ: t.Elem, field: v.field}
+			v.kids[i] = c
 			e.complete(c, g, t.Elem, item)
 		}
 		return
 	}
 	def := e.s.ast.Types[t.NamedType]
 	if def.Kind == ast.Object {
-		obj, ok := decodeObject(raw)
+		obj, ok := e.decodeObject(raw)
 		if !ok {
 			e.fail(v, notA(g, def.Name))
 			return
@@ -541,8 +561,11 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 	switch def.Name {
 	case "ID", "String":
 		switch {
-		case c == '"':
+		case c == '"' && utf8.Valid(raw):
 			return raw, true
+		case c == '"':
+			s, ok := unquote(raw) // invalid UTF-8 replaced: the answer stays UTF-8
+			return jsonString(nil, string(s)), ok
 		case isNum:
 			return jsonString(nil, string(raw)), true
 		}
@@ -581,21 +604,21 @@ func coerceScalar(def *ast.Definition, raw json.RawMessage) ([]byte, bool) {
 // settle applies non-null: a null where the type says non-null makes the
 // parent null, up to the nearest nullable one (spec), with one error at
 // the field that was null. It reports whether v is null.
-func (e *executor) settle(v *value) bool {
+func (e *executor) settle(v *outNode) bool {
 	switch v.kind {
 	case vObject:
-		for _, c := range v.fields {
+		for _, c := range v.kids {
 			if e.settle(c) && c.typ.NonNull {
 				e.nonNull(c)
-				v.kind, v.failed, v.fields = vNull, true, nil
+				v.kind, v.failed, v.kids = vNull, true, nil
 				return true
 			}
 		}
 	case vList:
-		for _, c := range v.items {
+		for _, c := range v.kids {
 			if e.settle(c) && c.typ.NonNull {
 				e.nonNull(c)
-				v.kind, v.failed, v.items = vNull, true, nil
+				v.kind, v.failed, v.kids = vNull, true, nil
 				return true
 			}
 		}
@@ -604,7 +627,7 @@ func (e *executor) settle(v *value) bool {
 }
 
 // nonNull reports a non-null field that is null without an error yet.
-func (e *executor) nonNull(v *value) {
+func (e *executor) nonNull(v *outNode) {
 	if v.failed {
 		return
 	}
@@ -616,13 +639,13 @@ func (e *executor) nonNull(v *value) {
 }
 
 // appendValue writes the response tree as JSON.
-func appendValue(dst []byte, v *value) []byte {
+func appendValue(dst []byte, v *outNode) []byte {
 	switch v.kind {
 	case vRaw:
 		return append(dst, v.raw...)
 	case vObject:
 		dst = append(dst, '{')
-		for i, c := range v.fields {
+		for i, c := range v.kids {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -633,7 +656,7 @@ func appendValue(dst []byte, v *value) []byte {
 		return append(dst, '}')
 	case vList:
 		dst = append(dst, '[')
-		for i, c := range v.items {
+		for i, c := range v.kids {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -649,16 +672,26 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// decodeObject reads a JSON object's members.
-func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+// decodeObject reads a JSON object's members (of checked JSON: see
+// jsonscan.go) into the execution's member buffer.
+func (e *executor) decodeObject(raw json.RawMessage) (jsonObject, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
+	var obj jsonObject
+	var ok bool
+	e.members, obj, ok = splitObject(e.members, raw)
+	return obj, ok
+}
+
+// node allocates a response node from the execution's slab.
+func (e *executor) node() *outNode {
+	if len(e.slab) == cap(e.slab) {
+		// blocks grow with the response: small answers stay small
+		e.slab = make([]outNode, 0, min(max(2*cap(e.slab), 16), 512))
 	}
-	return m, true
+	e.slab = e.slab[:len(e.slab)+1]
+	return &e.slab[len(e.slab)-1]
 }
 
 // idString is an id argument as the backend's path takes it.

@@ -464,3 +464,82 @@ func TestExecuteBadBackendData(t *testing.T) {
 		}
 	}
 }
+
+// panicFetcher panics: Execute answers INTERNAL instead of crashing.
+type panicFetcher struct{}
+
+func (panicFetcher) Fetch(context.Context, []Call) []Result { panic("boom") }
+
+func TestExecuteRecoversAndStops(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	r := run(t, s, panicFetcher{}, nil, `{ invoices { nodes { id } } }`, nil)
+	if string(r.Data) != "null" || len(r.Errors) != 1 || r.Errors[0].Code != contract.CodeInternal {
+		t.Fatalf("data %s errors %+v", r.Data, r.Errors)
+	}
+
+	// a request that ended makes no calls
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p, _ := s.Prepare(&Request{Query: `{ invoices { nodes { id } } c: customer(id: "c-1") { id } }`}, Limits{})
+	f := fixtures(3)
+	r = s.Execute(ctx, p, f, nil)
+	if f.fetches != 0 || r.Calls != 0 || string(r.Data) != `{"invoices":null,"c":null}` || len(r.Errors) != 2 || r.Errors[0].Code != contract.CodeUpstreamTimeout {
+		t.Fatalf("fetches %d data %s errors %+v", f.fetches, r.Data, r.Errors)
+	}
+}
+
+func TestExecuteLevelsAcrossBackends(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	f := fixtures(4)
+	// four backends, two levels: invoices and products together, then
+	// customers and inventory together
+	r := run(t, s, f, nil, `{
+		invoices(first: 4) { nodes { number customer { display_name } } }
+		products { nodes { sku stock { stock } } }
+	}`, nil)
+	if len(r.Errors) > 0 {
+		t.Fatalf("%+v", *r.Errors[0])
+	}
+	if f.fetches != 2 || r.Calls != 4 {
+		t.Fatalf("fetches %d calls %d", f.fetches, r.Calls)
+	}
+	backends := func(calls []Call) []string {
+		var out []string
+		for _, c := range calls {
+			out = append(out, c.Backend)
+		}
+		return out
+	}
+	if got := backends(f.calls); !reflect.DeepEqual(got, []string{"invoices", "products", "customers", "inventory"}) {
+		t.Fatalf("calls %v", got)
+	}
+	want := `{"invoices":{"nodes":[{"number":"N1","customer":{"display_name":"Customer, 1"}},{"number":"N2","customer":{"display_name":"Customer, 2"}},` +
+		`{"number":"N3","customer":{"display_name":"Customer, 3"}},{"number":"N4","customer":{"display_name":"Customer, 4"}}]},` +
+		`"products":{"nodes":[{"sku":"SKU1","stock":{"stock":10}},{"sku":"SKU2","stock":{"stock":20}},{"sku":"SKU3","stock":{"stock":30}}]}}`
+	if string(r.Data) != want {
+		t.Fatalf("data %s\nwant %s", r.Data, want)
+	}
+}
+
+// One schema and one prepared operation serve concurrent executions (run
+// with -race).
+func TestExecuteConcurrent(t *testing.T) {
+	t.Parallel()
+	s := demoSchema(t)
+	p, errs := s.Prepare(&Request{Query: typicalQuery, Variables: map[string]any{"status": []any{"open"}}}, Limits{})
+	if errs != nil {
+		t.Fatal(errs[0].Message)
+	}
+	want := string(s.Execute(context.Background(), p, fixtures(20), nil).Data)
+	done := make(chan string)
+	for i := 0; i < 8; i++ {
+		go func() { done <- string(s.Execute(context.Background(), p, fixtures(20), nil).Data) }()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; got != want {
+			t.Fatalf("got %s\nwant %s", got, want)
+		}
+	}
+}

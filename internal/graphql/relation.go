@@ -22,7 +22,7 @@ type relTask struct {
 
 // relParent is one parent's value of the relation and its join key.
 type relParent struct {
-	v   *value
+	v   *outNode
 	key relKey
 	has bool // false: the parent's from is null or missing
 }
@@ -41,11 +41,8 @@ func readKey(raw json.RawMessage) (relKey, bool) {
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return relKey{}, false
-		}
-		return relKey{text: s, str: true}, true
+		s, ok := unquote(raw)
+		return relKey{text: string(s), str: true}, ok
 	case c == '-' || (c >= '0' && c <= '9'):
 		return relKey{text: string(raw)}, true
 	}
@@ -54,7 +51,7 @@ func readKey(raw json.RawMessage) (relKey, bool) {
 
 // addRelation registers v (parent src's value of relation g) with the
 // level's task for g.
-func (e *executor) addRelation(v *value, g *collected, src map[string]json.RawMessage) {
+func (e *executor) addRelation(v *outNode, g *collected, src jsonObject) {
 	t := e.taskIdx[g]
 	if t == nil {
 		t = &relTask{g: g, q: url.Values{}}
@@ -68,7 +65,7 @@ func (e *executor) addRelation(v *value, g *collected, src map[string]json.RawMe
 		e.taskIdx[g] = t
 		e.tasks = append(e.tasks, t)
 	}
-	key, has := readKey(src[g.meta.from])
+	key, has := readKey(src.get(g.meta.from))
 	t.parents = append(t.parents, relParent{v: v, key: key, has: has})
 }
 
@@ -102,7 +99,7 @@ func (e *executor) runLevel(tasks []*relTask) {
 			err = e.authorize(t.g.meta.backend, false)
 		}
 		if err != nil {
-			vs := make([]*value, len(t.parents))
+			vs := make([]*outNode, len(t.parents))
 			for i, p := range t.parents {
 				vs[i] = p.v
 			}
@@ -144,9 +141,16 @@ func (e *executor) runLevel(tasks []*relTask) {
 				continue
 			}
 			var items []json.RawMessage
-			if !isNull(r.Data) && (r.Data[0] != '[' || json.Unmarshal(r.Data, &items) != nil) {
-				c.err = notA(c.t.g, "list")
-				continue
+			if !isNull(r.Data) {
+				var ok bool
+				if !validJSON(r.Data) {
+					c.err = notA(c.t.g, "list")
+					continue
+				}
+				if items, ok = splitArray(r.Data); !ok {
+					c.err = notA(c.t.g, "list")
+					continue
+				}
 			}
 			c.items = append(c.items, items...)
 			if r.HasNext {
@@ -200,7 +204,7 @@ func (e *executor) distribute(t *relTask, chunks []*relChunk) {
 	meta := t.g.meta
 	ent := e.s.ast.Types[meta.entity]
 	chunkOf := map[string]*relChunk{}
-	groups := map[string][]map[string]json.RawMessage{}
+	groups := map[string][]jsonObject{}
 	for _, c := range chunks {
 		for _, k := range c.keys {
 			chunkOf[k.text] = c
@@ -209,20 +213,20 @@ func (e *executor) distribute(t *relTask, chunks []*relChunk) {
 			continue
 		}
 		for _, raw := range c.items {
-			obj, ok := decodeObject(raw)
+			obj, ok := e.decodeObject(raw)
 			if !ok {
 				continue
 			}
-			k, ok := readKey(obj[meta.to])
+			k, ok := readKey(obj.get(meta.to))
 			if ok && chunkOf[k.text] == c {
 				groups[k.text] = append(groups[k.text], obj)
 			}
 		}
 	}
-	failed := map[*relChunk][]*value{}
+	failed := map[*relChunk][]*outNode{}
 	var failedOrder []*relChunk
 	for _, p := range t.parents {
-		var matches []map[string]json.RawMessage
+		var matches []jsonObject
 		if p.has && !t.none {
 			c := chunkOf[p.key.text]
 			if c.err != nil || c.tooLarge {
@@ -242,10 +246,11 @@ func (e *executor) distribute(t *relTask, chunks []*relChunk) {
 		case joinList:
 			p.v.kind = vList
 			n := min(len(matches), t.first)
-			p.v.items = make([]*value, n)
+			p.v.kids = make([]*outNode, n)
 			for i, obj := range matches[:n] {
-				c := &value{parent: p.v, index: i, typ: t.g.def.Type.Elem, field: t.g.fields[0]}
-				p.v.items[i] = c
+				c := e.node()
+				*c = outNode{parent: p.v, index: i, typ: t.g.def.Type.Elem, field: t.g.fields[0]}
+				p.v.kids[i] = c
 				e.object(c, ent, e.sub(t.g, ent), obj)
 			}
 		case joinConn:
