@@ -15,11 +15,12 @@ import (
 
 // MaxIntrospectionBytes bounds the JSON one introspection field may answer.
 // The full IntrospectionQuery over a schema of a few hundred types answers
-// well under a megabyte, but a document that nests possibleTypes and
-// interfaces (or aliases one field many times through fragments) grows with
-// the schema's fan-out to the power of its depth; past this size Introspect
-// stops and answers null with one PAYLOAD_TOO_LARGE error instead of
-// holding the process's memory.
+// well under a megabyte, and gqlparser's MaxIntrospectionDepth rule keeps
+// fields, interfaces and possibleTypes from nesting deep; but aliases still
+// multiply an answer (twenty aliases of `types { ...FullType }` are twenty
+// whole answers), and the cost limits count backend calls, not this. Past
+// this size Introspect stops and answers null with one PAYLOAD_TOO_LARGE
+// error instead of holding the process's memory.
 const MaxIntrospectionBytes = 16 << 20
 
 // Introspect resolves one introspection root field (`__schema`, or
@@ -56,7 +57,11 @@ func introspect(schema *ast.Schema, field *ast.Field, vars map[string]any, limit
 		limit:  limit,
 		buf:    make([]byte, 0, 16<<10),
 	}
-	root := &group{key: field.Alias, fields: []*ast.Field{field}}
+	key := field.Alias
+	if key == "" { // gqlparser's parser sets it; a hand-made field may not
+		key = field.Name
+	}
+	root := &group{key: key, fields: []*ast.Field{field}}
 	in.frames = append(in.frames, frame{key: root.key, index: -1})
 	var ok bool
 	switch field.Name {
@@ -231,7 +236,7 @@ func (in *introspector) typeByName(g *group) bool {
 
 // object writes v, of the introspection type typ, for g's sub-selection. On
 // false it wrote nothing: the value is null because a non-null field of it
-// is.
+// is, or the answer passed its size bound.
 func (in *introspector) object(g *group, typ string, v value) bool {
 	if in.full() {
 		return false
