@@ -15,11 +15,12 @@ import (
 
 // MaxIntrospectionBytes bounds the JSON one introspection field may answer.
 // The full IntrospectionQuery over a schema of a few hundred types answers
-// well under a megabyte, but a document that nests possibleTypes and
-// interfaces (or aliases one field many times through fragments) grows with
-// the schema's fan-out to the power of its depth; past this size Introspect
-// stops and answers null with one PAYLOAD_TOO_LARGE error instead of
-// holding the process's memory.
+// well under a megabyte, and gqlparser's MaxIntrospectionDepth rule keeps
+// fields, interfaces and possibleTypes from nesting deep; but aliases still
+// multiply an answer (twenty aliases of `types { ...FullType }` are twenty
+// whole answers), and the cost limits count backend calls, not this. Past
+// this size Introspect stops and answers null with one PAYLOAD_TOO_LARGE
+// error instead of holding the process's memory.
 const MaxIntrospectionBytes = 16 << 20
 
 // Introspect resolves one introspection root field (`__schema`, or
@@ -56,12 +57,16 @@ func introspect(schema *ast.Schema, field *ast.Field, vars map[string]any, limit
 		limit:  limit,
 		buf:    make([]byte, 0, 16<<10),
 	}
-	root := &group{key: field.Alias, fields: []*ast.Field{field}}
+	key := field.Alias
+	if key == "" { // gqlparser's parser sets it; a hand-made field may not
+		key = field.Name
+	}
+	root := &group{key: key, fields: []*ast.Field{field}}
 	in.frames = append(in.frames, frame{key: root.key, index: -1})
 	var ok bool
 	switch field.Name {
 	case "__schema":
-		ok = in.object(root, "__Schema", introValue{})
+		ok = in.object(root, "__Schema", value{})
 	case "__type":
 		ok = in.typeByName(root)
 	default:
@@ -123,9 +128,9 @@ type group struct {
 	incDep     bool
 }
 
-// introValue is the introspection object being written: which of its fields is
+// value is the introspection object being written: which of its fields is
 // set depends on the introspection type (__Schema needs none).
-type introValue struct {
+type value struct {
 	typ   typeRef                  // __Type
 	field *ast.FieldDefinition     // __Field, or an input object's field as __InputValue
 	arg   *ast.ArgumentDefinition  // __InputValue of an argument
@@ -226,13 +231,13 @@ func (in *introspector) typeByName(g *group) bool {
 		in.buf = append(in.buf, "null"...)
 		return true
 	}
-	return in.object(g, "__Type", introValue{typ: typeRef{def: def}})
+	return in.object(g, "__Type", value{typ: typeRef{def: def}})
 }
 
 // object writes v, of the introspection type typ, for g's sub-selection. On
 // false it wrote nothing: the value is null because a non-null field of it
-// is.
-func (in *introspector) object(g *group, typ string, v introValue) bool {
+// is, or the answer passed its size bound.
+func (in *introspector) object(g *group, typ string, v value) bool {
 	if in.full() {
 		return false
 	}
@@ -264,7 +269,7 @@ func (in *introspector) object(g *group, typ string, v introValue) bool {
 // resolve writes field c of v (of type typ); false means null with an error
 // already recorded (or the answer being full), and what it wrote is to be
 // dropped.
-func (in *introspector) resolve(c *group, typ string, v *introValue) bool {
+func (in *introspector) resolve(c *group, typ string, v *value) bool {
 	name := c.fields[0].Name
 	if name == "__typename" {
 		in.buf = envelope.AppendString(in.buf, typ)
@@ -305,7 +310,7 @@ func (in *introspector) resolveSchema(c *group, name string) bool {
 		slices.Sort(names)
 		in.buf = append(in.buf, '[')
 		for i, n := range names {
-			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: s.Types[n]}}) {
+			if !in.element(c, i, "__Type", value{typ: typeRef{def: s.Types[n]}}) {
 				return false
 			}
 		}
@@ -324,7 +329,7 @@ func (in *introspector) resolveSchema(c *group, name string) bool {
 		slices.Sort(names)
 		in.buf = append(in.buf, '[')
 		for i, n := range names {
-			if !in.element(c, i, "__Directive", introValue{dir: s.Directives[n]}) {
+			if !in.element(c, i, "__Directive", value{dir: s.Directives[n]}) {
 				return false
 			}
 		}
@@ -341,13 +346,13 @@ func (in *introspector) named(c *group, def *ast.Definition) bool {
 		in.buf = append(in.buf, "null"...)
 		return true
 	}
-	return in.object(c, "__Type", introValue{typ: typeRef{def: def}})
+	return in.object(c, "__Type", value{typ: typeRef{def: def}})
 }
 
 // element writes the i-th element of list field c (whose '[' is written):
 // the elements of every introspection list are non-null, so one that fails
 // fails the list; the caller then returns false and object drops the list.
-func (in *introspector) element(c *group, i int, typ string, v introValue) bool {
+func (in *introspector) element(c *group, i int, typ string, v value) bool {
 	if i > 0 {
 		in.buf = append(in.buf, ',')
 	}
@@ -403,7 +408,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if strings.HasPrefix(f.Name, "__") || (!inc && deprecated(f.Directives)) {
 				continue
 			}
-			if !in.element(c, i, "__Field", introValue{field: f}) {
+			if !in.element(c, i, "__Field", value{field: f}) {
 				return false
 			}
 			i++
@@ -421,7 +426,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 				in.fail(c, contract.CodeInternal, "the schema has no type "+n)
 				return false
 			}
-			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: iface}}) {
+			if !in.element(c, i, "__Type", value{typ: typeRef{def: iface}}) {
 				return false
 			}
 		}
@@ -440,7 +445,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if p == nil || p.Kind != ast.Object {
 				continue
 			}
-			if !in.element(c, i, "__Type", introValue{typ: typeRef{def: p}}) {
+			if !in.element(c, i, "__Type", value{typ: typeRef{def: p}}) {
 				return false
 			}
 			i++
@@ -461,7 +466,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if !inc && deprecated(e.Directives) {
 				continue
 			}
-			if !in.element(c, i, "__EnumValue", introValue{enum: e}) {
+			if !in.element(c, i, "__EnumValue", value{enum: e}) {
 				return false
 			}
 			i++
@@ -482,7 +487,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			if !inc && deprecated(f.Directives) {
 				continue
 			}
-			if !in.element(c, i, "__InputValue", introValue{field: f}) {
+			if !in.element(c, i, "__InputValue", value{field: f}) {
 				return false
 			}
 			i++
@@ -504,7 +509,7 @@ func (in *introspector) resolveType(c *group, name string, r typeRef) bool {
 			in.fail(c, contract.CodeInternal, "the schema has no type "+r.t.Name())
 			return false
 		}
-		return in.object(c, "__Type", introValue{typ: of})
+		return in.object(c, "__Type", value{typ: of})
 	case "isOneOf":
 		if def == nil || def.Kind != ast.InputObject {
 			in.buf = append(in.buf, "null"...)
@@ -549,7 +554,7 @@ func (in *introspector) args(c *group, args ast.ArgumentDefinitionList) bool {
 		if !inc && deprecated(a.Directives) {
 			continue
 		}
-		if !in.element(c, i, "__InputValue", introValue{arg: a}) {
+		if !in.element(c, i, "__InputValue", value{arg: a}) {
 			return false
 		}
 		i++
@@ -569,12 +574,12 @@ func (in *introspector) typeOf(c *group, t *ast.Type) bool {
 		in.fail(c, contract.CodeInternal, "the schema has no type "+n)
 		return false
 	}
-	return in.object(c, "__Type", introValue{typ: r})
+	return in.object(c, "__Type", value{typ: r})
 }
 
 // resolveInputValue answers an argument (v.arg) or an input object's field
 // (v.field): both are __InputValues.
-func (in *introspector) resolveInputValue(c *group, name string, v *introValue) bool {
+func (in *introspector) resolveInputValue(c *group, name string, v *value) bool {
 	var (
 		n, desc string
 		t       *ast.Type

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -1036,6 +1037,52 @@ func BenchmarkIntrospectFullParallel(b *testing.B) {
 				b.Error(errs)
 				return
 			}
+		}
+	})
+}
+
+// FuzzIntrospectStrings puts any text in a description and a String
+// default value: the SDL printed with appendGraphQLString must load, and the
+// answer must be valid JSON giving back the text and, for the default, the
+// same GraphQL literal.
+func FuzzIntrospectStrings(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"b\s`, "nl\ncr\rtab\t", "\x00\x01\x1f\x7f", "\u0085\u00a0\u2028", "naïve ✓ 😀", `\u0041`, `"""`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the lexer refuses it, as it should
+		}
+		lit := string(appendGraphQLString(nil, s))
+		schema, err := gqlparser.LoadSchema(&ast.Source{Input: lit + " type Query { f(a: String = " + lit + "): Int }"})
+		if err != nil {
+			t.Fatalf("printed literal %s does not load: %v", lit, err)
+		}
+		doc, errs := gqlparser.LoadQuery(schema, `{ __schema { queryType { description fields { args { defaultValue } } } } }`)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		raw, ierrs := Introspect(schema, doc.Operations[0].SelectionSet[0].(*ast.Field), nil)
+		if len(ierrs) > 0 || !json.Valid(raw) {
+			t.Fatalf("answer %q, errors %v", raw, ierrs)
+		}
+		var got struct {
+			QueryType struct {
+				Description string
+				Fields      []struct {
+					Args []struct{ DefaultValue string }
+				}
+			}
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		// An empty description is null, which decodes as "" too.
+		if got.QueryType.Description != s {
+			t.Errorf("description %q, want %q", got.QueryType.Description, s)
+		}
+		if d := got.QueryType.Fields[0].Args[0].DefaultValue; d != lit {
+			t.Errorf("defaultValue %s, want %s", d, lit)
 		}
 	})
 }
