@@ -137,14 +137,24 @@ const (
 // running one and answers the error).
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.now = time.Now
 	app, err := erpapp.Get(ctx)
 	if err != nil {
 		return err
 	}
-	h.app = app
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
+	}
+	return h.setup(app)
+}
+
+// setup is Provision on the config's erp app.
+func (h *Handler) setup(app *erpapp.App) error {
+	h.app = app
+	if h.logger == nil {
+		h.logger = zap.NewNop()
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	if h.DefaultPlan == "" {
 		h.DefaultPlan = "free"
@@ -164,6 +174,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	var err error
 	if h.plans, err = resolvePlans(h.Plans, h.DefaultPlan); err != nil {
 		return fmt.Errorf("erp_graphql: %w", err)
 	}
