@@ -306,15 +306,28 @@ func cutInElement(s string) (elem, rest string, more bool, err error) {
 					return elem, "", false, nil
 				}
 				if rest[0] != ',' {
-					return "", "", false, BadQuery("filter", "filter: a quoted value of in must be followed by a comma or the end, not "+strconv.Quote(rest[:1]))
+					return "", "", false, BadQuery("filter", "filter: the quoted value "+clip(elem)+" of in must be followed by a comma or the end")
 				}
 				return elem, rest[1:], true, nil
 			}
 		}
-		return "", "", false, BadQuery("filter", "filter: "+strconv.Quote(s)+" has no closing quote")
+		return "", "", false, BadQuery("filter", "filter: the value "+clip(s)+" of in has no closing quote")
 	}
 	elem, rest, more = strings.Cut(s, ",")
 	return elem, rest, more, nil
+}
+
+// clip is s for a message: at most 40 bytes (whole runes) of the client's
+// text, so a refusal of an 8 KiB list does not echo all of it.
+func clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	n := 40
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func parseValue(raw string) (Value, error) {

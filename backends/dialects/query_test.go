@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/erpgate/erpgate/contract"
 )
@@ -189,5 +190,14 @@ func BenchmarkParseIn50(b *testing.B) {
 		if err != nil || len(q.Filters[0].Values) != 50 {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestInRefusalsClipTheValue(t *testing.T) {
+	t.Parallel()
+	_, err := ParseQuery(url.Values{"filter": {`id:in:"` + strings.Repeat("é", 2000)}})
+	ce, ok := contract.AsError(err)
+	if !ok || len(ce.Message) > 120 || !utf8.ValidString(ce.Message) || !strings.Contains(ce.Message, "no closing quote") {
+		t.Fatalf("%v", err)
 	}
 }
