@@ -19,22 +19,30 @@ func procCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	// the command name (field 2) is in parentheses and may hold spaces:
-	// fields are counted after its closing parenthesis
-	s := string(b)
+	d, ok := parseStatCPU(string(b))
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/stat not understood", pid)
+	}
+	return d, nil
+}
+
+// parseStatCPU reads utime + stime from a /proc/<pid>/stat line.
+func parseStatCPU(s string) (time.Duration, bool) {
+	// the command name (field 2) is in parentheses and may hold spaces
+	// and parentheses: fields are counted after the last ')'
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat not understood", pid)
+		return 0, false
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state): utime is field 14, stime field 15
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat not understood", pid)
+		return 0, false
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	utime, err1 := strconv.ParseUint(f[11], 10, 63)
+	stime, err2 := strconv.ParseUint(f[12], 10, 63)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat not understood", pid)
+		return 0, false
 	}
-	return time.Duration(utime+stime) * clockTick, nil
+	return time.Duration(utime+stime) * clockTick, true
 }

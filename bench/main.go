@@ -295,7 +295,6 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	results := make(map[string][]result)
 	ratios := make(map[string][]float64) // per pair: target / its baseline run next to it
 	var gqlVsRest []float64              // per round: graphql's iterations/s / rest-2calls'
-
 	byName := make(map[string]target)
 	for _, tg := range targets {
 		byName[tg.name] = tg
