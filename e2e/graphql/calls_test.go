@@ -1,9 +1,16 @@
 package graphql
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/erpgate/erpgate/internal/demoauth"
+	"github.com/erpgate/erpgate/internal/httpt"
+	"github.com/erpgate/erpgate/internal/stacktest"
 )
 
 // TestNoNPlusOne is the call-count test of issue 16: the invoices and
@@ -93,5 +100,52 @@ func TestNoNPlusOne(t *testing.T) {
 	}
 	if strings.Contains(c.summary(), "/v2/customers/") || strings.Contains(c.summary(), "/v2/invoices/") {
 		t.Fatalf("item calls made:\n%s", c.summary())
+	}
+
+	t.Run("a missing scope makes no call", func(t *testing.T) { missingScopeMakesNoCall(t, in, c, tok) })
+}
+
+// missingScopeMakesNoCall (TestNoNPlusOne's last step): an API key with invoices:read only reads
+// invoices; each invoice's customer is null with FORBIDDEN (customers:read
+// missing) and the customers backend is never called.
+func missingScopeMakesNoCall(t *testing.T, in *stacktest.Instance, c *counter, tok string) {
+	resp := httpt.Do(t, http.MethodPost, in.URL+"/api/v1/auth/api-keys",
+		httpt.JSON(t, map[string]any{"name": "graphql-test", "scope": []string{"invoices:read"}}), demoauth.Bearer(tok))
+	var key struct {
+		Key string `json:"key"`
+	}
+	if env := resp.Envelope(t); resp.StatusCode != 201 && resp.StatusCode != 200 || json.Unmarshal(env.Data, &key) != nil || key.Key == "" {
+		t.Fatalf("API key: %d %s", resp.StatusCode, resp.Body)
+	}
+	apiKey := map[string]string{"X-API-Key": key.Key}
+
+	c.reset()
+	a := post(t, in.URL, "", request{Query: `{ invoices(first: 3, sort: "number") { nodes { number customer { display_name } } } }`}, apiKey)
+	if a.Status != 200 || len(a.Errors) != 3 {
+		t.Fatalf("invoices with customers on invoices:read: %s", a)
+	}
+	for i, it := range list(t, a.data(t), "invoices", "nodes") {
+		inv := it.(map[string]any)
+		if inv["number"] == nil || inv["customer"] != nil {
+			t.Fatalf("invoice %d: %v", i, inv)
+		}
+	}
+	for i, e := range a.Errors {
+		want := []any{"invoices", "nodes", float64(i), "customer"}
+		if e.Extensions.Code != "FORBIDDEN" || e.Extensions.Context["required"] != "customers:read" || fmt.Sprint(e.Path) != fmt.Sprint(want) {
+			t.Fatalf("error %d: %+v", i, e)
+		}
+	}
+	if len(c.requests("/v2/customers")) != 0 || len(c.requests("/v2/invoices")) != 1 {
+		t.Fatalf("calls:\n%s", c.summary())
+	}
+	// a mutation on invoices:read: refused, no call
+	c.reset()
+	a = post(t, in.URL, "", request{Query: `mutation { deleteInvoice(id: "inv_acme_0004") }`}, apiKey)
+	if a.Status != 200 || a.code() != "FORBIDDEN" || a.Errors[0].Extensions.Context["required"] != "invoices:write" || len(c.requests("")) != 0 {
+		t.Fatalf("delete on invoices:read: %s\n%s", a, c.summary())
+	}
+	if s := restStatus(t, in.URL, tok, "/api/v2/invoices/inv_acme_0004"); s != 200 {
+		t.Fatalf("the invoice after a refused delete: %d", s)
 	}
 }
