@@ -1,6 +1,7 @@
 package graphql
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -164,6 +165,17 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			if s, _ := cursor.(string); s == "" {
 				t.Fatalf("page %d: endCursor %v", page, cursor)
 			}
+		}
+		// a page that does not start at a multiple of its size: edges'
+		// cursors, then five from the second item on
+		d := query(t, in.URL, tok, `{ invoices(first: 2, sort: "number") { edges { cursor node { number } } } }`, nil)
+		after := at(t, d, "invoices", "edges", 0, "cursor")
+		d = query(t, in.URL, tok, `query($after: String) { invoices(first: 5, after: $after, sort: "number") {
+		  nodes { number } pageInfo { hasPreviousPage hasNextPage } } }`, map[string]any{"after": after})
+		want := rest(t, in.URL, tok, "/api/v2/invoices?sort=number&limit=6").([]any)[1:]
+		if got := ids(t, list(t, d, "invoices", "nodes"), "number"); fmt.Sprint(got) != fmt.Sprint(ids(t, want, "number")) ||
+			at(t, d, "invoices", "pageInfo", "hasPreviousPage") != true {
+			t.Fatalf("five after the first: %v, REST %v (%v)", got, ids(t, want, "number"), d)
 		}
 		// a cursor this endpoint did not hand out
 		a = post(t, in.URL, tok, request{Query: doc, OperationName: "Page", Variables: map[string]any{"after": "bm90LWEtY3Vyc29y"}}, nil)

@@ -123,6 +123,15 @@ func TestIsolationAndScopes(t *testing.T) {
 		cust := rest(t, in.URL, u.aliceAcme, "/api/v2/customers/cus_acme_002").(map[string]any)
 		sameFields(t, "created invoice's customer", obj(t, created, "customer"), cust, "id", "display_name")
 
+		// the backend's validation error is the field's, with its field name
+		a := post(t, in.URL, u.aliceAcme, request{Query: `mutation {
+		  createInvoice(input: {customer_id: "cus_acme_002", total: {amount: "12.50", currency: "XYZ"}}) { id }
+		}`}, nil)
+		if a.Status != 200 || len(a.Errors) != 1 || a.code() != "VALIDATION_FAILED" || a.Errors[0].Extensions.Field == "" ||
+			at(t, a.data(t), "createInvoice") != nil {
+			t.Fatalf("an invalid invoice: %s", a)
+		}
+
 		// mutations run one after the other, in the document's order
 		d = query(t, in.URL, u.aliceAcme, `mutation($id: ID!) {
 		  first: updateInvoice(id: $id, input: {status: "sent"}) { status }
@@ -144,7 +153,7 @@ func TestIsolationAndScopes(t *testing.T) {
 			t.Fatalf("REST after the delete: %d", s)
 		}
 		// deleting it again: NOT_FOUND at the field
-		a := post(t, in.URL, u.aliceAcme, request{Query: `mutation($id: ID!) { deleteInvoice(id: $id) }`, Variables: map[string]any{"id": id}}, nil)
+		a = post(t, in.URL, u.aliceAcme, request{Query: `mutation($id: ID!) { deleteInvoice(id: $id) }`, Variables: map[string]any{"id": id}}, nil)
 		if a.Status != 200 || a.code() != "NOT_FOUND" || at(t, a.data(t), "deleteInvoice") != nil {
 			t.Fatalf("second delete: %s", a)
 		}

@@ -2,7 +2,9 @@ package graphql
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,7 +40,8 @@ func withoutLedger(t *testing.T) (cfg, sdl string) {
 // the gateway starts without the ledger; the ledger is registered through
 // Caddy's admin API with its SDL and appears in introspection and answers
 // its root fields, with no restart; a registration whose SDL does not parse
-// is refused and changes nothing; removing the ledger drops its types.
+// is refused and changes nothing; the ledger unreachable fails its field
+// only; removing the ledger drops its types.
 func TestBackendAddedAtRunTime(t *testing.T) {
 	t.Parallel()
 	cfg, sdl := withoutLedger(t)
@@ -125,6 +128,20 @@ func TestBackendAddedAtRunTime(t *testing.T) {
 	present("after a refused registration")
 	if r := httpt.Get(t, in.URL+"/api/v1/broken", map[string]string{"Authorization": "Bearer " + tok}); r.StatusCode != 404 {
 		t.Fatalf("the refused backend serves REST: %d", r.StatusCode)
+	}
+
+	// the ledger's upstream unreachable: its field is null with
+	// UPSTREAM_UNAVAILABLE, the rest of the answer is there (200)
+	dead := "http://127.0.0.1:" + strconv.Itoa(stacktest.FreePort(t)) + "/odata/v1"
+	if r := admin(http.MethodPatch, "/config/apps/erp/backends/ledger/versions/v1/upstreams", []byte(`["`+dead+`"]`)); r.StatusCode != 200 {
+		t.Fatalf("changing the ledger's upstream: %d %s", r.StatusCode, r.Body)
+	}
+	a := post(t, in.URL, tok, request{Query: `{ ledgerEntries(first: 2) { nodes { id } } invoice(id: "inv_acme_0001") { number } }`}, nil)
+	if a.Status != 200 || len(a.Errors) != 1 || a.code() != "UPSTREAM_UNAVAILABLE" || fmt.Sprint(a.Errors[0].Path) != "[ledgerEntries]" {
+		t.Fatalf("the ledger down: %s", a)
+	}
+	if d := a.data(t); d["ledgerEntries"] != nil || at(t, d, "invoice", "number") != "ACME-0001" {
+		t.Fatalf("the ledger down: data %v", d)
 	}
 
 	if r := admin(http.MethodDelete, "/config/apps/erp/backends/ledger", nil); r.StatusCode != 200 {
