@@ -244,6 +244,17 @@ func rest(t testing.TB, base, token, path string) any {
 	return v
 }
 
+// restTotal is the pagination total of a REST list through the edge.
+func restTotal(t testing.TB, base, token, path string) int64 {
+	t.Helper()
+	resp := httpt.Get(t, base+path, demoauth.Bearer(token))
+	env := resp.Envelope(t)
+	if resp.StatusCode != 200 || env.Pagination == nil {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Body)
+	}
+	return env.Pagination.Total
+}
+
 // restStatus is the status of GET path through the edge.
 func restStatus(t testing.TB, base, token, path string) int {
 	t.Helper()

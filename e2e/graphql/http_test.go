@@ -177,6 +177,17 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			at(t, d, "invoices", "pageInfo", "hasPreviousPage") != true {
 			t.Fatalf("five after the first: %v, REST %v (%v)", got, ids(t, want, "number"), d)
 		}
+		// filter values with commas and quotes are values, not syntax
+		d = query(t, in.URL, tok, `query($s: [String!]) { invoices(filter: {status: $s}) { totalCount nodes { id } } }`,
+			map[string]any{"s": []string{"paid,sent", `draft" OR "1"="1`, "x\\"}})
+		if at(t, d, "invoices", "totalCount") != float64(0) || len(list(t, d, "invoices", "nodes")) != 0 {
+			t.Fatalf("odd filter values matched: %v", d)
+		}
+		d = query(t, in.URL, tok, `{ paid: invoices(filter: {status: ["paid"]}) { totalCount } both: invoices(filter: {status: ["paid", "sent"]}) { totalCount } }`, nil)
+		paid, sent := restTotal(t, in.URL, tok, "/api/v2/invoices?limit=1&filter=status:eq:paid"), restTotal(t, in.URL, tok, "/api/v2/invoices?limit=1&filter=status:eq:sent")
+		if paid == 0 || sent == 0 || at(t, d, "paid", "totalCount") != float64(paid) || at(t, d, "both", "totalCount") != float64(paid+sent) {
+			t.Fatalf("totals %v; REST: %d paid, %d sent", d, paid, sent)
+		}
 		// a cursor this endpoint did not hand out
 		a = post(t, in.URL, tok, request{Query: doc, OperationName: "Page", Variables: map[string]any{"after": "bm90LWEtY3Vyc29y"}}, nil)
 		if a.Status != 200 || a.code() != "BAD_REQUEST" || at(t, a.data(t), "invoices") != nil || len(a.Errors[0].Path) != 1 || a.Errors[0].Path[0] != "invoices" {
@@ -256,6 +267,12 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			if !slices.Contains(dirs, want) {
 				t.Errorf("directive %s missing from %v", want, dirs)
 			}
+		}
+		// introspection does not count towards the limits: the free plan
+		// (max_depth 8) runs the whole query GraphiQL sends, nested ofType and all
+		bob := login(t, in.URL).bobGlobex
+		if a := post(t, in.URL, bob, request{Query: introspectionQuery}, nil); a.Status != 200 || len(a.Errors) > 0 || a.Extensions.Meta.Cost == nil || *a.Extensions.Meta.Cost != 0 {
+			t.Fatalf("introspection on the free plan: %.300s", a)
 		}
 		// __type with a variable; an unknown name is null
 		d = query(t, in.URL, tok, `query($n: String!) { t: __type(name: $n) { name kind } none: __type(name: "Nope") { name } }`, map[string]any{"n": "InvoiceFilter"})

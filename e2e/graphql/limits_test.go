@@ -1,12 +1,14 @@
 package graphql
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/httpt"
 )
 
@@ -152,6 +154,36 @@ func TestLimits(t *testing.T) {
 
 	// the plan is the company's quota override plan when it has one
 	t.Run("plan from the quota override", func(t *testing.T) { planFromOverride(t, in.AdminURL, in.URL, u) })
+
+	// the monthly quota counts the cost too: acme with 10 requests left
+	// cannot run a query of cost 21, and can one of cost 1
+	t.Run("quota exceeded", func(t *testing.T) {
+		resp := httpt.Get(t, in.URL+"/api/v1/usage", demoauth.Bearer(u.aliceAcme))
+		var usage struct {
+			Quota struct {
+				Used int64 `json:"used"`
+			} `json:"quota"`
+		}
+		if env := resp.Envelope(t); resp.StatusCode != 200 || json.Unmarshal(env.Data, &usage) != nil || usage.Quota.Used == 0 {
+			t.Fatalf("usage: %d %s", resp.StatusCode, resp.Body)
+		}
+		quota := usage.Quota.Used + 10
+		body := fmt.Sprintf(`{"globex":{"plan":"standard"},"acme":{"quota":%d}}`, quota)
+		if r := httpt.Do(t, http.MethodPost, in.AdminURL+"/config/apps/erp/quota_overrides", []byte(body), map[string]string{"Content-Type": "application/json"}); r.StatusCode != 200 {
+			t.Fatalf("quota override: %d %s", r.StatusCode, r.Body)
+		}
+		c.reset()
+		a := post(t, in.URL, u.aliceAcme, request{Query: `{ invoices(first: 20) { nodes { number customer { display_name } } } }`}, nil)
+		if a.Status != 429 || a.code() != "QUOTA_EXCEEDED" || a.Errors[0].Extensions.Context["limit"] != float64(quota) || a.Header.Get("Retry-After") == "" {
+			t.Fatalf("cost 21 with 10 left: %s %v", a, a.Header)
+		}
+		if _, ok := a.Top["data"]; ok || len(c.requests("")) != 0 {
+			t.Fatalf("a refused query ran: %s\n%s", a.Raw, c.summary())
+		}
+		if a = post(t, in.URL, u.aliceAcme, request{Query: `{ customer(id: "cus_acme_001") { id } }`}, nil); a.Status != 200 || len(a.Errors) > 0 {
+			t.Fatalf("cost 1 with 10 left: %s", a)
+		}
+	})
 }
 
 // TestLimits' last step, kept apart from it for clarity.

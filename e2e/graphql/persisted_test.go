@@ -98,6 +98,18 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 	if s := restStatus(t, in.URL, tok, "/api/v2/invoices/inv_acme_0009"); s != 200 {
 		t.Fatalf("the invoice after a GET mutation: %d", s)
 	}
+	// a document with a query and a mutation: GET runs the query it names, never the mutation
+	const both = `query Q { invoice(id: "inv_acme_0009") { number } } mutation M { deleteInvoice(id: "inv_acme_0009") }`
+	a = get(t, in.URL, tok, url.Values{"query": {both}, "operationName": {"Q"}}, nil)
+	if a.Status != 200 || at(t, a.data(t), "invoice", "number") != "ACME-0009" {
+		t.Fatalf("GET naming the query: %s", a)
+	}
+	if a = get(t, in.URL, tok, url.Values{"query": {both}, "operationName": {"M"}}, nil); a.Status != 405 {
+		t.Fatalf("GET naming the mutation: %s", a)
+	}
+	if s := restStatus(t, in.URL, tok, "/api/v2/invoices/inv_acme_0009"); s != 200 {
+		t.Fatalf("the invoice after a GET mutation: %d", s)
+	}
 	// a plain query over GET runs
 	a = get(t, in.URL, tok, url.Values{"query": {q}, "variables": {string(v)}, "operationName": {"Invoice"}}, nil)
 	check(a)
