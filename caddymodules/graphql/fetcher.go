@@ -82,7 +82,6 @@ type fetcher struct {
 	id        assertion.Identity
 	requestID string
 	trace     http.Header // traceparent/tracestate to send, or nil
-	calls     atomic.Int64
 }
 
 // Fetch runs the calls, at most max_parallel at once, and returns their
@@ -125,7 +124,6 @@ func (f *fetcher) one(ctx context.Context, c *graphql.Call) graphql.Result {
 	if br == nil {
 		return callError(contract.CodeInternal, "no backend "+strconv.Quote(c.Backend))
 	}
-	f.calls.Add(1)
 	br.calls.Inc()
 	var method string
 	switch c.Op {

@@ -32,6 +32,7 @@ import (
 	env "github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/graphql"
 	"github.com/erpgate/erpgate/internal/graphql/apq"
+	"github.com/erpgate/erpgate/internal/refusallog"
 )
 
 func init() {
@@ -109,6 +110,7 @@ type Handler struct {
 	routes    map[string]*backendRoute
 	transport *http.Transport
 	signer    *assertion.Signer
+	refusals  refusallog.Logger // sampled log lines of what clients cause
 	now       func() time.Time
 }
 
@@ -218,7 +220,8 @@ func (h *Handler) setup(app *erpapp.App) error {
 		h.pq.store = kept
 	}
 	h.transport = newTransport(time.Duration(h.Timeout))
-	h.signer = assertion.New(app, h.logger, app.Refusals().For(h.logger))
+	h.refusals = app.Refusals().For(h.logger)
+	h.signer = assertion.New(app, h.logger, h.refusals)
 	h.logger.Info("erp_graphql: schema composed", zap.Strings("backends", schema.Backends()))
 	return nil
 }
@@ -294,8 +297,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	if register != "" {
+		// A failed registration costs the client a resend of the query
+		// next time, nothing more: logged (sampled: clients choose what
+		// they register) and the operation runs.
 		if err := h.pq.store.Put(r.Context(), register, req.Query); err != nil {
-			h.logger.Warn("erp_graphql: registering a persisted query failed", zap.Error(err), zap.String("request_id", a.requestID))
+			if ce := h.refusals.Check(r.Context(), zap.WarnLevel, "erp_graphql: registering a persisted query failed", "apq_put"); ce != nil {
+				ce.Write(zap.Error(err), zap.String("request_id", a.requestID))
+			}
 		}
 	}
 	cost := prep.Cost()

@@ -20,6 +20,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/graphql/apq"
+	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 // testSDL is a small schema over two backends: invoices with a relation to
@@ -44,7 +45,7 @@ type backend struct {
 	mu       sync.Mutex
 	requests []*http.Request
 	calls    atomic.Int64
-	// answer, when set, answers instead of the fixtures.
+	// answer, when set, answers instead of the fixtures (set it with setAnswer).
 	answer func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -52,9 +53,10 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.calls.Add(1)
 	b.mu.Lock()
 	b.requests = append(b.requests, r.Clone(context.Background()))
+	answer := b.answer
 	b.mu.Unlock()
-	if b.answer != nil {
-		b.answer(w, r)
+	if answer != nil {
+		answer(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -77,6 +79,24 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)
 		fmt.Fprint(w, `{"error":{"code":"NOT_FOUND","message":"no such route"}}`)
 	}
+}
+
+func (b *backend) setAnswer(f func(w http.ResponseWriter, r *http.Request)) {
+	b.mu.Lock()
+	b.answer = f
+	b.mu.Unlock()
+}
+
+func (b *backend) request(i int) *http.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.requests[i]
+}
+
+func (b *backend) all() []*http.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*http.Request(nil), b.requests...)
 }
 
 func (b *backend) last() *http.Request {
@@ -242,11 +262,11 @@ func TestQueryThroughTheDialect(t *testing.T) {
 	if n := e.backend.calls.Load(); n != 2 {
 		t.Fatalf("%d backend calls, want 2 (one list, one batched relation)", n)
 	}
-	first := e.backend.requests[0]
+	first := e.backend.request(0)
 	if first.Method != "GET" || first.URL.Path != "/v1/invoices" {
 		t.Fatalf("first call %s %s", first.Method, first.URL)
 	}
-	for _, br := range e.backend.requests {
+	for _, br := range e.backend.all() {
 		h := br.Header
 		if h.Get("X-ERP-Company-ID") != "acme" || h.Get("X-ERP-User-ID") != "usr_alice" || h.Get("X-ERP-Roles") != "admin" ||
 			h.Get("X-ERP-Scope") != alice.scope || h.Get("X-Request-ID") != "req-1" || h.Get("Accept") != "application/json" ||
@@ -255,7 +275,7 @@ func TestQueryThroughTheDialect(t *testing.T) {
 			t.Fatalf("backend saw headers %v", h)
 		}
 	}
-	if aud := e.backend.requests[1].Header.Get("X-ERP-Assertion"); aud != "assertion-for-customers" {
+	if aud := e.backend.request(1).Header.Get("X-ERP-Assertion"); aud != "assertion-for-customers" {
 		t.Fatalf("the customers call carried %q", aud)
 	}
 }
@@ -335,7 +355,7 @@ func TestBackendFailures(t *testing.T) {
 			fmt.Fprint(w, `{"id":`)
 		}, contract.CodeUpstreamUnavailable},
 	} {
-		e.backend.answer = tc.answer
+		e.backend.setAnswer(tc.answer)
 		w, d := e.serve(t, post(alice, `{ invoice(id: "inv_1") { number } }`))
 		if w.Code != 200 || string(d.Data) != `{"invoice":null}` || len(d.Errors) != 1 || d.Errors[0].Extensions.Code != tc.code {
 			t.Fatalf("%s: %d %s", tc.name, w.Code, w.Body)
@@ -572,5 +592,34 @@ func TestProvisionErrors(t *testing.T) {
 	defer bad.Cleanup()
 	if err := (&Handler{}).setup(bad); err == nil || !strings.Contains(err.Error(), "do not compose") {
 		t.Fatalf("a broken SDL: %v", err)
+	}
+}
+
+// TestPersistedQueriesInRedis: with Redis in the erp app, the queries
+// clients register are in Redis under the app's key prefix, so every
+// instance (here: a second handler of another config) finds them.
+func TestPersistedQueriesInRedis(t *testing.T) {
+	t.Parallel()
+	redisURL, prefix := testenv.Redis(t)
+	extra := `,"redis": "` + redisURL + `", "key_prefix": "` + prefix + `"`
+	one := newTestEnv(t, nil, extra)
+	if _, ok := one.h.pq.store.(*apq.Redis); !ok {
+		t.Fatalf("with Redis the store is Redis, got %T", one.h.pq.store)
+	}
+	q := `{ invoices(first: 1) { totalCount } }`
+	h := apq.Hash(q)
+	send := func(e *testEnv, body string) answerDoc {
+		_, d := e.serve(t, request(alice, "POST", "/api/graphql", "application/json", body))
+		return d
+	}
+	if d := send(one, pqBody(h, "")); len(d.Errors) != 1 || d.Errors[0].Message != "PersistedQueryNotFound" {
+		t.Fatalf("unknown hash: %+v", d)
+	}
+	if d := send(one, pqBody(h, q)); string(d.Data) != `{"invoices":{"totalCount":3}}` {
+		t.Fatalf("register: %+v", d)
+	}
+	two := newTestEnv(t, nil, extra)
+	if d := send(two, pqBody(h, "")); string(d.Data) != `{"invoices":{"totalCount":3}}` {
+		t.Fatalf("another instance, by hash: %+v %s", d.Errors, d.Data)
 	}
 }

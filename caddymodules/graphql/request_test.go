@@ -138,3 +138,18 @@ func BenchmarkDecodeAndPlan(b *testing.B) {
 		_ = responseType(r.Header["Accept"])
 	}
 }
+
+func TestDialRoundRobin(t *testing.T) {
+	t.Parallel()
+	br := &backendRoute{dials: []string{"a:1", "b:2", "c:3"}}
+	var got []string
+	for range 6 {
+		got = append(got, br.dial())
+	}
+	if strings.Join(got, " ") != "a:1 b:2 c:3 a:1 b:2 c:3" {
+		t.Fatalf("dials %v", got)
+	}
+	if (&backendRoute{}).dial() != "" {
+		t.Fatal("a dial from no upstream")
+	}
+}
