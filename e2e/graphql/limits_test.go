@@ -32,7 +32,7 @@ var (
 		b.WriteString(" } }")
 		return b.String()
 	}()
-	// 8300 bytes and more: over 8KiB
+	// 8363 bytes: over 8KiB (8192), under 32KiB
 	tooLarge = "# " + strings.Repeat("padding ", 1040) + "\n{ customers(first: 1) { nodes { id } } }"
 )
 
@@ -186,7 +186,8 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-// TestLimits' last step, kept apart from it for clarity.
+// planFromOverride (a step of TestLimits): a company quota override's plan
+// sets its GraphQL limits and rate, whatever plan its token names.
 func planFromOverride(t *testing.T, adminURL, base string, u users) {
 	t.Helper()
 	// before: globex is on free, the deep query is refused
