@@ -49,7 +49,7 @@ func init() {
 //		erp_graphql {
 //			plan free {
 //				max_depth 8
-//				max_cost 500
+//				max_cost 50
 //			}
 //		}
 //	}
@@ -78,7 +78,7 @@ func init() {
 // FORBIDDEN error and the backend is not called.
 type Handler struct {
 	// Plans are the limits per plan name. Plans not listed keep the
-	// built-in limits: free 8/500/20/8KiB (depth, cost, aliases, size),
+	// built-in limits: free 8/50/20/8KiB (depth, cost, aliases, size),
 	// standard 12/5000/50/32KiB, premium 15/20000/100/64KiB, enterprise
 	// 20/100000/200/128KiB.
 	Plans map[string]*Plan `json:"plans,omitempty"`

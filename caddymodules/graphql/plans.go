@@ -32,7 +32,7 @@ type Plan struct {
 
 // builtinPlans are the limits of the plans a config need not list.
 var builtinPlans = map[string]Plan{
-	"free":       {MaxDepth: 8, MaxCost: 500, MaxAliases: 20, MaxSize: 8 << 10},
+	"free":       {MaxDepth: 8, MaxCost: 50, MaxAliases: 20, MaxSize: 8 << 10},
 	"standard":   {MaxDepth: 12, MaxCost: 5000, MaxAliases: 50, MaxSize: 32 << 10},
 	"premium":    {MaxDepth: 15, MaxCost: 20000, MaxAliases: 100, MaxSize: 64 << 10},
 	"enterprise": {MaxDepth: 20, MaxCost: 100000, MaxAliases: 200, MaxSize: 128 << 10},

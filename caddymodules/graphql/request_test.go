@@ -20,7 +20,7 @@ func TestResolvePlans(t *testing.T) {
 		t.Fatalf("free %+v", free.limits)
 	}
 	// a new plan starts from free's
-	if gold.limits.MaxDepth != 30 || gold.limits.MaxCost != 500 || !gold.persistedOnly {
+	if gold.limits.MaxDepth != 30 || gold.limits.MaxCost != 50 || !gold.persistedOnly {
 		t.Fatalf("gold %+v", gold)
 	}
 	// an unlisted built-in plan is there as built

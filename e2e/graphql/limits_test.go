@@ -13,7 +13,7 @@ import (
 )
 
 // Queries each over exactly one of the free plan's limits of
-// Caddyfile.example (max_depth 8, max_cost 500, max_aliases 20, max_size
+// Caddyfile.example (max_depth 8, max_cost 50, max_aliases 20, max_size
 // 8KiB) and under the standard plan's.
 var (
 	// depth 10 (invoices 1, nodes 2, customer 3, … id 10), cost 6
@@ -56,7 +56,7 @@ func TestLimits(t *testing.T) {
 		limit       float64
 	}{
 		{"depth", tooDeep, nil, "depth", 10, 8},
-		{"cost: a list multiplies by first", tooCostly, map[string]any{"outer": 50}, "cost", 601, 500},
+		{"cost: a list multiplies by first", tooCostly, map[string]any{"outer": 50}, "cost", 601, 50},
 		{"aliases", tooManyAliases, nil, "aliases", 21, 20},
 		{"size", tooLarge, nil, "size", float64(len(tooLarge)), 8192},
 	}
@@ -118,10 +118,15 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("calls:\n%s", c.summary())
 		}
 
-		// over the whole window at once (under max_cost 500): refused, counts nothing
+		// more than the whole window (60) could ever admit: refused as too
+		// complex (free's max_cost 50), not with a Retry-After that would
+		// never come true; counts nothing
 		c.reset()
 		a = post(t, in.URL, u.bobGlobex, request{Query: `{ invoices(first: 100) { nodes { number customer { display_name } } } }`}, nil)
-		rateRefusal(t, a)
+		if a.Status != 400 || len(a.Errors) != 1 || a.code() != "QUERY_TOO_COMPLEX" ||
+			a.Errors[0].Extensions.Context["cost"] != float64(101) || a.Errors[0].Extensions.Context["limit"] != float64(50) {
+			t.Fatalf("cost 101 on free: %s", a)
+		}
 		if len(c.requests("")) != 0 {
 			t.Fatalf("a refused query made backend calls:\n%s", c.summary())
 		}
