@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/envelope"
 )
 
 // pagePlan is how a connection's window [start, start+first) maps onto the
@@ -324,53 +324,6 @@ func cloneQuery(q url.Values) url.Values {
 	return out
 }
 
-// jsonString appends s as a JSON string (control characters escaped,
-// invalid UTF-8 replaced, U+2028/2029 escaped for embedding in scripts).
-func jsonString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// jsonString appends s as a JSON string: the envelope's writer, one rule
+// for every JSON string the edge writes.
+func jsonString(dst []byte, s string) []byte { return envelope.AppendString(dst, s) }

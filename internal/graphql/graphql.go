@@ -6,7 +6,8 @@
 // Caddy module erp_graphql (caddymodules/graphql) serves it over HTTP; the
 // Fetcher it gives calls each backend through its dialect with the caller's
 // verified identity. This package owns no state beyond an immutable Schema;
-// it imports contract, gqlparser and the standard library, nothing of Caddy.
+// it imports contract, internal/envelope (its JSON string writer), gqlparser
+// and the standard library, nothing of Caddy.
 //
 // # The schema a backend declares
 //

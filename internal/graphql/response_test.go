@@ -40,7 +40,7 @@ func TestAppendResponse(t *testing.T) {
 	}
 }
 
-// FuzzJSONString checks jsonString against encoding/json: valid JSON that
+// FuzzJSONString checks jsonString (envelope.AppendString) against encoding/json: valid JSON that
 // decodes to the input (invalid UTF-8 replaced, as encoding/json does).
 func FuzzJSONString(f *testing.F) {
 	for _, s := range []string{"", "a\"b,c", "\x00\x1f\\", "\u2028é😀", "\xff\xfe", "<&>"} {
