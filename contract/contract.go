@@ -32,6 +32,9 @@ const (
 	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
 	CodeServiceUnavailable  = "SERVICE_UNAVAILABLE"
 	CodeInternal            = "INTERNAL"
+	// CodeQueryTooComplex: a GraphQL operation over a plan's depth, cost,
+	// alias or size limit, refused before any backend call.
+	CodeQueryTooComplex = "QUERY_TOO_COMPLEX"
 )
 
 // Identity headers the edge sets towards upstreams. A client's copy of any of

@@ -38,7 +38,7 @@ type collection[T any] struct {
 	idOf    func(x *T) string
 	render  func(v string, x *T) any
 	sorts   map[string]map[string]func(a, b *T) int // by version, then field
-	filter  func(q url.Values, x *T) bool           // nil: no filters
+	filter  func(q url.Values, x *T) bool           // the collection's own filters (id aside); nil: none
 	build   func(in *input, c *company, v string, cur *T, now time.Time) *T
 	assign  func(c *company, x *T)           // server-assigned fields on create
 	inUse   func(c *company, id string) bool // nil: always deletable
@@ -218,12 +218,23 @@ func (col *collection[T]) list(s *Server, w http.ResponseWriter, r *http.Request
 		writeProblem(w, queryProblem(errs))
 		return
 	}
+	ids, byID := q["id"]
 	s.mu.RLock()
 	all := col.records(c)
 	items := make([]*T, 0, len(all))
-	for _, x := range all {
-		if col.filter == nil || col.filter(q, x) {
-			items = append(items, x)
+	if byID { // any of the ids: look them up rather than scan
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			if x, ok := all[id]; ok && !seen[id] && (col.filter == nil || col.filter(q, x)) {
+				seen[id] = true
+				items = append(items, x)
+			}
+		}
+	} else {
+		for _, x := range all {
+			if col.filter == nil || col.filter(q, x) {
+				items = append(items, x)
+			}
 		}
 	}
 	s.mu.RUnlock()

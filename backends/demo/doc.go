@@ -58,8 +58,11 @@
 // in request bodies; any other unknown field is a validation error.
 //
 // Lists take page (default 1), limit (default 50, at most 200), sort (a
-// field or -field, comma-separated for several keys) and, for invoices,
-// status and customer_id (exact match). They answer with X-Total-Count,
+// field or -field, comma-separated for several keys) and filters by exact
+// match: id on every collection, status and customer_id on invoices,
+// currency and sku on products. A filter parameter given several times
+// matches any of its values (id=a&id=b: both records; how the edge's REST
+// dialect sends filter=field:in:a,b). They answer with X-Total-Count,
 // X-Page, X-Per-Page and an RFC 8288 Link header (first, prev, next, last)
 // whose relative URIs keep the other query parameters.
 //

@@ -20,6 +20,7 @@ import (
 //
 // Collections take $top (at most 200), $skip, $orderby (field [asc|desc],
 // comma-separated), $count=true and $filter: comparisons eq ne gt ge lt le,
+// OData 4.01's `field in ('a','b')`,
 // contains/startswith/endswith(field,'text'), and, or, not and parentheses;
 // literals 'text' (a quote doubled: 'O''Brien'), numbers, true, false, null
 // and dates (2026-01-31). Without $top at most 50 entities are returned,
@@ -449,6 +450,9 @@ func (p *odataParser) unary() (predicate, error) {
 	op := p.toks[p.pos].text
 	switch op {
 	case "eq", "ne", "gt", "ge", "lt", "le":
+	case "in":
+		p.pos++
+		return p.in(field)
 	default:
 		return nil, fmt.Errorf("unknown operator %q", op)
 	}
@@ -486,6 +490,50 @@ func (p *odataParser) unary() (predicate, error) {
 			return c < 0, nil
 		}
 		return c <= 0, nil
+	}, nil
+}
+
+// in parses the list of `field in (lit, …)` (OData 4.01): true when the
+// field equals one of the literals. Like eq, a literal of another type than
+// the field's value is an error, not a mismatch.
+func (p *odataParser) in(field string) (predicate, error) {
+	if err := p.expect('('); err != nil {
+		return nil, fmt.Errorf("in needs a parenthesized list of literals")
+	}
+	var list []any
+	for {
+		lit, err := p.literal()
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, lit)
+		if p.pos < len(p.toks) && p.toks[p.pos].kind == ',' {
+			p.pos++
+			continue
+		}
+		if err := p.expect(')'); err != nil {
+			return nil, fmt.Errorf("in: expected ',' or ')' after a literal")
+		}
+		break
+	}
+	return func(r record) (bool, error) {
+		v := r[field]
+		for _, lit := range list {
+			if lit == nil || v == nil {
+				if lit == nil && v == nil {
+					return true, nil
+				}
+				continue
+			}
+			c, err := compareValues(v, lit)
+			if err != nil {
+				return false, fmt.Errorf("%s: %v", field, err)
+			}
+			if c == 0 {
+				return true, nil
+			}
+		}
+		return false, nil
 	}, nil
 }
 

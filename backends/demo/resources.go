@@ -3,6 +3,7 @@ package demo
 import (
 	"cmp"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,15 +90,17 @@ func invoiceSorts(v string) map[string]func(a, b *invoice) int {
 }
 
 // invoiceFilter keeps invoices matching the status and customer_id query
-// parameters exactly.
+// parameters exactly; a repeated parameter matches any of its values.
 func invoiceFilter(q url.Values, x *invoice) bool {
-	if s, ok := q["status"]; ok && x.Status != s[0] {
-		return false
-	}
-	if c, ok := q["customer_id"]; ok && x.CustomerID != c[0] {
-		return false
-	}
-	return true
+	return anyOf(q, "status", x.Status) && anyOf(q, "customer_id", x.CustomerID)
+}
+
+// anyOf reports whether the query parameter name is absent or one of its
+// values is v: how the demo reads repeated parameters (and how the REST
+// dialect sends filter=field:in:…).
+func anyOf(q url.Values, name, v string) bool {
+	vals, ok := q[name]
+	return !ok || slices.Contains(vals, v)
 }
 
 // buildInvoice reads an invoice body into a copy of cur (nil on create).
@@ -245,15 +248,9 @@ func productSorts(v string) map[string]func(a, b *product) int {
 }
 
 // productFilter keeps products matching the currency and sku query
-// parameters exactly.
+// parameters exactly; a repeated parameter matches any of its values.
 func productFilter(q url.Values, x *product) bool {
-	if s, ok := q["currency"]; ok && x.Currency != s[0] {
-		return false
-	}
-	if s, ok := q["sku"]; ok && x.SKU != s[0] {
-		return false
-	}
-	return true
+	return anyOf(q, "currency", x.Currency) && anyOf(q, "sku", x.SKU)
 }
 
 func buildProduct(in *input, c *company, v string, cur *product, _ time.Time) *product {

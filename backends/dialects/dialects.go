@@ -21,6 +21,7 @@
 //
 //	eq ne gt ge lt le      comparisons
 //	contains startswith    substring / prefix match on text (case-sensitive)
+//	in                     any of a list: field:in:v1,v2,… (1..100 values)
 //
 // The value is everything after the second colon (it may contain colons). It
 // is typed so that every backend language gets the same literal:
@@ -32,9 +33,16 @@
 //	2026-01-31    a date
 //	anything else a string
 //
-// contains and startswith always take the value as text. A query a dialect
-// cannot express exactly is refused with 400 BAD_REQUEST naming the
-// parameter, never silently run as a different query.
+// contains and startswith always take the value as text. The value of in is
+// a comma-separated list of such values, each typed alone
+// (id:in:"cus_1","cus_2" or qty:in:1,2,3); a quoted value may hold commas
+// and escaped quotes ("a,b","say \"hi\""); empty values and null are
+// refused, and the whole list is at most 8 KiB (other values: 256 bytes).
+// Backends get it in their own form: repeated parameters (REST), OData
+// 4.01's `field in (…)`, an Odoo domain term [field, "in", […]].
+//
+// A query a dialect cannot express exactly is refused with 400 BAD_REQUEST
+// naming the parameter, never silently run as a different query.
 package dialects
 
 import (

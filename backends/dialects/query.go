@@ -17,6 +17,12 @@ const (
 	maxFieldLen  = 64
 	maxValueLen  = 256
 	maxPage      = 1_000_000
+	// MaxInValues is the most values one `in` filter takes (GraphQL's
+	// executor fetches related records in chunks of this size).
+	MaxInValues = 100
+	// maxInLen bounds the whole value of an `in` filter (each element
+	// keeps maxValueLen).
+	maxInLen = 8 << 10
 )
 
 // Op is a filter operator.
@@ -32,10 +38,14 @@ const (
 	OpLe
 	OpContains
 	OpStartsWith
+	OpIn // any of Filter.Values
 )
 
 var opNames = [...]string{OpEq: "eq", OpNe: "ne", OpGt: "gt", OpGe: "ge", OpLt: "lt", OpLe: "le",
-	OpContains: "contains", OpStartsWith: "startswith"}
+	OpContains: "contains", OpStartsWith: "startswith", OpIn: "in"}
+
+// operatorList is the operators as the refusals list them.
+const operatorList = "eq, ne, gt, ge, lt, le, contains, startswith, in"
 
 func (o Op) String() string {
 	if int(o) < len(opNames) && o > 0 {
@@ -97,11 +107,14 @@ func JoinSort(keys []SortKey, sep string) string {
 	return b.String()
 }
 
-// Filter is one filter=field:op:value.
+// Filter is one filter=field:op:value. Value holds the value of every
+// operator but OpIn; Values holds the 1..MaxInValues values of OpIn (and is
+// nil for the others).
 type Filter struct {
-	Field string
-	Op    Op
-	Value Value
+	Field  string
+	Op     Op
+	Value  Value
+	Values []Value
 }
 
 // Query is the parsed envelope query.
@@ -211,7 +224,10 @@ func parseFilter(s string) (Filter, error) {
 	op, ok := parseOp(opName)
 	if !ok {
 		return Filter{}, BadQuery("filter", "filter: unknown operator "+strconv.Quote(opName)+
-			"; operators: eq, ne, gt, ge, lt, le, contains, startswith")
+			"; operators: "+operatorList)
+	}
+	if op == OpIn {
+		return parseIn(field, raw)
 	}
 	if len(raw) > maxValueLen || !utf8.ValidString(raw) || hasControl(raw) {
 		return Filter{}, BadQuery("filter", "filter: the value of "+field+" must be printable UTF-8 of at most "+strconv.Itoa(maxValueLen)+" bytes")
@@ -230,6 +246,88 @@ func parseFilter(s string) (Filter, error) {
 		val.Kind = String
 	}
 	return Filter{Field: field, Op: op, Value: val}, nil
+}
+
+// parseIn parses the value of field:in:v1,v2,…: comma-separated elements,
+// each typed like a single value; a JSON-quoted element may hold commas and
+// escaped quotes. null, empty elements and more than MaxInValues elements
+// are refused.
+func parseIn(field, raw string) (Filter, error) {
+	if len(raw) > maxInLen || !utf8.ValidString(raw) || hasControl(raw) {
+		return Filter{}, BadQuery("filter", "filter: the value of "+field+" must be printable UTF-8 of at most "+strconv.Itoa(maxInLen)+" bytes")
+	}
+	if raw == "" {
+		return Filter{}, BadQuery("filter", "filter: in needs at least one value, e.g. "+field+":in:a,b")
+	}
+	vals := make([]Value, 0, min(strings.Count(raw, ",")+1, MaxInValues))
+	for rest := raw; ; {
+		elem, next, more, err := cutInElement(rest)
+		if err != nil {
+			return Filter{}, err
+		}
+		if elem == "" {
+			return Filter{}, BadQuery("filter", "filter: the values of in must not be empty (element "+strconv.Itoa(len(vals)+1)+")")
+		}
+		if len(elem) > maxValueLen {
+			return Filter{}, BadQuery("filter", "filter: each value of in is at most "+strconv.Itoa(maxValueLen)+" bytes")
+		}
+		if len(vals) == MaxInValues {
+			return Filter{}, BadQuery("filter", "filter: in takes at most "+strconv.Itoa(MaxInValues)+" values")
+		}
+		val, err := parseValue(elem)
+		if err != nil {
+			return Filter{}, err
+		}
+		if val.Kind == Null {
+			return Filter{}, BadQuery("filter", "filter: null cannot be a value of in")
+		}
+		vals = append(vals, val)
+		if !more {
+			break
+		}
+		rest = next
+	}
+	return Filter{Field: field, Op: OpIn, Values: vals}, nil
+}
+
+// cutInElement cuts the first element off an in list: up to the next comma,
+// or, for an element starting with a quote, through its closing quote (which
+// must end the list or be followed by a comma). more tells whether a comma
+// followed.
+func cutInElement(s string) (elem, rest string, more bool, err error) {
+	if s != "" && s[0] == '"' {
+		for i := 1; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++ // the escaped byte cannot close the string
+			case '"':
+				elem, rest = s[:i+1], s[i+1:]
+				if rest == "" {
+					return elem, "", false, nil
+				}
+				if rest[0] != ',' {
+					return "", "", false, BadQuery("filter", "filter: the quoted value "+clip(elem)+" of in must be followed by a comma or the end")
+				}
+				return elem, rest[1:], true, nil
+			}
+		}
+		return "", "", false, BadQuery("filter", "filter: the value "+clip(s)+" of in has no closing quote")
+	}
+	elem, rest, more = strings.Cut(s, ",")
+	return elem, rest, more, nil
+}
+
+// clip is s for a message: at most 40 bytes (whole runes) of the client's
+// text, so a refusal of an 8 KiB list does not echo all of it.
+func clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	n := 40
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func parseValue(raw string) (Value, error) {

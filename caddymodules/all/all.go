@@ -15,6 +15,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/envelope"
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
 	_ "github.com/erpgate/erpgate/caddymodules/events"
+	_ "github.com/erpgate/erpgate/caddymodules/graphql"
 	_ "github.com/erpgate/erpgate/caddymodules/handoff"
 	_ "github.com/erpgate/erpgate/caddymodules/health"
 	_ "github.com/erpgate/erpgate/caddymodules/ipblock"

@@ -1,7 +1,8 @@
 // Package authz is the erp_authz handler (company binding, permission check,
 // trusted identity headers) and the erp_auth directive that puts it behind
 // Caddy's authentication handler with the erp_jwt and erp_api_key providers.
-// A handler owns its cache of the edge assertions it signed (per config,
+// A handler owns its cache of the edge assertions it signed (an
+// assertion.Signer from caddymodules/internal/assertion; per config,
 // not kept across reloads); the refusal log and the auth service come from
 // the erp app. Besides the erp app it imports the provider packages
 // companyjwt and apikey, whose configs erp_auth builds, and no other module
@@ -10,24 +11,19 @@ package authz
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
-	"github.com/erpgate/erpgate/caddymodules/internal/edgeauth"
+	"github.com/erpgate/erpgate/caddymodules/internal/assertion"
 	"github.com/erpgate/erpgate/contract"
-	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/reqpath"
 )
@@ -98,14 +94,12 @@ type Handler struct {
 	// erp_version: no assertion is sent.
 	Backend string `json:"backend,omitempty"`
 
-	logger     *zap.Logger
-	assertions *assertionCache
-	now        func() time.Time
-	warned     *warnings
-	sign       func(ctx context.Context, a *authsvc.Assertion) (string, error) // nil: the in-process auth service (tests replace it)
+	logger *zap.Logger
+	// signer signs and caches the edge assertions (per handler, with the
+	// erp app's in-process auth service).
+	signer *assertion.Signer
 	// refusals writes the log lines of refusals, sampled (erpapp.RefusalLog).
 	refusals refusallog.Logger
-	app      *erpapp.App // its in-process auth service signs the assertions
 }
 
 // CaddyModule returns the Caddy module information.
@@ -124,13 +118,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.refusals = app.Refusals().For(h.logger)
-	h.app = app
 	if h.MaxBodyCheck <= 0 {
 		h.MaxBodyCheck = 1 << 20
 	}
-	h.assertions = newAssertionCache(assertionCacheSize)
-	h.warned = new(warnings)
-	h.now = time.Now
+	h.signer = assertion.New(app, h.logger, h.refusals)
 	return nil
 }
 
@@ -218,115 +209,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		// the derived permission, checked without building its name
 		b, action := strings.ToLower(backend), derivedAction(method)
-		if !hasScopeParts(scope, b, action) {
+		if !assertion.HasScopeParts(scope, b, action) {
 			h.refused(r, "request without the permission refused", "forbidden")
 			return missingPermission(b + action)
 		}
 	}
 	for _, s := range required {
-		if !hasScope(scope, s) {
+		if !assertion.HasScope(scope, s) {
 			h.refused(r, "request without the permission refused", "forbidden")
 			return missingPermission(s)
 		}
 	}
 	roles := replString(repl, "http.auth.user.roles")
-	var assertion string
+	var asserted string
 	if backend != "" {
 		var err error
-		if assertion, err = h.assertion(r, repl, backend, user, company, roles, scope); err != nil {
+		id := assertion.Identity{User: user, Company: company, Roles: roles, Scope: scope, Plan: replString(repl, "http.auth.user.plan")}
+		if asserted, err = h.signer.Of(r, backend, id); err != nil {
 			return err
 		}
 	}
 	// The backend learns the caller from the edge alone: the credential itself stays here.
 	r.Header.Del("Authorization")
-	vals := [...]string{company, user, roles, scope, assertion}
+	vals := [...]string{company, user, roles, scope, asserted}
 	vs := vals[:] // one allocation for the five headers
 	r.Header[hdrCompanyID] = vs[0:1:1]
 	r.Header[hdrUserID] = vs[1:2:2]
 	r.Header[hdrRoles] = vs[2:3:3]
 	r.Header[hdrScope] = vs[3:4:4]
-	if assertion != "" {
+	if asserted != "" {
 		r.Header[hdrAssertion] = vs[4:5:5]
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// assertion is the edge assertion for the request's credential and backend:
-// the cached one while it may be reused, else a new one ("" when none can
-// be made; the request then goes on without).
-func (h *Handler) assertion(r *http.Request, repl *caddy.Replacer, backend, user, company, roles, scope string) (string, error) {
-	cred, _ := caddyhttp.GetVar(r.Context(), contract.VarCredential).(*contract.Credential)
-	if cred == nil || cred.ID == "" {
-		warnOnce(h.logger, &h.warned.noCredential, "the request's credential is not from erp_jwt or erp_api_key: it is proxied without an edge assertion")
-		return "", nil
-	}
-	now := h.now()
-	plan := replString(repl, "http.auth.user.plan")
-	if e, ok := h.assertions.get(cred.ID, backend, now); ok && e.statesFor(user, company, roles, scope, plan) {
-		return e.token, nil
-	}
-	exp, bound, ok := assertionExpiry(now, cred.Expiry)
-	if !ok {
-		return "", caddyhttp.Error(http.StatusUnauthorized, edgeauth.Unauthenticated(contract.CodeTokenExpired, "access token expired", "invalid_token"))
-	}
-	sign := h.sign
-	var svc *authsvc.Service
-	if sign == nil {
-		var err error
-		if svc, err = h.app.AuthService(); err != nil {
-			warnOnce(h.logger, &h.warned.noService, "no auth service in this process to sign edge assertions with: requests are proxied without one, and backends that verify them refuse")
-			return "", nil
-		}
-		sign = svc.SignAssertion
-	}
-	a := &authsvc.Assertion{
-		Audience: backend, Subject: user, CompanyID: company, Roles: splitRoles(roles), Scope: scope,
-		Plan: plan, IssuedAt: now, Expiry: exp,
-	}
-	tok, err := sign(r.Context(), a)
-	// The chosen service's config may be unloaded by a reload while this
-	// request waits for the service to get ready (see AuthServiceAfter):
-	// then again on the newer one. Rapid reloads can unload several in a
-	// row; the request's ctx bounds the waiting, maxSignTries a flapping.
-	for i := 1; err != nil && svc != nil && i < maxSignTries; i++ {
-		if svc = h.app.AuthServiceAfter(r.Context(), svc); svc != nil {
-			tok, err = svc.SignAssertion(r.Context(), a)
-		}
-	}
-	if err != nil {
-		if ce := h.refusals.Check(r.Context(), zap.ErrorLevel, "signing the edge assertion failed", "unavailable"); ce != nil {
-			ce.Write(zap.Error(err), zap.String("request_id", requestID(r)))
-		}
-		return "", caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the edge cannot vouch for requests right now"))
-	}
-	h.assertions.put(cred.ID, backend, &assertionEntry{
-		token: tok, until: reuseUntil(exp, bound), sub: user, cid: company, roles: roles, scope: scope, plan: plan,
-	}, now)
-	return tok, nil
-}
-
-// maxSignTries bounds the services one assertion is tried with: one per
-// config a burst of reloads unloads while the request waits.
-const maxSignTries = 8
-
-// warnings are logged once per handler.
-type warnings struct {
-	noService    atomic.Bool // no in-process auth service
-	noCredential atomic.Bool // a credential from another provider
-}
-
-func warnOnce(logger *zap.Logger, done *atomic.Bool, msg string) {
-	if done.CompareAndSwap(false, true) {
-		logger.Warn(msg)
-	}
-}
-
-// splitRoles undoes the comma-join of {http.auth.user.roles}.
-func splitRoles(roles string) []string {
-	if roles == "" {
-		return []string{}
-	}
-	return strings.Split(roles, ",")
 }
 
 func missingPermission(s string) error {

@@ -79,31 +79,6 @@ func derivedAction(method string) string {
 	return ":write"
 }
 
-// hasScopeParts is hasScope(scopes, prefix+suffix) without the concatenation.
-func hasScopeParts(scopes, prefix, suffix string) bool {
-	n := len(prefix) + len(suffix)
-	for rest := scopes; rest != ""; {
-		var f string
-		f, rest, _ = strings.Cut(rest, " ")
-		if len(f) == n && f[:len(prefix)] == prefix && f[len(prefix):] == suffix {
-			return true
-		}
-	}
-	return false
-}
-
-// hasScope reports whether the space-separated scopes hold s.
-func hasScope(scopes, s string) bool {
-	for rest := scopes; rest != ""; {
-		var f string
-		f, rest, _ = strings.Cut(rest, " ")
-		if f == s {
-			return true
-		}
-	}
-	return false
-}
-
 // containsFold reports whether s contains the lower-case ASCII sub, ignoring case.
 func containsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {

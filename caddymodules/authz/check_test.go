@@ -81,23 +81,6 @@ func TestCompanyReferences(t *testing.T) {
 	if derivedAction("HEAD") != ":read" || derivedAction("OPTIONS") != ":read" || derivedAction("PATCH") != ":write" {
 		t.Fatal("derivedAction")
 	}
-	for _, c := range []struct {
-		scopes, prefix, suffix string
-		want                   bool
-	}{
-		{"a:read invoices:read", "invoices", ":read", true},
-		{"invoices:write", "invoices", ":read", false},
-		{"invoices:readx invoice:read", "invoices", ":read", false},
-		{"xinvoices:read", "invoices", ":read", false},
-		{"", "invoices", ":read", false},
-	} {
-		if hasScopeParts(c.scopes, c.prefix, c.suffix) != c.want {
-			t.Fatalf("hasScopeParts(%q, %q, %q) != %v", c.scopes, c.prefix, c.suffix, c.want)
-		}
-	}
-	if !hasScope("a:read b:write", "b:write") || hasScope("a:read b:write", "b") || hasScope("", "a:read") {
-		t.Fatal("hasScope")
-	}
 }
 
 func identityRequest(method, target, body string) *http.Request {

@@ -27,6 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	erp_envelope {
 //		max_buffer    <bytes>
 //		strip_headers <name|prefix*|default…>
+//		graphql_path  <path|off>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := caddyfileutil.NoArgs(d); err != nil {
@@ -54,6 +55,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := clientheaders.Check(h.StripHeaders); err != nil {
 				return d.Errf("strip_headers: %v", err)
 			}
+		case "graphql_path":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			h.GraphQLPath = args[0]
 		default:
 			return d.Errf("unknown subdirective %q", name)
 		}

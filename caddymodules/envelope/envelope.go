@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/internal/clientheaders"
 	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/graphql"
 )
 
 func init() {
@@ -86,8 +89,18 @@ type Handler struct {
 	// `Remote-Groups`, `Remote-Email`, `Remote-Name`, `X-Auth-Request-*`.
 	StripHeaders []string `json:"strip_headers,omitempty"`
 
-	logger *zap.Logger
-	strip  *clientheaders.Matcher
+	// GraphQLPath is the path of the GraphQL endpoint (erp_graphql): the
+	// errors of requests to exactly this path that end before erp_graphql
+	// answers (erp_auth's 401, erp_authz's 403, …) are written in GraphQL's
+	// shape, {"errors":[{"message","extensions":{"code","field"?,"context"?}}],
+	// "extensions":{"meta":{…}}}, with the same status and headers, so that
+	// GraphQL clients read every answer of the endpoint alike. `off`: none.
+	// Default: `/api/graphql`.
+	GraphQLPath string `json:"graphql_path,omitempty"`
+
+	logger      *zap.Logger
+	strip       *clientheaders.Matcher
+	graphqlPath string // "" when off
 }
 
 // CaddyModule returns the Caddy module information.
@@ -108,6 +121,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(list) == 0 {
 		list = []string{clientheaders.DefaultWord}
 	}
+	switch h.GraphQLPath {
+	case "":
+		h.graphqlPath = "/api/graphql"
+	case "off":
+		h.graphqlPath = ""
+	default:
+		h.graphqlPath = h.GraphQLPath
+	}
 	var err error
 	if h.strip, err = clientheaders.New(clientheaders.Edge, list); err != nil {
 		return fmt.Errorf("erp_envelope: strip_headers: %w", err)
@@ -122,6 +143,9 @@ func (h *Handler) Validate() error {
 	}
 	if err := clientheaders.Check(h.StripHeaders); err != nil {
 		return fmt.Errorf("erp_envelope: strip_headers: %w", err)
+	}
+	if p := h.GraphQLPath; p != "" && p != "off" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t?#")) {
+		return errors.New("erp_envelope: graphql_path is a path starting with /, or off")
 	}
 	return nil
 }
@@ -237,7 +261,42 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	depfail.SetRetryAfter(w.Header(), status)
 	w.Header().Set(contract.HeaderRequestIDKey, id)
 	m := meta(r, id)
+	if h.graphqlPath != "" && requestPath(r) == h.graphqlPath {
+		writeGraphQLError(w, r, status, &m, e)
+		return
+	}
 	env.WriteFailure(w, status, &m, e)
+}
+
+// requestPath is the path the client asked for (handle_errors may see a
+// rewritten request).
+func requestPath(r *http.Request) string {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL.Path
+	}
+	return r.URL.Path
+}
+
+// writeGraphQLError writes e as a GraphQL response (internal/graphql's
+// shape) with the envelope's meta in its extensions: the media type the
+// client accepts, as erp_graphql answers.
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, m *env.Meta, e env.Error) {
+	meta := env.AppendMeta(make([]byte, 0, 160), m)
+	errs := []*graphql.Error{{Message: e.Message, Code: e.Code, Field: e.Field, Context: e.Context}}
+	body := graphql.AppendResponse(make([]byte, 0, 256+len(meta)), nil, errs, meta)
+	hdr := w.Header()
+	ct := env.ContentType
+	for _, a := range r.Header["Accept"] {
+		if strings.Contains(a, "application/graphql-response+json") {
+			ct = "application/graphql-response+json; charset=utf-8"
+			break
+		}
+	}
+	hdr.Set("Content-Type", ct)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // describe turns a handler error into a status, an envelope error and extra headers.

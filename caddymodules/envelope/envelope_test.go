@@ -351,3 +351,88 @@ func TestStripsIdentityHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphQLPathErrors: an error of a request to the GraphQL endpoint
+// that ended before erp_graphql answered (erp_auth's 401, erp_authz's 403)
+// is GraphQL-shaped, with the same status and headers; other paths keep
+// the envelope, and so does the endpoint with graphql_path off.
+func TestGraphQLPathErrors(t *testing.T) {
+	t.Parallel()
+	refusal := caddyhttp.Error(403, &contract.Error{Status: 403, Code: contract.CodeForbidden, Message: "missing permission invoices:read",
+		Context: map[string]any{"required": "invoices:read"}, Header: http.Header{"X-Extra": {"1"}}})
+	render := func(h *Handler, path string, accept string) *httptest.ResponseRecorder {
+		r := newRequest("POST", path)
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, refusal))
+		w, err := serve(t, h, r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	on := newHandler(1 << 20)
+	on.graphqlPath = "/api/graphql"
+	w := render(on, "/api/graphql", "application/graphql-response+json, application/json")
+	var doc struct {
+		Success *bool `json:"success"`
+		Errors  []struct {
+			Message    string `json:"message"`
+			Extensions struct {
+				Code    string         `json:"code"`
+				Context map[string]any `json:"context"`
+			} `json:"extensions"`
+		} `json:"errors"`
+		Extensions struct {
+			Meta struct {
+				RequestID string `json:"request_id"`
+				Timestamp string `json:"timestamp"`
+			} `json:"meta"`
+		} `json:"extensions"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	if w.Code != 403 || doc.Success != nil || len(doc.Errors) != 1 || doc.Errors[0].Message != "missing permission invoices:read" ||
+		doc.Errors[0].Extensions.Code != "FORBIDDEN" || doc.Errors[0].Extensions.Context["required"] != "invoices:read" ||
+		doc.Extensions.Meta.RequestID == "" || doc.Extensions.Meta.RequestID != w.Header().Get("X-Request-ID") || doc.Extensions.Meta.Timestamp == "" {
+		t.Fatalf("GraphQL shape: %d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("X-Extra") != "1" || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/graphql-response+json") {
+		t.Fatalf("headers %v", w.Header())
+	}
+	if w := render(on, "/api/graphql", ""); !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || strings.Contains(w.Body.String(), `"success"`) {
+		t.Fatalf("application/json client: %v %s", w.Header(), w.Body)
+	}
+	for _, tc := range []struct {
+		name string
+		h    *Handler
+		path string
+	}{
+		{"another path", on, "/api/graphql/x"},
+		{"graphql_path off", newHandler(1 << 20), "/api/graphql"},
+	} {
+		w := render(tc.h, tc.path, "")
+		if d := decode(t, w.Body.Bytes()); w.Code != 403 || d.Success || len(d.Errors) != 1 || d.Errors[0].Code != "FORBIDDEN" {
+			t.Fatalf("%s: the envelope expected, got %d %s", tc.name, w.Code, w.Body)
+		}
+	}
+}
+
+// TestGraphQLPathSetting: the default, off, and a path of one's own.
+func TestGraphQLPathSetting(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"": "/api/graphql", "off": "", "/gql": "/gql"} {
+		h := &Handler{GraphQLPath: in}
+		if err := h.Provision(caddy.Context{Context: context.Background()}); err != nil {
+			t.Fatal(err)
+		}
+		if h.graphqlPath != want {
+			t.Fatalf("graphql_path %q: %q, want %q", in, h.graphqlPath, want)
+		}
+	}
+	if (&Handler{MaxBuffer: 4096, GraphQLPath: "api/graphql"}).Validate() == nil {
+		t.Fatal("a relative graphql_path was accepted")
+	}
+}

@@ -59,6 +59,26 @@
 // filter `to:in:k1,k2,…` (chunked at MaxBatchKeys keys), never one call per
 // parent.
 //
+// Compose checks these conventions and refuses a schema that breaks them
+// (an entity defined twice, a value type defined differently, a @join
+// whose from or to is not a field, root fields with other arguments, a
+// relation taking `after`); a field or extension referencing a type no
+// source defines (its backend is not registered) is dropped with a
+// warning instead.
+//
+// # Execution
+//
+// Root query fields are fetched together (one Fetch); mutation fields one
+// after the other, each with its relations. Cursors are opaque (base64url
+// of the item's offset); a window that is not a whole backend page is read
+// from one larger page when one of at most MaxFirst holds it, else from two.
+// Relations are resolved a level at a time: every parent of one selected
+// field together, at most MaxBatchKeys keys and 200 items per call,
+// following at most 10 pages. A value that does not fit its type is null
+// with an UPSTREAM_UNAVAILABLE error; a null where the type is non-null
+// makes the nearest nullable parent null (spec). A response holds at most
+// 10,000 objects.
+//
 // # Limits and cost
 //
 // Cost: every field that calls a backend (a root field, a relation) costs

@@ -16,8 +16,9 @@
 // DOMAIN is an Odoo domain, a list of [field, operator, value] terms that
 // all must hold: eq ne gt ge lt le become = != > >= < <=; contains and
 // startswith become `=like` with the value's own `%`, `_` and `\` escaped
-// (so they match literally) and `%` added around / after it. Values keep
-// their JSON type; dates are strings, as in Odoo.
+// (so they match literally) and `%` added around / after it; in becomes
+// [field, "in", [v1, v2, …]]. Values keep their JSON type; dates are
+// strings, as in Odoo.
 //
 // An item GET /{backend}/{id} is one search_read with [["id","=",id]]
 // (integer ids as numbers) and limit 1; no record is 404 NOT_FOUND.
@@ -187,6 +188,15 @@ func AppendDomain(b []byte, fs []dialects.Filter) []byte {
 		case dialects.OpStartsWith:
 			b = append(b, `"=like",`...)
 			b = envelope.AppendString(b, EscapeLike(f.Value.Text)+"%")
+		case dialects.OpIn:
+			b = append(b, `"in",[`...)
+			for j, v := range f.Values {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendValue(b, v)
+			}
+			b = append(b, ']')
 		default:
 			b = envelope.AppendString(b, domainOps[f.Op])
 			b = append(b, ',')

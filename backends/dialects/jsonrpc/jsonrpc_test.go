@@ -2,10 +2,13 @@ package jsonrpc
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/backends/dialects"
@@ -70,6 +73,39 @@ func TestRewriteBatch(t *testing.T) {
 	}
 	if f, _ := kw["fields"].([]any); len(f) != 2 || f[0] != "name" {
 		t.Fatalf("fields %v", kw["fields"])
+	}
+}
+
+func TestRewriteIn(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/api/v1/catalog?limit=200&filter=active:eq:true&filter="+
+		url.QueryEscape(`id:in:"prd_1",7,"a,\"b\"",2026-01-31,false,-1.5`), nil)
+	if _, err := dialect.Rewrite(r, target); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	var batch []call
+	if err := json.Unmarshal(body, &batch); err != nil || len(batch) != 2 {
+		t.Fatalf("%s: %v", body, err)
+	}
+	want := `[["active","=",true],["id","in",["prd_1",7,"a,\"b\"","2026-01-31",false,-1.5]]]`
+	for _, c := range batch {
+		if string(c.Params.Args[0]) != want {
+			t.Fatalf("domain\n got %s\nwant %s", c.Params.Args[0], want)
+		}
+	}
+	// the values come back as typed JSON
+	var domain [][]any
+	if err := json.Unmarshal(batch[0].Params.Args[0], &domain); err != nil {
+		t.Fatal(err)
+	}
+	vals, _ := domain[1][2].([]any)
+	if len(vals) != 6 || vals[0] != "prd_1" || vals[1] != 7.0 || vals[2] != `a,"b"` || vals[4] != false {
+		t.Fatalf("values %#v", domain[1][2])
+	}
+	_, err := dialect.Rewrite(httptest.NewRequest("GET", "/x?filter=id:in:1,,2", nil), target)
+	if ce, ok := contract.AsError(err); !ok || ce.Status != 400 || ce.Field != "filter" {
+		t.Fatalf("empty element: %v", err)
 	}
 }
 
@@ -229,6 +265,21 @@ func BenchmarkTranslate(b *testing.B) {
 	for b.Loop() {
 		if res := tr.Translate(&envelope.Answer{Status: 200, Body: body}); res.Pagination == nil {
 			b.Fatal("no pagination")
+		}
+	}
+}
+
+func BenchmarkRewriteIn50(b *testing.B) {
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = strconv.Quote(fmt.Sprintf("prd_acme_%03d", i+1))
+	}
+	raw := "limit=200&filter=" + url.QueryEscape("id:in:"+strings.Join(ids, ","))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/catalog", RawQuery: raw}, Header: http.Header{}}
+		if _, err := dialect.Rewrite(r, target); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -6,7 +6,8 @@
 // Requests: a collection GET gets `$top` (limit), `$skip` ((page-1)×limit,
 // omitted for page 1), `$count=true`, `$orderby` ("price desc,name asc") and
 // `$filter` (comparisons `eq ne gt ge lt le` joined with `and`, text matches
-// as `contains(field,'x')` / `startswith(field,'x')`). String literals are
+// as `contains(field,'x')` / `startswith(field,'x')`, `in` as OData 4.01's
+// `field in ('a','b')`, which a 4.0-only service refuses). String literals are
 // single-quoted with quotes doubled (O'Brien → 'O”Brien'), numbers, booleans,
 // null and dates (Edm.Date, 2026-01-31) are unquoted. An item is addressed
 // by key: /Resource('id') for text ids, /Resource(42) for integer ids. Any
@@ -140,6 +141,16 @@ func Filter(fs []dialects.Filter) string {
 			b.WriteString(f.Field)
 			b.WriteByte(',')
 			b.WriteString(Quote(f.Value.Text))
+			b.WriteByte(')')
+		case dialects.OpIn:
+			b.WriteString(f.Field)
+			b.WriteString(" in (")
+			for j, v := range f.Values {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(Literal(v))
+			}
 			b.WriteByte(')')
 		default:
 			b.WriteString(f.Field)

@@ -2,9 +2,12 @@ package odata
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/backends/dialects"
@@ -55,6 +58,29 @@ func TestRewriteQuery(t *testing.T) {
 	r, _, _ = rewrite(t, "GET", "/x?limit=5", target)
 	if r.URL.Query().Has("$skip") || r.URL.Query().Get("$top") != "5" {
 		t.Fatalf("%s", r.URL.RawQuery)
+	}
+}
+
+func TestRewriteIn(t *testing.T) {
+	t.Parallel()
+	r, _, err := rewrite(t, "GET", "/x?limit=200&filter=status:eq:posted&filter="+
+		url.QueryEscape(`id:in:"le_acme_0001",O'Brien,"a,b",4000,2026-01-31,true`), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `status eq 'posted' and id in ('le_acme_0001','O''Brien','a,b',4000,2026-01-31,true)`
+	if got := r.URL.Query().Get("$filter"); got != want {
+		t.Fatalf("$filter\n got %s\nwant %s", got, want)
+	}
+	if contains(r.URL.RawQuery, "+") {
+		t.Fatalf("spaces must be %%20, not +: %s", r.URL.RawQuery)
+	}
+	if got := Filter([]dialects.Filter{{Field: "id", Op: dialects.OpIn, Values: []dialects.Value{{Kind: dialects.String, Text: "x"}}}}); got != "id in ('x')" {
+		t.Fatalf("one value: %s", got)
+	}
+	_, _, err = rewrite(t, "GET", "/x?filter=id:in:a,null", target)
+	if ce, ok := contract.AsError(err); !ok || ce.Status != 400 || ce.Field != "filter" {
+		t.Fatalf("null in in: %v", err)
 	}
 }
 
@@ -218,6 +244,22 @@ func BenchmarkTranslate(b *testing.B) {
 	for b.Loop() {
 		if res := tr.Translate(&envelope.Answer{Status: 200, Body: body}); res.Pagination == nil {
 			b.Fatal("no pagination")
+		}
+	}
+}
+
+func BenchmarkRewriteIn50(b *testing.B) {
+	d := &Dialect{Backend: "ledger"}
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = strconv.Quote(fmt.Sprintf("le_acme_%04d", i+1))
+	}
+	raw := "limit=200&filter=" + url.QueryEscape("id:in:"+strings.Join(ids, ","))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/ledger", RawQuery: raw}}
+		if _, err := d.Rewrite(r, target); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

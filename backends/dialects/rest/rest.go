@@ -1,7 +1,11 @@
 // Package rest is the REST dialect: requests pass through with their path
 // mapped onto the backend's base URL; `filter=field:eq:value` becomes the
-// backend's own `field=value` for the fields the backend is known to filter
-// on; answers are read by envelope.REST (JSON as data, `X-Total-Count`,
+// backend's own `field=value` and `filter=field:in:v1,v2` the repeated
+// parameter `field=v1&field=v2`, for the fields the backend is known to
+// filter on. A REST backend behind this dialect must therefore read repeated
+// parameters as "any of" (the demo ERP does); one that kept only the first
+// or the last would answer a different query. Answers are read by
+// envelope.REST (JSON as data, `X-Total-Count`,
 // `X-Page`/`X-Per-Page` and `Link: rel="next"` as pagination, RFC 9457
 // problem details as errors).
 //
@@ -26,9 +30,10 @@ type Dialect struct {
 	// Backend names the backend in messages.
 	Backend string
 	// FilterFields are the fields the backend filters on by exact match
-	// (`field=value`). A filter on any other field, or with any operator
-	// but eq, is refused with 400: a REST backend commonly ignores query
-	// parameters it does not know, which would silently return more.
+	// (`field=value`, repeated for any of several values). A filter on any
+	// other field, or with any operator but eq and in, is refused with 400:
+	// a REST backend commonly ignores query parameters it does not know,
+	// which would silently return more.
 	FilterFields []string
 }
 
@@ -62,8 +67,8 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 	}
 	v.Del("filter")
 	for _, f := range q.Filters {
-		if f.Op != dialects.OpEq {
-			return nil, dialects.BadQuery("filter", "the "+d.Backend+" backend (REST) can only filter with eq, not "+f.Op.String())
+		if f.Op != dialects.OpEq && f.Op != dialects.OpIn {
+			return nil, dialects.BadQuery("filter", "the "+d.Backend+" backend (REST) can only filter with eq and in, not "+f.Op.String())
 		}
 		if !slices.Contains(d.FilterFields, f.Field) {
 			msg := "the " + d.Backend + " backend (REST) cannot filter on " + strconv.Quote(f.Field)
@@ -79,6 +84,14 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		}
 		if _, dup := v[f.Field]; dup {
 			return nil, dialects.BadQuery("filter", "filter on "+strconv.Quote(f.Field)+" is given twice")
+		}
+		if f.Op == dialects.OpIn {
+			texts := make([]string, len(f.Values))
+			for i, x := range f.Values {
+				texts[i] = x.Text
+			}
+			v[f.Field] = texts
+			continue
 		}
 		v.Set(f.Field, f.Value.Text)
 	}

@@ -20,7 +20,9 @@ func init() {
 
 // Dialect is the REST dialect: the request passes through with its path
 // mapped onto the version's base URL; `filter=field:eq:value` becomes
-// `field=value` for the listed fields (any other filter is a 400); answers
+// `field=value` and `filter=field:in:v1,v2` the repeated `field=v1&field=v2`
+// (which the backend must read as "any of") for the listed fields (any
+// other filter is a 400); answers
 // are read as JSON with `X-Total-Count`/`Link` pagination and RFC 9457
 // problem details.
 //
@@ -31,7 +33,8 @@ func init() {
 // JSON: `{"name": "rest", "filter_fields": ["status", "customer_id"]}`.
 type Dialect struct {
 	// FilterFields are the fields the backend filters on with
-	// `field=value`. Default: none (every filter is refused).
+	// `field=value` (repeated: any of). Default: none (every filter is
+	// refused).
 	FilterFields []string `json:"filter_fields,omitempty"`
 }
 
