@@ -72,7 +72,7 @@ func init() {
 // (Apollo's clients then send the query along).
 //
 // The plan of a request is its company's quota override plan
-// (erp { quota_override … plan }), else its credential's plan, else
+// (the erp app's quota_overrides.<company>.plan), else its credential's plan, else
 // default_plan. A backend's fields need the scope `{backend}:read`
 // (mutations `{backend}:write`); without it the field is null with a
 // FORBIDDEN error and the backend is not called.
