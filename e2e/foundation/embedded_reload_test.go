@@ -40,7 +40,7 @@ func TestEmbeddedReloadKeepsSessions(t *testing.T) {
 		req.Header.Set("Content-Type", "text/caddyfile")
 		req.Header.Set("Cache-Control", "must-revalidate") // reload even though unchanged
 		req.Close = true
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
 		if err != nil {
 			t.Fatalf("reload: %v", err)
 		}

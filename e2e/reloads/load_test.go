@@ -236,7 +236,9 @@ func errKind(err error) string {
 
 // reloader loads a Caddyfile through the admin API, even when unchanged.
 func reloader(t *testing.T, in *stacktest.Instance, caddyfile string) func() {
-	client := &http.Client{Timeout: 60 * time.Second}
+	// a connection of its own per load: the admin server a load replaces
+	// closes its idle connections after answering
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	return func() {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, in.AdminURL+"/load", strings.NewReader(caddyfile))

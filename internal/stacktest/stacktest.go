@@ -325,6 +325,9 @@ func (in *Instance) Kill() {
 // Pid is the process id.
 func (in *Instance) Pid() int { return in.cmd.Process.Pid }
 
+// loadClient opens a connection of its own for each admin load.
+var loadClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // Load replaces the running config through the admin API.
 func (in *Instance) Load(ctx context.Context, body []byte, contentType string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.AdminURL+"/load", bytes.NewReader(body))
@@ -332,8 +335,11 @@ func (in *Instance) Load(ctx context.Context, body []byte, contentType string) e
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Close = true // a load restarts the admin server: no keep-alive across loads
-	resp, err := http.DefaultClient.Do(req)
+	// A load restarts the admin server, whose predecessor closes its idle
+	// connections after answering: never a pooled connection, which may be
+	// one of those.
+	req.Close = true
+	resp, err := loadClient.Do(req)
 	if err != nil {
 		return err
 	}
