@@ -21,7 +21,11 @@ import (
 func TestEdgeAnswersMatchTheDocument(t *testing.T) {
 	t.Parallel()
 	in := stacktest.Start(t, stacktest.Options{})
-	raw := httpt.Get(t, in.URL+"/api/v1/openapi.json", nil).Body
+	resp := httpt.Get(t, in.URL+"/api/v1/openapi.json", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/openapi.json: %d %.300s", resp.StatusCode, resp.Body)
+	}
+	raw := resp.Body
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
