@@ -12,6 +12,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/jsonrpc"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/odata"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/rest"
+	_ "github.com/erpgate/erpgate/caddymodules/bulk"
 	_ "github.com/erpgate/erpgate/caddymodules/envelope"
 	_ "github.com/erpgate/erpgate/caddymodules/erpapp"
 	_ "github.com/erpgate/erpgate/caddymodules/events"
