@@ -76,7 +76,9 @@ func run(t *testing.T, h *Handler, target string, f *fakeBackend) (*httptest.Res
 // countingQuota admits `left` charges, then refuses with RATE_LIMITED.
 type countingQuota struct{ charged, left int64 }
 
-func (q *countingQuota) Usage(*http.Request) (*erpapp.QuotaUsage, error) { return nil, errors.New("unused") }
+func (q *countingQuota) Usage(*http.Request) (*erpapp.QuotaUsage, error) {
+	return nil, errors.New("unused")
+}
 
 func (q *countingQuota) Charge(_ http.ResponseWriter, _ *http.Request, n int64) *contract.Error {
 	if q.left < n {
