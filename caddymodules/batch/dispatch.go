@@ -77,6 +77,7 @@ type dispatcher struct {
 	parent *http.Request
 	meta   *env.Meta
 	index  map[string]int
+	creds  http.Header // erp_batch_credentials' copy
 }
 
 // itemError is an item's own failure envelope.
@@ -124,6 +125,9 @@ func (d *dispatcher) do(ctx context.Context, it *core.Item) (int, json.RawMessag
 		if v, ok := p.Header[name]; ok {
 			sub.Header[name] = v
 		}
+	}
+	for name, v := range d.creds { // erp_auth removed them from p
+		sub.Header[name] = v
 	}
 	for name, v := range it.Headers {
 		canon := http.CanonicalHeaderKey(name)

@@ -61,6 +61,7 @@ var refusedNames = []string{"batch", "auth", "admin", "openapi.json", "docs", "e
 // Handler serves `POST /api/v1/batch`:
 //
 //	handle /api/v1/batch {
+//		erp_batch_credentials
 //		erp_auth {
 //			authenticated_only
 //		}
@@ -209,6 +210,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !ok {
 		return fail(http.StatusInternalServerError, contract.CodeInternal, "", "internal error")
 	}
+	creds := keptCredentials(r)
+	if creds == nil {
+		h.logger.Error("erp_batch: erp_batch_credentials must come before erp_auth in the batch's route")
+		return fail(http.StatusInternalServerError, contract.CodeInternal, "", "internal error")
+	}
 	planName, limit := h.planFor(id.Company, id.Plan)
 	req, err := h.decode(w, r)
 	if err != nil {
@@ -230,7 +236,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		requestID = env.RequestID(r.Header.Get(contract.HeaderRequestIDKey))
 	}
 	meta := env.Meta{RequestID: requestID, CompanyID: id.Company, UserID: id.User}
-	sub := &dispatcher{h: h, srv: srv, parent: r, meta: &meta, index: make(map[string]int, len(req.Requests))}
+	sub := &dispatcher{h: h, srv: srv, parent: r, meta: &meta, index: make(map[string]int, len(req.Requests)), creds: creds}
 	for i := range req.Requests {
 		sub.index[req.Requests[i].ID] = i
 	}
