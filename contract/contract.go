@@ -35,6 +35,9 @@ const (
 	// CodeQueryTooComplex: a GraphQL operation over a plan's depth, cost,
 	// alias or size limit, refused before any backend call.
 	CodeQueryTooComplex = "QUERY_TOO_COMPLEX"
+	// CodeFailedDependency is a batch item's code (status 424) when an
+	// item it depends on did not succeed: it was not run.
+	CodeFailedDependency = "FAILED_DEPENDENCY"
 )
 
 // Identity headers the edge sets towards upstreams. A client's copy of any of

@@ -8,6 +8,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/authsvc"
 	_ "github.com/erpgate/erpgate/caddymodules/authz"
 	_ "github.com/erpgate/erpgate/caddymodules/bulk"
+	_ "github.com/erpgate/erpgate/caddymodules/batch"
 	_ "github.com/erpgate/erpgate/caddymodules/companyjwt"
 	_ "github.com/erpgate/erpgate/caddymodules/demo"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/jsonrpc"
