@@ -99,7 +99,7 @@ type Handler struct {
 	// Default: 100ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	app    *erpapp.App
+	known  func(backend string) bool // the erp app has the backend
 	store  respcache.Store
 	logger *zap.Logger
 	now    func() time.Time
@@ -126,7 +126,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.app = app
+	h.known = func(b string) bool { return app.Backend(b) != nil }
 	h.logger = ctx.Logger()
 	if h.now == nil {
 		h.now = time.Now
@@ -192,7 +192,7 @@ func (h *Handler) ttlFor(backend string) time.Duration {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	backend, _ := caddyhttp.GetVar(r.Context(), contract.VarBackend).(string)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if backend == "" || repl == nil || h.app.Backend(backend) == nil {
+	if backend == "" || repl == nil || !h.known(backend) {
 		return next.ServeHTTP(w, r)
 	}
 	company, _ := repl.GetString("http.auth.user.company_id")
