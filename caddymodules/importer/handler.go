@@ -25,6 +25,7 @@ import (
 
 	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/credential"
 	env "github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/importer"
 	"github.com/erpgate/erpgate/internal/reqpath"
@@ -43,14 +44,15 @@ func init() {
 //		path_regexp ^/api/(v[0-9.]+/)?[^/]+/import$
 //	}
 //	handle @import {
-//		erp_auth {
-//			authenticated_only
-//		}
 //		erp_import
 //	}
 //
-// placed before `handle /api/*` (an authenticated_only route: each row's
-// create does the real checks). A request that is not
+// placed before `handle /api/*`, with no erp_auth in front: erp_auth
+// removes the credential it verified from the request (the backend never
+// sees it), and each row's create needs it to pass the whole chain, which
+// does every check (authentication, scope, quota). erp_import itself
+// refuses a request with no credential (401) or an ambiguous one (400),
+// and a row refused with 401 or 429 stops the import. A request that is not
 // POST {prefix}[{version}/]{backend}/import goes to the next handler, so
 // erp_import may also sit in front of a route that serves other paths.
 //
@@ -176,6 +178,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusBadRequest, &contract.Error{Status: http.StatusBadRequest, Code: contract.CodeBadRequest,
 				Message: "dry_run must be true or false", Field: "dry_run"})
 		}
+	}
+	// The rows' creates authenticate the caller; a request without any
+	// credential is refused here, before its body is read.
+	cred, err := credential.FromRequest(r)
+	if err != nil {
+		ce := credential.Refusal(err)
+		return caddyhttp.Error(ce.Status, ce)
+	}
+	if cred.Kind == credential.None && r.Header.Get("Cookie") == "" {
+		return caddyhttp.Error(http.StatusUnauthorized, contract.NewError(http.StatusUnauthorized, contract.CodeUnauthenticated, "authentication required"))
 	}
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if srv == nil && !dry {

@@ -239,3 +239,24 @@ func BenchmarkCSVRead(b *testing.B) {
 		}
 	}
 }
+
+func TestRunMaxRows(t *testing.T) {
+	rd, _ := NewReader(NDJSON, strings.NewReader(ndjsonRows(10, nil)), 100)
+	s := Run(context.Background(), rd, func(context.Context, int, []byte) Result { return Result{Status: 201} },
+		Options{Parallel: 3, MaxResults: 100, MaxRows: 4})
+	if s.Rows != 4 || s.Created != 4 || s.Stopped == nil || s.Stopped.Line != 5 || s.Stopped.Code != "PAYLOAD_TOO_LARGE" {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestRunStopsOn401(t *testing.T) {
+	rd, _ := NewReader(NDJSON, strings.NewReader(ndjsonRows(100, nil)), 100)
+	var calls atomic.Int32
+	s := Run(context.Background(), rd, func(context.Context, int, []byte) Result {
+		calls.Add(1)
+		return Result{Status: http.StatusUnauthorized}
+	}, Options{Parallel: 2, MaxResults: 5})
+	if s.Stopped == nil || s.Stopped.Code != "UNAUTHENTICATED" || calls.Load() > 4 || s.Created != 0 {
+		t.Fatalf("summary %+v calls %d", s, calls.Load())
+	}
+}

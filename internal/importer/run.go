@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -55,6 +56,7 @@ type Options struct {
 	Parallel   int  // rows created at once (≥ 1)
 	MaxResults int  // rows listed in Summary.Results (≥ 0)
 	DryRun     bool // validate only: create is not called
+	MaxRows    int  // rows read at most (0: no bound); the rest is refused
 }
 
 type job struct {
@@ -64,8 +66,8 @@ type job struct {
 
 // Run reads every row of rd and creates each valid one through create with
 // at most o.Parallel in flight. A refused or failed row does not stop the
-// import; a 429 (rate or quota spent) does: no further row is tried, since
-// every one would be refused alike. Memory is one row per worker plus the
+// import; a 429 (rate or quota spent) or a 401 (the credential refused)
+// does: no further row is tried, since every one would be refused alike. Memory is one row per worker plus the
 // capped results.
 func Run(ctx context.Context, rd Reader, create CreateFunc, o Options) Summary {
 	if o.Parallel < 1 {
@@ -95,8 +97,8 @@ func Run(ctx context.Context, rd Reader, create CreateFunc, o Options) Summary {
 				for j := range jobs {
 					r := create(ctx, j.line, j.body)
 					r.Line = j.line
-					if r.Status == http.StatusTooManyRequests {
-						st := &Stop{Line: j.line, Problem: Problem{Code: contract.CodeRateLimited, Message: "the rate or quota is spent"}}
+					if r.Status == http.StatusTooManyRequests || r.Status == http.StatusUnauthorized {
+						st := &Stop{Line: j.line, Problem: Problem{Code: contract.CodeForStatus(r.Status), Message: http.StatusText(r.Status)}}
 						if len(r.Errors) > 0 {
 							st.Problem = r.Errors[0]
 						}
@@ -118,6 +120,11 @@ read:
 			break
 		}
 		row, err := rd.Next()
+		if err == nil && o.MaxRows > 0 && s.Rows >= o.MaxRows {
+			s.Stopped = &Stop{Line: row.Line, Problem: Problem{Code: contract.CodePayloadTooLarge,
+				Message: "the import is over " + strconv.Itoa(o.MaxRows) + " rows; the rows from this line on were not read"}}
+			break
+		}
 		if err == io.EOF {
 			break
 		}
