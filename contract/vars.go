@@ -43,4 +43,10 @@ const (
 	// VarResponseStarted marks that the client already received headers,
 	// so erp_envelope's error handling must not write a second answer.
 	VarResponseStarted = "erp.response_started"
+	// VarSubResource holds the *subres.Route (caddymodules/internal/subres)
+	// of a request for a backend's reserved sub-resource
+	// (/api/{version}/{backend}/export or /import), set by erp_version
+	// instead of rewriting it for the backend; erp_bulk and erp_import
+	// claim it.
+	VarSubResource = "erp.sub_resource"
 )

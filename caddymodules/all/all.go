@@ -7,6 +7,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/apikey"
 	_ "github.com/erpgate/erpgate/caddymodules/authsvc"
 	_ "github.com/erpgate/erpgate/caddymodules/authz"
+	_ "github.com/erpgate/erpgate/caddymodules/bulk"
 	_ "github.com/erpgate/erpgate/caddymodules/companyjwt"
 	_ "github.com/erpgate/erpgate/caddymodules/demo"
 	_ "github.com/erpgate/erpgate/caddymodules/dialects/jsonrpc"

@@ -117,7 +117,7 @@ type Version struct {
 }
 
 // reservedNames are path segments under /api/ the edge serves itself.
-var reservedNames = []string{"auth", "admin", "usage", "docs", "openapi.json"}
+var reservedNames = []string{"auth", "admin", "usage", "docs", "openapi.json", "exports"}
 
 // provisionBackends checks the registry and loads the dialects.
 func (a *App) provisionBackends(ctx caddy.Context) error {

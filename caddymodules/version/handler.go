@@ -26,8 +26,10 @@ import (
 	"github.com/erpgate/erpgate/backends/dialects"
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
+	"github.com/erpgate/erpgate/caddymodules/internal/subres"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/deprecations"
+	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/reqpath"
 )
 
@@ -285,6 +287,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		public = vr.public
 	}
 	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource, Public: public}
+	if len(rest) == 1 && subres.IsOp(rest[0]) {
+		return h.serveSubResource(w, r, next, rest[0], br, vr, &t, now)
+	}
 	if len(rest) > 0 {
 		t.ID = rest[0]
 		if len(rest) > 1 {
@@ -315,6 +320,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	return err
 }
+
+// serveSubResource hands a request for a backend's reserved sub-resource
+// (export, import) to the handler that claims it (caddymodules/internal/subres):
+// the request is not rewritten for the backend. Should no handler claim it
+// and the request reach the proxy as it is, the backend's answer is replaced
+// by 404 NOT_FOUND (the translator below), so nothing untranslated is served.
+func (h *Handler) serveSubResource(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, op string,
+	br *backendRoute, vr *versionRoute, t *dialects.Target, now time.Time) error {
+	rt := &subres.Route{Op: op, Dialect: br.dialect, Target: *t}
+	subres.Set(r, rt)
+	caddyhttp.SetVar(r.Context(), contract.VarTranslator, unclaimed)
+	vr.metrics.requests.Inc()
+	err := next.ServeHTTP(w, r)
+	vr.metrics.duration.Observe(h.now().Sub(now).Seconds())
+	if !rt.Claimed() && err == nil {
+		h.logger.Warn("sub-resource request not claimed by any handler: put erp_bulk / erp_import before reverse_proxy",
+			zap.String("backend", br.name), zap.String("op", op))
+	}
+	if vr.deprecated && (vr.depSince.IsZero() || !now.Before(vr.depSince)) {
+		if repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); repl != nil {
+			h.countDeprecated(repl, br, vr, now)
+		}
+	}
+	return err
+}
+
+// unclaimed reads any backend answer to an unclaimed sub-resource request as 404.
+var unclaimed = envelope.TranslatorFunc(func(*envelope.Answer) envelope.Result {
+	return envelope.Result{Status: http.StatusNotFound, Errors: []envelope.Error{{Code: contract.CodeNotFound, Message: "no such resource"}}}
+})
 
 // upstreamFailed: the proxy could not get an answer (502/503/504 from
 // reverse_proxy) or the backend answered 5xx.
