@@ -24,6 +24,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/subres"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/credential"
 	env "github.com/erpgate/erpgate/internal/envelope"
@@ -34,7 +35,10 @@ import (
 func init() {
 	caddy.RegisterModule(Handler{})
 	httpcaddyfile.RegisterHandlerDirective("erp_import", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("erp_import", httpcaddyfile.Before, "respond")
+	// Before erp_auth (After basic_auth): erp_auth removes the credential
+	// each row's create needs. Inside `handle /api/*` it then also precedes
+	// erp_quota: the import itself is not counted, its rows are.
+	httpcaddyfile.RegisterDirectiveOrder("erp_import", httpcaddyfile.Before, "basic_auth")
 }
 
 // Handler answers imports:
@@ -162,6 +166,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	// Served here: when erp_version ran first it left the import as a
+	// reserved sub-resource (caddymodules/internal/subres), claimed now.
+	subres.Claim(r, subres.OpImport)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		return caddyhttp.Error(http.StatusMethodNotAllowed, contract.NewError(http.StatusMethodNotAllowed, contract.CodeBadRequest, "an import is a POST"))
