@@ -44,3 +44,8 @@ const (
 	// so erp_envelope's error handling must not write a second answer.
 	VarResponseStarted = "erp.response_started"
 )
+
+// VarMerged is set to true by erp_merge when it answered a PATCH by
+// re-applying it on the current version (#18 three-way merge);
+// erp_envelope then writes `meta.merged: true`.
+const VarMerged = "erp.merged"
