@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,5 +84,28 @@ func TestItemETagsAndPreconditions(t *testing.T) {
 	}
 	if c := call(t, s, http.MethodPost, "/v1/customers", "acme", `{"name":"N","email":"n@example.com"}`); c.Code != http.StatusCreated || c.Header().Get("ETag") == "" {
 		t.Fatalf("POST: %d ETag %q", c.Code, c.Header().Get("ETag"))
+	}
+}
+
+func TestODataETags(t *testing.T) {
+	s := newTestServer()
+	list := call(t, s, http.MethodGet, "/odata/v1/LedgerEntries?$top=1", "acme", "")
+	var doc struct {
+		Value []map[string]any `json:"value"`
+	}
+	if err := json.Unmarshal(list.Body.Bytes(), &doc); err != nil || len(doc.Value) != 1 {
+		t.Fatalf("list: %v %s", err, list.Body)
+	}
+	tag, _ := doc.Value[0]["@odata.etag"].(string)
+	id, _ := doc.Value[0]["id"].(string)
+	if tag == "" || id == "" {
+		t.Fatalf("no @odata.etag in %s", list.Body)
+	}
+	one := call(t, s, http.MethodGet, "/odata/v1/LedgerEntries('"+id+"')", "acme", "")
+	if one.Code != 200 || one.Header().Get("ETag") != tag || !strings.Contains(one.Body.String(), `"@odata.etag"`) {
+		t.Fatalf("entity: %d ETag %q, list said %q", one.Code, one.Header().Get("ETag"), tag)
+	}
+	if nm := callH(t, s, http.MethodGet, "/odata/v1/LedgerEntries('"+id+"')", "acme", "", map[string]string{"If-None-Match": tag}); nm.Code != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %d", nm.Code)
 	}
 }
