@@ -145,7 +145,7 @@ func CodeForStatus(status int) string {
 		return CodeForbidden
 	case http.StatusNotFound:
 		return CodeNotFound
-	case http.StatusConflict:
+	case http.StatusConflict, http.StatusPreconditionFailed: // 412: a failed If-Match (#18)
 		return CodeConflict
 	case http.StatusGone:
 		return CodeVersionSunset

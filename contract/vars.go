@@ -50,3 +50,8 @@ const (
 	// claim it.
 	VarSubResource = "erp.sub_resource"
 )
+
+// VarMerged is set to true by erp_merge when it answered a PATCH by
+// re-applying it on the current version (#18 three-way merge);
+// erp_envelope then writes `meta.merged: true`.
+const VarMerged = "erp.merged"

@@ -119,13 +119,23 @@ func (col *collection[T]) serveItem(s *Server, w http.ResponseWriter, r *http.Re
 			col.notFound(w, id)
 			return
 		}
-		writeJSON(w, http.StatusOK, col.render(v, x))
+		body, tag, err := renderETag(col.render(v, x))
+		if err != nil {
+			writeProblem(w, newProblem(http.StatusInternalServerError, "internal", "encoding the response failed"))
+			return
+		}
+		if ifNoneMatchHits(r, tag) {
+			w.Header().Set("ETag", tag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		writeTagged(w, http.StatusOK, body, tag)
 	case http.MethodPut:
 		col.update(s, w, r, c, v, id, modeReplace)
 	case http.MethodPatch:
 		col.update(s, w, r, c, v, id, modePatch)
 	case http.MethodDelete:
-		col.remove(s, w, c, id)
+		col.remove(s, w, r, c, v, id)
 	default:
 		methodNotAllowed(w, "GET, HEAD, PUT, PATCH, DELETE")
 	}
@@ -300,7 +310,7 @@ func (col *collection[T]) create(s *Server, w http.ResponseWriter, r *http.Reque
 	col.records(c)[id] = x
 	s.mu.Unlock()
 	w.Header().Set("Location", "/"+v+"/"+col.path+"/"+id)
-	writeJSON(w, http.StatusCreated, col.render(v, x))
+	col.writeRecord(w, http.StatusCreated, v, x)
 }
 
 func (col *collection[T]) update(s *Server, w http.ResponseWriter, r *http.Request, c *company, v, id string, m mode) {
@@ -324,6 +334,11 @@ func (col *collection[T]) update(s *Server, w http.ResponseWriter, r *http.Reque
 		col.notFound(w, id)
 		return
 	}
+	if tag, stale := col.stale(r, v, cur); stale { // checked under the write lock: no lost update
+		s.mu.Unlock()
+		preconditionFailed(w, col.name, id, tag)
+		return
+	}
 	x := col.build(in, c, v, cur, s.now())
 	if errs := in.finish(""); len(errs) > 0 {
 		s.mu.Unlock()
@@ -332,14 +347,43 @@ func (col *collection[T]) update(s *Server, w http.ResponseWriter, r *http.Reque
 	}
 	col.records(c)[id] = x
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, col.render(v, x))
+	col.writeRecord(w, http.StatusOK, v, x)
 }
 
-func (col *collection[T]) remove(s *Server, w http.ResponseWriter, c *company, id string) {
+// stale reports whether r's If-Match excludes cur's current version, and
+// that version.
+func (col *collection[T]) stale(r *http.Request, v string, cur *T) (string, bool) {
+	if len(r.Header.Values("If-Match")) == 0 {
+		return "", false
+	}
+	_, tag, err := renderETag(col.render(v, cur))
+	if err != nil {
+		return "", true
+	}
+	return tag, ifMatchFails(r, tag)
+}
+
+// writeRecord answers a record with its ETag.
+func (col *collection[T]) writeRecord(w http.ResponseWriter, status int, v string, x *T) {
+	body, tag, err := renderETag(col.render(v, x))
+	if err != nil {
+		writeProblem(w, newProblem(http.StatusInternalServerError, "internal", "encoding the response failed"))
+		return
+	}
+	writeTagged(w, status, body, tag)
+}
+
+func (col *collection[T]) remove(s *Server, w http.ResponseWriter, r *http.Request, c *company, v, id string) {
 	s.mu.Lock()
-	if _, ok := col.records(c)[id]; !ok {
+	cur, ok := col.records(c)[id]
+	if !ok {
 		s.mu.Unlock()
 		col.notFound(w, id)
+		return
+	}
+	if tag, stale := col.stale(r, v, cur); stale {
+		s.mu.Unlock()
+		preconditionFailed(w, col.name, id, tag)
 		return
 	}
 	if col.inUse != nil && col.inUse(c, id) {

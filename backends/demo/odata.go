@@ -126,6 +126,14 @@ func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, rest string)
 				for f, v := range rec {
 					out[f] = v
 				}
+				tag := odataETag(rec)
+				out["@odata.etag"] = tag
+				if ifNoneMatchHits(r, tag) {
+					w.Header().Set("ETag", tag)
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				w.Header().Set("ETag", tag)
 				writeOData(w, out)
 				return
 			}
@@ -223,7 +231,16 @@ func (s *Server) odataList(w http.ResponseWriter, r *http.Request, name string, 
 		size, serverPaged = odataMaxPageSize, true
 	}
 	pg := page(recs, skip, size)
-	out := map[string]any{"@odata.context": "$metadata#" + name, "value": pg}
+	tagged := make([]record, len(pg)) // the stored records stay untouched
+	for i, rec := range pg {
+		t := make(record, len(rec)+1)
+		for f, v := range rec {
+			t[f] = v
+		}
+		t["@odata.etag"] = odataETag(rec)
+		tagged[i] = t
+	}
+	out := map[string]any{"@odata.context": "$metadata#" + name, "value": tagged}
 	if count {
 		out["@odata.count"] = total
 	}
@@ -571,4 +588,14 @@ func (p *odataParser) literal() (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("expected a literal, got %q", t.text)
+}
+
+// odataETag is an entity's version as OData carries it in @odata.etag
+// (and the ETag header of a single entity): the strong hash of its fields.
+func odataETag(rec record) string {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return `"0"`
+	}
+	return etagOf(body)
 }

@@ -23,6 +23,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/health"
 	_ "github.com/erpgate/erpgate/caddymodules/importer"
 	_ "github.com/erpgate/erpgate/caddymodules/ipblock"
+	_ "github.com/erpgate/erpgate/caddymodules/merge"
 	_ "github.com/erpgate/erpgate/caddymodules/quota"
 	_ "github.com/erpgate/erpgate/caddymodules/redactquery"
 	_ "github.com/erpgate/erpgate/caddymodules/upstreams"

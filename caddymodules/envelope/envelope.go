@@ -220,6 +220,7 @@ func meta(r *http.Request, id string) env.Meta {
 		m.UserID = replString(repl, "http.auth.user.id")
 	}
 	m.APIVersion, _ = caddyhttp.GetVar(r.Context(), contract.VarAPIVersion).(string)
+	m.Merged, _ = caddyhttp.GetVar(r.Context(), contract.VarMerged).(bool)
 	return m
 }
 

@@ -96,7 +96,7 @@ func TestWrapsJSON(t *testing.T) {
 	if !d.Success || string(d.Data) != `[{"a":1},{}]` || d.Pagination == nil || d.Pagination.Total != 5 || !d.Pagination.HasNext {
 		t.Fatalf("unexpected envelope %s", w.Body.String())
 	}
-	if w.Header().Get("X-Request-ID") != d.Meta.RequestID || w.Header().Get("ETag") != "" {
+	if w.Header().Get("X-Request-ID") != d.Meta.RequestID || w.Header().Get("ETag") != `"abc"` { // the resource's version is kept
 		t.Fatalf("headers %v", w.Header())
 	}
 	if w.Header().Get("Content-Length") != fmt.Sprint(w.Body.Len()) {
@@ -434,5 +434,41 @@ func TestGraphQLPathSetting(t *testing.T) {
 	}
 	if (&Handler{MaxBuffer: 4096, GraphQLPath: "api/graphql"}).Validate() == nil {
 		t.Fatal("a relative graphql_path was accepted")
+	}
+}
+
+func TestConditionalAnswers(t *testing.T) {
+	t.Parallel()
+	// a stale If-Match: the backend's 412 problem becomes CONFLICT, its ETag (the current version) stays
+	r := newRequest("PATCH", "/v1/customers/c1")
+	w, err := serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("ETag", `"v2"`)
+		w.WriteHeader(http.StatusPreconditionFailed)
+		_, _ = io.WriteString(w, `{"type":"x","title":"Precondition Failed","status":412,"detail":"changed","code":"STALE"}`)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, w.Body.Bytes())
+	if w.Code != http.StatusPreconditionFailed || d.Success || len(d.Errors) != 1 || d.Errors[0].Code != contract.CodeConflict || d.Errors[0].Message != "changed" {
+		t.Fatalf("412: %d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("ETag") != `"v2"` {
+		t.Fatalf("412 lost the current ETag: %v", w.Header())
+	}
+	// a 304 passes with no body and its ETag
+	r = newRequest("GET", "/v1/customers/c1")
+	w, err = serve(t, newHandler(1<<20), r, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("ETag", `"v2"`)
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusNotModified || w.Body.Len() != 0 || w.Header().Get("ETag") != `"v2"` {
+		t.Fatalf("304: %d %v %q", w.Code, w.Header(), w.Body)
 	}
 }

@@ -223,6 +223,13 @@ func (rec *recorder) finish(id string) error {
 		if len(res.Errors) == 0 {
 			res.Errors = []env.Error{{Code: contract.CodeForStatus(res.Status), Message: contract.MessageForStatus(res.Status)}}
 		}
+		if res.Status == http.StatusPreconditionFailed {
+			// a failed If-Match is a conflict with another writer, whatever
+			// the backend calls it
+			for i := range res.Errors {
+				res.Errors[i].Code = contract.CodeConflict
+			}
+		}
 		out.b = env.AppendFailure(out.b, &m, res.Errors...)
 	} else {
 		out.b = env.AppendSuccess(out.b, res.Data, &m, res.Pagination)
@@ -260,13 +267,17 @@ func (rec *recorder) discard() {
 }
 
 // stripEntityHeaders removes headers that described the backend's body.
+// The backend's ETag stays: it names the version of the resource (what
+// If-Match and If-None-Match compare against, and what the backend
+// evaluates them with), not the bytes of the envelope, as gateways that
+// pass ETags through (Kong, Tyk) treat it. The envelope adds only meta
+// around the backend's data, so one version always carries one data.
 func stripEntityHeaders(h http.Header) {
 	// canonical keys: delete from the map directly
 	delete(h, "Content-Length")
 	delete(h, "Content-Md5")
 	delete(h, "Content-Digest")
 	delete(h, "Repr-Digest")
-	delete(h, "Etag")
 }
 
 type outBuf struct{ b []byte }

@@ -23,6 +23,9 @@ type Meta struct {
 	CompanyID  string
 	UserID     string
 	APIVersion string
+	// Merged is set on the answer to a PATCH that erp_merge re-applied on
+	// the current version (`Prefer: merge=auto`): `"merged":true`.
+	Merged bool
 }
 
 // Pagination is present only for collections.
@@ -118,6 +121,9 @@ func AppendMeta(dst []byte, m *Meta) []byte {
 	if m.APIVersion != "" {
 		dst = append(dst, `,"api_version":`...)
 		dst = AppendString(dst, m.APIVersion)
+	}
+	if m.Merged {
+		dst = append(dst, `,"merged":true`...)
 	}
 	return append(dst, '}')
 }
