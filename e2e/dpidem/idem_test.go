@@ -7,6 +7,7 @@ package dpidem
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/erpgate/erpgate/internal/demoauth"
@@ -19,11 +20,16 @@ const customers = "/api/v1/customers"
 
 func create(t *testing.T, base, token, key, body string) *httpt.Response {
 	t.Helper()
+	return post(t, base+customers, token, key, body)
+}
+
+func post(t *testing.T, url, token, key, body string) *httpt.Response {
+	t.Helper()
 	h := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + token}
 	if key != "" {
 		h["Idempotency-Key"] = key
 	}
-	return httpt.Do(t, http.MethodPost, base+customers, []byte(body), h)
+	return httpt.Do(t, http.MethodPost, url, []byte(body), h)
 }
 
 func total(t *testing.T, base, token string) int64 {
@@ -40,8 +46,8 @@ func TestRetriedCreate(t *testing.T) {
 	t.Parallel()
 	in := stacktest.Start(t, stacktest.Options{})
 	acme := demoauth.Login(t, in.URL, "alice@acme.test", "acme").Access
-	globex := demoauth.Login(t, in.URL, "alice@acme.test", "globex").Access
-	before, beforeGlobex := total(t, in.URL, acme), total(t, in.URL, globex)
+	globex := demoauth.Login(t, in.URL, "bob@globex.test", "globex").Access
+	before := total(t, in.URL, acme)
 
 	key := "create-" + testenv.Name()
 	body := `{"name":"Idem Ltd","email":"idem@example.test"}`
@@ -66,24 +72,32 @@ func TestRetriedCreate(t *testing.T) {
 	if env := other.Envelope(t); other.StatusCode != 422 || env.Code() != "VALIDATION_FAILED" {
 		t.Fatalf("other body: %d %s", other.StatusCode, other.Body)
 	}
-	// a malformed key: 400
-	if bad := create(t, in.URL, acme, "k\x7f", body); bad.StatusCode != 400 {
+	// a malformed key (over 255 characters): 400
+	if bad := create(t, in.URL, acme, strings.Repeat("k", 256), body); bad.StatusCode != 400 {
 		t.Fatalf("bad key: %d %s", bad.StatusCode, bad.Body)
 	}
 
-	// globex's same key is globex's own: a create, not acme's answer
-	g := create(t, in.URL, globex, key, body)
-	if g.StatusCode != 201 || g.Header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("globex: %d %v %s", g.StatusCode, g.Header, g.Body)
+	// globex's key is globex's own: acme and globex send the same invoice
+	// (same fingerprint) under the same key; globex's is created, not
+	// answered with acme's stored refusal (cus_globex_001 is not acme's)
+	invKey := "invoice-" + testenv.Name()
+	inv := `{"customer_id":"cus_globex_001","amount":5,"currency":"USD"}`
+	ga := post(t, in.URL+"/api/v1/invoices", acme, invKey, inv)
+	if ga.StatusCode/100 != 4 {
+		t.Fatalf("acme's invoice for globex's customer: %d %s", ga.StatusCode, ga.Body)
 	}
-	if got := total(t, in.URL, globex); got != beforeGlobex+1 {
-		t.Fatalf("globex has %d customers, want %d", got, beforeGlobex+1)
+	g := post(t, in.URL+"/api/v1/invoices", globex, invKey, inv)
+	if g.StatusCode != 201 || g.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("globex got acme's answer: %d %v %s", g.StatusCode, g.Header, g.Body)
+	}
+	if g2 := post(t, in.URL+"/api/v1/invoices", globex, invKey, inv); g2.StatusCode != 201 || g2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("globex's retry: %d %v", g2.StatusCode, g2.Header)
 	}
 	// a 4xx is stored too: the invalid create replays its refusal
-	inv := create(t, in.URL, acme, key+"-invalid", `{"name":""}`)
-	inv2 := create(t, in.URL, acme, key+"-invalid", `{"name":""}`)
-	if inv.StatusCode/100 != 4 || inv2.StatusCode != inv.StatusCode || inv2.Header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("invalid create: %d then %d %v", inv.StatusCode, inv2.StatusCode, inv2.Header)
+	bad1 := create(t, in.URL, acme, key+"-invalid", `{"name":""}`)
+	bad2 := create(t, in.URL, acme, key+"-invalid", `{"name":""}`)
+	if bad1.StatusCode/100 != 4 || bad2.StatusCode != bad1.StatusCode || bad2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("invalid create: %d then %d %v", bad1.StatusCode, bad2.StatusCode, bad2.Header)
 	}
 }
 
