@@ -99,10 +99,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// RedisKeyIdempotency is the Redis key of a stored key, under the prefix:
-// + company + ":" + key.
-const RedisKeyIdempotency = "idem:"
-
 // Provision sets the defaults and picks the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	app, err := erpapp.Get(ctx)
@@ -112,7 +108,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
 	if rdb := app.RedisClient(); rdb != nil {
-		h.store = idempotency.NewRedis(rdb, app.KeyPrefix+RedisKeyIdempotency, time.Duration(h.TTL), time.Duration(h.Lease))
+		h.store = idempotency.NewRedis(rdb, app.KeyPrefix+contract.RedisKeyIdempotency, time.Duration(h.TTL), time.Duration(h.Lease))
 		return nil
 	}
 	kept, err := erpapp.Keep(app, "idem|"+strconv.Itoa(h.MemoryBytes)+"|"+time.Duration(h.TTL).String()+"|"+time.Duration(h.Lease).String(), func(*erpapp.Lasting) (*memoryStore, error) {
