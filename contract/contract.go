@@ -105,6 +105,7 @@ const (
 	RedisKeyRateLimit      = "rl:"
 	RedisKeyQuota          = "quota:"
 	RedisKeyAPQ            = "gql:apq:" // + sha256 hex: a persisted GraphQL query's text
+	RedisKeyIdempotency    = "idem:"    // + company + ":" + Idempotency-Key: a lock or a stored answer (erp_idempotency)
 )
 
 // Error is an error with an envelope code. Middleware returns it wrapped in

@@ -21,6 +21,7 @@ import (
 	_ "github.com/erpgate/erpgate/caddymodules/graphql"
 	_ "github.com/erpgate/erpgate/caddymodules/handoff"
 	_ "github.com/erpgate/erpgate/caddymodules/health"
+	_ "github.com/erpgate/erpgate/caddymodules/idempotency"
 	_ "github.com/erpgate/erpgate/caddymodules/importer"
 	_ "github.com/erpgate/erpgate/caddymodules/ipblock"
 	_ "github.com/erpgate/erpgate/caddymodules/merge"
