@@ -12,9 +12,9 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("erp_bulk", parseCaddyfile)
-	// inside handle /api/*: before the proxy it sends pages through (after erp_quota:
-	// RegisterDirectiveOrder accepts only a standard directive as the anchor)
-	httpcaddyfile.RegisterDirectiveOrder("erp_bulk", httpcaddyfile.Before, "reverse_proxy")
+	// inside handle /api/*: after erp_idempotency, before erp_cache and the
+	// proxy it sends pages through (the order and why: caddymodules/idempotency)
+	httpcaddyfile.RegisterDirectiveOrder("erp_bulk", httpcaddyfile.Before, "abort")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -14,10 +14,9 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("erp_cache", parseCaddyfile)
-	// after erp_quota (a hit is still counted: erp_quota goes before
-	// request_header, which Caddy orders before reverse_proxy), right
-	// before the proxy. Caddy accepts only a standard directive here.
-	httpcaddyfile.RegisterDirectiveOrder("erp_cache", httpcaddyfile.Before, "reverse_proxy")
+	// after erp_quota (a hit is still counted) and erp_bulk, before erp_merge
+	// and the proxy (the order and why: caddymodules/idempotency)
+	httpcaddyfile.RegisterDirectiveOrder("erp_cache", httpcaddyfile.Before, "copy_response")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

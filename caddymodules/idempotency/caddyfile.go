@@ -14,10 +14,14 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("erp_idempotency", parseCaddyfile)
-	// after the company is known and counted (erp_quota), right before the
-	// proxy (Caddy accepts only its own directives as the anchor: erp_quota
-	// sits before request_header, far earlier)
-	httpcaddyfile.RegisterDirectiveOrder("erp_idempotency", httpcaddyfile.Before, "reverse_proxy")
+	// Inside handle /api/*, between erp_quota and the proxy, erpgate's
+	// handlers go in this order: erp_idempotency (a replay answers the
+	// merged, exported or cached request alike), erp_bulk, erp_cache,
+	// erp_merge. Caddy takes only its own directives as anchors and a
+	// plugin's init order is not fixed, so each has an anchor of its own:
+	// request_header, abort, copy_response, reverse_proxy (erp_quota sits
+	// before request_header).
+	httpcaddyfile.RegisterDirectiveOrder("erp_idempotency", httpcaddyfile.After, "request_header")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -11,8 +11,8 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("erp_merge", parseCaddyfile)
-	// right before the proxy (RegisterDirectiveOrder only accepts standard
-	// directives as anchors, so not "after erp_quota"; the lead fixes the order)
+	// right before the proxy, after erp_cache (its fetch of the current
+	// version is never a cached one; the order: caddymodules/idempotency)
 	httpcaddyfile.RegisterDirectiveOrder("erp_merge", httpcaddyfile.Before, "reverse_proxy")
 }
 
