@@ -157,7 +157,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("GET without the cookie: %d %s", r.StatusCode, r.Body)
 		}
 
-		create := []byte(`{"name":"Initech"}`)
+		create := []byte(`{"name":"Initech","email":"ap@initech.test"}`)
 		refused := func(what string, h map[string]string, wantMsg string) {
 			t.Helper()
 			r := j.do(http.MethodPost, in.URL+"/api/v1/customers", create, h)
@@ -229,7 +229,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("bearer unaffected", func(t *testing.T) {
 		tok := demoauth.Login(t, in.URL, "alice@acme.test", "acme")
-		r := httpt.Do(t, http.MethodPost, in.URL+"/api/v1/customers", []byte(`{"name":"Hooli"}`),
+		r := httpt.Do(t, http.MethodPost, in.URL+"/api/v1/customers", []byte(`{"name":"Hooli","email":"ap@hooli.test"}`),
 			map[string]string{"Authorization": "Bearer " + tok.Access, "Origin": "https://evil.example"})
 		if r.StatusCode != 201 {
 			t.Fatalf("bearer POST from any origin without X-CSRF-Token: %d %s", r.StatusCode, r.Body)
@@ -239,7 +239,7 @@ func TestBrowser(t *testing.T) {
 		j := newJar(t)
 		j.do(http.MethodPost, in.URL+"/api/v1/auth/select-company",
 			httpt.JSON(t, map[string]any{"login_token": loginToken(t, in.URL), "company_id": "globex", "cookie": true}), nil)
-		r = j.do(http.MethodPost, in.URL+"/api/v1/customers", []byte(`{"name":"Hooli"}`), map[string]string{"Authorization": "Bearer " + tok.Access})
+		r = j.do(http.MethodPost, in.URL+"/api/v1/customers", []byte(`{"name":"Hooli","email":"ap@hooli.test"}`), map[string]string{"Authorization": "Bearer " + tok.Access})
 		if r.StatusCode != 201 || r.Envelope(t).Meta.CompanyID != "acme" {
 			t.Fatalf("bearer with a cookie: %d %s", r.StatusCode, r.Body)
 		}
@@ -279,6 +279,9 @@ func TestBrowser(t *testing.T) {
 			if got := plainResp.Header.Get(h); got != want {
 				t.Fatalf("%s: %q, want %q", h, got, want)
 			}
+		}
+		if v := plainResp.Header.Values("X-Content-Type-Options"); len(v) != 1 {
+			t.Fatalf("X-Content-Type-Options %q: the backend's copy was not replaced", v)
 		}
 		if plainResp.Header.Get("Strict-Transport-Security") != "" {
 			t.Fatal("HSTS on an http:// site")
