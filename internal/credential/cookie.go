@@ -98,3 +98,28 @@ func CSRFRefusal(err error) *contract.Error {
 	}
 	return &contract.Error{Status: http.StatusForbidden, Code: contract.CodeForbidden, Message: msg}
 }
+
+// RemoveCookies drops cookie mode's cookies from the request's Cookie
+// header (the rest goes on to the backend): like the Authorization header,
+// the credential stays at the edge.
+func RemoveCookies(h http.Header) {
+	vs := h["Cookie"]
+	if len(vs) == 0 {
+		return
+	}
+	var keep []string
+	for _, v := range vs {
+		for _, part := range strings.Split(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name == "" || name == AccessCookie || name == RefreshCookie || name == CSRFCookie {
+				continue
+			}
+			keep = append(keep, strings.TrimSpace(part))
+		}
+	}
+	if len(keep) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(keep, "; ")}
+}

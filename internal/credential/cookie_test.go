@@ -87,3 +87,16 @@ func BenchmarkFromRequestCookie(b *testing.B) {
 		}
 	}
 }
+
+func TestRemoveCookies(t *testing.T) {
+	h := http.Header{"Cookie": {"a=1; " + credential.AccessCookie + "=t; " + credential.CSRFCookie + "=s", credential.RefreshCookie + "=r; b=2"}}
+	credential.RemoveCookies(h)
+	if got := h.Get("Cookie"); got != "a=1; b=2" {
+		t.Fatalf("Cookie %q", got)
+	}
+	h = http.Header{"Cookie": {credential.AccessCookie + "=t"}}
+	credential.RemoveCookies(h)
+	if _, has := h["Cookie"]; has {
+		t.Fatalf("Cookie %q", h["Cookie"])
+	}
+}
