@@ -324,6 +324,7 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	var in struct {
 		LoginToken string `json:"login_token"`
 		CompanyID  string `json:"company_id"`
+		Cookie     bool   `json:"cookie"`
 	}
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
@@ -383,7 +384,7 @@ func (s *Service) handleSelectCompany(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, pair, nil
+	return http.StatusOK, answerPair(c, pair, in.Cookie), nil
 }
 
 // errLoginTokenUsed answers a login token that was already spent.
@@ -414,9 +415,17 @@ func (s *Service) pair(sess store.Session, access store.Access, refresh string, 
 func (s *Service) handleRefresh(c *call) (int, any, error) {
 	var in struct {
 		RefreshToken string `json:"refresh_token"`
+		Cookie       bool   `json:"cookie"`
 	}
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
+	}
+	if in.Cookie && in.RefreshToken == "" {
+		tok, err := s.refreshCookie(c)
+		if err != nil {
+			return 0, nil, err
+		}
+		in.RefreshToken = tok
 	}
 	if in.RefreshToken == "" {
 		return 0, nil, invalid("refresh_token", "refresh_token is required")
@@ -485,7 +494,7 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, pair, nil
+	return http.StatusOK, answerPair(c, pair, in.Cookie), nil
 }
 
 func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
@@ -495,6 +504,7 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	}
 	var in struct {
 		CompanyID string `json:"company_id"`
+		Cookie    bool   `json:"cookie"`
 	}
 	if err := decode(c, &in, false); err != nil {
 		return 0, nil, err
@@ -535,7 +545,7 @@ func (s *Service) handleSwitchCompany(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, pair, nil
+	return http.StatusOK, answerPair(c, pair, in.Cookie), nil
 }
 
 // handleLogout revokes the caller's session (or all the user's sessions).
@@ -594,6 +604,7 @@ func (s *Service) handleLogout(c *call) (int, any, error) {
 		ids = append(ids, claims.SessionID)
 	}
 	s.logger.Info("logout", zap.String("user_id", claims.Subject), zap.Bool("all", in.All), zap.Int("sessions", len(ids)), zap.Bool("repeated", already))
+	clearCookies(c.w)
 	return http.StatusOK, map[string]any{"revoked_sessions": ids}, nil
 }
 

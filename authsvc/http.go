@@ -251,7 +251,7 @@ func bearer(r *http.Request) (string, error) {
 // authenticate checks the call's access token and, when checkSession, that
 // its session is still active in the store.
 func (s *Service) authenticate(c *call, checkSession bool) (*AccessClaims, error) {
-	tok, err := bearer(c.r)
+	tok, err := s.callerToken(c)
 	if err != nil {
 		reason := ReasonMissing
 		var ce *contract.Error

@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/assertion"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/reqpath"
 )
@@ -231,6 +232,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The backend learns the caller from the edge alone: the credential itself stays here.
 	r.Header.Del("Authorization")
+	credential.RemoveCookies(r.Header) // cookie mode's tokens too
 	vals := [...]string{company, user, roles, scope, asserted}
 	vs := vals[:] // one allocation for the five headers
 	r.Header[hdrCompanyID] = vs[0:1:1]

@@ -43,6 +43,8 @@ func init() {
 //		authenticated_only             # any verified identity; no scope check
 //		backend           <name>       # the route's backend without erp_version:
 //		                               # the edge assertion's audience
+//		csrf_origins      <origin…>    # cookie mode: origins besides the request's
+//		                               # own allowed to send unsafe requests
 //	}
 func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	matcherSet, err := h.ExtractMatcherSet()
@@ -120,6 +122,11 @@ func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 			az.AuthenticatedOnly = true
 		case "backend":
 			az.Backend = v
+		case "csrf_origins":
+			if len(args) == 0 {
+				return nil, h.ArgErr()
+			}
+			jwtP.CSRFOrigins = args
 		default:
 			return nil, h.Errf("unknown subdirective %q", name)
 		}

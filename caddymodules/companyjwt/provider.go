@@ -106,6 +106,12 @@ type Provider struct {
 	// does no extra work: one atomic load per request. At least 2s.
 	// Without Redis the view is always current. Default: 5s.
 	RevocationStaleness caddy.Duration `json:"revocation_staleness,omitempty"`
+	// CSRFOrigins are the origins ("scheme://host[:port]"), besides the
+	// request's own, from which a request authenticated by the access token
+	// cookie (cookie mode) may change state; such a request must also carry
+	// X-CSRF-Token equal to the __Host-erp_csrf cookie
+	// (credential.CheckCSRF). Bearer tokens and API keys are not affected.
+	CSRFOrigins []string `json:"csrf_origins,omitempty"`
 
 	logger  *zap.Logger
 	state   *state
@@ -323,6 +329,15 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		return caddyauth.User{}, false, nil // an API key: erp_api_key's
 	}
 	tok := cred.Value
+	if cred.Source == credential.FromCookie {
+		// cookie mode: the browser sends the cookie on its own, so a request
+		// that changes state must prove it comes from our pages
+		if err := credential.CheckCSRF(r, p.CSRFOrigins); err != nil {
+			p.metrics.Decisions.WithLabelValues("jwt", "csrf").Inc()
+			edgeauth.Fail(r, credential.CSRFRefusal(err))
+			return caddyauth.User{}, false, nil
+		}
+	}
 	if cred.Source == credential.FromWebSocket {
 		credential.RemoveWebSocketBearer(r.Header) // never forwarded to a backend
 	}

@@ -50,6 +50,7 @@ const (
 	FromAuthorization Source = iota + 1
 	FromAPIKeyHeader
 	FromWebSocket
+	FromCookie // the __Host-erp_at cookie of cookie mode (browsers)
 )
 
 // Credential is the one credential of a request.
@@ -149,9 +150,23 @@ func Find(h http.Header, upgrade bool) (Credential, error) {
 }
 
 // FromRequest is Find on r's header, with the subprotocol form counted on
-// WebSocket upgrades (any request with an Upgrade header).
+// WebSocket upgrades (any request with an Upgrade header). When the header
+// carries no credential, the access token cookie of cookie mode
+// (AccessCookie) is the request's bearer token, Source FromCookie. A
+// request with both a header credential and the cookie is read by its
+// header: a browser sends the cookie with every request to the site, so a
+// script that adds an Authorization header of another session must not be
+// refused for the cookie it cannot remove. Whoever accepts a FromCookie
+// credential on an unsafe method must call CheckCSRF first.
 func FromRequest(r *http.Request) (Credential, error) {
-	return Find(r.Header, r.Header.Get("Upgrade") != "")
+	c, err := Find(r.Header, r.Header.Get("Upgrade") != "")
+	if err != nil || c.Kind != None || len(r.Header["Cookie"]) == 0 {
+		return c, err
+	}
+	if ck, err := r.Cookie(AccessCookie); err == nil && ck.Value != "" {
+		return Credential{Kind: Bearer, Value: ck.Value, Source: FromCookie}, nil
+	}
+	return c, nil
 }
 
 // authorization reads one Authorization value.
