@@ -106,6 +106,7 @@ var edgePaths = map[string][]string{
 	"/api/{version}/{backend}":                          {"GET", "POST"},
 	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "PUT"},
 	"/api/graphql":                                      {"GET", "POST"},
+	"/api/v1/batch":                                     {"POST"},
 }
 
 // The document and the router table describe the same operations.
@@ -145,7 +146,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		contract.CodeTokenRevoked, contract.CodeMFARequired, contract.CodeForbidden, contract.CodeCompanyMismatch, contract.CodeNotFound,
 		contract.CodeConflict, contract.CodeRateLimited, contract.CodeQuotaExceeded, contract.CodeVersionUnsupported, contract.CodeVersionSunset,
 		contract.CodePayloadTooLarge, contract.CodeUpstreamUnavailable, contract.CodeUpstreamTimeout, contract.CodeServiceUnavailable, contract.CodeInternal,
-		contract.CodeQueryTooComplex}
+		contract.CodeQueryTooComplex, contract.CodeFailedDependency}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
