@@ -8,7 +8,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/tee"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/respcache"
 )
@@ -269,24 +269,24 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, next caddyhtt
 		before[k] = struct{}{}
 	}
 	w.Header().Set("X-Cache", "MISS")
-	cw := &captureWriter{ResponseWriter: w, max: h.MaxBody}
+	cw := &tee.Writer{ResponseWriter: w, Max: h.MaxBody}
 	if err := next.ServeHTTP(cw, r); err != nil {
 		return err
 	}
-	if cw.overflow || cw.status == 0 {
+	if !cw.Kept() {
 		return nil
 	}
 	stored := make(http.Header)
-	for k, v := range cw.header {
+	for k, v := range cw.Sent() {
 		if _, set := before[k]; !set && k != "X-Cache" && !hopByHop(k) {
 			stored[k] = v
 		}
 	}
-	life := respcache.StoreTTL(cw.status, stored, ttl)
+	life := respcache.StoreTTL(cw.Status(), stored, ttl)
 	if life <= 0 {
 		return nil
 	}
-	e := respcache.Entry{Status: cw.status, Stored: h.now(), Header: stored, Body: cw.buf.Bytes()}
+	e := respcache.Entry{Status: cw.Status(), Stored: h.now(), Header: stored, Body: cw.Body()}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.Timeout))
 	defer pcancel()
 	if perr := h.store.Put(pctx, key, gen, e.Encode(), life); perr != nil {
@@ -351,43 +351,6 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer (Flush).
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// captureWriter passes the answer through while keeping a copy of its
-// status, headers and up to max bytes of body.
-type captureWriter struct {
-	http.ResponseWriter
-	max      int64
-	status   int
-	header   http.Header
-	buf      bytes.Buffer
-	overflow bool
-}
-
-func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 && code >= 200 {
-		c.status = code
-		c.header = c.ResponseWriter.Header().Clone()
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.WriteHeader(http.StatusOK)
-	}
-	if !c.overflow {
-		if int64(c.buf.Len()+len(b)) > c.max {
-			c.overflow = true
-			c.buf = bytes.Buffer{}
-		} else {
-			c.buf.Write(b)
-		}
-	}
-	return c.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer (Flush).
-func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // Interface guards
 var (

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/tee"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/idempotency"
 )
@@ -237,12 +238,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			Message: "this Idempotency-Key was used for a different request (method, path or body)"})
 	}
 
-	rec := &recorder{ResponseWriter: w, max: h.MaxEntry}
+	rec := &tee.Writer{ResponseWriter: w, Max: int64(h.MaxEntry)}
 	err = next.ServeHTTP(rec, r)
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer dcancel()
-	if err != nil || rec.status == 0 || rec.status >= 500 || rec.over {
-		if rec.over {
+	if err != nil || !rec.Kept() || rec.Status() >= 500 {
+		if rec.Overflow() {
 			h.logger.Warn("idempotency: answer too large to store; key released", zap.Int("max_entry", h.MaxEntry))
 		}
 		if rerr := h.store.Release(dctx, skey, res.Token); rerr != nil {
@@ -250,7 +251,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return err
 	}
-	if cerr := h.store.Complete(dctx, skey, res.Token, &idempotency.Record{Status: rec.status, Header: rec.header, Body: rec.buf.Bytes()}); cerr != nil {
+	if cerr := h.store.Complete(dctx, skey, res.Token, &idempotency.Record{Status: rec.Status(), Header: storedOf(rec.Sent()), Body: rec.Body()}); cerr != nil {
 		h.logger.Warn("idempotency: answer not stored", zap.Error(cerr))
 	}
 	return nil
@@ -298,47 +299,16 @@ func replay(w http.ResponseWriter, r *http.Request, rec *idempotency.Record) err
 // versions: set again on the retry) and cookies are not.
 var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "Location", "Content-Location", "Etag", "Last-Modified", "Link", "Preference-Applied"}
 
-// recorder passes the answer through and keeps a copy (up to max bytes).
-type recorder struct {
-	http.ResponseWriter
-	status int
-	header http.Header
-	buf    bytes.Buffer
-	max    int
-	over   bool
-}
-
-func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 && code >= 200 {
-		rec.status = code
-		h := rec.ResponseWriter.Header()
-		rec.header = make(http.Header, 4)
-		for _, k := range storedHeaders {
-			if v, ok := h[k]; ok {
-				rec.header[k] = append([]string(nil), v...)
-			}
+// storedOf is the part of an answer's headers a replay repeats.
+func storedOf(h http.Header) http.Header {
+	out := make(http.Header, 4)
+	for _, k := range storedHeaders {
+		if v, ok := h[k]; ok {
+			out[k] = v
 		}
 	}
-	rec.ResponseWriter.WriteHeader(code)
+	return out
 }
-
-func (rec *recorder) Write(p []byte) (int, error) {
-	if rec.status == 0 {
-		rec.WriteHeader(http.StatusOK)
-	}
-	if !rec.over {
-		if rec.buf.Len()+len(p) > rec.max {
-			rec.over = true
-			rec.buf = bytes.Buffer{}
-		} else {
-			rec.buf.Write(p)
-		}
-	}
-	return rec.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the writer underneath (Flush).
-func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 // Interface guards
 var (

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/tee"
 	"github.com/erpgate/erpgate/contract"
 	env "github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/merge"
@@ -123,10 +124,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	default:
 		return next.ServeHTTP(w, r)
 	}
-	tw := &teeWriter{ResponseWriter: w, max: h.MaxBody}
+	// only what can become a base is copied: a 2xx JSON item with a strong
+	// ETag (a list, or a GET answered from elsewhere, costs no copy)
+	tw := &tee.Writer{ResponseWriter: w, Max: h.MaxBody, Keep: func(status int, hdr http.Header) bool {
+		return status >= 200 && status <= 299 && strongTag(hdr.Get("ETag")) && isJSON(hdr.Get("Content-Type"))
+	}}
 	err := next.ServeHTTP(tw, r)
-	if err == nil {
-		h.record(r, company, tw.status, w.Header(), tw.buf, tw.over)
+	if err == nil && tw.Kept() {
+		h.record(r, company, tw.Status(), tw.Sent(), tw.Body(), false)
 	}
 	return err
 }
@@ -364,39 +369,6 @@ func isJSON(ct string) bool {
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
-
-// teeWriter passes an answer through and keeps a copy of up to max bytes.
-type teeWriter struct {
-	http.ResponseWriter
-	max    int64
-	status int
-	buf    []byte
-	over   bool
-}
-
-func (t *teeWriter) WriteHeader(status int) {
-	if t.status == 0 && (status < 100 || status > 199) {
-		t.status = status
-	}
-	t.ResponseWriter.WriteHeader(status)
-}
-
-func (t *teeWriter) Write(p []byte) (int, error) {
-	if t.status == 0 {
-		t.status = http.StatusOK
-	}
-	if !t.over && t.status >= 200 && t.status <= 299 {
-		if int64(len(t.buf)+len(p)) > t.max {
-			t.over, t.buf = true, nil
-		} else {
-			t.buf = append(t.buf, p...)
-		}
-	}
-	return t.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the client's writer.
-func (t *teeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // bufWriter buffers a whole answer (at most the backend's item; bodies of
 // merged requests are bounded by max_body on the way in).
