@@ -1,5 +1,5 @@
-// Package importer is the erp_import handler: `POST /api/{v}/{backend}/import`
-// (issue 18). It streams an NDJSON or CSV body (chosen by Content-Type)
+// Package importer is the erp_import handler: `POST /api/{v}/{backend}/import`.
+// It streams an NDJSON or CSV body (chosen by Content-Type)
 // through internal/importer and creates each row by re-entering Caddy's
 // server with `POST /api/{v}/{backend}` and the caller's credential, so
 // every row passes the whole chain: authentication, the {backend}:write

@@ -1,5 +1,5 @@
 // Package dpcond drives ETags, conditional requests and erp_merge's
-// three-way merge (issue #18, "Concurrent updates") through the running
+// three-way merge through the running
 // gateway binary on Caddyfile.example, against the demo ERP.
 package dpcond
 

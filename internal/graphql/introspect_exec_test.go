@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// __schema and __type go to Introspect (h16-intro's introspection.go),
+// __schema and __type go to Introspect (introspection.go),
 // next to root fields that call backends, with no call of their own.
 func TestIntrospectionThroughExecute(t *testing.T) {
 	t.Parallel()

@@ -1,5 +1,5 @@
-// Package importer is the Caddy-free core of `POST /api/{v}/{backend}/import`
-// (issue 18): it reads an NDJSON or CSV stream row by row, with line numbers
+// Package importer is the Caddy-free core of `POST /api/{v}/{backend}/import`:
+// it reads an NDJSON or CSV stream row by row, with line numbers
 // and a bounded row size, turns each row into a JSON object, and runs the
 // rows through a create function with bounded concurrency, collecting a
 // capped list of per-row results. It never holds more than one row per
