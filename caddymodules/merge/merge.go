@@ -1,8 +1,9 @@
 // Package merge is the erp_merge handler: the three-way merge of `PATCH`
 // with `If-Match` and `Prefer: merge=auto` (DESIGN.md's data plane). It
 // keeps the item representations the edge served, by company, path and
-// ETag (Redis when the erp app has one, else a bounded memory LRU), and when the backend refuses such a PATCH with 412 it
-// fetches the current version and merges with internal/merge.
+// ETag (Redis when the erp app has one, else a bounded memory LRU), and
+// when the backend refuses such a PATCH with 412 it fetches the current
+// version and merges with internal/merge.
 package merge
 
 import (
