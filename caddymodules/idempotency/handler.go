@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/tee"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/idempotency"
 )
 
@@ -224,8 +225,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	cancel()
 	if err != nil {
 		h.logger.Error("idempotency store unavailable", zap.Error(err))
-		return caddyhttp.Error(http.StatusServiceUnavailable, &contract.Error{Status: http.StatusServiceUnavailable, Code: contract.CodeServiceUnavailable,
-			Message: "the idempotency store is unavailable; retry with the same key", Header: http.Header{"Retry-After": {"1"}}})
+		return caddyhttp.Error(http.StatusServiceUnavailable, depfail.Error("the idempotency store is unavailable; retry with the same key"))
 	}
 	switch res.State {
 	case idempotency.Replay:

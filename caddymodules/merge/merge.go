@@ -24,6 +24,7 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
 	"github.com/erpgate/erpgate/caddymodules/internal/tee"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/depfail"
 	env "github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/merge"
 )
@@ -211,9 +212,9 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.pass(w, r, company, first)
 	}
 	baseBody, ok, err := h.store.Get(r.Context(), baseKey(company, r.URL.Path, tag))
-	if err != nil {
+	if err != nil { // nothing was applied: the client may send it again
 		h.logger.Warn("erp_merge: reading a base failed", zap.Error(err))
-		ok = false
+		return depfail.Error("the merge store is unavailable; send the PATCH again shortly")
 	}
 	if !ok {
 		return &contract.Error{Status: http.StatusPreconditionFailed, Code: contract.CodeConflict,
