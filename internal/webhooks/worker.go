@@ -265,19 +265,40 @@ func (w *workers) resync() {
 		w.refresh(c)
 	}
 	if w.m.cfg.PruneConsumers || w.eng.Embedded() { // an embedded server has this process alone
-		w.pruneConsumers(ctx, seen)
+		w.pruneConsumers(ctx)
 	}
 }
 
-func (w *workers) pruneConsumers(ctx context.Context, seen map[string]bool) {
+// pruneConsumers deletes the webhook consumers no endpoint has. The
+// consumers are listed before the endpoints are read: an endpoint's row is
+// written before its consumer, so a consumer made while this runs is
+// never taken for an orphan.
+func (w *workers) pruneConsumers(ctx context.Context) {
 	st, err := w.eng.Stream(ctx)
 	if err != nil {
 		return
 	}
 	names := st.ConsumerNames(ctx)
-	var orphans []string
+	var candidates []string
 	for n := range names.Name() {
-		if validID("wh_", n) && !seen[n] {
+		if validID("wh_", n) {
+			candidates = append(candidates, n)
+		}
+	}
+	if names.Err() != nil || len(candidates) == 0 {
+		return
+	}
+	all, err := w.m.cfg.Store.AllEndpoints(ctx)
+	if err != nil {
+		return
+	}
+	seen := make(map[string]bool, len(all))
+	for _, r := range all {
+		seen[r.ID] = true
+	}
+	var orphans []string
+	for _, n := range candidates {
+		if !seen[n] {
 			orphans = append(orphans, n)
 		}
 	}
