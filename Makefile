@@ -10,7 +10,7 @@ export ERP_TEST_NATS_URL     ?= nats://127.0.0.1:4222
 export ERP_TEST_SMTP_URL     ?= smtp://127.0.0.1:1025
 export ERP_TEST_MAILPIT_URL  ?= http://127.0.0.1:8025
 
-.PHONY: all build test services chromium vet bench xcaddy clean
+.PHONY: all build test services chromium promtool vet bench xcaddy image clean
 
 all: build
 
@@ -35,11 +35,15 @@ services: $(BIN)/nats-server $(BIN)/mailpit
 chromium:
 	./scripts/chromium.sh
 
+# promtool for the alerting rules test (Debian's prometheus package)
+promtool:
+	./scripts/promtool.sh >/dev/null
+
 vet:
 	$(GO) vet ./...
 
 # Whole-stack tests run the race-enabled binary built once here.
-test: services chromium vet
+test: services chromium promtool vet
 	$(GO) build -race -o $(RACEBIN) ./cmd/gateway
 	ERP_TEST_BINARY=$(CURDIR)/$(RACEBIN) ERP_TEST_NATS_SERVER=$(CURDIR)/$(BIN)/nats-server $(GO) test -race -count=1 -timeout 12m ./...
 
@@ -49,6 +53,11 @@ bench: services build
 
 xcaddy:
 	./xcaddy.sh
+
+# the container image (Dockerfile; needs a Docker engine, not run by make test)
+IMAGE_TAG ?= 0.1.0
+image:
+	docker build -t erpgate/gateway:$(IMAGE_TAG) .
 
 clean:
 	rm -rf $(BIN)

@@ -43,7 +43,7 @@ func TestXcaddyBuildHasEverything(t *testing.T) {
 		"http.handlers.erp_events", "http.handlers.erp_ip_block", "http.handlers.erp_graphql",
 		"http.handlers.erp_batch", "http.handlers.erp_batch_credentials", "http.handlers.erp_bulk",
 		"http.handlers.erp_import", "http.handlers.erp_cache", "http.handlers.erp_idempotency",
-		"http.handlers.erp_merge",
+		"http.handlers.erp_merge", "http.handlers.erp_export_jobs", "http.handlers.erp_export_credentials",
 		"http.authentication.providers.erp_jwt", "http.authentication.providers.erp_api_key",
 		"http.reverse_proxy.upstreams.erp", "caddy.listeners.erp_handoff",
 		"caddy.logging.encoders.filter.erp_redact_query",

@@ -36,6 +36,7 @@ func (s *Service) systemEvent(typ, subject string, details map[string]string) st
 func (s *Service) record(ctx context.Context, ev store.Event) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
+	countAudit(ev.Type)
 	return s.store.AppendAudit(ctx, ev)
 }
 
@@ -101,12 +102,13 @@ func (s *Service) Record(ctx context.Context, ev store.Event) error {
 }
 
 // VerifyAudit re-computes the audit trail's hash chain (what `gateway erp
-// audit verify` runs against Postgres).
+// audit verify` runs against Postgres), with the service's audit key:
+// chains cut by retention and pseudonymised records verify too.
 func (s *Service) VerifyAudit(ctx context.Context) (store.AuditCheck, error) {
 	if err := s.Ready(ctx); err != nil {
 		return store.AuditCheck{}, err
 	}
-	return s.store.VerifyAudit(ctx)
+	return s.store.VerifyAuditWith(ctx, s.auditKey)
 }
 
 // auditView is an audit record as the admin API shows it.

@@ -405,6 +405,7 @@ func (s *Service) pair(sess store.Session, access store.Access, refresh string, 
 	if err != nil {
 		return tokenPair{}, err
 	}
+	issuedRefresh.Inc() // stored with the session; answered now
 	return tokenPair{
 		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 		RefreshToken: refresh, RefreshExpiresIn: int64(s.refreshExpiry(now, sess.ExpiresAt).Sub(now) / time.Second),
@@ -449,12 +450,14 @@ func (s *Service) handleRefresh(c *call) (int, any, error) {
 			zap.String("event", "refresh_token_reuse"), zap.String("session_id", res.Session.ID),
 			zap.String("user_id", res.Session.UserID), zap.String("ip", c.ip))
 		s.sessionsRevoked([]string{res.Session.ID})
+		countReuse()
 		return 0, nil, unauthenticated(contract.CodeTokenRevoked, "the refresh token was already used; the session has been ended", hdrInvalidToken)
 	case errors.Is(err, store.ErrSessionInactive):
 		return 0, nil, s.refuse(c, store.EventRefreshRefused, ReasonInactive, unauthenticated(contract.CodeTokenRevoked, "the refresh token has expired or its session has ended", hdrInvalidToken))
 	case err != nil:
 		return 0, nil, err
 	}
+	refreshed.Inc()
 	sess := res.Session
 	c.meta.UserID, c.meta.CompanyID = sess.UserID, sess.CompanyID
 	if !res.Member && !res.Access.UserDisabled {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/authsvc/store"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
@@ -82,6 +83,7 @@ type envOpts struct {
 	clock    *fakeClock
 	hasher   authsvc.PasswordHasher // default: cheap argon2 parameters
 	events   func() authsvc.EventPublisher
+	cells    authsvc.CellHooks
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -101,13 +103,17 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if cfg.IntrospectionSecret == "" {
 		cfg.IntrospectionSecret = "edge-secret-for-tests"
 	}
-	deps := authsvc.Deps{Logger: zap.New(core), Clock: e.clock, Hasher: e.hasher, Events: o.events}
+	deps := authsvc.Deps{Logger: zap.New(core), Clock: e.clock, Hasher: e.hasher, Events: o.events, Cells: o.cells}
 	if o.external {
 		pool := o.pool
 		if pool == nil {
 			var err error
-			pool, err = pgxpool.New(context.Background(), testenv.Postgres(t))
+			cfg, err := pgxpool.ParseConfig(testenv.Postgres(t))
 			if err != nil {
+				t.Fatal(err)
+			}
+			store.ConfigurePool(cfg) // as the service runs: erpgate_app, under row-level security
+			if pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(pool.Close)

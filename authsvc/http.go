@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc/store"
@@ -18,6 +20,7 @@ import (
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/jsonbody"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 // maxBody bounds every request body the service reads.
@@ -101,15 +104,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
+	// the flow's span: its store queries and Redis commands are children
+	ctx, span := tracing.Start(ctx, rt.span)
 	c.ctx = ctx
-	if err := s.Ready(ctx); err != nil {
+	var (
+		status int
+		data   any
+		err    error
+	)
+	defer func() { endFlowSpan(span, c, status, err) }()
+	if err = s.Ready(ctx); err != nil {
 		if ce := s.refusals.Check(r.Context(), zap.WarnLevel, "auth service not ready", "not_ready"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		s.fail(c, depfail.Error(""))
 		return
 	}
-	status, data, err := rt.fn(s, c)
+	status, data, err = rt.fn(s, c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -130,6 +141,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	envelope.WriteSuccess(w, status, data, &c.meta, nil)
+}
+
+// endFlowSpan ends a flow's span with its answer: the status (or the
+// error's code and status) and, once known, the company. Never a secret:
+// the error's code, not its text.
+func endFlowSpan(span trace.Span, c *call, status int, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if err != nil {
+		status = http.StatusInternalServerError
+		code := contract.CodeInternal
+		if ce, ok := contract.AsError(err); ok {
+			status, code = ce.Status, ce.Code
+		} else if depfail.Unavailable(err) {
+			status, code = http.StatusServiceUnavailable, contract.CodeServiceUnavailable
+		}
+		span.SetAttributes(tracing.KeyOutcome.String(strings.ToLower(code)))
+		if status >= 500 {
+			span.SetStatus(codes.Error, code)
+		}
+	} else {
+		span.SetAttributes(tracing.KeyOutcome.String("ok"))
+	}
+	span.SetAttributes(tracing.KeyStatus.Int(status))
+	if c.meta.CompanyID != "" {
+		span.SetAttributes(tracing.KeyCompany.String(c.meta.CompanyID))
+	}
+	span.End()
 }
 
 // standardDoc is a document with a standard shape (a JWK Set, OpenID

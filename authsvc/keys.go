@@ -295,6 +295,7 @@ func (m *keyManager) sync(ctx context.Context, now time.Time) error {
 		if err := m.add(ctx, now, now.Add(m.publishDelay)); err != nil {
 			return err
 		}
+		countKeyRotation(m.purpose)
 		changed = true
 	}
 	if changed {
@@ -322,6 +323,7 @@ func (m *keyManager) Rotate(ctx context.Context, now time.Time, activateIn time.
 		return "", err
 	}
 	m.logger.Info("signing key published", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID), zap.Time("activates_at", k.ActivatesAt))
+	countKeyRotation(m.purpose)
 	return k.KID, m.sync(ctx, now)
 }
 

@@ -104,9 +104,12 @@ var edgePaths = map[string][]string{
 	"/api/v1/webhooks/{id}/deliveries":                  {"GET"},
 	"/api/v1/webhooks/{id}/deliveries/{delivery}/retry": {"POST"},
 	"/api/{version}/{backend}":                          {"GET", "POST"},
-	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "PUT"},
+	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "POST", "PUT"},
 	"/api/graphql":                                      {"GET", "POST"},
 	"/api/v1/batch":                                     {"POST"},
+	"/api/v1/exports":                                   {"POST"},
+	"/api/v1/exports/{id}":                              {"DELETE", "GET"},
+	"/api/v1/exports/{id}/download":                     {"GET"},
 }
 
 // The document and the router table describe the same operations.

@@ -12,7 +12,7 @@ import (
 // with its handler: the core's and each identity feature's own table
 // (declared beside its handlers). The OpenAPI document is checked against
 // it (openapi_test.go, through Routes).
-var routeTable = mergeRoutes(coreRoutes, ssoRoutes, samlRoutes, webauthnRoutes, messagingRoutes, deviceRoutes, pageRoutes)
+var routeTable = mergeRoutes(coreRoutes, ssoRoutes, samlRoutes, webauthnRoutes, messagingRoutes, deviceRoutes, pageRoutes, dsrRoutes, cellRoutes)
 
 // mergeRoutes joins route tables; a pattern in two of them is a
 // programming error.
@@ -120,6 +120,34 @@ type routerMuxes struct {
 type route struct {
 	fn     handlerFunc
 	params []string
+	span   string // the flow's span name (spanName)
+}
+
+// spanName is a route's span: `authsvc.` and its path below /api/v1/auth
+// (or /api/v1; other paths below `web.`), dot-separated, a {…} segment
+// kept as it is, and the method when the path has more than one:
+// `authsvc.login`, `authsvc.mfa.verify`, `authsvc.sessions.{id}`,
+// `authsvc.api-keys.POST`, `authsvc.web.login`. One name per route, from a
+// fixed set.
+func spanName(pattern string, methods int) string {
+	method, path, _ := strings.Cut(pattern, " ")
+	rest, ok := strings.CutPrefix(path, "/api/v1/auth/")
+	if !ok {
+		if rest, ok = strings.CutPrefix(path, "/api/v1/"); !ok {
+			rest = "web/" + strings.TrimLeft(path, "/.")
+		}
+	}
+	var parts []string
+	for _, seg := range strings.Split(rest, "/") {
+		if seg != "" {
+			parts = append(parts, seg)
+		}
+	}
+	name := "authsvc." + strings.Join(parts, ".")
+	if methods > 1 {
+		name += "." + method
+	}
+	return name
 }
 
 // endpoint is one path of the table with its methods, sorted (the Allow
@@ -165,9 +193,14 @@ func newRouter(table map[string]handlerFunc) *routerMuxes {
 	rm.byMethod.Handle("/", noRoute)
 	rm.byPath.Handle("/", noRoute)
 	endpoints := map[string]*endpoint{}
+	methods := map[string]int{}
+	for pattern := range table {
+		_, path, _ := strings.Cut(pattern, " ")
+		methods[path]++
+	}
 	for pattern, fn := range table {
 		method, path, _ := strings.Cut(pattern, " ")
-		rt := &route{fn: fn}
+		rt := &route{fn: fn, span: spanName(pattern, methods[path])}
 		for _, seg := range strings.Split(path, "/") {
 			if strings.HasPrefix(seg, "{") {
 				rt.params = append(rt.params, strings.Trim(seg, "{}"))

@@ -20,7 +20,7 @@ const (
 // Backends are the ERP services scopes are granted on; a scope is
 // `{backend}:read` or `{backend}:write` (the edge derives the permission a
 // request needs the same way, DESIGN.md "The request path").
-var Backends = []string{"customers", "invoices", "ledger", "products", "inventory"}
+var Backends = []string{"customers", "invoices", "ledger", "products", "inventory", "journal"}
 
 // EdgeResources are what the edge itself serves to a company and guards by
 // scope the way it guards backends: `webhooks:read` lets a caller list its
@@ -40,13 +40,16 @@ var EdgeResources = []string{"webhooks"}
 //	sales       rw         rw        r       r         r          -
 //	viewer      r          r         r       r         r          -
 //
+// and journal (the demo's read-only posting journal, a million computed
+// lines for exports) r for every role.
+//
 // owner and admin also manage the company's API keys (not a scope: a role check).
 var roleScopes = map[string]map[string]string{
-	RoleOwner:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw"},
-	RoleAdmin:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw"},
-	RoleAccountant: {"customers": "r", "invoices": "rw", "ledger": "rw", "products": "r", "inventory": "r"},
-	RoleSales:      {"customers": "rw", "invoices": "rw", "ledger": "r", "products": "r", "inventory": "r"},
-	RoleViewer:     {"customers": "r", "invoices": "r", "ledger": "r", "products": "r", "inventory": "r"},
+	RoleOwner:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw", "journal": "r"},
+	RoleAdmin:      {"customers": "rw", "invoices": "rw", "ledger": "rw", "products": "rw", "inventory": "rw", "webhooks": "rw", "journal": "r"},
+	RoleAccountant: {"customers": "r", "invoices": "rw", "ledger": "rw", "products": "r", "inventory": "r", "journal": "r"},
+	RoleSales:      {"customers": "rw", "invoices": "rw", "ledger": "r", "products": "r", "inventory": "r", "journal": "r"},
+	RoleViewer:     {"customers": "r", "invoices": "r", "ledger": "r", "products": "r", "inventory": "r", "journal": "r"},
 }
 
 // ValidRole reports whether r is a known role.

@@ -23,7 +23,7 @@ func TestWebhookScopes(t *testing.T) {
 			}
 		}
 	}
-	if got := scopeString([]string{RoleViewer, RoleAdmin}); got != "customers:read customers:write inventory:read inventory:write invoices:read invoices:write ledger:read ledger:write products:read products:write webhooks:read webhooks:write" {
+	if got := scopeString([]string{RoleViewer, RoleAdmin}); got != "customers:read customers:write inventory:read inventory:write invoices:read invoices:write journal:read ledger:read ledger:write products:read products:write webhooks:read webhooks:write" {
 		t.Errorf("admin's scope claim: %q", got)
 	}
 	for s, want := range map[string]bool{

@@ -110,6 +110,8 @@ type Config struct {
 	// TrustedDeviceTTL is how long a device trusted after a second factor
 	// skips it. Default: 720h (30 days).
 	TrustedDeviceTTL time.Duration
+	// Retention is the schedule of the retention job (retention.go).
+	Retention Retention
 }
 
 // Defaults of Config.
@@ -173,6 +175,7 @@ func (c *Config) setDefaults() {
 		c.RiskDeny = 90
 	}
 	def(&c.TrustedDeviceTTL, 30*24*time.Hour)
+	c.Retention.setDefaults(c.AccessTTL)
 }
 
 // SecondFactor is the login flow's hook for a second factor: when Required
@@ -213,12 +216,17 @@ type Deps struct {
 	// for the client address and the user (an address that tripped a
 	// rule, a blocked network). Nil: no such signal.
 	RiskSignals func(ctx context.Context, ip, userID string) (score int, signals []string)
+	// Cells, when set, knows the cell names the edge's backends define and
+	// hears of every company cell change made here (cells.go). Nil: any
+	// well-formed name is accepted and nobody is told.
+	Cells CellHooks
 }
 
 // Service is the auth service. It is safe for concurrent use; one instance
 // is shared by every handler of a config.
 type Service struct {
 	cfg      Config
+	cells    CellHooks // nil: no edge to ask or tell
 	pool     *pgxpool.Pool
 	store    store.Store
 	logger   *zap.Logger
@@ -238,6 +246,7 @@ type Service struct {
 	jwks      atomic.Pointer[publishedKeys]
 	jwksMu    sync.Mutex // one publisher at a time: the newest rings win
 	sealer    *Sealer
+	auditKey  store.AuditKey // signs retention checkpoints and erasure attestations
 	uses      *useRecorder
 
 	apiKeySecrets secretOps // nil: constantTime (tests count the work)
@@ -277,13 +286,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("authsvc: key rotation must be longer than access_ttl")
 	}
 	s := &Service{cfg: cfg, pool: deps.Pool, store: deps.Store, logger: deps.Logger, clock: deps.Clock, hasher: deps.Hasher, mfa: deps.SecondFactor,
-		events: deps.Events}
+		events: deps.Events, cells: deps.Cells}
 	if s.clock == nil {
 		s.clock = SystemClock{}
 	}
 	if s.store == nil {
 		if s.pool != nil {
-			s.store = store.NewPostgres(s.pool)
+			pg := store.NewPostgres(s.pool)
+			pg.SetPlatformObserver(s.logPlatform)
+			s.store = pg
 		} else {
 			s.store = store.NewMemory()
 		}
@@ -325,6 +336,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		s.mfa = totpFactor{s}
 	}
 	s.sealer = sealer
+	if s.auditKey, err = store.NewAuditKey(master); err != nil {
+		return nil, fmt.Errorf("authsvc: %w", err)
+	}
 	s.keys = &keyManager{store: s.store, purpose: store.KeyAccess, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
 		publishDelay: cfg.KeyPublishDelay, lifetime: cfg.AccessTTL, reload: cfg.KeyReload}
 	s.edgeKeys = &keyManager{store: s.store, purpose: store.KeyAssertion, sealer: sealer, logger: s.logger, rotation: cfg.KeyRotation,
@@ -412,6 +426,16 @@ func (s *Service) prepare() <-chan struct{} {
 	return s.initDone
 }
 
+// logPlatform logs a platform transaction (every company's rows): the
+// background jobs' at debug level, the others' (admin listings) at info.
+func (s *Service) logPlatform(_ context.Context, reason string) {
+	if strings.HasPrefix(reason, "background:") {
+		s.logger.Debug("platform database access", zap.String("reason", reason))
+		return
+	}
+	s.logger.Info("platform database access", zap.String("reason", reason))
+}
+
 func (s *Service) initialize(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -442,6 +466,10 @@ func (s *Service) initialize(ctx context.Context) error {
 	if s.events != nil {
 		s.wg.Add(1)
 		go s.eventRelay()
+	}
+	if !s.cfg.Retention.Off {
+		s.wg.Add(1)
+		go s.retentionLoop()
 	}
 	return nil
 }

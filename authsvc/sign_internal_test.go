@@ -225,7 +225,7 @@ func scopesForReference(roles []string) []string {
 		}
 	}
 	out := []string{}
-	for _, b := range []string{"customers", "inventory", "invoices", "ledger", "products", "webhooks"} {
+	for _, b := range []string{"customers", "inventory", "invoices", "journal", "ledger", "products", "webhooks"} {
 		for _, a := range []string{":read", ":write"} {
 			if set[b+a] {
 				out = append(out, b+a)

@@ -83,7 +83,11 @@ func (s *Service) issueAccess(userID, sessionID, companyID, plan string, roles [
 		Roles: roles, Scope: scopeString(roles), Plan: plan,
 	}
 	var buf [1024]byte
-	return signJWT(k, TypAccess, appendAccessClaims(buf[:0], &c))
+	tok, err := signJWT(k, TypAccess, appendAccessClaims(buf[:0], &c))
+	if err == nil {
+		issuedAccess.Inc()
+	}
+	return tok, err
 }
 
 // appendAccessClaims appends c as JSON, members in field order, without
@@ -169,7 +173,11 @@ func (s *Service) issueLogin(userID, mfa string, methods []string, now time.Time
 	if err != nil {
 		return "", err
 	}
-	return signJWT(k, typLogin, payload)
+	tok, err := signJWT(k, typLogin, payload)
+	if err == nil {
+		issuedLogin.Inc()
+	}
+	return tok, err
 }
 
 func (s *Service) verifyLogin(tok string) (*loginClaims, error) {

@@ -11,7 +11,8 @@
 // against the two REST requests a client makes for them; `-only graphql`).
 // It loads each route in turn with the same client and prints req/s, p50
 // and p99, each route's ratio to the plain route of its own process, and
-// the CPU time the route's process used per request. It owns nothing beyond
+// the CPU time the route's process used per request, and draws req/s and p99
+// per route next to their baselines as a PNG (-png, plot.go). It owns nothing beyond
 // one run and drives the built binary over HTTP: it imports nothing of ours
 // and must not import Caddy (it lives outside cmd/).
 //
@@ -50,6 +51,9 @@ import (
 )
 
 var onlyWords []string
+
+// pngPath is where the picture of the table goes (-png).
+var pngPath string
 
 // pids are the gateway processes by the ports they serve.
 var pids = map[int]int{}
@@ -96,9 +100,17 @@ func main() {
 	loader := flag.String("loader", "auto", "wrk, go or auto")
 	only := flag.String("only", "", "run only the targets whose name contains one of these comma-separated words (plus the baseline); \"floor\" adds the reference route without erpgate modules")
 	redisURL := flag.String("redis", envOr("ERP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis for the quota targets")
+	flag.StringVar(&pngPath, "png", "bench/results.png", "where to write the picture of req/s and p99 per route (empty: none)")
 	flag.Parse()
 
 	onlyWords = strings.FieldsFunc(*only, func(r rune) bool { return r == ',' })
+	if *only == "export" { // a mode of its own: export.go
+		if err := runExport(*gateway); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*gateway, *duration, *warmup, *conns, *rounds, *path, *loader, *redisURL); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -352,14 +364,29 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	fmt.Println()
 	fmt.Printf("| %-24s | %10s | %9s | %9s | %8s | %9s | %s |\n", "target", "req/s", "p50", "p99", "vs plain", "CPU/op", "errors")
 	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 26), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 10), strings.Repeat("-", 11), strings.Repeat("-", 8))
+	var rows []plotRow
 	for _, tg := range targets {
 		m := median(results[tg.name])
+		rows = append(rows, plotRow{name: tg.name, base: tg.base, rps: m.rps, p99: m.p99, isBase: tg.name == tg.base})
 		cpu := make([]float64, 0, len(results[tg.name]))
 		for _, r := range results[tg.name] {
 			cpu = append(cpu, float64(r.cpuPerOp))
 		}
 		fmt.Printf("| %-24s | %10.0f | %9s | %9s | %8.2f | %9s | %d |\n", tg.name, m.rps, round(m.p50), round(m.p99), medianOf(ratios[tg.name]),
 			round(time.Duration(medianOf(cpu))), m.errors)
+	}
+	if pngPath != "" {
+		for i, r := range rows {
+			if len(results[r.base]) > 0 {
+				b := median(results[r.base])
+				rows[i].baseRPS, rows[i].baseP99 = b.rps, b.p99
+			}
+		}
+		title := fmt.Sprintf("erpgate bench (%d connections, %d rounds, medians)", conns, rounds)
+		if err := writePlot(pngPath, title, rows); err != nil {
+			return err
+		}
+		fmt.Printf("\npicture: %s\n", pngPath)
 	}
 	if len(gqlVsRest) > 0 {
 		fmt.Printf("\ngraphql vs rest-2calls: %.2f (median over rounds of graphql's iterations/s divided by rest-2calls' in the same round)\n", medianOf(gqlVsRest))

@@ -99,6 +99,7 @@ type Credential struct {
 const (
 	RedisKeyRevokedSession = "revoked:sid:" // + session id
 	RedisChannelRevocation = "revocations"  // pub/sub channel
+	RedisChannelFleet      = "fleet"        // pub/sub channel: runtime config and company cell changes (erp app)
 	RedisKeyLoginAttempts  = "attempts:login:"
 	RedisKeyTOTPAttempts   = "attempts:totp:"
 	RedisKeyTOTPReplay     = "totp:used:"

@@ -49,7 +49,21 @@ const (
 	// instead of rewriting it for the backend; erp_bulk and erp_import
 	// claim it.
 	VarSubResource = "erp.sub_resource"
+	// VarCompanyCheck holds a CompanyCheck of something in the request
+	// bound to a company (a `?cursor=`), set by erp_version; erp_authz
+	// calls it with the verified company before the request goes on and
+	// refuses the request with the *Error it returns.
+	VarCompanyCheck = "erp.company_check"
+
+	// VarProxySpan holds the `erp.proxy` span (an OpenTelemetry
+	// trace.Span) the erp upstream source starts for the backend call of a
+	// traced request; erp_version ends it when the answer is back.
+	VarProxySpan = "erp.proxy_span"
 )
+
+// CompanyCheck checks a request's company-bound parts against the caller's
+// verified company; a non-nil error is a *Error.
+type CompanyCheck func(company string) error
 
 // VarMerged is set to true by erp_merge when it answered a PATCH by
 // re-applying it on the current version (#18 three-way merge);

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/authsvc/store"
 )
 
 // Run serves the auth service with c's settings until ctx ends, then shuts
@@ -45,6 +46,8 @@ func Run(ctx context.Context, c Config) error {
 		if err != nil {
 			return errors.New("postgres: invalid connection URL")
 		}
+		// The service runs as erpgate_app, under row-level security.
+		store.ConfigurePool(pcfg)
 		pool, err := pgxpool.NewWithConfig(ctx, pcfg) // connects lazily
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)

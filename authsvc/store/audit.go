@@ -38,6 +38,7 @@ const (
 	EventAPIKeyRevoked        = "api_key.revoked"
 	EventCompanyCreated       = "admin.company.created"
 	EventCompanyUpdated       = "admin.company.updated"
+	EventCompanyCellChanged   = "admin.company.cell_changed"
 	EventUserCreated          = "admin.user.created"
 	EventUserUpdated          = "admin.user.updated"
 	EventUserPasswordReset    = "admin.user.password_reset"
@@ -87,6 +88,10 @@ type Event struct {
 	Details   map[string]string
 	PrevHash  []byte
 	Hash      []byte
+	// Erasure is set on a record pseudonymised by the erasure of a person
+	// (see Pseudonymise): Hash is the original record's, and Erasure
+	// attests the replacement of its personal fields.
+	Erasure []byte
 }
 
 // GenesisHash is the PrevHash of the first record.
@@ -221,11 +226,18 @@ type AuditCheck struct {
 	BadType  string // type of the bad record, when it exists
 	Problem  string
 	HeadHash []byte
+	// Checkpoints is the number of chains that start at a signed
+	// retention checkpoint (their older records were removed).
+	Checkpoints int
 }
 
 func (c AuditCheck) String() string {
 	if c.OK {
-		return fmt.Sprintf("audit trail intact: %d records, head %s", c.Records, hex.EncodeToString(c.HeadHash))
+		cut := ""
+		if c.Checkpoints > 0 {
+			cut = fmt.Sprintf(" (%d chains start at signed retention checkpoints)", c.Checkpoints)
+		}
+		return fmt.Sprintf("audit trail intact: %d records, head %s%s", c.Records, hex.EncodeToString(c.HeadHash), cut)
 	}
 	t := ""
 	if c.BadType != "" {
@@ -237,6 +249,7 @@ func (c AuditCheck) String() string {
 // chainVerifier checks the records of one chain fed in sequence order. A
 // chain's seqs advance by step (the number of chains) from start.
 type chainVerifier struct {
+	key      AuditKey // checks erasure attestations
 	step     int64
 	prevSeq  int64
 	prevHash []byte
@@ -264,6 +277,10 @@ func (v *chainVerifier) next(e Event) bool {
 		v.bad = &AuditCheck{BadSeq: want, Problem: fmt.Sprintf("record %d is missing (deleted); the next record is %d", want, e.Seq)}
 	case !bytes.Equal(e.PrevHash, v.prevHash):
 		v.bad = &AuditCheck{BadSeq: e.Seq, BadType: e.Type, Problem: fmt.Sprintf("its prev_hash does not match the hash of record %d (a record was replaced or re-hashed)", v.prevSeq)}
+	case e.Erasure != nil:
+		if p := checkErasure(e, v.key); p != "" {
+			v.bad = &AuditCheck{BadSeq: e.Seq, BadType: e.Type, Problem: p}
+		}
 	case !bytes.Equal(e.ComputeHash(e.PrevHash), e.Hash):
 		v.bad = &AuditCheck{BadSeq: e.Seq, BadType: e.Type, Problem: "its contents do not match its hash (the record was edited)"}
 	}

@@ -26,7 +26,12 @@ func TestMemoryContract(t *testing.T) {
 func TestPostgresContract(t *testing.T) {
 	t.Parallel()
 	url := testenv.Postgres(t)
-	pool, err := pgxpool.New(context.Background(), url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.ConfigurePool(cfg) // the store runs as erpgate_app, under row-level security
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +230,7 @@ func runContract(t *testing.T, open func(t *testing.T) store.Store) {
 	runSSOContract(t, open)
 	runWebAuthnContract(t, open)
 	runFactorContract(t, open)
+	runCellContract(t, open)
 
 	t.Run("companies and users", func(t *testing.T) {
 		s := open(t)

@@ -15,6 +15,7 @@ import (
 type Memory struct {
 	mu          sync.Mutex
 	companies   map[string]Company
+	cells       map[string]string // company id -> cell, when not ''
 	users       map[string]User
 	emails      map[string]string                // email -> user id
 	skeletons   map[string]string                // email skeleton -> user id
@@ -41,6 +42,8 @@ type Memory struct {
 	webauthnMem memWebAuthn
 	factorMem   memFactors
 	deviceMem   memDevices
+
+	auditCut *AuditCheckpoint // where the trail starts after a retention cut; nil: at record 1
 }
 
 type memRefresh struct {

@@ -15,7 +15,7 @@ func (m *Memory) AppendAudit(_ context.Context, ev Event) error {
 
 func cloneEvent(e Event) Event {
 	e.Details = maps.Clone(e.Details)
-	e.PrevHash, e.Hash = bytes.Clone(e.PrevHash), bytes.Clone(e.Hash)
+	e.PrevHash, e.Hash, e.Erasure = bytes.Clone(e.PrevHash), bytes.Clone(e.Hash), bytes.Clone(e.Erasure)
 	return e
 }
 
@@ -35,14 +35,6 @@ func (m *Memory) ListAudit(_ context.Context, f AuditFilter, p Page) ([]Event, i
 	return out, int64(len(all)), nil
 }
 
-func (m *Memory) VerifyAudit(_ context.Context) (AuditCheck, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v := newChainVerifier()
-	for _, e := range m.audit {
-		if !v.next(e) {
-			break
-		}
-	}
-	return v.finish(m.headSeq, m.headHash), nil
+func (m *Memory) VerifyAudit(ctx context.Context) (AuditCheck, error) {
+	return m.VerifyAuditWith(ctx, AuditKey{})
 }

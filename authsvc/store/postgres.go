@@ -21,6 +21,8 @@ import (
 type Postgres struct {
 	pool    *pgxpool.Pool
 	appends appendNotifier // NotifyAppends
+	// platformObs hears of every platform transaction (SetPlatformObserver).
+	platformObs func(ctx context.Context, reason string)
 }
 
 // NewPostgres returns the store on pool. It does no I/O.
@@ -97,12 +99,24 @@ func collect[T any](scan func(pgx.Row) (T, error)) func(pgx.Rows, error) ([]T, e
 	}
 }
 
-// listPage reads one page of a whole table in order, with the table's total.
-func listPage[T any](ctx context.Context, p *Postgres, op, table, columns, order string, pg Page, scan func(pgx.Row) (T, error)) ([]T, int64, error) {
+// listPage reads one page of a whole table in order, with the table's
+// total, in scope sc (one round trip).
+func listPage[T any](ctx context.Context, p *Postgres, sc scope, op, table, columns, order string, pg Page, scan func(pgx.Row) (T, error)) ([]T, int64, error) {
 	var total int64
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&total); err != nil {
+	var out []T
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM ` + table)
+	b.Queue(`SELECT `+columns+` FROM `+table+` ORDER BY `+order+` LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset)
+	err := p.inTx(ctx, txSpec{scope: sc, first: b, oneTrip: true}, func(t *tx) error {
+		if err := t.Row().Scan(&total); err != nil {
+			return err
+		}
+		var err error
+		out, err = collect(scan)(t.Rows())
+		return err
+	})
+	if err != nil {
 		return nil, 0, wrap(op, err)
 	}
-	out, err := collect(scan)(p.pool.Query(ctx, `SELECT `+columns+` FROM `+table+` ORDER BY `+order+` LIMIT $1 OFFSET $2`, pg.Limit, pg.Offset))
-	return out, total, wrap(op, err)
+	return out, total, nil
 }

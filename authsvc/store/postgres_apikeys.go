@@ -25,14 +25,14 @@ func (p *Postgres) CreateAPIKey(ctx context.Context, k APIKey, ev Event) error {
 	if !validUUID(k.ID) {
 		return fmt.Errorf("create api key: invalid id")
 	}
-	err := p.execAudited(ctx, ev, `INSERT INTO api_keys (id, company_id, name, prefix, secret_hash, scope, plan, created_by, created_at, expires_at)
+	err := p.execAudited(ctx, companyScope(k.CompanyID), ev, `INSERT INTO api_keys (id, company_id, name, prefix, secret_hash, scope, plan, created_by, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		k.ID, k.CompanyID, k.Name, k.Prefix, k.SecretHash, k.Scope, k.Plan, k.CreatedBy, micro(k.CreatedAt), nullTime(k.ExpiresAt))
 	return wrap("create api key", err)
 }
 
 func (p *Postgres) ListAPIKeys(ctx context.Context, companyID string) ([]APIKey, error) {
-	out, err := collect(scanAPIKey)(p.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE company_id = $1 ORDER BY created_at, id`, companyID))
+	out, err := readRows(ctx, p, companyScope(companyID), scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys WHERE company_id = $1 ORDER BY created_at, id`, companyID)
 	if err != nil {
 		return nil, wrap("list api keys", err)
 	}
@@ -43,7 +43,7 @@ func (p *Postgres) GetAPIKey(ctx context.Context, companyID, id string) (APIKey,
 	if !validUUID(id) {
 		return APIKey{}, fmt.Errorf("get api key: %w", ErrNotFound)
 	}
-	k, err := scanAPIKey(p.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1 AND company_id = $2`, id, companyID))
+	k, err := readRow(ctx, p, companyScope(companyID), scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1 AND company_id = $2`, id, companyID)
 	return k, wrap("get api key", err)
 }
 
@@ -55,7 +55,7 @@ func (p *Postgres) RotateAPIKey(ctx context.Context, companyID, id string, newHa
 	first := &pgx.Batch{}
 	first.Queue(`UPDATE api_keys SET prev_secret_hash = secret_hash, prev_expires_at = $3, secret_hash = $4
 		WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL RETURNING `+apiKeyColumns, id, companyID, micro(graceUntil), newHash)
-	err := p.inTx(ctx, txSpec{first: first, ev: &ev, lockFirst: true}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: companyScope(companyID), first: first, ev: &ev, lockFirst: true}, func(t *tx) error {
 		var err error
 		k, err = scanAPIKey(t.Row())
 		return err
@@ -67,13 +67,13 @@ func (p *Postgres) RevokeAPIKey(ctx context.Context, companyID, id string, now t
 	if !validUUID(id) {
 		return fmt.Errorf("revoke api key: %w", ErrNotFound)
 	}
-	err := p.execAudited(ctx, ev, `UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL`,
+	err := p.execAudited(ctx, companyScope(companyID), ev, `UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL`,
 		id, companyID, micro(now))
 	return wrap("revoke api key", err)
 }
 
 func (p *Postgres) FindAPIKey(ctx context.Context, prefix string) (APIKey, error) {
-	k, err := scanAPIKey(p.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE prefix = $1`, prefix))
+	k, err := readRow(ctx, p, apiKeyScope(prefix), scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys WHERE prefix = $1`, prefix)
 	return k, wrap("find api key", err)
 }
 
@@ -90,7 +90,9 @@ func (p *Postgres) RecordAPIKeyUses(ctx context.Context, uses []APIKeyUse) error
 		}
 		ids, counts, lasts = append(ids, u.ID), append(counts, u.Count), append(lasts, micro(u.LastUsed))
 	}
-	_, err := p.pool.Exec(ctx, `UPDATE api_keys k SET use_count = k.use_count + u.n,
+	// The uses of every company's keys, flushed in one statement by a
+	// background job: a platform transaction.
+	_, err := p.execIn(ctx, platformScope("background: record api key uses"), `UPDATE api_keys k SET use_count = k.use_count + u.n,
 			last_used_at = GREATEST(COALESCE(k.last_used_at, u.t), u.t)
 		FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(id, n, t) WHERE k.id = u.id`, ids, counts, lasts)
 	return wrap("record api key uses", err)

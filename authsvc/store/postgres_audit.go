@@ -10,15 +10,15 @@ import (
 )
 
 func (p *Postgres) AppendAudit(ctx context.Context, ev Event) error {
-	return wrap("append audit", p.execAudited(ctx, ev, ""))
+	return wrap("append audit", p.execAudited(ctx, scope{}, ev, ""))
 }
 
-const auditColumns = `seq, at, type, actor_id, company_id, subject_id, ip, user_agent, request_id, details, prev_hash, hash`
+const auditColumns = `seq, at, type, actor_id, company_id, subject_id, ip, user_agent, request_id, details, prev_hash, hash, erasure_sig`
 
 func scanEvent(row pgx.Row) (Event, error) {
 	var e Event
 	err := row.Scan(&e.Seq, &e.Time, &e.Type, &e.ActorID, &e.CompanyID, &e.SubjectID, &e.IP, &e.UserAgent, &e.RequestID,
-		&e.Details, &e.PrevHash, &e.Hash)
+		&e.Details, &e.PrevHash, &e.Hash, &e.Erasure)
 	e.Time = e.Time.UTC()
 	if e.Details == nil {
 		e.Details = map[string]string{}
@@ -53,12 +53,26 @@ func (p *Postgres) ListAudit(ctx context.Context, f AuditFilter, pg Page) ([]Eve
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	var total int64
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events`+where, args...).Scan(&total); err != nil {
-		return nil, 0, wrap("list audit", err)
+	// A company's trail is the company's; the whole trail (no company
+	// named) is the platform admin's.
+	sc := platformScope("admin: list the audit trail")
+	if f.CompanyID != "" {
+		sc = companyScope(f.CompanyID)
 	}
+	var total int64
+	var out []Event
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM audit_events`+where, args...)
 	q := `SELECT ` + auditColumns + ` FROM audit_events` + where + ` ORDER BY at DESC, seq DESC LIMIT ` + arg(pg.Limit) + ` OFFSET ` + arg(pg.Offset)
-	out, err := collect(scanEvent)(p.pool.Query(ctx, q, args...))
+	b.Queue(q, args...)
+	err := p.inTx(ctx, txSpec{scope: sc, first: b, oneTrip: true}, func(t *tx) error {
+		if err := t.Row().Scan(&total); err != nil {
+			return err
+		}
+		var err error
+		out, err = collect(scanEvent)(t.Rows())
+		return err
+	})
 	if err != nil {
 		return nil, 0, wrap("list audit", err)
 	}
@@ -69,11 +83,18 @@ func (p *Postgres) ListAudit(ctx context.Context, f AuditFilter, pg Page) ([]Eve
 // bounded whatever the length of the trail.
 const verifyBatch = 1000
 
-// VerifyAudit reads the trail in sequence order, in batches, inside one
-// repeatable-read transaction so that it sees one snapshot of records and head.
 func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
+	return p.VerifyAuditWith(ctx, AuditKey{})
+}
+
+// VerifyAuditWith reads the trail in sequence order, in batches, inside one
+// repeatable-read transaction so that it sees one snapshot of records,
+// checkpoints and heads. A chain cut by retention starts at its checkpoint,
+// whose signature is checked first.
+func (p *Postgres) VerifyAuditWith(ctx context.Context, key AuditKey) (AuditCheck, error) {
 	var check AuditCheck
-	err := p.inTx(ctx, txSpec{begin: "begin isolation level repeatable read read only"}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{begin: "begin isolation level repeatable read read only",
+		scope: platformScope("verify the audit trail")}, func(t *tx) error {
 		heads := make([]struct {
 			seq  int64
 			hash []byte
@@ -103,10 +124,25 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 		chains := make([]*chainVerifier, auditStripes)
 		for i := range chains {
 			chains[i] = newStripeVerifier(int64(i), auditStripes)
+			chains[i].key = key
+		}
+		cps, err := collect(scanCheckpoint)(t.Query(`SELECT ` + checkpointColumns + ` FROM audit_checkpoints WHERE signature IS NOT NULL ORDER BY stripe`))
+		if err != nil {
+			return err
+		}
+		after := int64(-1 << 62)
+		for _, cp := range cps {
+			if cp.Stripe < 0 || cp.Stripe >= auditStripes {
+				continue
+			}
+			if problem := cp.check(key); problem != "" {
+				check = AuditCheck{BadSeq: cp.Seq, Problem: problem}
+				return nil
+			}
+			chains[cp.Stripe].startAt(cp)
 		}
 		// Records are read in seq order across chains, so the first problem
 		// found is the earliest one.
-		after := int64(-1 << 62)
 		var bad *AuditCheck
 	read:
 		for {
@@ -143,7 +179,7 @@ func (p *Postgres) VerifyAudit(ctx context.Context) (AuditCheck, error) {
 				return nil
 			}
 		}
-		check = AuditCheck{OK: true, Records: total, HeadHash: bytes.Clone(lastHead(chains))}
+		check = AuditCheck{OK: true, Records: total, HeadHash: bytes.Clone(lastHead(chains)), Checkpoints: len(cps)}
 		return nil
 	})
 	return check, wrap("verify audit", err)

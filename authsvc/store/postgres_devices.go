@@ -28,7 +28,7 @@ func (p *Postgres) CreateTrustedDevice(ctx context.Context, d TrustedDevice, ev 
 	if !validUUID(d.UserID) {
 		return fmt.Errorf("create trusted device: user: %w", ErrNotFound)
 	}
-	return wrap("create trusted device", p.execAudited(ctx, ev, `INSERT INTO trusted_devices (id, user_id, token_hash, name, ip, created_at,
+	return wrap("create trusted device", p.execAudited(ctx, scope{}, ev, `INSERT INTO trusted_devices (id, user_id, token_hash, name, ip, created_at,
 		last_used_at, expires_at, revoked_at, revoke_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		d.ID, d.UserID, d.TokenHash, d.Name, d.IP, micro(d.CreatedAt), micro(d.LastUsedAt), micro(d.ExpiresAt), nullTime(d.RevokedAt), d.RevokeReason))
 }
@@ -71,7 +71,7 @@ func (p *Postgres) RevokeTrustedDevice(ctx context.Context, userID, id, reason s
 	if !validUUID(userID, id) {
 		return fmt.Errorf("revoke trusted device: %w", ErrNotFound)
 	}
-	return wrap("revoke trusted device", p.execAudited(ctx, ev, `UPDATE trusted_devices SET revoked_at = $3, revoke_reason = $4
+	return wrap("revoke trusted device", p.execAudited(ctx, scope{}, ev, `UPDATE trusted_devices SET revoked_at = $3, revoke_reason = $4
 		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3`, id, userID, micro(now), reason))
 }
 

@@ -16,7 +16,7 @@ var errNonePublished = errors.New("none published")
 func (p *Postgres) RelayEvents(ctx context.Context, limit int, publish func([]Event) (int, error)) (claimed, published int, err error) {
 	var pubErr error
 	var n int
-	err = p.inTx(ctx, txSpec{}, func(t *tx) error {
+	err = p.inTx(ctx, txSpec{scope: platformScope("background: relay events")}, func(t *tx) error {
 		evs, err := collect(scanEvent)(t.Query(claimEventsSQL, limit))
 		if err != nil {
 			return err

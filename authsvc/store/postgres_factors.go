@@ -23,7 +23,7 @@ func (p *Postgres) PutPendingFactor(ctx context.Context, f Factor, ev Event) err
 		return fmt.Errorf("put pending factor: %w", ErrNotFound)
 	}
 	// Replaces a pending factor; a confirmed one stays (no row changes).
-	err := p.execAudited(ctx, ev, `INSERT INTO mfa_factors (user_id, kind, sealed_phone, phone_masked, created_at) VALUES ($1, $2, $3, $4, $5)
+	err := p.execAudited(ctx, scope{}, ev, `INSERT INTO mfa_factors (user_id, kind, sealed_phone, phone_masked, created_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (user_id, kind) DO UPDATE SET sealed_phone = EXCLUDED.sealed_phone, phone_masked = EXCLUDED.phone_masked,
 			created_at = EXCLUDED.created_at
 		WHERE mfa_factors.confirmed_at IS NULL`, f.UserID, f.Kind, f.SealedPhone, f.PhoneMasked, micro(f.CreatedAt))
@@ -66,7 +66,7 @@ func (p *Postgres) ConfirmFactor(ctx context.Context, userID, kind string, now t
 	if !validUUID(userID) {
 		return fmt.Errorf("confirm factor: %w", ErrNotFound)
 	}
-	return wrap("confirm factor", p.execAudited(ctx, ev,
+	return wrap("confirm factor", p.execAudited(ctx, scope{}, ev,
 		`UPDATE mfa_factors SET confirmed_at = $3 WHERE user_id = $1 AND kind = $2 AND confirmed_at IS NULL`, userID, kind, micro(now)))
 }
 
@@ -74,5 +74,5 @@ func (p *Postgres) DeleteFactor(ctx context.Context, userID, kind string, ev Eve
 	if !validUUID(userID) {
 		return fmt.Errorf("delete factor: %w", ErrNotFound)
 	}
-	return wrap("delete factor", p.execAudited(ctx, ev, `DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2`, userID, kind))
+	return wrap("delete factor", p.execAudited(ctx, scope{}, ev, `DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2`, userID, kind))
 }

@@ -14,7 +14,7 @@ func (p *Postgres) PutPendingTOTP(ctx context.Context, t TOTP, ev Event) error {
 		return fmt.Errorf("put pending totp: %w", ErrNotFound)
 	}
 	// Replaces a pending enrolment; a confirmed one stays (no row changes).
-	err := p.execAudited(ctx, ev, `INSERT INTO totp_secrets (user_id, sealed_secret, created_at) VALUES ($1, $2, $3)
+	err := p.execAudited(ctx, scope{}, ev, `INSERT INTO totp_secrets (user_id, sealed_secret, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (user_id) DO UPDATE SET sealed_secret = EXCLUDED.sealed_secret, created_at = EXCLUDED.created_at
 		WHERE totp_secrets.confirmed_at IS NULL`, t.UserID, t.SealedSecret, micro(t.CreatedAt))
 	if errors.Is(err, pgx.ErrNoRows) {

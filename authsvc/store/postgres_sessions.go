@@ -14,7 +14,7 @@ func (p *Postgres) CreateSession(ctx context.Context, s Session, rt RefreshToken
 	if !validUUID(s.ID, s.UserID) {
 		return fmt.Errorf("create session: invalid id")
 	}
-	err := p.execAudited(ctx, ev, `WITH s AS (
+	err := p.execAudited(ctx, companyScope(s.CompanyID), ev, `WITH s AS (
 			INSERT INTO sessions (id, user_id, company_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
 		INSERT INTO refresh_tokens (hash, session_id, expires_at) SELECT $10, s.id, $11 FROM s`,
@@ -70,7 +70,7 @@ func (p *Postgres) RotateRefreshToken(ctx context.Context, old []byte, next Refr
 	first.Queue(rotateSQL, old, next.Hash, micro(use.Now), use.IP, use.UserAgent, micro(next.ExpiresAt))
 	// The event's chain is the session's, known once the token is: the head
 	// is locked after the change.
-	err := p.inTx(ctx, txSpec{first: first, ev: &ev}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: refreshScope(old), first: first, ev: &ev}, func(t *tx) error {
 		a := &r.Access
 		s, err := scanSession(t.Row(), &a.UserDisabled, &r.Member, &a.Company.ID, &a.Company.Name, &a.Company.Plan,
 			&a.Company.Disabled, &a.Company.CreatedAt, &a.Roles)
@@ -162,7 +162,7 @@ func (p *Postgres) SwitchCompany(ctx context.Context, userID, sessionID, company
 	var r SwitchResult
 	first := &pgx.Batch{}
 	first.Queue(switchSQL, userID, sessionID, companyID, micro(use.Now), use.IP, use.UserAgent, next.Hash, micro(next.ExpiresAt))
-	err := p.inTx(ctx, txSpec{first: first, ev: &ev, lockFirst: true}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: userCompanyScope(userID, companyID), first: first, ev: &ev, lockFirst: true}, func(t *tx) error {
 		var switched bool
 		a, s := &r.Access, &r.Session
 		err := t.Row().Scan(&a.UserDisabled, &r.PlatformAdmin, &r.Member, &a.Company.ID, &a.Company.Name,
@@ -206,7 +206,8 @@ func (p *Postgres) GetSession(ctx context.Context, userID, sessionID string) (Se
 	if !validUUID(userID, sessionID) {
 		return Session{}, fmt.Errorf("get session: %w", ErrNotFound)
 	}
-	s, err := scanSession(p.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1 AND user_id = $2`, sessionID, userID))
+	s, err := readRow(ctx, p, userScope(userID), func(r pgx.Row) (Session, error) { return scanSession(r) },
+		`SELECT `+sessionColumns+` FROM sessions WHERE id = $1 AND user_id = $2`, sessionID, userID)
 	return s, wrap("get session", err)
 }
 
@@ -214,8 +215,8 @@ func (p *Postgres) ListSessions(ctx context.Context, userID string, now time.Tim
 	if !validUUID(userID) {
 		return []Session{}, nil
 	}
-	out, err := collect(func(r pgx.Row) (Session, error) { return scanSession(r) })(p.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY last_used_at DESC, id`, userID, micro(now)))
+	out, err := readRows(ctx, p, userScope(userID), func(r pgx.Row) (Session, error) { return scanSession(r) }, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY last_used_at DESC, id`, userID, micro(now))
 	if err != nil {
 		return nil, wrap("list sessions", err)
 	}
@@ -226,14 +227,18 @@ func (p *Postgres) RevokeSession(ctx context.Context, userID, sessionID string, 
 	if !validUUID(userID, sessionID) {
 		return fmt.Errorf("revoke session: %w", ErrNotFound)
 	}
-	err := p.execAudited(ctx, ev, `UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+	err := p.execAudited(ctx, userScope(userID), ev, `UPDATE sessions SET revoked_at = $3, revoke_reason = $4
 		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, sessionID, userID, micro(now), reason)
 	return wrap("revoke session", err)
 }
 
 func (p *Postgres) RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string, ev Event) ([]string, error) {
 	ids := []string{}
-	err := p.inTx(ctx, txSpec{ev: &ev}, func(t *tx) error {
+	sc := scope{}
+	if validUUID(userID) {
+		sc = userScope(userID)
+	}
+	err := p.inTx(ctx, txSpec{scope: sc, ev: &ev}, func(t *tx) error {
 		if !validUUID(userID) {
 			return nil // no sessions; the event is still recorded
 		}

@@ -38,31 +38,23 @@ func (p *Postgres) CreateSSOConnection(ctx context.Context, c SSOConnection, ev 
 	if len(c.Domains) > 0 {
 		first.Queue(`INSERT INTO sso_domains (domain, connection_id) SELECT d, $2 FROM unnest($1::text[]) AS d`, c.Domains, c.ID)
 	}
-	return wrap("create sso connection", p.inTx(ctx, txSpec{first: first, ev: &ev, lockFirst: true}, func(*tx) error { return nil }))
+	return wrap("create sso connection", p.inTx(ctx, txSpec{scope: companyScope(c.CompanyID), first: first, ev: &ev, lockFirst: true}, func(*tx) error { return nil }))
 }
 
 func (p *Postgres) ListSSOConnections(ctx context.Context, companyID string) ([]SSOConnection, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+ssoColumns+` FROM sso_connections c WHERE company_id = $1 ORDER BY created_at, id`, companyID)
+	out, err := readRows(ctx, p, companyScope(companyID), scanSSO,
+		`SELECT `+ssoColumns+` FROM sso_connections c WHERE company_id = $1 ORDER BY created_at, id`, companyID)
 	if err != nil {
 		return nil, wrap("list sso connections", err)
 	}
-	defer rows.Close()
-	out := []SSOConnection{}
-	for rows.Next() {
-		c, err := scanSSO(rows)
-		if err != nil {
-			return nil, wrap("list sso connections", err)
-		}
-		out = append(out, c)
-	}
-	return out, wrap("list sso connections", rows.Err())
+	return out, nil
 }
 
 func (p *Postgres) GetSSOConnection(ctx context.Context, companyID, id string) (SSOConnection, error) {
 	if !validUUID(id) {
 		return SSOConnection{}, fmt.Errorf("get sso connection: %w", ErrNotFound)
 	}
-	c, err := scanSSO(p.pool.QueryRow(ctx, `SELECT `+ssoColumns+` FROM sso_connections c WHERE id = $1 AND company_id = $2`, id, companyID))
+	c, err := readRow(ctx, p, companyScope(companyID), scanSSO, `SELECT `+ssoColumns+` FROM sso_connections c WHERE id = $1 AND company_id = $2`, id, companyID)
 	return c, wrap("get sso connection", err)
 }
 
@@ -70,12 +62,12 @@ func (p *Postgres) DeleteSSOConnection(ctx context.Context, companyID, id string
 	if !validUUID(id) {
 		return fmt.Errorf("delete sso connection: %w", ErrNotFound)
 	}
-	return wrap("delete sso connection", p.execAudited(ctx, ev, `DELETE FROM sso_connections WHERE id = $1 AND company_id = $2`, id, companyID))
+	return wrap("delete sso connection", p.execAudited(ctx, companyScope(companyID), ev, `DELETE FROM sso_connections WHERE id = $1 AND company_id = $2`, id, companyID))
 }
 
 func (p *Postgres) SSOConnectionForDomain(ctx context.Context, domain string) (SSOConnection, error) {
-	c, err := scanSSO(p.pool.QueryRow(ctx, `SELECT `+ssoColumns+` FROM sso_connections c
-		WHERE id = (SELECT connection_id FROM sso_domains WHERE domain = $1)`, domain))
+	c, err := readRow(ctx, p, ssoDomainScope(domain), scanSSO, `SELECT `+ssoColumns+` FROM sso_connections c
+		WHERE id = (SELECT connection_id FROM sso_domains WHERE domain = $1)`, domain)
 	return c, wrap("sso connection for domain", err)
 }
 
@@ -95,5 +87,5 @@ func (p *Postgres) ProvisionSSOUser(ctx context.Context, u User, m Membership, e
 		u.ID, u.Email, skeleton, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
 	first.Queue(`INSERT INTO memberships (user_id, company_id, roles, created_at) VALUES ($1, $2, $3, $4)`,
 		m.UserID, m.CompanyID, m.Roles, micro(m.CreatedAt))
-	return wrap("provision sso user", p.inTx(ctx, txSpec{first: first, ev: &ev, lockFirst: true}, func(*tx) error { return nil }))
+	return wrap("provision sso user", p.inTx(ctx, txSpec{scope: companyScope(m.CompanyID), first: first, ev: &ev, lockFirst: true}, func(*tx) error { return nil }))
 }

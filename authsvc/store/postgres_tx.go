@@ -25,22 +25,37 @@ import (
 // beforehand and nothing else runs — the lock of its head; the sealed event
 // and COMMIT go in the last round trip. The hot paths (refresh, switch,
 // starting a session, audit-only records) take two or three round trips.
+// The transaction's scope (row-level security: postgres_scope.go) is set
+// right after BEGIN, in the same first round trip; a read with oneTrip
+// queues its COMMIT there too, so that it takes one round trip in all.
 
 // txSpec describes a transaction for inTx.
 type txSpec struct {
 	begin string     // the BEGIN statement; empty: "begin" (read committed)
+	scope scope      // whose rows the transaction sees (postgres_scope.go); zero: no company's
 	first *pgx.Batch // statements sent with BEGIN; fn reads their results in order
 	ev    *Event     // appended before COMMIT, as fn leaves it; nil: no audit (a read)
 	// lockFirst locks ev's chain head in the first round trip, after the
 	// first statements: ev's chain is known beforehand (the stripe is taken
 	// from ev as given), and fn only reads results, running no statement.
 	lockFirst bool
+	// oneTrip commits in the first round trip, after the first statements: a
+	// read (ev nil) whose fn only reads results, running no statement.
+	oneTrip bool
+}
+
+// pgConn is a connection inTx runs on: a pool's, or the migrator's own.
+type pgConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // tx is a transaction in progress, as inTx hands it to its function.
 type tx struct {
 	ctx    context.Context
-	conn   *pgxpool.Conn
+	conn   pgConn
 	br     pgx.BatchResults // the first round trip's results; nil once closed
 	queued int              // how many results of first there are
 	read   int              // how many of them were read
@@ -51,6 +66,25 @@ type tx struct {
 // top of this file). fn returning an error rolls the transaction back and
 // inTx returns the error, unwrapped: the caller wraps it with its operation.
 func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer endTx(ctx, conn)
+	if spec.scope.platform != "" {
+		p.observePlatform(ctx, spec.scope.platform)
+	}
+	if err := runTx(ctx, conn, spec, fn); err != nil {
+		return err
+	}
+	if spec.ev != nil {
+		p.appends.notify()
+	}
+	return nil
+}
+
+// runTx is inTx on conn; the caller rolls back a transaction it leaves open.
+func runTx(ctx context.Context, conn pgConn, spec txSpec, fn func(t *tx) error) error {
 	b := spec.first
 	if b == nil {
 		b = &pgx.Batch{}
@@ -59,31 +93,53 @@ func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) 
 	if begin == "" {
 		begin = "begin"
 	}
-	// BEGIN is queued first: pgx.Batch has no way to prepend, so the first
-	// statements are copied behind it.
-	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+2)}
+	if spec.oneTrip && (spec.ev != nil || spec.lockFirst) {
+		return errors.New("tx: one round trip is for reads")
+	}
+	// BEGIN is queued first, then the scope: pgx.Batch has no way to
+	// prepend, so the first statements are copied behind them.
+	all := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+4)}
 	all.Queue(begin)
+	scoped := spec.scope.queue(all)
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
 	var head auditHead
 	if spec.ev != nil && spec.lockFirst {
 		head.stripe = auditStripe(*spec.ev)
 		all.Queue(lockHeadSQL, head.stripe)
 	}
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return err
+	if spec.oneTrip {
+		all.Queue("commit")
 	}
-	defer endTx(ctx, conn)
-	t := &tx{ctx: ctx, conn: conn, br: conn.SendBatch(ctx, all), queued: len(b.QueuedQueries), sealed: spec.ev != nil && spec.lockFirst}
+	t := &tx{ctx: ctx, conn: conn, br: conn.SendBatch(ctx, all), queued: len(b.QueuedQueries),
+		sealed: (spec.ev != nil && spec.lockFirst) || spec.oneTrip}
 	if _, err := t.br.Exec(); err != nil { // BEGIN
 		_ = t.close()
 		return err
+	}
+	for range scoped {
+		if _, err := t.br.Exec(); err != nil {
+			_ = t.close()
+			return fmt.Errorf("set the transaction's scope: %w", err)
+		}
 	}
 	if err := fn(t); err != nil {
 		_ = t.close()
 		return err
 	}
+	var err error
 	switch {
+	case spec.oneTrip:
+		if err := t.drain(); err != nil {
+			return err
+		}
+		tag, err := t.br.Exec()
+		if cerr := t.close(); err == nil {
+			err = cerr
+		}
+		if err == nil && tag.String() != "COMMIT" {
+			err = fmt.Errorf("commit: %s", tag.String())
+		}
+		return err
 	case spec.ev == nil:
 		if err := t.close(); err != nil {
 			return err
@@ -94,11 +150,8 @@ func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) 
 		}
 		return err
 	case spec.lockFirst:
-		for ; t.read < t.queued; t.read++ { // results fn left unread
-			if _, err := t.br.Exec(); err != nil {
-				_ = t.close()
-				return err
-			}
+		if err := t.drain(); err != nil {
+			return err
 		}
 		err = head.scan(t.br.QueryRow())
 		if cerr := t.close(); err == nil {
@@ -114,10 +167,17 @@ func (p *Postgres) inTx(ctx context.Context, spec txSpec, fn func(t *tx) error) 
 	if err != nil {
 		return err
 	}
-	if err := commitAudit(ctx, conn, *spec.ev, head); err != nil {
-		return err
+	return commitAudit(ctx, conn, *spec.ev, head)
+}
+
+// drain reads the results of the first statements fn left unread.
+func (t *tx) drain() error {
+	for ; t.read < t.queued; t.read++ {
+		if _, err := t.br.Exec(); err != nil {
+			_ = t.close()
+			return err
+		}
 	}
-	p.appends.notify()
 	return nil
 }
 
@@ -141,6 +201,16 @@ func (t *tx) Row() pgx.Row {
 	return t.br.QueryRow()
 }
 
+// Rows is the result of the next statement of the first round trip, as
+// rows, which the caller reads to the end (or closes) before the next.
+func (t *tx) Rows() (pgx.Rows, error) {
+	if t.br == nil || t.read >= t.queued {
+		return nil, errors.New("tx: no queued statement left")
+	}
+	t.read++
+	return t.br.Query()
+}
+
 // Result is the result of the next statement of the first round trip.
 func (t *tx) Result() (pgconn.CommandTag, error) {
 	if t.br == nil || t.read >= t.queued {
@@ -153,7 +223,7 @@ func (t *tx) Result() (pgconn.CommandTag, error) {
 // ready ends the first round trip before a statement of fn's own.
 func (t *tx) ready() error {
 	if t.sealed {
-		return errors.New("tx: a statement after the lock of the audit head")
+		return errors.New("tx: a statement after the first round trip's last (the audit head's lock, or the commit)")
 	}
 	return t.close()
 }
@@ -242,7 +312,7 @@ func (h *auditHead) scan(row pgx.Row) error {
 // commitAudit appends ev after head, which this transaction holds locked,
 // and commits, in one round trip. If the append fails, the server skips the
 // COMMIT and the transaction stays open (for endTx to roll back).
-func commitAudit(ctx context.Context, c *pgxpool.Conn, ev Event, head auditHead) error {
+func commitAudit(ctx context.Context, c pgConn, ev Event, head auditHead) error {
 	e := ev.seal(head.seq+auditStripes, head.hash)
 	b := &pgx.Batch{}
 	b.Queue(appendSQL, e.Seq, e.Time, e.Type, e.ActorID, e.CompanyID, e.SubjectID, e.IP, e.UserAgent, e.RequestID,
@@ -264,11 +334,11 @@ func commitAudit(ctx context.Context, c *pgxpool.Conn, ev Event, head auditHead)
 }
 
 // execAudited runs one statement that changes state (none when sql is
-// empty) and appends ev, in one transaction of two round trips. A statement
+// empty) in scope sc and appends ev, in one transaction of two round trips. A statement
 // that changes no row is pgx.ErrNoRows ("not found"): nothing is kept and
 // nothing recorded.
-func (p *Postgres) execAudited(ctx context.Context, ev Event, sql string, args ...any) error {
-	spec := txSpec{ev: &ev, lockFirst: true}
+func (p *Postgres) execAudited(ctx context.Context, sc scope, ev Event, sql string, args ...any) error {
+	spec := txSpec{scope: sc, ev: &ev, lockFirst: true}
 	if sql == "" {
 		return p.inTx(ctx, spec, func(*tx) error { return nil })
 	}

@@ -27,7 +27,7 @@ func (p *Postgres) CreateUser(ctx context.Context, u User, ev Event) error {
 	}
 	// The unique indexes on email and email_skeleton decide between
 	// parallel creations of look-alikes: one commits, the others conflict.
-	err = p.execAudited(ctx, ev, `INSERT INTO users (id, email, email_skeleton, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
+	err = p.execAudited(ctx, scope{}, ev, `INSERT INTO users (id, email, email_skeleton, name, password_hash, platform_admin, disabled, password_changed_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		u.ID, u.Email, skeleton, u.Name, u.PasswordHash, u.PlatformAdmin, u.Disabled, micro(u.PasswordChangedAt), micro(u.CreatedAt))
 	return wrap("create user", err)
@@ -47,7 +47,7 @@ func (p *Postgres) GetUserByEmail(ctx context.Context, email string) (User, erro
 }
 
 func (p *Postgres) ListUsers(ctx context.Context, pg Page) ([]User, int64, error) {
-	return listPage(ctx, p, "list users", `users`, userColumns, "email", pg, scanUser)
+	return listPage(ctx, p, scope{}, "list users", `users`, userColumns, "email", pg, scanUser)
 }
 
 func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash, keepSession string, now time.Time, ev Event) ([]string, error) {
@@ -55,7 +55,7 @@ func (p *Postgres) SetPasswordHash(ctx context.Context, userID, hash, keepSessio
 		return nil, fmt.Errorf("set password: %w", ErrNotFound)
 	}
 	ids := []string{}
-	err := p.inTx(ctx, txSpec{ev: &ev}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: userScope(userID), ev: &ev}, func(t *tx) error {
 		if err := affected(t.Exec(`UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1`, userID, hash, micro(now))); err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (p *Postgres) UpdateUser(ctx context.Context, userID string, upd UserUpdate
 	}
 	var u User
 	ids := []string{}
-	err := p.inTx(ctx, txSpec{ev: &ev}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: userScope(userID), ev: &ev}, func(t *tx) error {
 		var err error
 		u, err = scanUser(t.QueryRow(`UPDATE users SET name = COALESCE($2, name), disabled = COALESCE($3, disabled),
 			platform_admin = COALESCE($4, platform_admin), locked = COALESCE($5, locked) WHERE id = $1 RETURNING `+userColumns,

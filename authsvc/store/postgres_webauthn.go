@@ -36,7 +36,7 @@ func (p *Postgres) CreateWebAuthnCredential(ctx context.Context, c WebAuthnCrede
 	}
 	// The user is checked in the statement: an unknown one inserts no row
 	// (ErrNotFound), where the foreign key would answer a violation.
-	err := p.execAudited(ctx, ev, `INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key, sign_count, transports, aaguid,
+	err := p.execAudited(ctx, scope{}, ev, `INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key, sign_count, transports, aaguid,
 		attestation_format, backup_eligible, backup_state, user_verified, name, created_at, last_used_at)
 		SELECT $1, u.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM users u WHERE u.id = $2`,
 		c.ID, c.UserID, c.CredentialID, c.PublicKey, int64(c.SignCount), c.Transports, c.AAGUID, c.AttestationFormat,
@@ -91,6 +91,6 @@ func (p *Postgres) DeleteWebAuthnCredential(ctx context.Context, userID, id stri
 	if !validUUID(userID, id) {
 		return fmt.Errorf("delete webauthn credential: %w", ErrNotFound)
 	}
-	err := p.execAudited(ctx, ev, `DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`, id, userID)
+	err := p.execAudited(ctx, scope{}, ev, `DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`, id, userID)
 	return wrap("delete webauthn credential", err)
 }

@@ -66,6 +66,9 @@ type Store interface {
 	WebAuthnStore
 	FactorStore
 	DeviceStore
+	RetentionStore
+	ErasureStore
+	CellStore
 }
 
 // Page selects a slice of a listing: Offset rows skipped, at most Limit returned.

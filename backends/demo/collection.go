@@ -249,6 +249,10 @@ func (col *collection[T]) list(s *Server, w http.ResponseWriter, r *http.Request
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(items, p.less)
+	if after, ok := q["after"]; ok {
+		col.listAfter(w, r, q, v, items, after, p.limit)
+		return
+	}
 
 	total := len(items)
 	last := max(1, (total+p.limit-1)/p.limit)
@@ -265,6 +269,49 @@ func (col *collection[T]) list(s *Server, w http.ResponseWriter, r *http.Request
 	h.Set("X-Page", strconv.Itoa(p.page))
 	h.Set("X-Per-Page", strconv.Itoa(p.limit))
 	h.Set("Link", linkHeader(r.URL.Path, q, p.page, p.limit, last))
+	writeJSON(w, http.StatusOK, page)
+}
+
+// listAfter answers a keyset page: the first limit records whose id sorts
+// after the given one (ids compare as text; the listing must be in id
+// order: no sort, or sort=id), a total of the whole listing, and a
+// rel="next" link while more follow. page cannot go with it.
+func (col *collection[T]) listAfter(w http.ResponseWriter, r *http.Request, q url.Values, v string, items []*T, after []string, limit int) {
+	var errs []FieldError
+	if len(after) != 1 || after[0] == "" {
+		errs = append(errs, FieldError{Field: "after", Code: codeInvalidValue, Message: "after must be one id"})
+	}
+	if q.Has("page") {
+		errs = append(errs, FieldError{Field: "page", Code: codeInvalidValue, Message: "page cannot go with after"})
+	}
+	if sorts, ok := q["sort"]; ok && (len(sorts) != 1 || strings.TrimSpace(sorts[0]) != "id") {
+		errs = append(errs, FieldError{Field: "sort", Code: codeInvalidValue, Message: "after needs the listing in id order (no sort, or sort=id)"})
+	}
+	if len(errs) > 0 {
+		writeProblem(w, queryProblem(errs))
+		return
+	}
+	start, _ := slices.BinarySearchFunc(items, after[0], func(x *T, id string) int { return strings.Compare(col.idOf(x), id) })
+	if start < len(items) && col.idOf(items[start]) == after[0] {
+		start++
+	}
+	end := min(start+limit, len(items))
+	page := make([]any, 0, end-start)
+	for _, x := range items[start:end] {
+		page = append(page, col.render(v, x))
+	}
+	h := w.Header()
+	h.Set("X-Total-Count", strconv.Itoa(len(items)))
+	h.Set("X-Per-Page", strconv.Itoa(limit))
+	if end < len(items) {
+		u := url.Values{}
+		for k, vs := range q {
+			u[k] = vs
+		}
+		u.Set("after", col.idOf(items[end-1]))
+		u.Set("limit", strconv.Itoa(limit))
+		h.Set("Link", "<"+r.URL.Path+"?"+u.Encode()+`>; rel="next"`)
+	}
 	writeJSON(w, http.StatusOK, page)
 }
 

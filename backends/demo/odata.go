@@ -1,10 +1,12 @@
 package demo
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -23,8 +25,10 @@ import (
 // OData 4.01's `field in ('a','b')`,
 // contains/startswith/endswith(field,'text'), and, or, not and parentheses;
 // literals 'text' (a quote doubled: 'O''Brien'), numbers, true, false, null
-// and dates (2026-01-31). Without $top at most 50 entities are returned,
-// with @odata.nextLink to the rest. Errors are the OData error object
+// and dates (2026-01-31). Without $top at most 50 entities are returned
+// (or `Prefer: odata.maxpagesize=N`, up to 200, answered with
+// Preference-Applied), with @odata.nextLink to the rest: the same query and
+// a $skiptoken (the last id in the default order, an offset in another). Errors are the OData error object
 // {"error":{"code","message","target","details"}}.
 
 const (
@@ -86,6 +90,15 @@ func writeOData(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, rest string) {
+	if key, ok := strings.CutPrefix(strings.TrimPrefix(rest, "/"), "LedgerEntries("); ok && r.Method == http.MethodPatch {
+		c, p := s.company(r)
+		if p != nil {
+			writeODataError(w, odataErr{p.Status, "Company", p.Detail, ""})
+			return
+		}
+		s.patchLedgerEntry(w, r, c, key) // odata_etag.go
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeODataError(w, odataErr{http.StatusMethodNotAllowed, "MethodNotAllowed", "this service is read-only", ""})
@@ -148,7 +161,7 @@ func (s *Server) odataList(w http.ResponseWriter, r *http.Request, name string, 
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "$top", "$skip", "$orderby", "$filter", "$count":
+		case "$top", "$skip", "$orderby", "$filter", "$count", "$skiptoken":
 			if len(q[k]) != 1 {
 				writeODataError(w, odataErr{http.StatusBadRequest, "InvalidQuery", k + " must be given once", k})
 				return
@@ -229,6 +242,18 @@ func (s *Server) odataList(w http.ResponseWriter, r *http.Request, name string, 
 	size, serverPaged := top, false
 	if top < 0 {
 		size, serverPaged = odataMaxPageSize, true
+		if n := maxPageSize(r.Header.Values("Prefer")); n > 0 {
+			size = min(n, odataMaxTop)
+			w.Header().Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
+		}
+	}
+	if tok, ok := q["$skiptoken"]; ok {
+		at, err := readSkipToken(tok[0], q.Has("$skip"), len(keys) > 0, recs)
+		if err != nil {
+			writeODataError(w, odataErr{http.StatusBadRequest, "InvalidSkipToken", err.Error(), "$skiptoken"})
+			return
+		}
+		skip = at
 	}
 	pg := page(recs, skip, size)
 	tagged := make([]record, len(pg)) // the stored records stay untouched
@@ -249,10 +274,68 @@ func (s *Server) odataList(w http.ResponseWriter, r *http.Request, name string, 
 		for k, v := range q {
 			next[k] = v
 		}
-		next.Set("$skip", strconv.Itoa(skip+len(pg)))
+		next.Del("$skip")
+		next.Set("$skiptoken", skipToken(pg[len(pg)-1], skip+len(pg), len(keys) > 0))
 		out["@odata.nextLink"] = name + "?" + next.Encode()
 	}
 	writeOData(w, out)
+}
+
+// ---- server-driven paging ----
+
+// maxPageSize reads `Prefer: odata.maxpagesize=N` (0: not asked).
+func maxPageSize(prefer []string) int {
+	for _, h := range prefer {
+		for pref := range strings.SplitSeq(h, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pref), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "odata.maxpagesize") {
+				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// skipToken is the $skiptoken of the page after last: in the default
+// (id) order the last id, so entities added meanwhile neither repeat nor
+// go missing; in another order the offset of the next entity.
+func skipToken(last record, offset int, ordered bool) string {
+	if ordered {
+		return "o" + strconv.Itoa(offset)
+	}
+	id, _ := last["id"].(string)
+	return "k" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// readSkipToken is the offset in recs (sorted) where a $skiptoken's page starts.
+func readSkipToken(tok string, withSkip, ordered bool, recs []record) (int, error) {
+	if withSkip {
+		return 0, fmt.Errorf("$skiptoken cannot go with $skip")
+	}
+	switch {
+	case strings.HasPrefix(tok, "o") && ordered:
+		n, err := strconv.Atoi(tok[1:])
+		if err != nil || n < 0 {
+			break
+		}
+		return n, nil
+	case strings.HasPrefix(tok, "k") && !ordered:
+		id, err := base64.RawURLEncoding.DecodeString(tok[1:])
+		if err != nil {
+			break
+		}
+		i, found := slices.BinarySearchFunc(recs, string(id), func(rec record, id string) int {
+			s, _ := rec["id"].(string)
+			return strings.Compare(s, id)
+		})
+		if found {
+			i++
+		}
+		return i, nil
+	}
+	return 0, fmt.Errorf("the $skiptoken is not one this service gave for this query")
 }
 
 // ---- $filter ----

@@ -25,6 +25,9 @@ type Server struct {
 
 	mu        sync.RWMutex        // guards the records inside companies
 	companies map[string]*company // fixed after New
+	// attachments: what each invoice received (sizes and hashes, never
+	// the bytes), by company and invoice id (attachments.go)
+	attachments map[string][]attachedFile
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{} // hijacked WebSocket connections, closed by Close
@@ -79,7 +82,8 @@ func New(opts ...Option) *Server {
 func (s *Server) Companies() []string { return sortedKeys(s.companies) }
 
 // ServeHTTP routes /_demo/… diagnostics and the ERP services: REST at
-// /{version}/{collection}[/{id}], OData at /odata/v1, JSON-RPC at /jsonrpc.
+// /{version}/{collection}[/{id}] (and uploads at
+// /v2/invoices/{id}/attachments), OData at /odata/v1, JSON-RPC at /jsonrpc.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name, ok := strings.CutPrefix(r.URL.Path, "/_demo/"); ok {
 		s.serveDiagnostic(w, r, name)
@@ -111,6 +115,15 @@ func (s *Server) serveERP(w http.ResponseWriter, r *http.Request) {
 		path = strings.TrimSuffix(path, "/")
 	}
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(segs) == 4 && segs[1] == "invoices" && segs[3] == attachmentsPath && segs[2] != "" {
+		c, p := s.company(r)
+		if p != nil {
+			writeProblem(w, p)
+			return
+		}
+		s.serveAttachments(w, r, c, segs[0], segs[2])
+		return
+	}
 	if len(segs) < 2 || len(segs) > 3 || (segs[0] != v1 && segs[0] != v2) {
 		notFoundPath(w, r)
 		return

@@ -4,7 +4,8 @@
 // implements to rewrite a request on the way in and to read the answer on the
 // way out. It owns that syntax and that contract, and no state. Public and
 // Caddy-free, it must not import Caddy or anything under caddymodules/; of
-// ours it imports only contract and internal/envelope.
+// ours it imports only contract, internal/envelope and internal/cursor (the
+// cursor format, which Pager reads and seals).
 //
 // # The envelope's query
 //
@@ -15,6 +16,8 @@
 //	limit=N                page size, 1..200; default 50
 //	sort=f1,-f2            ascending f1, then descending f2 (at most 3 keys)
 //	filter=field:op:value  repeatable; all filters must hold (AND)
+//	cursor=X               the page after the one whose pagination.next_cursor
+//	                       X is (not with page; see Pager)
 //
 // Field names are identifiers ([A-Za-z_][A-Za-z0-9_]*, at most 64 bytes);
 // they are the backend's own field names, as they appear in `data`. Operators:
@@ -74,6 +77,11 @@ type Target struct {
 	ID string
 	// Sub holds any further segments after the id.
 	Sub []string
+	// Cursor is where a collection page starts when the client continued
+	// with ?cursor= (the cursor is verified and removed from the query by
+	// StartPage); nil otherwise. A dialect that cannot continue from a
+	// position of its kind answers BadCursor.
+	Cursor *envelope.Position
 }
 
 // Dialect maps requests and answers between the envelope's conventions and a

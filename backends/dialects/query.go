@@ -126,10 +126,19 @@ type Query struct {
 	Filters           []Filter
 	// Other lists the names of any other query parameters, sorted.
 	Other []string
+	// From, when FromSet, is the offset of the page (a cursor's position),
+	// in place of Page.
+	From    int
+	FromSet bool
 }
 
 // Offset is the number of records before the page.
-func (q *Query) Offset() int { return (q.Page - 1) * q.Limit }
+func (q *Query) Offset() int {
+	if q.FromSet {
+		return q.From
+	}
+	return (q.Page - 1) * q.Limit
+}
 
 // ParseQuery validates the envelope's page, limit, sort and filter.
 func ParseQuery(v url.Values) (Query, error) {

@@ -31,6 +31,7 @@ import (
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 func init() {
@@ -153,11 +154,15 @@ func (p *Provider) Validate() error {
 }
 
 // Authenticate implements caddyauth.Authenticator.
-func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (user caddyauth.User, authenticated bool, err error) {
 	cred, ok := edgeauth.Credential(r)
 	if !ok || cred.Kind != credential.APIKey {
 		return caddyauth.User{}, false, nil
 	}
+	// the span covers this provider's decision: a cache hit, or the
+	// introspection at the auth service
+	ctx, span := tracing.Start(r.Context(), "erp.auth")
+	defer func() { edgeauth.EndSpan(span, r, "api_key", user, authenticated) }()
 	key := cred.Value
 	r.Header.Del("X-Api-Key") // never forwarded to a backend
 	if len(key) > 512 || key == "" {
@@ -168,9 +173,16 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	now := time.Now()
 	h := Hash(key)
 	id, ok := p.st.cache.Get(h, now)
+	if span.IsRecording() {
+		cache := "miss"
+		if ok {
+			cache = "hit"
+		}
+		span.SetAttributes(tracing.KeyCache.String(cache))
+	}
 	if !ok {
 		v, err, _ := p.st.flight.Do(string(h[:]), func() (any, error) {
-			ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.Timeout))
+			ctx, cancel := context.WithTimeout(ctx, time.Duration(p.Timeout))
 			defer cancel()
 			return p.introspect(ctx, key)
 		})

@@ -71,8 +71,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	app.HostAuthService()
 	h.app = app
-	// The auth and admin events relay's backlog and counts (authsvc/events.go).
-	return promreg.RegisterProcessWide(ctx.GetMetricsRegistry(), core.EventMetrics()...)
+	// The auth and admin events relay's backlog and counts (authsvc/events.go)
+	// and the sign-in, token and key counts (authsvc/metrics.go).
+	return promreg.RegisterProcessWide(ctx.GetMetricsRegistry(), append(core.EventMetrics(), core.Metrics()...)...)
 }
 
 // ServeHTTP serves the auth service's paths and is terminal for them.

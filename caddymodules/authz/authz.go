@@ -19,6 +19,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
@@ -27,6 +29,7 @@ import (
 	"github.com/erpgate/erpgate/internal/credential"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/reqpath"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 func init() {
@@ -48,6 +51,10 @@ func init() {
 //  3. binds the request to the caller's company: a company named in the
 //     path (`/companies/{id}/…`), the query (`company_id`) or a JSON body's
 //     top-level `company_id` that is not the caller's → 403 `COMPANY_MISMATCH`;
+//     after the permission check (4), a part erp_version found bound to a
+//     company (contract.VarCompanyCheck: a pagination cursor) is checked
+//     against it (a cursor of another company → 400 `BAD_REQUEST` naming
+//     cursor);
 //  4. checks permission: every scope in `require`, or else the scope derived
 //     from the backend `erp_version` chose (`{erp.backend}`): `{backend}:read`
 //     for GET/HEAD/OPTIONS and `{backend}:write` otherwise → 403 `FORBIDDEN`.
@@ -154,6 +161,40 @@ func deny(status int, code, msg string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// the span covers the decision only, not what comes after it
+	_, span := tracing.Start(r.Context(), "erp.authz")
+	err := h.authorize(r)
+	endSpan(span, r, err)
+	if err != nil {
+		return err
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// endSpan ends the `erp.authz` span with the decision: `ok`, or the
+// refusal's error code in lower case, and the company.
+func endSpan(span trace.Span, r *http.Request, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		if ce, ok := contract.AsError(err); ok {
+			outcome = strings.ToLower(ce.Code)
+		}
+		span.SetStatus(codes.Error, outcome)
+	}
+	span.SetAttributes(tracing.KeyOutcome.String(outcome))
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		span.SetAttributes(tracing.KeyCompany.String(replString(repl, "http.auth.user.company_id")))
+	}
+	span.End()
+}
+
+// authorize decides the request and, when it may pass, sets the identity
+// headers for the backend.
+func (h *Handler) authorize(r *http.Request) error {
 	stripHeaders(r.Header) // X-ERP-Assertion too: it is in clientheaders.Edge, which no config can drop
 	// Judge the request the client sent: erp_version and dialects may have
 	// rewritten path and method for the backend (a JSON-RPC read is a POST).
@@ -221,6 +262,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return missingPermission(s)
 		}
 	}
+	// what else the request carries bound to a company (a pagination cursor)
+	if check, ok := caddyhttp.GetVar(r.Context(), contract.VarCompanyCheck).(contract.CompanyCheck); ok {
+		if err := check(company); err != nil {
+			if ce, ok := contract.AsError(err); ok {
+				return caddyhttp.Error(ce.Status, ce)
+			}
+			return deny(http.StatusBadRequest, contract.CodeBadRequest, "the request is bound to another company")
+		}
+	}
 	roles := replString(repl, "http.auth.user.roles")
 	var asserted string
 	if backend != "" {
@@ -242,7 +292,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if asserted != "" {
 		r.Header[hdrAssertion] = vs[4:5:5]
 	}
-	return next.ServeHTTP(w, r)
+	return nil
 }
 
 func missingPermission(s string) error {

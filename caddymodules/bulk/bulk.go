@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/caddymodules/erpapp"
+	"github.com/erpgate/erpgate/caddymodules/internal/assertion"
 	"github.com/erpgate/erpgate/caddymodules/internal/subres"
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/envelope"
@@ -59,6 +60,9 @@ type Handler struct {
 
 	quota  func() erpapp.Quota // the app's, read per request: erp_quota may provision after us
 	logger *zap.Logger
+	// signer renews the edge assertion erp_authz put on the request when
+	// it nears its end (it lives 60 s; an export may take longer).
+	signer *assertion.Signer
 }
 
 // CaddyModule returns the Caddy module information.
@@ -80,6 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.quota = app.Quota
+	h.signer = assertion.New(app, h.logger, app.Refusals().For(h.logger))
 	return nil
 }
 
@@ -133,6 +138,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	base += "limit=" + strconv.Itoa(h.PageSize) + "&page="
 
 	pw := &pageWriter{hdr: http.Header{}}
+	progress := export.ProgressFrom(r.Context())
 	var out export.Writer
 	rc := http.NewResponseController(w)
 	for page := 1; ; page++ {
@@ -158,6 +164,9 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			out = export.New(format, w)
 		}
 		n, err := out.WritePage(res.Data)
+		if progress != nil {
+			progress.Rows.Add(int64(n))
+		}
 		if err != nil {
 			return h.fail(out, r, err, page)
 		}
@@ -183,6 +192,18 @@ func (h *Handler) fetch(r *http.Request, next caddyhttp.Handler, rt *subres.Rout
 	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "Accept-Encoding"} {
 		req.Header.Del(k)
 	}
+	// The assertion erp_authz signed lives 60 s: every page carries a
+	// fresh enough one (the signer's cache reuses it until near its end;
+	// it never outlives the credential, whose expiry ends the export).
+	if _, ok := req.Header[hdrAssertion]; ok && h.signer != nil {
+		tok, err := h.signer.For(r, rt.Target.Backend)
+		if err != nil {
+			return envelope.Result{}, err
+		}
+		if tok != "" {
+			req.Header[hdrAssertion] = []string{tok}
+		}
+	}
 	tr, err := rt.Dialect.Rewrite(req, rt.CollectionTarget())
 	if err != nil {
 		return envelope.Result{}, err
@@ -205,6 +226,8 @@ func (h *Handler) fetch(r *http.Request, next caddyhttp.Handler, rt *subres.Rout
 	return res, nil
 }
 
+var hdrAssertion = http.CanonicalHeaderKey(contract.HeaderAssertion)
+
 // fail ends an export: with the error's envelope when nothing was sent
 // yet, else by aborting the stream (the client sees a cut transfer).
 func (h *Handler) fail(out export.Writer, r *http.Request, err error, page int) error {
@@ -213,6 +236,9 @@ func (h *Handler) fail(out export.Writer, r *http.Request, err error, page int) 
 			return caddyhttp.Error(ce.Status, ce)
 		}
 		return err
+	}
+	if p := export.ProgressFrom(r.Context()); p != nil {
+		p.Aborted.Store(true)
 	}
 	h.logger.Warn("export aborted after it started", zap.Int("page", page), zap.Error(err),
 		zap.String("backend", caddyhttp.GetVar(r.Context(), contract.VarBackend).(string)))

@@ -66,8 +66,15 @@ func init() {
 // Every write (POST, PUT, PATCH, DELETE) answered 2xx through the edge
 // invalidates the company's entries of that backend (all versions): a
 // generation counter per company and backend is part of every key, so the
-// invalidation is one Redis INCR. Writes that do not pass this edge are
-// seen only when their TTL ends.
+// invalidation is one Redis INCR. Writes that do not pass this handler
+// invalidate too: a GraphQL mutation of the same config (erp_graphql
+// announces it through the erp app), and any business event
+// `erp.<resource>.created|updated|deleted` of the company on the event
+// stream (another instance's write, or one the ERP or another producer
+// published), where <resource> is the backend's event resource (its
+// `events { resource … }`, else its name). Each instance hears every
+// event, so a memory store is invalidated as well as Redis. Backends with
+// a TTL of 0 are neither cached nor invalidated.
 //
 // Cached GETs get `X-Cache: HIT` (with `Age`) or `X-Cache: MISS`;
 // erpgate_cache_requests_total{backend,result} counts hit, miss, refresh,
@@ -99,10 +106,13 @@ type Handler struct {
 	// Default: 100ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	known  func(backend string) bool // the erp app has the backend
-	store  respcache.Store
-	logger *zap.Logger
-	now    func() time.Time
+	known func(backend string) bool // the erp app has the backend
+	store respcache.Store
+	// byResource: the cached backends of each event resource, for
+	// invalidation by business events
+	byResource map[string][]string
+	logger     *zap.Logger
+	now        func() time.Time
 }
 
 // BackendConfig is one backend's cache settings.
@@ -163,6 +173,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return errors.New("erp_cache: store must be redis or memory")
 	}
+	h.byResource = make(map[string][]string)
+	for _, name := range app.BackendNames() {
+		b := app.Backend(name)
+		if b == nil || h.ttlFor(name) <= 0 {
+			continue
+		}
+		res := b.EventResource()
+		if res == "" { // its events are off here, yet others may publish them
+			res = name
+		}
+		h.byResource[res] = append(h.byResource[res], name)
+	}
+	if len(h.byResource) > 0 {
+		writes, err := erpapp.Writes(app)
+		if err != nil {
+			return err
+		}
+		writes.Listen(func(ctx context.Context, company, backend string) {
+			if h.ttlFor(backend) > 0 {
+				h.invalidate(ctx, company, backend)
+			}
+		})
+		go h.watchEvents(ctx, app.Lasting())
+	}
 	return nil
 }
 
@@ -209,21 +243,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, company, backend string) error {
+	if h.ttlFor(backend) <= 0 {
+		return next.ServeHTTP(w, r) // nothing of it is cached
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	err := next.ServeHTTP(sw, r)
 	if err == nil && sw.status >= 200 && sw.status < 300 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.Timeout))
-		defer cancel()
-		if ierr := h.store.Invalidate(ctx, respcache.GroupFor(company, backend)); ierr != nil {
-			// the write happened; the stale entries live until their TTL
-			metricErrors.WithLabelValues(backend, "invalidate").Inc()
-			h.logger.Error("cache invalidation failed", zap.String("backend", backend),
-				zap.String("company", company), zap.Error(ierr))
-		} else {
-			metricInvalidations.WithLabelValues(backend).Inc()
-		}
+		h.invalidate(context.WithoutCancel(r.Context()), company, backend)
 	}
 	return err
+}
+
+// invalidate bumps the generation of company's entries of backend. A
+// failure is logged and counted: the stale entries live until their TTL.
+func (h *Handler) invalidate(ctx context.Context, company, backend string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
+	defer cancel()
+	if err := h.store.Invalidate(ctx, respcache.GroupFor(company, backend)); err != nil {
+		metricErrors.WithLabelValues(backend, "invalidate").Inc()
+		h.logger.Error("cache invalidation failed", zap.String("backend", backend),
+			zap.String("company", company), zap.Error(err))
+		return
+	}
+	metricInvalidations.WithLabelValues(backend).Inc()
 }
 
 func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, company, backend string) error {

@@ -139,3 +139,57 @@ func BenchmarkHandlerHit(b *testing.B) {
 		b.Fatal("not a hit:", be.calls)
 	}
 }
+
+// countingStore counts invalidations.
+type countingStore struct {
+	respcache.Store
+	invalidations int
+}
+
+func (s *countingStore) Invalidate(ctx context.Context, group string) error {
+	s.invalidations++
+	return s.Store.Invalidate(ctx, group)
+}
+
+func TestWriteWithoutCacheDoesNotInvalidate(t *testing.T) {
+	h := newHandler(1 << 20)
+	h.TTL = 0
+	st := &countingStore{Store: h.store}
+	h.store = st
+	be := &backendStub{status: 201, body: `{}`}
+	serve(t, h, request("POST", "acme"), be)
+	if be.calls != 1 || st.invalidations != 0 {
+		t.Fatalf("TTL 0: calls %d, invalidations %d; want 1, 0", be.calls, st.invalidations)
+	}
+	h.Backends = map[string]*BackendConfig{"products": {TTL: caddy.Duration(time.Minute)}}
+	serve(t, h, request("POST", "acme"), be)
+	if st.invalidations != 1 {
+		t.Fatalf("cached backend: invalidations %d, want 1", st.invalidations)
+	}
+}
+
+func TestEventInvalidates(t *testing.T) {
+	h := newHandler(1 << 20)
+	h.byResource = map[string][]string{"catalogue": {"products"}}
+	be := &backendStub{status: 200, body: `{"items":[1]}`, header: http.Header{"Content-Type": {"application/json"}}}
+	for _, company := range []string{"acme", "globex"} {
+		serve(t, h, request("GET", company), be)
+		if w := serve(t, h, request("GET", company), be); w.Header().Get("X-Cache") != "HIT" {
+			t.Fatalf("%s: not cached", company)
+		}
+	}
+	ctx := context.Background()
+	// events of other resources, or that are not writes, change nothing
+	h.onEvent(ctx, []byte(`{"type":"erp.products.updated","companyid":"acme"}`))
+	h.onEvent(ctx, []byte(`{"type":"erp.auth.login.succeeded","companyid":"acme"}`))
+	if w := serve(t, h, request("GET", "acme"), be); w.Header().Get("X-Cache") != "HIT" {
+		t.Fatal("an event of another resource invalidated")
+	}
+	h.onEvent(ctx, []byte(`{"type":"erp.catalogue.updated","companyid":"acme","subject":"p1"}`))
+	if w := serve(t, h, request("GET", "acme"), be); w.Header().Get("X-Cache") != "MISS" {
+		t.Fatal("the company's write event did not invalidate")
+	}
+	if w := serve(t, h, request("GET", "globex"), be); w.Header().Get("X-Cache") != "HIT" {
+		t.Fatal("another company's entries were invalidated")
+	}
+}

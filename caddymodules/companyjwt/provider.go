@@ -30,6 +30,7 @@ import (
 	"github.com/erpgate/erpgate/internal/depfail"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 func init() {
@@ -305,7 +306,7 @@ func outcome(err error) string {
 }
 
 // Authenticate implements caddyauth.Authenticator.
-func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (user caddyauth.User, authenticated bool, err error) {
 	cred, ok := edgeauth.Credential(r)
 	if !ok {
 		// erp_jwt samples the log of these for both providers: it is in every erp_auth.
@@ -328,6 +329,10 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	default:
 		return caddyauth.User{}, false, nil // an API key: erp_api_key's
 	}
+	// the span covers this provider's decision: a token cache hit, or the
+	// verification (and, past revocation_staleness, the session's recheck)
+	ctx, span := tracing.Start(r.Context(), "erp.auth")
+	defer func() { edgeauth.EndSpan(span, r, "jwt", user, authenticated) }()
 	tok := cred.Value
 	if cred.Source == credential.FromCookie {
 		// cookie mode: the browser sends the cookie on its own, so a request
@@ -350,7 +355,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		edgeauth.Fail(r, depfail.Error("token verification is temporarily unavailable"))
 		return caddyauth.User{}, false, nil
 	}
-	c, err := v.Verify(r.Context(), tok)
+	c, err := v.Verify(ctx, tok)
 	if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrRevocationUnknown) || depfail.Unavailable(err) {
 		// not a refusal: the token could not be checked (internal/depfail):
 		// its key set or, past revocation_staleness, its session's state

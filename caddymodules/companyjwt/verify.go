@@ -10,9 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/jwtverify"
 	"github.com/erpgate/erpgate/internal/revocation"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 // Failures, each mapped to an envelope code by the provider. Those of the
@@ -99,6 +102,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	now := v.Now()
 	if v.Cache != nil {
 		if c, ok := v.Cache.Get(token); ok {
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				span.SetAttributes(tracing.KeyCache.String("hit"))
+			}
 			if !now.Before(c.Expiry.Add(v.Policy.Leeway)) {
 				return nil, ErrExpired
 			}
@@ -115,6 +121,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			}
 			return c, nil
 		}
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.KeyCache.String("miss"))
 	}
 	c, err := v.verifySlow(ctx, token, now)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/erpgate/erpgate/contract"
 	env "github.com/erpgate/erpgate/internal/envelope"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 type mode uint8
@@ -213,7 +214,12 @@ func (rec *recorder) finish(id string) error {
 	if tr == nil {
 		tr = env.REST
 	}
+	_, span := tracing.Start(rec.r.Context(), "erp.dialect.translate")
 	res := tr.Translate(&env.Answer{Request: rec.r, Status: rec.status, Header: rec.w.Header(), Body: rec.buf})
+	if span.IsRecording() {
+		span.SetAttributes(tracing.KeyStatus.Int(rec.status))
+		span.End()
+	}
 	if res.Status == 0 {
 		res.Status = rec.status
 	}

@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	core "github.com/erpgate/erpgate/authsvc"
+	"github.com/erpgate/erpgate/internal/fleet"
 	"github.com/erpgate/erpgate/internal/promreg"
 	"github.com/erpgate/erpgate/internal/refusallog"
 	"github.com/erpgate/erpgate/internal/secmon"
@@ -116,6 +117,17 @@ type App struct {
 	// defaults.
 	WebhooksConfig *Webhooks `json:"webhooks,omitempty"`
 
+	// FleetPoll is how often, with Postgres, the fleet's stored runtime
+	// changes and the company cells are read again (announcements over
+	// Redis apply them at once; this catches what was missed). Default: 5s.
+	FleetPoll caddy.Duration `json:"fleet_poll,omitempty"`
+
+	// RuntimeRevision is set by the fleet sync (fleet.go) in the config it
+	// loads: the revision of the fleet's runtime changes the config holds.
+	// A config without it (from a file) gets the stored changes overlaid.
+	// Not for admins to set.
+	RuntimeRevision *int64 `json:"runtime_revision,omitempty"`
+
 	lasting  *Lasting
 	logger   *zap.Logger
 	ctx      caddy.Context
@@ -135,6 +147,9 @@ type App struct {
 	webhooks    *webhooks.Manager // the webhook service (Webhooks), made at first use
 	webhooksErr error
 	closed      bool
+
+	fleetMaps fleet.Maps // backends and overrides as served (after the overlay)
+	fleetBase bool       // loaded from a file: stored entries win
 }
 
 // CaddyModule returns the Caddy module information.
@@ -157,6 +172,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Timeout <= 0 {
 		a.Timeout = caddy.Duration(2 * time.Second)
 	}
+	repl := caddy.NewReplacer()
+	var err error
+	if a.lasting, err = lastingFor(repl.ReplaceAll(a.Postgres, ""), repl.ReplaceAll(a.Redis, ""), a.KeyPrefix, a.natsURL()); err != nil {
+		return err
+	}
+	if err := a.provisionFleet(); err != nil {
+		return err
+	}
 	if err := a.provisionBackends(ctx); err != nil {
 		return err
 	}
@@ -175,12 +198,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionSecurity(ctx); err != nil {
 		return err
 	}
-	var err error
 	if a.authCfg, err = a.AuthSvc.coreConfig(a); err != nil {
-		return err
-	}
-	repl := caddy.NewReplacer()
-	if a.lasting, err = lastingFor(repl.ReplaceAll(a.Postgres, ""), repl.ReplaceAll(a.Redis, ""), a.KeyPrefix, a.natsURL()); err != nil {
 		return err
 	}
 	a.refusals = a.newRefusalLog()
@@ -207,6 +225,7 @@ func (a *App) Start() error {
 		a.logger.Warn("demo mode is on: demo companies and users with a published password are seeded; never use it in production")
 	}
 	a.lasting.listen(a.logger)
+	a.startFleet()
 	a.lasting.startEvents(a.NATS, a.natsURL(), a.logger)
 	if a.hosts() {
 		// Prepare the auth service now rather than at its first request:

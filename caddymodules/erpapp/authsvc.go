@@ -105,6 +105,76 @@ type AuthSvc struct {
 	// TrustedDeviceTTL is how long a trusted device skips the second
 	// factor. Default: 720h.
 	TrustedDeviceTTL caddy.Duration `json:"trusted_device_ttl,omitempty"`
+	// Retention schedules the retention job. Default: on, every hour,
+	// audit records kept for ever.
+	Retention *Retention `json:"retention,omitempty"`
+}
+
+// Retention is the schedule of the auth service's retention job: ended
+// sessions, refresh tokens and trusted devices are deleted Grace after
+// they ended, and audit records older than Audit are removed behind a
+// signed checkpoint per chain (`gateway erp audit verify` then needs
+// ERP_MASTER_KEY). Instances may run it at once.
+//
+//	erp {
+//		authsvc {
+//			retention {
+//				interval 1h
+//				grace    24h
+//				audit    400d
+//				batch    1000
+//			}
+//		}
+//	}
+//
+// `retention off` turns the job off.
+type Retention struct {
+	// Off turns the job off.
+	Off bool `json:"off,omitempty"`
+	// Interval between runs. Default: 1h.
+	Interval caddy.Duration `json:"interval,omitempty"`
+	// Grace keeps ended sessions and devices this long (at least the
+	// access-token lifetime). Default: 24h.
+	Grace caddy.Duration `json:"grace,omitempty"`
+	// Audit is how long audit records are kept. Default: 0 (for ever).
+	Audit caddy.Duration `json:"audit,omitempty"`
+	// Batch is the most rows of one kind deleted per statement. Default: 1000.
+	Batch int `json:"batch,omitempty"`
+}
+
+func (r *Retention) core() core.Retention {
+	if r == nil {
+		return core.Retention{}
+	}
+	return core.Retention{Off: r.Off, Interval: time.Duration(r.Interval), Grace: time.Duration(r.Grace), Audit: time.Duration(r.Audit), Batch: r.Batch}
+}
+
+// unmarshalCaddyfile fills the retention block.
+func (r *Retention) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return caddyfileutil.EachSubdirective(d, d.Nesting(), nil, func(name string) error {
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		if name == "batch" {
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 || n > 100000 {
+				return d.Errf("retention: batch: want 1 to 100000")
+			}
+			r.Batch = n
+			return nil
+		}
+		dst, ok := map[string]*caddy.Duration{"interval": &r.Interval, "grace": &r.Grace, "audit": &r.Audit}[name]
+		if !ok {
+			return d.Errf("retention: unknown subdirective %q", name)
+		}
+		v, err := caddy.ParseDuration(args[0])
+		if err != nil || v < 0 || (v == 0 && name != "audit") {
+			return d.Errf("retention: %s: a positive duration is required (audit: 0 keeps records for ever)", name)
+		}
+		*dst = caddy.Duration(v)
+		return nil
+	})
 }
 
 // PasswordHashing are the argon2id parameters of new password hashes and
@@ -194,6 +264,7 @@ func (s *AuthSvc) coreConfig(a *App) (core.Config, error) {
 		KeyPrefix: a.KeyPrefix, Demo: a.Demo,
 		PublicURL: repl.ReplaceAll(s.PublicURL, ""), SMTPURL: repl.ReplaceAll(s.SMTPURL, ""), SMTPFrom: repl.ReplaceAll(s.SMTPFrom, ""),
 		SMSURL: repl.ReplaceAll(s.SMSURL, ""), RiskStepUp: s.RiskStepUp, RiskDeny: s.RiskDeny, TrustedDeviceTTL: time.Duration(s.TrustedDeviceTTL),
+		Retention: s.Retention.core(),
 	}
 	switch v := strings.ToLower(strings.TrimSpace(repl.ReplaceAll(s.SSOAllowPrivate, ""))); v {
 	case "", "0", "false", "off":
@@ -250,7 +321,7 @@ func (a *App) ServedAuthService() (*core.Service, error) {
 	}
 	cfg := a.authCfg
 	deps := core.Deps{Pool: a.lasting.pg, Redis: a.lasting.rdb, Logger: a.logger, RefusalLog: a.refusals, Events: a.lasting.eventPublisher,
-		RiskSignals: a.lasting.riskSignals}
+		RiskSignals: a.lasting.riskSignals, Cells: appCells{a}}
 	if a.lasting.authStore != nil {
 		deps.Store = a.lasting.authStore // embedded: sessions and keys outlive the config
 	}
@@ -380,6 +451,21 @@ func parseAuthSvc(a *App, d *caddyfile.Dispenser) error {
 				}
 				return nil
 			})
+		}
+		if name == "retention" {
+			// retention off | retention { interval D; grace D; audit D; batch N }
+			if s.Retention != nil {
+				return d.Errf("authsvc: retention given twice")
+			}
+			s.Retention = new(Retention)
+			if len(args) == 1 && args[0] == "off" {
+				s.Retention.Off = true
+				return nil
+			}
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			return s.Retention.unmarshalCaddyfile(d)
 		}
 		if name == "password_hashing" {
 			if len(args) != 0 {

@@ -92,6 +92,15 @@ type Version struct {
 	// calls are counted per company. Default: not deprecated.
 	Deprecated string `json:"deprecated,omitempty"`
 
+	// Cells are named groups of upstreams serving this version for the
+	// companies assigned to them (`PUT /api/v1/admin/companies/{id}/cell`),
+	// by cell name (`eu`, `us`), in the Caddyfile `cell eu http://…` inside
+	// the version's block. A company with no cell, or with a cell this
+	// version does not have, is served by Upstreams. The same rules as for
+	// Upstreams apply, and every URL of the version (Upstreams and cells)
+	// shares one scheme and path. Default: none.
+	Cells map[string][]string `json:"cells,omitempty"`
+
 	// Sunset is the date (or RFC 3339 time) from which the version answers
 	// 410 VERSION_SUNSET. Before it, answers carry `Sunset: <HTTP-date>`
 	// (RFC 8594). A version with a sunset counts as deprecated. Default: none.
@@ -109,6 +118,7 @@ type Version struct {
 	scheme       string
 	basePath     string
 	dials        []string
+	cellDials    map[string][]string
 	deprecatedAt time.Time
 	sunsetAt     time.Time
 	successor    string // resolved: a version name, path or URL
@@ -236,45 +246,20 @@ func (v *Version) provision(repl *caddy.Replacer, name string) error {
 		return errors.New("invalid version name: use v<major>[.<minor>], e.g. v1 or v2.1")
 	}
 	v.name, v.major, v.minor = name, maj, mnr
-	if len(v.Upstreams) == 0 {
-		return errors.New("at least one upstream URL is required")
+	v.scheme, v.basePath = "", ""
+	if len(v.Upstreams) == 0 && len(v.Cells) == 0 {
+		return errors.New("at least one upstream URL (or a cell) is required")
 	}
 	v.dials = make([]string, 0, len(v.Upstreams))
-	for i, raw := range v.Upstreams {
-		s := repl.ReplaceAll(raw, "")
-		u, err := url.Parse(s)
+	for _, raw := range v.Upstreams {
+		d, err := v.dialOf(repl, raw)
 		if err != nil {
-			return fmt.Errorf("upstream %q: %v", raw, err)
+			return err
 		}
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return fmt.Errorf("upstream %q: scheme must be http or https", raw)
-		}
-		if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-			return fmt.Errorf("upstream %q: want scheme://host[:port][/path], without user, query or fragment", raw)
-		}
-		p := strings.TrimSuffix(u.Path, "/")
-		if p != "" && !reqpath.Plain(p) {
-			return fmt.Errorf("upstream %q: the path must have no empty, . or .. segments", raw)
-		}
-		if u.RawPath != "" {
-			return fmt.Errorf("upstream %q: the path must not contain escaped characters", raw)
-		}
-		if i == 0 {
-			v.scheme, v.basePath = u.Scheme, p
-		} else if u.Scheme != v.scheme || p != v.basePath {
-			return fmt.Errorf("upstream %q: all upstreams of a version must share scheme and path (%s://…%s)", raw, v.scheme, v.basePath)
-		}
-		port := u.Port()
-		if port == "" {
-			port = "80"
-			if u.Scheme == "https" {
-				port = "443"
-			}
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("upstream %q: invalid port", raw)
-		}
-		v.dials = append(v.dials, net.JoinHostPort(u.Hostname(), port))
+		v.dials = append(v.dials, d)
+	}
+	if err := v.provisionCells(repl); err != nil {
+		return err
 	}
 	var err error
 	if v.Deprecated != "" {
@@ -291,6 +276,46 @@ func (v *Version) provision(repl *caddy.Replacer, name string) error {
 		}
 	}
 	return nil
+}
+
+// dialOf checks one upstream URL of the version and returns its dial
+// address; the first URL checked sets the version's scheme and path, which
+// every other must share.
+func (v *Version) dialOf(repl *caddy.Replacer, raw string) (string, error) {
+	s := repl.ReplaceAll(raw, "")
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("upstream %q: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("upstream %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("upstream %q: want scheme://host[:port][/path], without user, query or fragment", raw)
+	}
+	p := strings.TrimSuffix(u.Path, "/")
+	if p != "" && !reqpath.Plain(p) {
+		return "", fmt.Errorf("upstream %q: the path must have no empty, . or .. segments", raw)
+	}
+	if u.RawPath != "" {
+		return "", fmt.Errorf("upstream %q: the path must not contain escaped characters", raw)
+	}
+	if v.scheme == "" {
+		v.scheme, v.basePath = u.Scheme, p
+	} else if u.Scheme != v.scheme || p != v.basePath {
+		return "", fmt.Errorf("upstream %q: all upstreams of a version must share scheme and path (%s://…%s)", raw, v.scheme, v.basePath)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("upstream %q: invalid port", raw)
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // parseDate reads 2026-01-31 (midnight UTC) or an RFC 3339 time.
@@ -440,7 +465,8 @@ func sortedNames[V any](m map[string]V) []string {
 //		dialect <rest|odata|jsonrpc> [{ <dialect options> }]
 //		path    <path>
 //		default <version>
-//		version <name> <url> [<url>…] [{
+//		version <name> [<url>…] [{
+//			cell       <name> <url> [<url>…]
 //			deprecated <date>
 //			sunset     <date>
 //			successor  <version|path|url>
@@ -449,8 +475,8 @@ func sortedNames[V any](m map[string]V) []string {
 //		graphql { sdl <<SDL … SDL | sdl_file <path>; version <name> }
 //	}
 //
-// version repeats (once per version name); everything else appears at most
-// once. Dates are 2026-01-31 or RFC 3339 times.
+// version repeats (once per version name), cell once per cell name;
+// everything else appears at most once. A version needs upstream URLs, cells or both. Dates are 2026-01-31 or RFC 3339 times.
 func parseBackend(a *App, d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
@@ -536,12 +562,15 @@ func parseVersion(d *caddyfile.Dispenser, b *Backend, backend string) error {
 		return d.Errf("backend %s: duplicate version %q", backend, vname)
 	}
 	v := &Version{Upstreams: d.RemainingArgs()}
-	if len(v.Upstreams) == 0 {
-		return d.Errf("backend %s: version %s needs at least one upstream URL", backend, vname)
-	}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
+		if sub == "cell" {
+			if err := parseCell(d, v, backend, vname); err != nil {
+				return err
+			}
+			continue
+		}
 		if seen[sub] {
 			return d.Errf("backend %s: version %s: duplicate subdirective %q", backend, vname, sub)
 		}
@@ -560,6 +589,9 @@ func parseVersion(d *caddyfile.Dispenser, b *Backend, backend string) error {
 		default:
 			return d.Errf("backend %s: version %s: unknown subdirective %q", backend, vname, sub)
 		}
+	}
+	if len(v.Upstreams) == 0 && len(v.Cells) == 0 {
+		return d.Errf("backend %s: version %s needs at least one upstream URL or cell", backend, vname)
 	}
 	b.Versions[vname] = v
 	return nil

@@ -20,6 +20,7 @@ func init() {
 //		key_prefix <prefix>
 //		demo       [on|off]
 //		timeout    <duration>
+//		fleet_poll <duration>
 //		refusal_audit {
 //			sample   <n>
 //			interval <duration>

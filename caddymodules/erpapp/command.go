@@ -28,11 +28,13 @@ func init() {
 			migrate := &cobra.Command{
 				Use:   "migrate",
 				Short: "Apply the auth service's embedded Postgres migrations",
-				Long:  "Applies the embedded migrations not applied yet, under an advisory lock (safe while instances start). The database is --postgres or ERP_POSTGRES_URL.",
-				Args:  cobra.NoArgs,
-				RunE:  runMigrate,
+				Long: "Applies the embedded migrations not applied yet, under an advisory lock (safe while instances start), as the schema's owner: " +
+					"the database is --postgres, else ERP_POSTGRES_OWNER_URL, else ERP_POSTGRES_URL. The URL's role must be a superuser or a member of " +
+					"erpgate_owner (the first run creates the roles erpgate_owner, erpgate_app and erpgate_platform); the service itself runs as erpgate_app.",
+				Args: cobra.NoArgs,
+				RunE: runMigrate,
 			}
-			migrate.Flags().String("postgres", "", "Postgres URL (default: $ERP_POSTGRES_URL)")
+			migrate.Flags().String("postgres", "", "the schema owner's Postgres URL (default: $ERP_POSTGRES_OWNER_URL, else $ERP_POSTGRES_URL)")
 			rotate := &cobra.Command{
 				Use:   "rotate",
 				Short: "Publish a new access-token signing key (or, with --assertion, edge-assertion key)",
@@ -52,7 +54,9 @@ func init() {
 				Short: "Verify the audit trail's hash chain",
 				Long: "Re-computes the hash chain of the auth service's audit trail in Postgres (--postgres or ERP_POSTGRES_URL), " +
 					"in sequence order, and checks the last record against the recorded head. Exits 0 when the trail is intact; " +
-					"otherwise prints the first record that was edited, deleted or re-hashed and exits 1.",
+					"otherwise prints the first record that was edited, deleted or re-hashed and exits 1. A chain cut by audit retention starts at its " +
+					"signed checkpoint, and a record pseudonymised by an erasure carries a signed attestation: both are checked with the key derived " +
+					"from ERP_MASTER_KEY, which such a trail needs.",
 				Args: cobra.NoArgs,
 				RunE: runAuditVerify,
 			}
@@ -64,10 +68,12 @@ func init() {
 	})
 }
 
-func commandPostgresURL(cmd *cobra.Command) (string, error) {
+func commandPostgresURL(cmd *cobra.Command, envs ...string) (string, error) {
 	u, _ := cmd.Flags().GetString("postgres")
-	if u == "" {
-		u = os.Getenv("ERP_POSTGRES_URL")
+	for _, e := range append(envs, "ERP_POSTGRES_URL") {
+		if u == "" {
+			u = os.Getenv(e)
+		}
 	}
 	if u == "" {
 		return "", errors.New("no database: give --postgres or set ERP_POSTGRES_URL")
@@ -92,7 +98,7 @@ func openCommandPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 func runMigrate(cmd *cobra.Command, _ []string) error {
-	url, err := commandPostgresURL(cmd)
+	url, err := commandPostgresURL(cmd, "ERP_POSTGRES_OWNER_URL")
 	if err != nil {
 		return err
 	}
@@ -177,7 +183,20 @@ func runAuditVerify(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer pool.Close()
-	check, err := store.NewPostgres(pool).VerifyAudit(ctx)
+	// The master key verifies the signed checkpoints of chains cut by
+	// retention and the attestations of records pseudonymised by an
+	// erasure; a trail with neither verifies without it.
+	var key store.AuditKey
+	if raw := os.Getenv("ERP_MASTER_KEY"); raw != "" {
+		mk, err := authsvc.ParseMasterKey(raw)
+		if err != nil {
+			return fmt.Errorf("ERP_MASTER_KEY: %w", err)
+		}
+		if key, err = store.NewAuditKey(mk); err != nil {
+			return err
+		}
+	}
+	check, err := store.NewPostgres(pool).VerifyAuditWith(ctx, key)
 	if err != nil {
 		return fmt.Errorf("verify the audit trail (is the database migrated? run `gateway erp migrate`): %w", err)
 	}

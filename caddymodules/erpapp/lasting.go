@@ -19,11 +19,13 @@ import (
 
 	core "github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/internal/celltable"
 	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/revocation"
 	"github.com/erpgate/erpgate/internal/secmon"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 // What outlives a config reload.
@@ -101,6 +103,9 @@ type Lasting struct {
 
 	netOnce    sync.Once
 	apiKeyNets *secmon.NetSeen
+
+	cells celltable.Table // company cells, read by `dynamic erp` per request
+	fleet fleetSync       // runtime changes shared with the other instances
 }
 
 // Destruct ends the background work and closes the clients.
@@ -130,6 +135,10 @@ func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
 			if err != nil {
 				return nil, errors.New("erp: postgres: invalid connection URL") // never echo the DSN: it may hold a password
 			}
+			// The app's queries run as erpgate_app, under row-level security.
+			store.ConfigurePool(cfg)
+			// a span per query of a traced request
+			cfg.ConnConfig.Tracer = tracing.PGX{}
 			pool, err := pgxpool.NewWithConfig(context.Background(), cfg) // lazy: connects on first use
 			if err != nil {
 				return nil, fmt.Errorf("erp: postgres: open pool: %w", err)
@@ -147,7 +156,8 @@ func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
 				return nil, err
 			}
 			l.rdb = redis.NewUniversalClient(opts)
-			l.revocations.Unconfirm() // not current until the listener's first resync
+			l.rdb.AddHook(tracing.Redis{}) // a span per command of a traced request
+			l.revocations.Unconfirm()      // not current until the listener's first resync
 		}
 		l.ctx, l.cancel = context.WithCancel(context.Background()) // lives as long as the entry
 		return l, nil

@@ -202,6 +202,10 @@ func (f *fetcher) one(ctx context.Context, c *graphql.Call) graphql.Result {
 		return callError(contract.CodeUpstreamUnavailable, "the "+br.name+" backend's answer is larger than "+strconv.FormatInt(f.h.MaxResponse, 10)+" bytes")
 	}
 	res := tr.Translate(&env.Answer{Request: req, Status: resp.StatusCode, Header: resp.Header, Body: raw})
+	if method != http.MethodGet && resp.StatusCode >= 200 && resp.StatusCode <= 299 && f.h.writes != nil {
+		// a mutation changed the backend: what the edge cached of it is stale
+		f.h.writes.Written(context.WithoutCancel(ctx), f.id.Company, br.name)
+	}
 	return f.result(br, resp.StatusCode, &res)
 }
 

@@ -103,6 +103,7 @@ type Handler struct {
 	MaxResponse int64 `json:"max_response,omitempty"`
 
 	app       *erpapp.App
+	writes    *erpapp.BackendWrites // mutations announce their writes (erp_cache drops its copies)
 	logger    *zap.Logger
 	schema    *graphql.Schema
 	plans     *plans
@@ -152,6 +153,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // setup is Provision on the config's erp app.
 func (h *Handler) setup(app *erpapp.App) error {
 	h.app = app
+	writes, werr := erpapp.Writes(app)
+	if werr != nil {
+		return werr
+	}
+	h.writes = writes
 	if h.logger == nil {
 		h.logger = zap.NewNop()
 	}

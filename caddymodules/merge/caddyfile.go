@@ -26,8 +26,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	erp_merge [{
 //		ttl         <duration>
-//		max_entries <n>
-//		max_body    <bytes>
+//		max_entries     <n>
+//		max_per_company <n>
+//		max_body        <bytes>
 //	}]
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -47,14 +48,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("ttl: a positive duration, not %q", val)
 			}
 			h.TTL = caddy.Duration(dur)
-		case "max_entries", "max_body":
+		case "max_entries", "max_per_company", "max_body":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || n <= 0 {
 				return d.Errf("%s: a positive integer, not %q", key, val)
 			}
-			if key == "max_entries" {
+			switch key {
+			case "max_entries":
 				h.MaxEntries = int(n)
-			} else {
+			case "max_per_company":
+				h.MaxPerCompany = int(n)
+			default:
 				h.MaxBody = n
 			}
 		default:

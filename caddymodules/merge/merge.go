@@ -58,6 +58,9 @@ type Handler struct {
 	TTL caddy.Duration `json:"ttl,omitempty"`
 	// MaxEntries bounds the memory store. Default 10000.
 	MaxEntries int `json:"max_entries,omitempty"`
+	// MaxPerCompany bounds one company's bases, in either store (its
+	// oldest go first). Default 1000.
+	MaxPerCompany int `json:"max_per_company,omitempty"`
 	// MaxBody is the largest representation (and patch) kept or merged, in
 	// bytes. Default 256 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
@@ -83,9 +86,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if rdb := app.RedisClient(); rdb != nil {
-		h.store = &redisStore{rdb: rdb, prefix: app.KeyPrefix, ttl: time.Duration(h.TTL)}
+		h.store = &redisStore{rdb: rdb, prefix: app.KeyPrefix, ttl: time.Duration(h.TTL), perCompany: h.MaxPerCompany}
 	} else {
-		h.store = newMemoryStore(time.Duration(h.TTL), h.MaxEntries, h.MaxBody*int64(h.MaxEntries))
+		h.store = newMemoryStore(time.Duration(h.TTL), h.MaxEntries, h.MaxPerCompany, h.MaxBody*int64(h.MaxEntries))
 	}
 	return nil
 }
@@ -97,6 +100,9 @@ func (h *Handler) defaults() {
 	if h.MaxEntries <= 0 {
 		h.MaxEntries = 10000
 	}
+	if h.MaxPerCompany <= 0 {
+		h.MaxPerCompany = 1000
+	}
 	if h.MaxBody <= 0 {
 		h.MaxBody = 256 << 10
 	}
@@ -104,8 +110,8 @@ func (h *Handler) defaults() {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	if h.MaxBody < 0 || h.MaxEntries < 0 || h.TTL < 0 {
-		return errors.New("erp_merge: ttl, max_entries and max_body must not be negative")
+	if h.MaxBody < 0 || h.MaxEntries < 0 || h.MaxPerCompany < 0 || h.TTL < 0 {
+		return errors.New("erp_merge: ttl, max_entries, max_per_company and max_body must not be negative")
 	}
 	return nil
 }
@@ -155,7 +161,7 @@ func (h *Handler) record(r *http.Request, company string, status int, hdr http.H
 		}
 		path = strings.TrimSuffix(path, "/") + loc[i:]
 	}
-	if err := h.store.Put(r.Context(), baseKey(company, path, tag), body); err != nil {
+	if err := h.store.Put(r.Context(), company, baseKey(company, path, tag), body); err != nil {
 		h.logger.Warn("erp_merge: keeping a base failed", zap.Error(err))
 	}
 }
@@ -211,7 +217,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if first.status != http.StatusPreconditionFailed {
 		return h.pass(w, r, company, first)
 	}
-	baseBody, ok, err := h.store.Get(r.Context(), baseKey(company, r.URL.Path, tag))
+	baseBody, ok, err := h.store.Get(r.Context(), company, baseKey(company, r.URL.Path, tag))
 	if err != nil { // nothing was applied: the client may send it again
 		h.logger.Warn("erp_merge: reading a base failed", zap.Error(err))
 		return depfail.Error("the merge store is unavailable; send the PATCH again shortly")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/erpgate/erpgate/backends/demo"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 // stack is erp_merge in front of the demo ERP (trusting its company
@@ -29,7 +31,7 @@ type stack struct {
 func newStack() *stack {
 	h := &Handler{logger: zap.NewNop()}
 	h.defaults()
-	h.store = newMemoryStore(time.Hour, 100, 1<<20)
+	h.store = newMemoryStore(time.Hour, 100, 100, 1<<20)
 	return &stack{h: h, erp: demo.New()}
 }
 
@@ -180,25 +182,83 @@ func TestPreferParsing(t *testing.T) {
 
 func TestMemoryStoreBounds(t *testing.T) {
 	now := time.Unix(0, 0)
-	s := newMemoryStore(time.Minute, 2, 10)
+	s := newMemoryStore(time.Minute, 2, 2, 10)
 	s.now = func() time.Time { return now }
 	ctx := context.Background()
-	_ = s.Put(ctx, "a", []byte("1234"))
-	_ = s.Put(ctx, "b", []byte("1234"))
-	_ = s.Put(ctx, "c", []byte("1234")) // evicts a (entries)
-	if _, ok, _ := s.Get(ctx, "a"); ok {
+	_ = s.Put(ctx, "acme", "a", []byte("1234"))
+	_ = s.Put(ctx, "acme", "b", []byte("1234"))
+	_ = s.Put(ctx, "acme", "c", []byte("1234")) // evicts a (entries)
+	if _, ok, _ := s.Get(ctx, "acme", "a"); ok {
 		t.Fatal("entry bound not kept")
 	}
-	_ = s.Put(ctx, "d", []byte("123456789")) // bytes: evicts until ≤ 10
-	if _, ok, _ := s.Get(ctx, "b"); ok {
+	_ = s.Put(ctx, "acme", "d", []byte("123456789")) // bytes: evicts until ≤ 10
+	if _, ok, _ := s.Get(ctx, "acme", "b"); ok {
 		t.Fatal("byte bound not kept")
 	}
-	if _, ok, _ := s.Get(ctx, "d"); !ok {
+	if _, ok, _ := s.Get(ctx, "acme", "d"); !ok {
 		t.Fatal("newest entry lost")
 	}
 	now = now.Add(time.Minute)
-	if _, ok, _ := s.Get(ctx, "d"); ok {
+	if _, ok, _ := s.Get(ctx, "acme", "d"); ok {
 		t.Fatal("expired entry served")
+	}
+}
+
+// storeContract runs the per-company bound against a store: company a's
+// bases beyond max go oldest first, company b's stay.
+func storeContract(t *testing.T, a, b Store, max int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.Put(ctx, "globex", baseKey("globex", "/p/1", `"g"`), []byte(`{"g":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < max+2; i++ {
+		k := baseKey("acme", "/p/"+strconv.Itoa(i), `"t"`)
+		if err := a.Put(ctx, "acme", k, []byte(`{"i":`+strconv.Itoa(i)+`}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < max+2; i++ {
+		body, ok, err := b.Get(ctx, "acme", baseKey("acme", "/p/"+strconv.Itoa(i), `"t"`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i >= 2; ok != want {
+			t.Fatalf("acme base %d: held %v, want %v", i, ok, want)
+		}
+		if ok && string(body) != `{"i":`+strconv.Itoa(i)+`}` {
+			t.Fatalf("acme base %d: %s", i, body)
+		}
+	}
+	if body, ok, err := b.Get(ctx, "globex", baseKey("globex", "/p/1", `"g"`)); err != nil || !ok || string(body) != `{"g":1}` {
+		t.Fatalf("globex's base was evicted by acme's: %v %v %s", ok, err, body)
+	}
+	// a base is never read under another company
+	if _, ok, _ := b.Get(ctx, "globex", baseKey("acme", "/p/5", `"t"`)); ok {
+		t.Fatal("a base crossed companies")
+	}
+}
+
+func TestMemoryStorePerCompany(t *testing.T) {
+	s := newMemoryStore(time.Minute, 100, 3, 1<<20)
+	storeContract(t, s, s, 3)
+}
+
+// TestRedisStoreSharedAndBounded: two instances' stores on one Redis: a
+// base one keeps, the other reads; each company holds at most its bound.
+func TestRedisStoreSharedAndBounded(t *testing.T) {
+	rdb, prefix := testenv.RedisClient(t)
+	a := &redisStore{rdb: rdb, prefix: prefix, ttl: time.Minute, perCompany: 3}
+	b := &redisStore{rdb: rdb, prefix: prefix, ttl: time.Minute, perCompany: 3}
+	storeContract(t, a, b, 3)
+	// the index expires with its bases, and never outgrows the bound
+	n, err := rdb.ZCard(context.Background(), a.companyBase("acme")+"i").Result()
+	if err != nil || n != 3 {
+		t.Fatalf("acme's index holds %d (%v), want 3", n, err)
+	}
+	ttl, err := rdb.PTTL(context.Background(), a.companyBase("acme")+"i").Result()
+	if err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("acme's index TTL %v (%v)", ttl, err)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/erpgate/erpgate/contract"
 	"github.com/erpgate/erpgate/internal/limit"
 	"github.com/erpgate/erpgate/internal/refusallog"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 func init() {
@@ -308,6 +310,12 @@ func (h *Handler) Charge(w http.ResponseWriter, r *http.Request, n int64) *contr
 // admit decides n requests for r's company: nil when they may pass (the
 // rate-limit headers are set on w), else the refusal as a caddyhttp error.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, n int64) error {
+	// the span covers the decision (its store's commands are its children)
+	ctx, span := tracing.Start(r.Context(), "erp.quota")
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(tracing.KeyBatch.Int64(n))
+	}
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return caddyhttp.Error(http.StatusInternalServerError, contract.NewError(http.StatusInternalServerError, contract.CodeInternal, "internal error"))
@@ -323,21 +331,21 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, n int64) error {
 	var t terms
 	h.resolveRequest(repl, company, now, &t)
 	if t.n == 0 {
-		metricDecisions.WithLabelValues(t.plan, "unlimited", "none").Inc()
+		decided(ctx, company, t.plan, "unlimited", "none")
 		return nil
 	}
 	var states [3]limit.State
-	refused, store, err := h.decide(r.Context(), now, n, &t, states[:])
+	refused, store, err := h.decide(ctx, now, n, &t, states[:])
 	if err != nil {
 		if r.Context().Err() != nil { // the client went away
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		}
 		switch h.policy {
 		case policyAllow:
-			metricDecisions.WithLabelValues(t.plan, "redis_down_allowed", "none").Inc()
+			decided(ctx, company, t.plan, "redis_down_allowed", "none")
 			return nil
 		default:
-			metricDecisions.WithLabelValues(t.plan, "redis_down_denied", "none").Inc()
+			decided(ctx, company, t.plan, "redis_down_denied", "none")
 			if ce := h.refusals.Check(r.Context(), zapcore.DebugLevel, "erp_quota: refused while redis is down", "redis_down"); ce != nil {
 				ce.Write(zap.String("company_id", company), zap.String("plan", t.plan))
 			}
@@ -357,17 +365,17 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, n int64) error {
 	closest := limit.Closest(refused, t.policies[:t.n], states[:t.n])
 	setHeaders(hdr, now, &t, states[:t.n], closest)
 	if refused < 0 {
-		metricDecisions.WithLabelValues(t.plan, "allowed", store).Inc()
+		decided(ctx, company, t.plan, "allowed", store)
 		return nil
 	}
 	if h.Shadow {
-		metricDecisions.WithLabelValues(t.plan, "shadow_refused", store).Inc()
+		decided(ctx, company, t.plan, "shadow_refused", store)
 		if ce := h.refusals.CheckLine(zapcore.InfoLevel, "erp_quota shadow: would refuse", t.policies[refused].Name); ce != nil {
 			ce.Write(zap.String("company_id", company), zap.String("plan", t.plan), zap.String("policy", t.policies[refused].Name))
 		}
 		return nil
 	}
-	return h.refuse(r.Context(), now, company, &t, states[:t.n], refused, store, hdr)
+	return h.refuse(ctx, now, company, &t, states[:t.n], refused, store, hdr)
 }
 
 // resolveRequest reads the identity and puts the terms together.
@@ -560,12 +568,12 @@ func (h *Handler) refuse(rctx context.Context, now time.Time, company string, t 
 	}
 	e := &contract.Error{Status: http.StatusTooManyRequests, Context: ctx, Header: hdr}
 	if refused == t.quotaAt {
-		metricDecisions.WithLabelValues(t.plan, "quota_exceeded", store).Inc()
+		decided(rctx, company, t.plan, "quota_exceeded", store)
 		e.Code = contract.CodeQuotaExceeded
 		e.Message = "the monthly quota of " + strconv.FormatInt(p.Max, 10) + " requests is used up; it renews at " + ctx["reset"].(string)
 		ctx["period_start"] = t.start.UTC().Format(time.RFC3339)
 	} else {
-		metricDecisions.WithLabelValues(t.plan, "rate_limited", store).Inc()
+		decided(rctx, company, t.plan, "rate_limited", store)
 		e.Code = contract.CodeRateLimited
 		e.Message = "rate limit of " + strconv.FormatInt(p.Max, 10) + " requests per " + strconv.FormatInt(windowSeconds(p), 10) + "s reached; retry in " + strconv.FormatInt(retry, 10) + "s"
 	}
@@ -586,3 +594,13 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ erpapp.Quota                = (*Handler)(nil)
 )
+
+// decided counts a decision and puts it on the request's `erp.quota` span
+// (when one records): plan, outcome, store and company.
+func decided(ctx context.Context, company, plan, outcome, store string) {
+	metricDecisions.WithLabelValues(plan, outcome, store).Inc()
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.KeyCompany.String(company), tracing.KeyPlan.String(plan),
+			tracing.KeyOutcome.String(outcome), tracing.KeyStore.String(store))
+	}
+}

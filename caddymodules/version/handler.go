@@ -12,6 +12,7 @@
 package version
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -28,9 +31,11 @@ import (
 	"github.com/erpgate/erpgate/caddymodules/internal/placeholders"
 	"github.com/erpgate/erpgate/caddymodules/internal/subres"
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/cursor"
 	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/envelope"
 	"github.com/erpgate/erpgate/internal/reqpath"
+	"github.com/erpgate/erpgate/internal/tracing"
 )
 
 func init() {
@@ -77,6 +82,13 @@ func init() {
 //     → /v1/invoices/inv_1), the query and (JSON-RPC) method and body are
 //     mapped by the backend's dialect, and method-override headers
 //     (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) are removed;
+//   - reads a collection GET's `?cursor=` (signed by the edge, bound to the
+//     company, the backend, version and collection, and the query but page
+//     and limit): a bad, tampered or foreign cursor, or page with cursor,
+//     is 400 BAD_REQUEST naming cursor before any backend call (the company
+//     binding is checked by erp_authz through contract.VarCompanyCheck); the
+//     dialect continues from the cursor's position, and each collection
+//     answer with a next page gets `pagination.next_cursor`;
 //   - publishes `{erp.api_version}` and `{erp.backend}` (placeholders and
 //     request variables), and the dialect's reader of the answer for
 //     erp_envelope. The client's method stays in `{http.request.orig_method}`;
@@ -97,6 +109,7 @@ type Handler struct {
 
 	deprecations *deprecations.Counter // the erp app's lasting count of deprecated calls
 	lasting      *erpapp.Lasting       // its event engine publishes business events
+	cursors      *cursor.Codec         // seals and opens ?cursor= (the erp app's key); nil: no cursors
 	now          func() time.Time
 	logger       *zap.Logger
 }
@@ -159,6 +172,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.routes = buildRoutes(app, h.Prefix)
 	h.deprecations = app.Lasting().Deprecations()
 	h.lasting = app.Lasting()
+	if h.cursors, err = app.CursorCodec(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -216,6 +232,50 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// the span covers the routing and the dialect's rewrite; route ends it
+	// before the request goes on
+	ctx, span := tracing.Start(r.Context(), "erp.version")
+	err := h.route(ctx, span, w, r, next)
+	if span.IsRecording() { // refused before it went on
+		tracing.Fail(span, err)
+		span.End()
+	}
+	return err
+}
+
+// routed ends the `erp.version` span of a request that goes on to the
+// backend br's version vr.
+func routed(span trace.Span, br *backendRoute, vr *versionRoute) {
+	if span.IsRecording() {
+		span.SetAttributes(tracing.KeyBackend.String(br.name), tracing.KeyVersion.String(vr.name))
+		span.End()
+	}
+}
+
+// endProxySpan ends the request's `erp.proxy` span (caddymodules/upstreams
+// started it when reverse_proxy asked for the upstreams) with the backend's
+// status.
+func endProxySpan(r *http.Request, repl *caddy.Replacer, failed bool) {
+	span, ok := caddyhttp.GetVar(r.Context(), contract.VarProxySpan).(trace.Span)
+	if !ok {
+		return
+	}
+	if repl != nil {
+		if v, ok := repl.Get("http.reverse_proxy.status_code"); ok {
+			if code, ok := v.(int); ok {
+				span.SetAttributes(tracing.KeyStatus.Int(code))
+			}
+		}
+	}
+	if failed {
+		span.SetStatus(codes.Error, "upstream failed")
+	}
+	span.End()
+}
+
+// route routes the request (see ServeHTTP), its span the `erp.version`
+// span in ctx.
+func (h *Handler) route(ctx context.Context, span trace.Span, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	now := h.now()
 	var buf [reqpath.MaxSegments]string
 	segs, res := reqpath.Split(r.URL.EscapedPath(), h.Prefix, buf[:])
@@ -288,6 +348,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	t := dialects.Target{Backend: br.name, Version: vr.name, BasePath: vr.v.BasePath(), Resource: br.resource, Public: public}
 	if len(rest) == 1 && subres.IsOp(rest[0]) {
+		routed(span, br, vr)
 		return h.serveSubResource(w, r, next, rest[0], br, vr, &t, now)
 	}
 	if len(rest) > 0 {
@@ -297,28 +358,53 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	method := r.Method // the client's: a dialect may rewrite it (JSON-RPC reads are POSTs)
-	tr, err := br.dialect.Rewrite(r, &t)
-	if err != nil {
-		if ce, ok := contract.AsError(err); ok {
-			return caddyhttp.Error(ce.Status, ce)
+	var pager *dialects.Pager
+	if h.cursors != nil && t.ID == "" && (method == http.MethodGet || method == http.MethodHead) {
+		p, err := dialects.StartPage(h.cursors, r, &t)
+		if err != nil {
+			return rewriteError(err)
 		}
-		return caddyhttp.Error(http.StatusBadRequest, err)
+		pager = p
+		caddyhttp.SetVar(r.Context(), contract.VarCompanyCheck, contract.CompanyCheck(p.Bind))
+	}
+	_, rs := tracing.Start(ctx, "erp.dialect.rewrite")
+	tr, err := br.dialect.Rewrite(r, &t)
+	tracing.Fail(rs, err)
+	rs.End()
+	if err != nil {
+		return rewriteError(err)
+	}
+	if pager != nil {
+		tr = pager.Wrap(tr)
 	}
 	caddyhttp.SetVar(r.Context(), contract.VarTranslator, tr)
 	if method != http.MethodGet && method != http.MethodHead {
 		h.setEventSink(r, br, method, t.ID, repl)
 	}
 
+	routed(span, br, vr)
 	vr.metrics.requests.Inc()
 	err = next.ServeHTTP(w, r)
 	vr.metrics.duration.Observe(h.now().Sub(now).Seconds())
-	if upstreamFailed(err, repl) {
+	failed := upstreamFailed(err, repl)
+	if failed {
 		vr.metrics.upstreamErrors.Inc()
+	}
+	if trace.SpanFromContext(r.Context()).IsRecording() {
+		endProxySpan(r, repl, failed)
 	}
 	if vr.deprecated && (vr.depSince.IsZero() || !now.Before(vr.depSince)) && repl != nil {
 		h.countDeprecated(repl, br, vr, now)
 	}
 	return err
+}
+
+// rewriteError is a dialect's refusal as Caddy's error.
+func rewriteError(err error) error {
+	if ce, ok := contract.AsError(err); ok {
+		return caddyhttp.Error(ce.Status, ce)
+	}
+	return caddyhttp.Error(http.StatusBadRequest, err)
 }
 
 // serveSubResource hands a request for a backend's reserved sub-resource
@@ -334,6 +420,10 @@ func (h *Handler) serveSubResource(w http.ResponseWriter, r *http.Request, next 
 	vr.metrics.requests.Inc()
 	err := next.ServeHTTP(w, r)
 	vr.metrics.duration.Observe(h.now().Sub(now).Seconds())
+	if trace.SpanFromContext(r.Context()).IsRecording() { // an export's pages went through the proxy
+		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		endProxySpan(r, repl, upstreamFailed(err, repl))
+	}
 	if !rt.Claimed() && err == nil {
 		h.logger.Warn("sub-resource request not claimed by any handler: put erp_bulk / erp_import before reverse_proxy",
 			zap.String("backend", br.name), zap.String("op", op))

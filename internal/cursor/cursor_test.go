@@ -61,3 +61,35 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkSeal(b *testing.B) {
+	c := codec(b, 1)
+	q := QueryHash("invoices", "v1", "", "-id", "50")
+	tok := Token{Company: "acme", Query: q, Kind: "keyset", Pos: `"inv_acme_0042"`}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := c.Seal(tok); s == "" {
+			b.Fatal("empty")
+		}
+	}
+}
+
+func TestTokenFormat(t *testing.T) {
+	tok := Token{Company: "acme", Query: "q", Kind: "skiptoken", Pos: strings.Repeat("x", 300)}
+	b := appendToken(nil, &tok)
+	var got Token
+	if !readToken(b, &got) || got != tok {
+		t.Fatalf("%+v", got)
+	}
+	for i := range len(b) {
+		if readToken(b[:i], &got) {
+			t.Fatalf("truncated at %d read", i)
+		}
+	}
+	if readToken(append(b, 0), &got) {
+		t.Fatal("trailing byte read")
+	}
+	if readToken(append([]byte{2}, b[1:]...), &got) {
+		t.Fatal("another version read")
+	}
+}

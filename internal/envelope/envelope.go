@@ -34,6 +34,9 @@ type Pagination struct {
 	Limit   int   `json:"limit"`
 	Total   int64 `json:"total"`
 	HasNext bool  `json:"has_next"`
+	// NextCursor is the opaque cursor of the next page (`?cursor=`), set
+	// by the edge when there is one; omitted when empty.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // Error is one entry of the envelope's errors array.
@@ -138,6 +141,10 @@ func AppendPagination(dst []byte, p *Pagination) []byte {
 	dst = strconv.AppendInt(dst, p.Total, 10)
 	dst = append(dst, `,"has_next":`...)
 	dst = strconv.AppendBool(dst, p.HasNext)
+	if p.NextCursor != "" {
+		dst = append(dst, `,"next_cursor":`...)
+		dst = AppendString(dst, p.NextCursor)
+	}
 	return append(dst, '}')
 }
 

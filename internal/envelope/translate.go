@@ -25,6 +25,28 @@ type Result struct {
 	Data       []byte
 	Pagination *Pagination
 	Errors     []Error
+	// Next is the position of the next page in the backend's own terms,
+	// set by a dialect's translator when Pagination.HasNext; the edge seals
+	// it into Pagination.NextCursor. Zero: no cursor can be offered.
+	Next Position
+}
+
+// Kinds of Position.
+const (
+	// PosKeyset: Value is the JSON text of the last record's key (a
+	// string's quotes included); the next page holds the records after it.
+	PosKeyset = "keyset"
+	// PosSkipToken: Value is the backend's own continuation token (OData
+	// $skiptoken from @odata.nextLink).
+	PosSkipToken = "skiptoken"
+	// PosOffset: Value is the decimal number of records before the next page.
+	PosOffset = "offset"
+)
+
+// Position is where a page starts, in the backend's own terms.
+type Position struct {
+	Kind  string
+	Value string
 }
 
 // Translator maps a backend's answer into the envelope's parts. Each backend
@@ -147,6 +169,10 @@ func queryValue(raw, key string) string {
 	}
 	return ""
 }
+
+// LinkHasNext reports whether RFC 8288 Link header values hold a
+// rel="next" link.
+func LinkHasNext(links []string) bool { return linkHasNext(links) }
 
 func linkHasNext(links []string) bool {
 	for _, l := range links {

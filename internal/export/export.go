@@ -16,10 +16,13 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
+	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Formats are the export formats and their media types.
@@ -114,11 +117,6 @@ type csvWriter struct {
 
 func (c *csvWriter) WritePage(page []byte) (int, error) {
 	return eachRecord(page, func(rec json.RawMessage) error {
-		dec := json.NewDecoder(bytes.NewReader(rec))
-		dec.UseNumber()
-		if _, err := dec.Token(); err != nil { // '{'
-			return err
-		}
 		first := c.header == nil
 		if first {
 			c.index = map[string]int{}
@@ -126,16 +124,7 @@ func (c *csvWriter) WritePage(page []byte) (int, error) {
 		for i := range c.row {
 			c.row[i] = ""
 		}
-		for dec.More() {
-			t, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := t.(string)
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return err
-			}
+		err := eachMember(rec, func(key string, raw []byte) {
 			if first {
 				if _, dup := c.index[key]; !dup {
 					c.index[key] = len(c.header)
@@ -146,6 +135,9 @@ func (c *csvWriter) WritePage(page []byte) (int, error) {
 			if i, ok := c.index[key]; ok {
 				c.row[i] = field(raw)
 			}
+		})
+		if err != nil {
+			return err
 		}
 		if first {
 			if c.header == nil {
@@ -172,6 +164,9 @@ func field(raw json.RawMessage) string {
 	}
 	switch raw[0] {
 	case '"':
+		if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+			return string(raw[1 : len(raw)-1])
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s
@@ -185,4 +180,27 @@ func field(raw json.RawMessage) string {
 		}
 	}
 	return string(raw)
+}
+
+// Progress counts what an export wrote, for whoever started it (an export
+// job re-entering the server reads it while the export runs).
+type Progress struct {
+	Rows atomic.Int64
+	// Aborted is set when the export was cut after it started (the
+	// client sees a transfer without its end).
+	Aborted atomic.Bool
+}
+
+type progressKey struct{}
+
+// WithProgress returns ctx carrying p: an export served under it adds every
+// page's records to p.Rows.
+func WithProgress(ctx context.Context, p *Progress) context.Context {
+	return context.WithValue(ctx, progressKey{}, p)
+}
+
+// ProgressFrom is the Progress ctx carries, or nil.
+func ProgressFrom(ctx context.Context) *Progress {
+	p, _ := ctx.Value(progressKey{}).(*Progress)
+	return p
 }

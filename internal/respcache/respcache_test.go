@@ -281,3 +281,28 @@ func BenchmarkHitPath(b *testing.B) {
 		}
 	})
 }
+
+func TestWriteEvent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body        string
+		company, resource string
+		ok                bool
+	}{
+		{"update", `{"type":"erp.products.updated","companyid":"acme"}`, "acme", "products", true},
+		{"create", `{"type":"erp.ledger_entries.created","companyid":"globex"}`, "globex", "ledger_entries", true},
+		{"delete", `{"type":"erp.invoices.deleted","companyid":"acme","data":{"id":"1"}}`, "acme", "invoices", true},
+		{"auth event", `{"type":"erp.auth.login.succeeded","companyid":"acme"}`, "", "", false},
+		{"other action", `{"type":"erp.products.archived","companyid":"acme"}`, "", "", false},
+		{"no company", `{"type":"erp.products.updated"}`, "", "", false},
+		{"not erp", `{"type":"com.example.products.updated","companyid":"acme"}`, "", "", false},
+		{"not json", `erp.products.updated`, "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, r, ok := WriteEvent([]byte(tc.body))
+			if c != tc.company || r != tc.resource || ok != tc.ok {
+				t.Fatalf("WriteEvent(%s) = %q %q %v, want %q %q %v", tc.body, c, r, ok, tc.company, tc.resource, tc.ok)
+			}
+		})
+	}
+}

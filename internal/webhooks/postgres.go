@@ -7,13 +7,24 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/erpgate/erpgate/authsvc/store"
 )
 
 // Postgres is the Store on the auth service's database (tables of
 // migration 0008_webhooks, applied by authsvc/store.Migrate). Every query
-// of a company's rows names the company.
+// of a company's rows names the company, and runs in a transaction scoped
+// to it (row-level security, migration 0014: store.CompanyTx); the
+// cross-company ones (the resync's listing, pruning) are platform
+// transactions (store.PlatformTx).
 type Postgres struct{ pool *pgxpool.Pool }
+
+// company runs fn in a transaction that sees company's rows only.
+func (p *Postgres) company(ctx context.Context, company string, fn func(pgx.Tx) error) error {
+	return store.CompanyTx(ctx, p.pool, company, fn)
+}
 
 // NewPostgres is the Store on pool.
 func NewPostgres(pool *pgxpool.Pool) *Postgres { return &Postgres{pool: pool} }
@@ -49,7 +60,7 @@ func utcp(t *time.Time) {
 }
 
 func (p *Postgres) CreateEndpoint(ctx context.Context, r Record, max int) error {
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	err := p.company(ctx, r.CompanyID, func(tx pgx.Tx) error {
 		// One creator per company at a time, so the count holds.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('erpgate.webhooks:' || $1, 0))`, r.CompanyID); err != nil {
 			return err
@@ -78,8 +89,8 @@ func (p *Postgres) CreateEndpoint(ctx context.Context, r Record, max int) error 
 	return nil
 }
 
-func (p *Postgres) list(ctx context.Context, where string, args ...any) ([]Record, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints `+where+` ORDER BY created_at, id`, args...)
+func list(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]Record, error) {
+	rows, err := tx.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +107,11 @@ func (p *Postgres) list(ctx context.Context, where string, args ...any) ([]Recor
 }
 
 func (p *Postgres) ListEndpoints(ctx context.Context, company string) ([]Record, error) {
-	out, err := p.list(ctx, `WHERE company_id = $1`, company)
+	var out []Record
+	err := p.company(ctx, company, func(tx pgx.Tx) (err error) {
+		out, err = list(ctx, tx, `WHERE company_id = $1`, company)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: list endpoints: %w", err)
 	}
@@ -104,7 +119,11 @@ func (p *Postgres) ListEndpoints(ctx context.Context, company string) ([]Record,
 }
 
 func (p *Postgres) AllEndpoints(ctx context.Context) ([]Record, error) {
-	out, err := p.list(ctx, ``)
+	var out []Record
+	err := store.PlatformTx(ctx, p.pool, "background: webhooks: every endpoint", nil, func(tx pgx.Tx) (err error) {
+		out, err = list(ctx, tx, ``)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: all endpoints: %w", err)
 	}
@@ -112,8 +131,12 @@ func (p *Postgres) AllEndpoints(ctx context.Context) ([]Record, error) {
 }
 
 func (p *Postgres) GetEndpoint(ctx context.Context, company, id string) (Record, error) {
-	r, err := scanEndpoint(p.pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
-		WHERE company_id = $1 AND id = $2`, company, id))
+	var r Record
+	err := p.company(ctx, company, func(tx pgx.Tx) (err error) {
+		r, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+			WHERE company_id = $1 AND id = $2`, company, id))
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Record{}, fmt.Errorf("webhooks: get endpoint: %w", err)
 	}
@@ -122,7 +145,7 @@ func (p *Postgres) GetEndpoint(ctx context.Context, company, id string) (Record,
 
 func (p *Postgres) UpdateEndpoint(ctx context.Context, company, id string, fn func(*Record) error) (Record, error) {
 	var out Record
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	err := p.company(ctx, company, func(tx pgx.Tx) error {
 		r, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
 			WHERE company_id = $1 AND id = $2 FOR UPDATE`, company, id))
 		if err != nil {
@@ -145,7 +168,11 @@ func (p *Postgres) UpdateEndpoint(ctx context.Context, company, id string, fn fu
 }
 
 func (p *Postgres) DeleteEndpoint(ctx context.Context, company, id string) error {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM webhook_endpoints WHERE company_id = $1 AND id = $2`, company, id)
+	var tag pgconn.CommandTag
+	err := p.company(ctx, company, func(tx pgx.Tx) (err error) {
+		tag, err = tx.Exec(ctx, `DELETE FROM webhook_endpoints WHERE company_id = $1 AND id = $2`, company, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("webhooks: delete endpoint: %w", err)
 	}
@@ -157,15 +184,17 @@ func (p *Postgres) DeleteEndpoint(ctx context.Context, company, id string) error
 
 func (p *Postgres) AddDelivery(ctx context.Context, d DeliveryRecord) (int, error) {
 	var n int
-	err := p.pool.QueryRow(ctx, `INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type,
+	err := p.company(ctx, d.CompanyID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type,
 			stream_seq, attempt, status, http_status, error, duration_ms, response, at, next_attempt_at)
 		SELECT $1, $2, $3, $4, $5, $6,
 			COALESCE((SELECT max(attempt) FROM webhook_deliveries WHERE endpoint_id = $2 AND event_id = $4), 0) + 1,
 			$7, $8, $9, $10, $11, $12, $13
 		WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $2 AND company_id = $3)
 		RETURNING attempt`,
-		d.ID, d.EndpointID, d.CompanyID, d.EventID, d.EventType, int64(d.StreamSeq), d.Status, d.HTTPStatus, d.Error,
-		d.DurationMS, d.Response, d.At, d.NextAttempt).Scan(&n)
+			d.ID, d.EndpointID, d.CompanyID, d.EventID, d.EventType, int64(d.StreamSeq), d.Status, d.HTTPStatus, d.Error,
+			d.DurationMS, d.Response, d.At, d.NextAttempt).Scan(&n)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -193,38 +222,48 @@ func scanDelivery(row pgx.Row) (DeliveryRecord, error) {
 }
 
 func (p *Postgres) Deliveries(ctx context.Context, company, endpointID string, limit int, before string) ([]Delivery, error) {
-	var exists bool
-	if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE company_id = $1 AND id = $2)`,
-		company, endpointID).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("webhooks: deliveries: %w", err)
-	}
-	if !exists {
-		return nil, ErrNotFound
-	}
-	rows, err := p.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
-		WHERE endpoint_id = $1 AND company_id = $2 AND ($3 = '' OR id < $3)
-		ORDER BY id DESC LIMIT $4`, endpointID, company, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks: deliveries: %w", err)
-	}
-	defer rows.Close()
 	out := []Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("webhooks: deliveries: %w", err)
+	err := p.company(ctx, company, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE company_id = $1 AND id = $2)`,
+			company, endpointID).Scan(&exists); err != nil {
+			return err
 		}
-		out = append(out, d.Delivery)
+		if !exists {
+			return ErrNotFound
+		}
+		rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+			WHERE endpoint_id = $1 AND company_id = $2 AND ($3 = '' OR id < $3)
+			ORDER BY id DESC LIMIT $4`, endpointID, company, before, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, d.Delivery)
+		}
+		return rows.Err()
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("webhooks: deliveries: %w", err)
 	}
 	return out, nil
 }
 
 func (p *Postgres) GetDelivery(ctx context.Context, company, endpointID, id string) (DeliveryRecord, error) {
-	d, err := scanDelivery(p.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
-		WHERE company_id = $1 AND endpoint_id = $2 AND id = $3`, company, endpointID, id))
+	var d DeliveryRecord
+	err := p.company(ctx, company, func(tx pgx.Tx) (err error) {
+		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+			WHERE company_id = $1 AND endpoint_id = $2 AND id = $3`, company, endpointID, id))
+		return err
+	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return DeliveryRecord{}, fmt.Errorf("webhooks: get delivery: %w", err)
 	}
@@ -232,7 +271,11 @@ func (p *Postgres) GetDelivery(ctx context.Context, company, endpointID, id stri
 }
 
 func (p *Postgres) PruneDeliveries(ctx context.Context, t time.Time) (int64, error) {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM webhook_deliveries WHERE at < $1`, t)
+	var tag pgconn.CommandTag
+	err := store.PlatformTx(ctx, p.pool, "background: webhooks: prune deliveries", nil, func(tx pgx.Tx) (err error) {
+		tag, err = tx.Exec(ctx, `DELETE FROM webhook_deliveries WHERE at < $1`, t)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("webhooks: prune deliveries: %w", err)
 	}

@@ -30,7 +30,8 @@
 // MissingError 404, ValidationError 422, UserError and ValueError 400; the
 // rest is 502. data.debug (Odoo's traceback) is never shown.
 //
-// Only GET is mapped; other methods are 405. The POST carries an
+// A cursor continues by search_read's offset. Only GET is mapped; other
+// methods are 405. The POST carries an
 // Idempotency-Key (the request id), since it only reads.
 package jsonrpc
 
@@ -91,8 +92,19 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		if len(q.Other) > 0 {
 			return nil, dialects.BadQuery(q.Other[0], "the "+d.Backend+" backend (JSON-RPC) takes only page, limit, sort and filter; "+strconv.Quote(q.Other[0])+" is not one")
 		}
+		if pos := t.Cursor; pos != nil { // JSON-RPC's search_read takes an offset
+			off, ok := dialects.Offset(pos)
+			if !ok {
+				return nil, dialects.BadCursor(d.Backend)
+			}
+			q.From, q.FromSet = off, true
+		}
 		body = d.AppendBatch(make([]byte, 0, 384), &q)
-		tr.page, tr.limit = q.Page, q.Limit
+		tr.page, tr.limit, tr.offset = q.Page, q.Limit, q.Offset()
+		if q.FromSet {
+			tr.page = dialects.PageOf(q.From, q.Limit)
+		}
+		tr.list = true
 	}
 	dialects.SetPath(r.URL, t.BasePath)
 	r.URL.RawQuery = ""
@@ -237,7 +249,9 @@ func EscapeLike(s string) string {
 // translator reads one JSON-RPC answer.
 type translator struct {
 	item        bool
+	list        bool // a collection read: the next page's offset is offered
 	page, limit int
+	offset      int
 }
 
 // Response is one JSON-RPC 2.0 response object.
@@ -322,9 +336,16 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 	if err != nil || total < 0 {
 		return badAnswer("the backend's search_count result is not a count")
 	}
-	p := &envelope.Pagination{Page: tr.page, Limit: tr.limit, Total: total,
-		HasNext: int64(tr.page)*int64(tr.limit) < total}
-	return envelope.Result{Status: http.StatusOK, Data: read.Result, Pagination: p}
+	end := int64(tr.offset) + int64(tr.limit)
+	if !tr.list { // a translator made outside Rewrite knows only the page
+		end = int64(tr.page) * int64(tr.limit)
+	}
+	p := &envelope.Pagination{Page: tr.page, Limit: tr.limit, Total: total, HasNext: end < total}
+	res := envelope.Result{Status: http.StatusOK, Data: read.Result, Pagination: p}
+	if p.HasNext {
+		res.Next = envelope.Position{Kind: envelope.PosOffset, Value: strconv.FormatInt(end, 10)}
+	}
+	return res
 }
 
 func idOf(raw json.RawMessage) int {

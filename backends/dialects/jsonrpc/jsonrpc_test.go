@@ -283,3 +283,30 @@ func BenchmarkRewriteIn50(b *testing.B) {
 		}
 	}
 }
+
+func TestOffsetCursor(t *testing.T) {
+	t.Parallel()
+	d := &Dialect{Backend: "inventory", Model: "product.product"}
+	tg := dialects.Target{Backend: "inventory", Version: "v1", BasePath: "/jsonrpc", Cursor: &envelope.Position{Kind: envelope.PosOffset, Value: "14"}}
+	r := httptest.NewRequest("GET", "/x?limit=7", nil)
+	tr, err := d.Rewrite(r, &tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	if !strings.Contains(string(body), `"offset":14,"limit":7`) {
+		t.Fatalf("%s", body)
+	}
+	res := tr.Translate(&envelope.Answer{Request: r, Status: 200, Body: []byte(`[{"jsonrpc":"2.0","id":1,"result":[{"id":1}]},{"jsonrpc":"2.0","id":2,"result":30}]`)})
+	if p := res.Pagination; p.Page != 3 || !p.HasNext || res.Next != (envelope.Position{Kind: envelope.PosOffset, Value: "21"}) {
+		t.Fatalf("%+v %+v", p, res.Next)
+	}
+	res = tr.Translate(&envelope.Answer{Request: r, Status: 200, Body: []byte(`[{"jsonrpc":"2.0","id":1,"result":[{"id":1}]},{"jsonrpc":"2.0","id":2,"result":21}]`)})
+	if res.Pagination.HasNext || res.Next.Kind != "" {
+		t.Fatalf("last: %+v", res)
+	}
+	tg.Cursor = &envelope.Position{Kind: envelope.PosSkipToken, Value: "x"}
+	if _, err := d.Rewrite(httptest.NewRequest("GET", "/x", nil), &tg); err == nil {
+		t.Fatal("a skiptoken accepted")
+	}
+}

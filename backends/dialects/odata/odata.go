@@ -3,9 +3,13 @@
 // is caddymodules/dialects/odata); of ours it imports only package dialects,
 // contract and internal/envelope.
 //
-// Requests: a collection GET gets `$top` (limit), `$skip` ((page-1)×limit,
-// omitted for page 1), `$count=true`, `$orderby` ("price desc,name asc") and
-// `$filter` (comparisons `eq ne gt ge lt le` joined with `and`, text matches
+// Requests: a collection GET asking for a page gets `$top` (limit), `$skip`
+// ((page-1)×limit, omitted for page 1); one without page is server-paged
+// (`Prefer: odata.maxpagesize=<limit>`, no `$top`), so the service's
+// `@odata.nextLink` carries the `$skiptoken` a cursor continues with (a
+// service that ignores the preference is cut to limit and continued by
+// `$skip`); a cursor's offset is `$skip`. Each gets `$count=true`,
+// `$orderby` ("price desc,name asc") and `$filter` (comparisons `eq ne gt ge lt le` joined with `and`, text matches
 // as `contains(field,'x')` / `startswith(field,'x')`, `in` as OData 4.01's
 // `field in ('a','b')`, which a 4.0-only service refuses). String literals are
 // single-quoted with quotes doubled (O'Brien → 'O”Brien'), numbers, booleans,
@@ -13,6 +17,13 @@
 // by key: /Resource('id') for text ids, /Resource(42) for integer ids. Any
 // other query parameter (in particular a raw `$filter`) is refused with 400:
 // the edge's conventions are the only way in.
+//
+// Entity tags: an entity's `@odata.etag` (4.01: `@etag`) becomes the
+// answer's ETag header when the service did not send one, so clients (and
+// erp_merge) see the version the REST way, whatever the OData service puts
+// where; the client's If-Match and If-None-Match pass to the service as
+// they are (OData compares them with the same tags), and its 412 becomes
+// the envelope's 409 CONFLICT as a REST backend's does.
 //
 // Answers: a collection's `value` is the data; `@odata.count` (or 4.01's
 // `@count`) is the total, and `@odata.nextLink` (`@nextLink`) or the count
@@ -74,8 +85,56 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 	if len(q.Other) > 0 {
 		return nil, dialects.BadQuery(q.Other[0], "the "+d.Backend+" backend (OData) takes only page, limit, sort and filter; "+strconv.Quote(q.Other[0])+" is not one")
 	}
-	r.URL.RawQuery = BuildQuery(&q)
-	return &translator{page: q.Page, limit: q.Limit}, nil
+	tr := &translator{page: q.Page, limit: q.Limit}
+	switch pos := t.Cursor; {
+	case pos == nil && q.PageSet:
+		r.URL.RawQuery = BuildQuery(&q)
+	case pos == nil:
+		// the first page: server-driven paging, so the service's
+		// @odata.nextLink (and its $skiptoken) says where the next one starts
+		r.URL.RawQuery = serverPagedQuery(&q, "")
+		r.Header.Set("Prefer", "odata.maxpagesize="+strconv.Itoa(q.Limit))
+		tr.server = true
+	case pos.Kind == envelope.PosSkipToken:
+		if pos.Value == "" {
+			return nil, dialects.BadCursor(d.Backend)
+		}
+		r.URL.RawQuery = serverPagedQuery(&q, pos.Value)
+		r.Header.Set("Prefer", "odata.maxpagesize="+strconv.Itoa(q.Limit))
+		tr.server, tr.token, tr.page = true, true, 0
+	case pos.Kind == envelope.PosOffset:
+		off, ok := dialects.Offset(pos)
+		if !ok {
+			return nil, dialects.BadCursor(d.Backend)
+		}
+		q.From, q.FromSet = off, true
+		r.URL.RawQuery = BuildQuery(&q)
+		tr.page, tr.from, tr.fromSet = dialects.PageOf(off, q.Limit), off, true
+	default:
+		return nil, dialects.BadCursor(d.Backend)
+	}
+	return tr, nil
+}
+
+// serverPagedQuery is the system query of a server-paged request: no $top
+// or $skip (the page size goes in `Prefer: odata.maxpagesize`), and the
+// service's $skiptoken when continuing.
+func serverPagedQuery(q *dialects.Query, skiptoken string) string {
+	b := make([]byte, 0, 96)
+	b = append(b, "$count=true"...)
+	if len(q.Filters) > 0 {
+		b = append(b, "&$filter="...)
+		b = append(b, queryEscape(Filter(q.Filters))...)
+	}
+	if len(q.Sort) > 0 {
+		b = append(b, "&$orderby="...)
+		b = append(b, queryEscape(OrderBy(q.Sort))...)
+	}
+	if skiptoken != "" {
+		b = append(b, "&$skiptoken="...)
+		b = append(b, queryEscape(skiptoken)...)
+	}
+	return string(b)
 }
 
 // KeySegment is Resource('id') or Resource(42), without the leading slash.
@@ -184,6 +243,10 @@ func Quote(s string) string {
 type translator struct {
 	item        bool
 	page, limit int
+	from        int  // the offset of an offset cursor's page
+	fromSet     bool // from holds it
+	server      bool // server-driven paging (Prefer: odata.maxpagesize)
+	token       bool // continued with a $skiptoken: the offset is unknown
 }
 
 type collection struct {
@@ -208,6 +271,9 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 		return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{envelope.InvalidUpstream}}
 	}
 	if tr.item || body[0] != '{' {
+		if body[0] == '{' && a.Header != nil && a.Header.Get("ETag") == "" {
+			liftETag(body, a.Header)
+		}
 		data, err := dialects.StripAnnotations(body)
 		if err != nil {
 			return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{envelope.InvalidUpstream}}
@@ -224,11 +290,32 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 		return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{envelope.InvalidUpstream}}
 	}
 	n := countItems(c.Value)
-	next := c.Next != "" || c.Next401 != ""
+	nextLink := c.Next
+	if nextLink == "" {
+		nextLink = c.Next401
+	}
+	next := nextLink != ""
 	offset := int64(tr.page-1) * int64(tr.limit)
+	if tr.fromSet {
+		offset = int64(tr.from)
+	}
 	total, ok := parseCount(c.Count)
 	if !ok {
 		total, ok = parseCount(c.Count401)
+	}
+	if tr.token { // the page's offset is the service's secret
+		p := &envelope.Pagination{Page: 0, Limit: tr.limit, Total: total, HasNext: next}
+		res := envelope.Result{Status: a.Status, Data: data, Pagination: p}
+		res.Next = position(nextLink, -1) // none when the link has neither token nor $skip
+		return res
+	}
+	if tr.server && n > tr.limit {
+		// a service that ignored odata.maxpagesize: the first limit records,
+		// and the next page by offset
+		if data, err = firstN(data, tr.limit); err != nil {
+			return envelope.Result{Status: http.StatusBadGateway, Errors: []envelope.Error{envelope.InvalidUpstream}}
+		}
+		n, nextLink, next = tr.limit, "", true
 	}
 	if !ok { // a service that ignores $count: what we know for sure
 		total = offset + int64(n)
@@ -237,8 +324,57 @@ func (tr *translator) Translate(a *envelope.Answer) envelope.Result {
 		}
 	}
 	p := &envelope.Pagination{Page: tr.page, Limit: tr.limit, Total: total,
-		HasNext: next || int64(tr.page)*int64(tr.limit) < total}
-	return envelope.Result{Status: a.Status, Data: data, Pagination: p}
+		HasNext: next || offset+int64(tr.limit) < total}
+	if tr.server { // a short page of a server-paged listing goes on only with a nextLink
+		p.HasNext = next || offset+int64(n) < total
+	}
+	res := envelope.Result{Status: a.Status, Data: data, Pagination: p}
+	if p.HasNext {
+		if tr.server {
+			res.Next = position(nextLink, offset+int64(n))
+		} else {
+			res.Next = envelope.Position{Kind: envelope.PosOffset, Value: strconv.FormatInt(offset+int64(tr.limit), 10)}
+		}
+	}
+	return res
+}
+
+// position is where the page after a server-paged one starts: the
+// $skiptoken of the service's nextLink, its $skip, or else offset (none
+// when offset < 0).
+func position(nextLink string, offset int64) envelope.Position {
+	if nextLink != "" {
+		if u, err := url.Parse(nextLink); err == nil {
+			q := u.Query()
+			if tok := q.Get("$skiptoken"); tok != "" {
+				return envelope.Position{Kind: envelope.PosSkipToken, Value: tok}
+			}
+			if sk := q.Get("$skip"); sk != "" && dialects.IsInteger(sk) {
+				return envelope.Position{Kind: envelope.PosOffset, Value: sk}
+			}
+		}
+	}
+	if offset < 0 {
+		return envelope.Position{}
+	}
+	return envelope.Position{Kind: envelope.PosOffset, Value: strconv.FormatInt(offset, 10)}
+}
+
+// firstN is the JSON array of arr's first n elements.
+func firstN(arr []byte, n int) ([]byte, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(arr, &items); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(arr))
+	out = append(out, '[')
+	for i, it := range items[:min(n, len(items))] {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, it...)
+	}
+	return append(out, ']'), nil
 }
 
 // parseCount reads a count, also in IEEE754Compatible form ("120").
@@ -353,3 +489,40 @@ func message(raw json.RawMessage) string {
 }
 
 var _ dialects.Dialect = (*Dialect)(nil)
+
+// liftETag sets the ETag header from an entity's @odata.etag (or 4.01's
+// @etag) when it is a valid entity tag.
+func liftETag(body []byte, h http.Header) {
+	if !bytes.Contains(body, []byte("etag")) {
+		return
+	}
+	var ann struct {
+		ETag    string `json:"@odata.etag"`
+		ETag401 string `json:"@etag"`
+	}
+	if json.Unmarshal(body, &ann) != nil {
+		return
+	}
+	tag := ann.ETag
+	if tag == "" {
+		tag = ann.ETag401
+	}
+	if validETag(tag) {
+		h.Set("ETag", tag)
+	}
+}
+
+// validETag: one entity tag (RFC 9110 §8.8.3), strong or weak, of visible
+// characters, so a header is never built from a malformed annotation.
+func validETag(tag string) bool {
+	t := strings.TrimPrefix(tag, "W/")
+	if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(t)-1; i++ {
+		if c := t[i]; c == '"' || c < 0x21 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -55,9 +55,14 @@ func TestRewriteQuery(t *testing.T) {
 		t.Fatalf("spaces must be %%20, not +: %s", r.URL.RawQuery)
 	}
 	// page 1 has no $skip
-	r, _, _ = rewrite(t, "GET", "/x?limit=5", target)
+	r, _, _ = rewrite(t, "GET", "/x?page=1&limit=5", target)
 	if r.URL.Query().Has("$skip") || r.URL.Query().Get("$top") != "5" {
 		t.Fatalf("%s", r.URL.RawQuery)
+	}
+	// no page: server-driven paging, the page size in Prefer
+	r, _, _ = rewrite(t, "GET", "/x?limit=5", target)
+	if r.URL.Query().Has("$skip") || r.URL.Query().Has("$top") || r.Header.Get("Prefer") != "odata.maxpagesize=5" {
+		t.Fatalf("%s %v", r.URL.RawQuery, r.Header)
 	}
 }
 
@@ -261,5 +266,33 @@ func BenchmarkRewriteIn50(b *testing.B) {
 		if _, err := d.Rewrite(r, target); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestETagLifted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, header, want string
+	}{
+		{"annotation only", `{"@odata.etag":"\"abc\"","id":"1"}`, "", `"abc"`},
+		{"4.01 form", `{"@etag":"W/\"7\"","id":"1"}`, "", `W/"7"`},
+		{"header wins", `{"@odata.etag":"\"abc\"","id":"1"}`, `"hdr"`, `"hdr"`},
+		{"malformed annotation", `{"@odata.etag":"abc def","id":"1"}`, "", ""},
+		{"none", `{"id":"1"}`, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.header != "" {
+				h.Set("ETag", tc.header)
+			}
+			tr := &translator{item: true}
+			res := tr.Translate(&envelope.Answer{Status: 200, Header: h, Body: []byte(tc.body)})
+			if got := h.Get("ETag"); got != tc.want {
+				t.Fatalf("ETag %q, want %q", got, tc.want)
+			}
+			if strings.Contains(string(res.Data), "etag") {
+				t.Fatalf("annotation left in data: %s", res.Data)
+			}
+		})
 	}
 }

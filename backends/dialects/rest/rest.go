@@ -7,7 +7,9 @@
 // or the last would answer a different query. Answers are read by
 // envelope.REST (JSON as data, `X-Total-Count`,
 // `X-Page`/`X-Per-Page` and `Link: rel="next"` as pagination, RFC 9457
-// problem details as errors).
+// problem details as errors). A cursor continues by keyset when the backend
+// declares a key (Dialect.Keyset) and the listing is in its order, else by
+// page.
 //
 // It owns that mapping and no state; it must not import Caddy or anything
 // under caddymodules/ (its Caddy module is caddymodules/dialects/rest); of
@@ -35,9 +37,20 @@ type Dialect struct {
 	// a REST backend commonly ignores query parameters it does not know,
 	// which would silently return more.
 	FilterFields []string
+	// Keyset is the field a listing can continue after (a unique key the
+	// backend sorts on, e.g. "id"): a cursor of a listing in the key's order
+	// (no sort, or sort=<Keyset>) is sent as `sort=<Keyset>&<KeysetParam>=<last
+	// key>` and the backend answers the records after that key, with a
+	// `Link: rel="next"` when there are more. The backend's default order
+	// must be the key's. Empty: cursors are offsets (page/limit).
+	Keyset string
+	// KeysetParam is the query parameter that takes the last key seen.
+	// Default: "after".
+	KeysetParam string
 }
 
-// Rewrite maps the path; the query passes through except `filter`.
+// Rewrite maps the path; the query passes through except `filter` (and a
+// cursor's position, which becomes the backend's keyset or page).
 func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Translator, error) {
 	segs := t.Sub
 	if t.ID != "" {
@@ -51,7 +64,11 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		tr = linkRewriter{from: from, to: to}
 	}
 	dialects.SetPath(r.URL, from, segs...)
-	if r.URL.RawQuery == "" {
+	list := t.ID == "" && len(t.Sub) == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+	if r.URL.RawQuery == "" && t.Cursor == nil {
+		if list {
+			return &pages{tr: tr, keyset: d.Keyset}, nil
+		}
 		return tr, nil
 	}
 	v, err := url.ParseQuery(r.URL.RawQuery)
@@ -62,9 +79,7 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 	if err != nil {
 		return nil, err
 	}
-	if len(q.Filters) == 0 {
-		return tr, nil
-	}
+	changed := len(q.Filters) > 0
 	v.Del("filter")
 	for _, f := range q.Filters {
 		if f.Op != dialects.OpEq && f.Op != dialects.OpIn {
@@ -95,8 +110,102 @@ func (d *Dialect) Rewrite(r *http.Request, t *dialects.Target) (envelope.Transla
 		}
 		v.Set(f.Field, f.Value.Text)
 	}
-	r.URL.RawQuery = v.Encode()
+	var p *pages
+	if list {
+		p = &pages{tr: tr}
+		if d.keysetOrder(q.Sort) {
+			p.keyset = d.Keyset
+		}
+		if err := d.continueAt(t.Cursor, v, &q, p); err != nil {
+			return nil, err
+		}
+		changed = changed || t.Cursor != nil
+	} else if t.Cursor != nil {
+		return nil, dialects.BadCursor(d.Backend)
+	}
+	if changed {
+		r.URL.RawQuery = v.Encode()
+	}
+	if p != nil {
+		return p, nil
+	}
 	return tr, nil
+}
+
+// keysetOrder reports whether a listing sorted by sort is in the keyset's order.
+func (d *Dialect) keysetOrder(sort []dialects.SortKey) bool {
+	return d.Keyset != "" && (len(sort) == 0 || len(sort) == 1 && sort[0].Field == d.Keyset && !sort[0].Desc)
+}
+
+// continueAt puts a cursor's position into the backend's query v.
+func (d *Dialect) continueAt(pos *envelope.Position, v url.Values, q *dialects.Query, p *pages) error {
+	if pos == nil {
+		return nil
+	}
+	switch pos.Kind {
+	case envelope.PosKeyset:
+		key, ok := dialects.KeyText(pos.Value)
+		if !ok || p.keyset == "" {
+			return dialects.BadCursor(d.Backend)
+		}
+		param := d.KeysetParam
+		if param == "" {
+			param = "after"
+		}
+		v.Del("page")
+		v.Set("sort", d.Keyset)
+		v.Set(param, key)
+		p.after, p.limit = true, q.Limit
+	case envelope.PosOffset:
+		off, ok := dialects.Offset(pos)
+		if !ok {
+			return dialects.BadCursor(d.Backend)
+		}
+		page := dialects.PageOf(off, q.Limit)
+		if page == 0 {
+			return dialects.BadQuery("limit", "the "+d.Backend+" backend (REST) continues this cursor only with a limit that divides "+strconv.Itoa(off)+" (the records before it)")
+		}
+		v.Set("page", strconv.Itoa(page))
+		p.keyset = "" // an offset listing goes on by offset
+	default:
+		return dialects.BadCursor(d.Backend)
+	}
+	return nil
+}
+
+// pages reads a collection answer and says where the next page starts: after
+// the last record's key when the listing is in keyset order, else at the
+// next page's offset.
+type pages struct {
+	tr     envelope.Translator
+	keyset string // the key field when the listing is in its order
+	after  bool   // the request continued after a key: the backend's Link says whether more follow
+	limit  int
+}
+
+func (p *pages) Translate(a *envelope.Answer) envelope.Result {
+	res := p.tr.Translate(a)
+	pg := res.Pagination
+	if pg == nil || len(res.Errors) > 0 {
+		return res
+	}
+	if p.after {
+		pg.Page, pg.Limit = 0, p.limit // no page number after a key
+		pg.HasNext = envelope.LinkHasNext(a.Header.Values("Link"))
+	}
+	if !pg.HasNext {
+		return res
+	}
+	if p.keyset != "" {
+		if key, ok := dialects.LastKey(res.Data, p.keyset); ok {
+			res.Next = envelope.Position{Kind: envelope.PosKeyset, Value: key}
+		}
+		return res
+	}
+	if !p.after && pg.Page > 0 {
+		res.Next = envelope.Position{Kind: envelope.PosOffset, Value: strconv.Itoa(pg.Page * pg.Limit)}
+	}
+	return res
 }
 
 // linkRewriter puts the client's paths into the backend's Link headers (a

@@ -28,14 +28,28 @@ func init() {
 //
 //	dialect rest [{
 //		filter_fields <field>…
+//		keyset <field> [<param>]
 //	}]
 //
-// JSON: `{"name": "rest", "filter_fields": ["status", "customer_id"]}`.
+// `keyset id` says the backend can continue a listing after a key: a
+// cursor (`?cursor=`) of a listing in that field's order (no sort, or
+// sort=<field>) goes on as `sort=<field>&<param>=<last key>` (param default
+// `after`); the backend answers the records after the key and a
+// `Link: rel="next"` while more follow, and its default order must be the
+// key's. Without it, cursors go on by page.
+//
+// JSON: `{"name": "rest", "filter_fields": ["status", "customer_id"], "keyset": "id", "keyset_param": "after"}`.
 type Dialect struct {
 	// FilterFields are the fields the backend filters on with
 	// `field=value` (repeated: any of). Default: none (every filter is
 	// refused).
 	FilterFields []string `json:"filter_fields,omitempty"`
+	// Keyset is the unique field, sorted on by the backend, that a listing
+	// continues after. Default: none (cursors are offsets).
+	Keyset string `json:"keyset,omitempty"`
+	// KeysetParam is the backend's query parameter taking the last key.
+	// Default: `after`.
+	KeysetParam string `json:"keyset_param,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -53,15 +67,21 @@ func (d *Dialect) Validate() error {
 			return errors.New("erp.dialects.rest: filter_fields: " + f + " is not a field name")
 		}
 	}
+	if d.Keyset != "" && !dialects.ValidField(d.Keyset) {
+		return errors.New("erp.dialects.rest: keyset: " + d.Keyset + " is not a field name")
+	}
+	if d.KeysetParam != "" && (d.Keyset == "" || !dialects.ValidField(d.KeysetParam)) {
+		return errors.New("erp.dialects.rest: keyset: the parameter " + d.KeysetParam + " is not a parameter name, or no key field is given")
+	}
 	return nil
 }
 
 // ForBackend returns the dialect for one backend.
 func (d *Dialect) ForBackend(name string) dialects.Dialect {
-	return &rest.Dialect{Backend: name, FilterFields: d.FilterFields}
+	return &rest.Dialect{Backend: name, FilterFields: d.FilterFields, Keyset: d.Keyset, KeysetParam: d.KeysetParam}
 }
 
-// UnmarshalCaddyfile reads `rest [{ filter_fields <field>… }]`.
+// UnmarshalCaddyfile reads `rest [{ filter_fields <field>…; keyset <field> [<param>] }]`.
 func (d *Dialect) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
 	disp.Next() // dialect name
 	if disp.NextArg() {
@@ -76,6 +96,18 @@ func (d *Dialect) UnmarshalCaddyfile(disp *caddyfile.Dispenser) error {
 			d.FilterFields = disp.RemainingArgs()
 			if len(d.FilterFields) == 0 {
 				return disp.ArgErr()
+			}
+		case "keyset":
+			if d.Keyset != "" {
+				return disp.Err("duplicate subdirective \"keyset\"")
+			}
+			args := disp.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return disp.ArgErr()
+			}
+			d.Keyset = args[0]
+			if len(args) == 2 {
+				d.KeysetParam = args[1]
 			}
 		default:
 			return disp.Errf("unknown subdirective %q", disp.Val())
