@@ -109,7 +109,7 @@ func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int) ([]int, err
 		if err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
-				return done, fmt.Errorf("migrate: apply %s: %w (run `gateway erp migrate` as the schema's owner: see README "Tenancy")", m.name, err)
+				return done, fmt.Errorf("migrate: apply %s: %w (run `gateway erp migrate` as the schema's owner: see README's Tenancy section)", m.name, err)
 			}
 			return done, fmt.Errorf("migrate: apply %s: %w", m.name, err)
 		}
