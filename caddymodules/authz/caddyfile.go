@@ -47,6 +47,11 @@ func init() {
 //		                               # own allowed to send unsafe requests
 //	}
 func parseErpAuth(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	// the matcher token follows the directive's name (as Caddy's own
+	// handler directives read it); extracting it resets the dispenser
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
 	matcherSet, err := h.ExtractMatcherSet()
 	if err != nil {
 		return nil, err
