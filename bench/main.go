@@ -164,7 +164,7 @@ func startGateway(gateway, dir, name, cfg string, ports ...int) (func(), error) 
 
 func run(gateway string, duration, warmup time.Duration, conns, rounds int, path, loader, redisURL string) error {
 	ports := map[string]int{"admin": freePort(), "demo": freePort(), "plain": freePort(), "envelope": freePort(), "auth": freePort(), "floor": freePort(),
-		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort(), "cached": freePort()}
+		"quota": freePort(), "full": freePort(), "login": freePort(), "login2": freePort(), "admin2": freePort(), "demo2": freePort(), "plain2": freePort(), "quota2": freePort(), "full2": freePort(), "cached": freePort(), "dataplane": freePort(), "traced": freePort()}
 	for _, ev := range []string{"ev", "noev", "gql"} {
 		for _, k := range []string{"admin", "demo", "plain", "login", "full"} {
 			ports[k+"-"+ev] = freePort()
@@ -183,7 +183,7 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 	}
 	defer os.RemoveAll(dir)
 	stop, err := startGateway(gateway, dir, "gateway", caddyfile(ports),
-		portsOf("demo", "plain", "envelope", "auth", "floor", "quota", "full", "login", "cached")...)
+		portsOf("demo", "plain", "envelope", "auth", "floor", "quota", "full", "login", "cached", "dataplane", "traced")...)
 	if err != nil {
 		return err
 	}
@@ -257,6 +257,8 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		target{name: "+quota (memory)", port: ports["quota"], path: path, hdr: bearer, base: plain},
 		target{name: "full chain (memory)", port: ports["full"], path: v2, hdr: bearer, base: plain},
 		target{name: cachedName, port: ports["cached"], path: v2, hdr: bearer, base: plain},
+		target{name: dataPlaneName, port: ports["dataplane"], path: v2, hdr: bearer, base: plain},
+		target{name: tracedName, port: ports["traced"], path: v2, hdr: bearer, base: plain},
 		target{name: plain2, port: ports["plain2"], path: path, hdr: hdr, base: plain2},
 		target{name: "+quota (redis)", port: ports["quota2"], path: path, hdr: bearer2, base: plain2},
 		target{name: "full chain (redis)", port: ports["full2"], path: v2, hdr: bearer2, base: plain2},
@@ -518,7 +520,7 @@ http://:%[5]d {
 }
 %[6]s
 `, p["admin"], p["demo"], p["plain"], p["envelope"], p["auth"], quotaSites(p["quota"], p["full"], p["demo"], p["login"]),
-		p["floor"], floorScope, "01a22e5a-a34d-7df5-b45d-2f6d7ac5ac2b", floorAssertion) + cacheSite(p["cached"])
+		p["floor"], floorScope, "01a22e5a-a34d-7df5-b45d-2f6d7ac5ac2b", floorAssertion) + cacheSite(p["cached"]) + dataPlaneSites(p["dataplane"], p["traced"])
 }
 
 // floorAssertion stands for the edge assertion the erpgate routes send: a
