@@ -203,6 +203,13 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	s := e.do(t, req{method: "POST", path: "/api/v1/auth/select-company", body: map[string]any{"login_token": l.str("login_token"), "company_id": "acme"}})
 	check("/api/v1/auth/select-company", "POST", s)
 	tok := s.str("access_token")
+	// Cookie mode: the body is a CookieSession, the tokens are cookies.
+	l2 := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+	ck := e.do(t, req{method: "POST", path: "/api/v1/auth/select-company", body: map[string]any{"login_token": l2.str("login_token"), "company_id": "acme", "cookie": true}})
+	check("/api/v1/auth/select-company", "POST", ck)
+	if ck.str("access_token") != "" || ck.data()["cookie"] != true || len(ck.Header.Values("Set-Cookie")) != 3 {
+		t.Errorf("cookie mode answered %s with cookies %v", ck.Raw, ck.Header.Values("Set-Cookie"))
+	}
 	root := e.session(t, "root@erpgate.local", "acme").str("access_token")
 	for _, r := range []req{
 		{method: "GET", path: "/api/v1/auth/me", bearer: tok},
