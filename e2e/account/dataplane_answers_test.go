@@ -2,6 +2,7 @@ package account
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -94,4 +95,27 @@ func TestDataPlaneAnswersMatchTheDocument(t *testing.T) {
 	check(imp, "POST", "/api/v1/customers/import", []byte("{\"name\":\"Imp\",\"email\":\"imp@example.test\"}\nnot json\n"), with(ct, "application/x-ndjson"), 200)
 	check(imp, "POST", "/api/v1/customers/import?dry_run=true", []byte("name,email\r\nAnn,ann@example.test\r\n"), with(ct, "text/csv"), 200)
 	check(imp, "POST", "/api/v1/customers/import", []byte("{}"), with(ct, "application/json"), 415)
+
+	// cookie mode: the session in cookies, the CSRF check at the edge
+	login := httpt.Do(t, "POST", in.URL+"/api/v1/auth/login", httpt.JSON(t, map[string]string{"email": "alice@acme.test", "password": demoauth.Password}), nil)
+	var lt struct {
+		LoginToken string `json:"login_token"`
+	}
+	if err := json.Unmarshal(login.Envelope(t).Data, &lt); err != nil || lt.LoginToken == "" {
+		t.Fatalf("login: %d %s", login.StatusCode, login.Body)
+	}
+	sel := check("/api/v1/auth/select-company", "POST", "/api/v1/auth/select-company",
+		httpt.JSON(t, map[string]any{"login_token": lt.LoginToken, "company_id": "acme", "cookie": true}), map[string]string{ct: "application/json"}, 200, "Set-Cookie")
+	jar := map[string]string{}
+	for _, c := range sel.Cookies() {
+		jar[c.Name] = c.Value
+	}
+	if jar["__Host-erp_at"] == "" || jar["__Host-erp_rt"] == "" || jar["__Host-erp_csrf"] == "" {
+		t.Fatalf("cookie mode set %v", sel.Header.Values("Set-Cookie"))
+	}
+	cookies := map[string]string{ct: "application/json", "Origin": in.URL,
+		"Cookie": "__Host-erp_at=" + jar["__Host-erp_at"] + "; __Host-erp_csrf=" + jar["__Host-erp_csrf"]}
+	check(coll, "POST", "/api/v1/customers", []byte(`{"name":"Cookie Co","email":"cookie@example.test"}`), cookies, 403)
+	cookies["X-CSRF-Token"] = jar["__Host-erp_csrf"]
+	check(coll, "POST", "/api/v1/customers", []byte(`{"name":"Cookie Co","email":"cookie@example.test"}`), cookies, 201)
 }
