@@ -92,7 +92,7 @@ func docCompiler(t testing.TB) *jsonschema.Compiler {
 
 // edgePaths are documented operations served by the edge, not by the auth
 // service's router: the usage, webhook and event stream handlers and the
-// generic backend route.
+// generic backend route with its export and import.
 var edgePaths = map[string][]string{
 	"/api/v1/usage":                                     {"GET"},
 	"/api/v1/events/stream":                             {"GET"},
@@ -105,6 +105,8 @@ var edgePaths = map[string][]string{
 	"/api/v1/webhooks/{id}/deliveries/{delivery}/retry": {"POST"},
 	"/api/{version}/{backend}":                          {"GET", "POST"},
 	"/api/{version}/{backend}/{resource_path}":          {"DELETE", "GET", "PATCH", "POST", "PUT"},
+	"/api/{version}/{backend}/export":                   {"GET"},
+	"/api/{version}/{backend}/import":                   {"POST"},
 	"/api/graphql":                                      {"GET", "POST"},
 	"/api/v1/batch":                                     {"POST"},
 	"/api/v1/exports":                                   {"POST"},
@@ -201,6 +203,13 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	s := e.do(t, req{method: "POST", path: "/api/v1/auth/select-company", body: map[string]any{"login_token": l.str("login_token"), "company_id": "acme"}})
 	check("/api/v1/auth/select-company", "POST", s)
 	tok := s.str("access_token")
+	// Cookie mode: the body is a CookieSession, the tokens are cookies.
+	l2 := e.login(t, "alice@acme.test", authsvc.DemoPassword)
+	ck := e.do(t, req{method: "POST", path: "/api/v1/auth/select-company", body: map[string]any{"login_token": l2.str("login_token"), "company_id": "acme", "cookie": true}})
+	check("/api/v1/auth/select-company", "POST", ck)
+	if ck.str("access_token") != "" || ck.data()["cookie"] != true || len(ck.Header.Values("Set-Cookie")) != 3 {
+		t.Errorf("cookie mode answered %s with cookies %v", ck.Raw, ck.Header.Values("Set-Cookie"))
+	}
 	root := e.session(t, "root@erpgate.local", "acme").str("access_token")
 	for _, r := range []req{
 		{method: "GET", path: "/api/v1/auth/me", bearer: tok},
@@ -308,4 +317,116 @@ func TestOpenAPIGraphQL(t *testing.T) {
 			t.Errorf("case %d (%s %d): valid %v, want %v: %v", i, tc.method, tc.status, err == nil, tc.valid, err)
 		}
 	}
+}
+
+// unresolved lists the document's references (every "$ref", in paths,
+// parameters, responses and headers as well as schemas) that name no part
+// of it, with where they are.
+func unresolved(doc map[string]any) []string {
+	var bad []string
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok && !resolves(doc, ref) {
+				bad = append(bad, at+": "+ref)
+			}
+			for k, e := range v {
+				walk(e, at+"/"+k)
+			}
+		case []any:
+			for i, e := range v {
+				walk(e, at+"/"+strconv.Itoa(i))
+			}
+		}
+	}
+	walk(doc, "#")
+	sort.Strings(bad)
+	return bad
+}
+
+func resolves(doc map[string]any, ref string) bool {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return false // the document is self-contained
+	}
+	var cur any = doc
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[tok]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Every reference resolves, not only those inside component schemas (which
+// TestOpenAPIValidates compiles), and every example fits the schema beside
+// it: a media type's example(s), a parameter's, a component schema's.
+func TestOpenAPIReferencesAndExamples(t *testing.T) {
+	t.Parallel()
+	doc := loadDoc(t)
+	if bad := unresolved(doc); len(bad) > 0 {
+		t.Errorf("references that resolve to nothing:\n%s", strings.Join(bad, "\n"))
+	}
+	// And the check can fail.
+	broken := map[string]any{"paths": map[string]any{"/x": map[string]any{"get": map[string]any{"parameters": []any{
+		map[string]any{"$ref": "#/components/parameters/Nope"}}}}}, "components": map[string]any{"parameters": map[string]any{}}}
+	if bad := unresolved(broken); len(bad) != 1 {
+		t.Fatalf("a broken reference is not found: %v", bad)
+	}
+
+	c := docCompiler(t)
+	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+	checked := 0
+	check := func(schemaPtr, at string, example any) {
+		t.Helper()
+		s, err := c.Compile(docURL + schemaPtr)
+		if err != nil {
+			t.Errorf("%s: %v", schemaPtr, err)
+			return
+		}
+		if err := s.Validate(example); err != nil {
+			t.Errorf("the example at %s does not fit its schema: %v", at, err)
+		}
+		checked++
+	}
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case map[string]any:
+			_, hasSchema := v["schema"].(map[string]any)
+			if ex, ok := v["example"]; ok {
+				switch {
+				case hasSchema: // a media type or a parameter
+					check(at+"/schema", at+"/example", ex)
+				case strings.HasPrefix(at, "#/components/schemas/"): // a schema
+					check(at, at+"/example", ex)
+				}
+			}
+			if exs, ok := v["examples"].(map[string]any); ok && hasSchema {
+				for name, e := range exs {
+					if val, ok := e.(map[string]any)["value"]; ok {
+						check(at+"/schema", at+"/examples/"+name, val)
+					}
+				}
+			}
+			for k, e := range v {
+				walk(e, at+"/"+esc(k))
+			}
+		case []any:
+			for i, e := range v {
+				walk(e, at+"/"+strconv.Itoa(i))
+			}
+		}
+	}
+	walk(doc, "#")
+	if checked == 0 {
+		t.Fatal("no example was checked")
+	}
+	t.Logf("%d examples fit their schemas", checked)
 }

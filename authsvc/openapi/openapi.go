@@ -1,6 +1,7 @@
 // Package openapi holds erpgate's OpenAPI 3.1 document of the whole public
-// surface (auth service, admin API, usage, the generic backend route, the
-// envelope and every error code) and the reference page that renders it,
+// surface (auth service, admin API, usage, the generic backend route with
+// the data plane's conditional requests, merge, Idempotency-Key, cache,
+// export and import, cookie mode, the envelope and every error code) and the reference page that renders it,
 // both embedded in the binary. The auth service serves them at
 // GET /api/v1/openapi.json and GET /api/v1/docs. It owns the document and
 // the page, no state; it imports only the standard library and must not
@@ -8,8 +9,9 @@
 //
 // The document is written by hand (openapi.json) and kept true to the
 // routes by tests: authsvc's openapi_test.go compares it with the router
-// table, and e2e/account sends every documented operation to the running
-// binary.
+// table and checks that every $ref resolves and every example fits its
+// schema, and e2e/account sends every documented operation to the running
+// binary and holds the data plane's answers to the document.
 package openapi
 
 import (
