@@ -27,9 +27,9 @@ func TestStreamSurvivesReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// a changed config (an identical one is not reloaded)
-	changed := bytes.Replace(cfg, []byte("max_size 10MB"), []byte("max_size 11MB"), 1)
+	changed := bytes.Replace(cfg, []byte("max_size {$ERP_MAX_BODY:10MB}"), []byte("max_size {$ERP_MAX_BODY:11MB}"), 1)
 	if bytes.Equal(changed, cfg) {
-		t.Fatal("Caddyfile.example no longer has max_size 10MB")
+		t.Fatal("Caddyfile.example no longer has max_size {$ERP_MAX_BODY:10MB}")
 	}
 	if err := in.Load(ctx, changed, "text/caddyfile"); err != nil {
 		t.Fatalf("reload: %v", err)

@@ -337,10 +337,10 @@ func (p *refusingProxy) restoreFlaky(t *testing.T, refuse int) {
 		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
 	}
 	p.mu.Lock()
-	// two subscriptions reconnect first: the revocation listener's and the
-	// security blocklist's (both pub/sub on their own connection); the
-	// connections after them — the resync's — are refused
-	p.admit, p.refuse = 2, refuse
+	// three subscriptions reconnect first: the revocation listener's, the
+	// security blocklist's and the fleet's (each pub/sub on its own
+	// connection); the connections after them — the resync's — are refused
+	p.admit, p.refuse = 3, refuse
 	p.mu.Unlock()
 	p.serve(ln)
 }
