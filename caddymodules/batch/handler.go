@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/erpgate/erpgate/caddymodules/internal/keepcred"
 	"io"
 	"net/http"
 	"strconv"
@@ -210,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !ok {
 		return fail(http.StatusInternalServerError, contract.CodeInternal, "", "internal error")
 	}
-	creds := keptCredentials(r)
+	creds := keepcred.Kept(r)
 	if creds == nil {
 		h.logger.Error("erp_batch: erp_batch_credentials must come before erp_auth in the batch's route")
 		return fail(http.StatusInternalServerError, contract.CodeInternal, "", "internal error")

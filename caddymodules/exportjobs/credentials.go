@@ -1,7 +1,6 @@
 package exportjobs
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -9,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/erpgate/erpgate/caddymodules/internal/caddyfileutil"
+	"github.com/erpgate/erpgate/caddymodules/internal/keepcred"
 )
 
 func init() {
@@ -18,12 +18,6 @@ func init() {
 	// credential headers once verified
 	httpcaddyfile.RegisterDirectiveOrder("erp_export_credentials", httpcaddyfile.Before, "basic_auth")
 }
-
-// credentialHeaders carry the caller's credential; erp_auth removes them
-// once verified, so erp_export_credentials keeps a copy for the job.
-var credentialHeaders = []string{"Authorization", "X-Api-Key", "Cookie"}
-
-type credentialsKey struct{}
 
 // Credentials keeps the request's credential headers, before erp_auth
 // verifies and removes them, for erp_export_jobs: a job's export re-enters
@@ -51,19 +45,7 @@ func (Credentials) CaddyModule() caddy.ModuleInfo {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (Credentials) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	kept := make(http.Header, len(credentialHeaders))
-	for _, name := range credentialHeaders {
-		if v, ok := r.Header[name]; ok {
-			kept[name] = append([]string(nil), v...)
-		}
-	}
-	return next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credentialsKey{}, kept)))
-}
-
-// keptCredentials are the headers erp_export_credentials kept, or nil.
-func keptCredentials(r *http.Request) http.Header {
-	h, _ := r.Context().Value(credentialsKey{}).(http.Header)
-	return h
+	return next.ServeHTTP(w, keepcred.Keep(r))
 }
 
 func parseCredentials(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/erpgate/erpgate/caddymodules/internal/keepcred"
 	"io"
 	"net/http"
 	"net/url"
@@ -283,7 +284,7 @@ var forwarded = []string{"Accept-Language", "User-Agent", "Forwarded", "X-Forwar
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	company, user := caller(r)
-	creds := keptCredentials(r)
+	creds := keepcred.Kept(r)
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if company == "" || creds == nil || srv == nil {
 		h.logger.Error("erp_export_jobs: POST needs erp_export_credentials and erp_auth before it")
