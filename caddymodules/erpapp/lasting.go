@@ -22,6 +22,7 @@ import (
 	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
+	"github.com/erpgate/erpgate/internal/rediscluster"
 	"github.com/erpgate/erpgate/internal/revocation"
 	"github.com/erpgate/erpgate/internal/secmon"
 )
@@ -147,6 +148,8 @@ func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
 				return nil, err
 			}
 			l.rdb = redis.NewUniversalClient(opts)
+			// a cluster's failover is learnt at the first failure, not within 10 s
+			rediscluster.FollowFailovers(l.rdb)
 			l.revocations.Unconfirm() // not current until the listener's first resync
 		}
 		l.ctx, l.cancel = context.WithCancel(context.Background()) // lives as long as the entry
