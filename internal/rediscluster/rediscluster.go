@@ -12,6 +12,7 @@
 //     this every command for its slots keeps dialing the dead address —
 //     and, bounded by our 100 ms timeouts, never gets as far as trying
 //     another node — for up to 10 s after the replica has taken over.
+//     Relearn does the same for a subscription that was lost.
 //
 // Everything here is a no-op on a single-server client. Of ours it imports
 // nothing, and no Caddy.
@@ -72,6 +73,15 @@ func scan(ctx context.Context, c redis.Cmdable, match string, count int64) ([]st
 func FollowFailovers(c redis.UniversalClient) {
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadHook{cc})
+	}
+}
+
+// Relearn makes a cluster client re-read the cluster's layout (in the
+// background): for a subscription that was lost, as pub/sub connections
+// are not commands and FollowFailovers does not see them fail.
+func Relearn(c redis.UniversalClient) {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
 	}
 }
 

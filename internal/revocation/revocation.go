@@ -197,6 +197,7 @@ func (l *Listener) loop(ctx context.Context, ready chan struct{}) {
 		err := l.serve(ctx, ps, once, func() { switched(true) })
 		_ = ps.Close()
 		l.lost()
+		rediscluster.Relearn(l.Redis) // its node may have failed over: subscribe where the channel's slot is now
 		if ctx.Err() != nil {
 			return
 		}

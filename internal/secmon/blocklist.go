@@ -156,6 +156,7 @@ func (b *Blocklist) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := b.listen(ctx); err != nil && ctx.Err() == nil {
 			b.log.Warn("security blocklist: listener stopped; reconnecting", zap.Error(err))
+			rediscluster.Relearn(b.rdb) // its node may have failed over
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
