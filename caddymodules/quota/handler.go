@@ -441,7 +441,7 @@ func (h *Handler) decide(ctx context.Context, now time.Time, cost int64, t *term
 		if ctx.Err() != nil {
 			return -1, "redis", err
 		}
-		h.switchToFallback(err)
+		h.switchToFallback(err, t.limits[0].Key)
 	}
 	if h.policy == policyLocal {
 		r, err := h.local.Decide(ctx, now, cost, t.limits[:t.n], states)
@@ -455,12 +455,18 @@ var errRedisDown = errors.New("erp_quota: redis unreachable")
 // fallbackState is whether Redis is considered down, and the probe.
 type fallbackState struct {
 	down atomic.Bool
+	// key is a key of the decision that failed: the probe asks its node.
+	// On a Redis Cluster a PING answered by any node says nothing of the
+	// primary that failed (until its replica is elected the others answer
+	// PING, and CLUSTERDOWN to everything else).
+	key atomic.Pointer[string]
 }
 
-func (h *Handler) switchToFallback(cause error) {
+func (h *Handler) switchToFallback(cause error, key string) {
 	if !h.fallback.down.CompareAndSwap(false, true) {
 		return
 	}
+	h.fallback.key.Store(&key)
 	metricSwitches.WithLabelValues("fallback").Inc()
 	metricFallback.Inc()
 	h.logger.Warn("erp_quota: redis unreachable, deciding by the on_redis_down policy until it answers",
@@ -468,8 +474,9 @@ func (h *Handler) switchToFallback(cause error) {
 	go h.probe()
 }
 
-// probe pings Redis every ProbeInterval until it answers (then the
-// handler uses Redis again) or the config is unloaded.
+// probe asks Redis every ProbeInterval — EXISTS of a key of the decision
+// that failed, so on a cluster the node that serves its slot — until it
+// answers (then the handler uses Redis again) or the config is unloaded.
 func (h *Handler) probe() {
 	tk := time.NewTicker(time.Duration(h.ProbeInterval))
 	defer tk.Stop()
@@ -480,7 +487,12 @@ func (h *Handler) probe() {
 		case <-tk.C:
 		}
 		c, cancel := context.WithTimeout(h.ctx, time.Duration(h.Timeout)+time.Duration(h.ProbeInterval)/2)
-		err := h.rdb.Ping(c).Err()
+		var err error
+		if key := h.fallback.key.Load(); key != nil {
+			err = h.rdb.Exists(c, *key).Err() // answered by the node that serves the failed decision's slot
+		} else {
+			err = h.rdb.Ping(c).Err()
+		}
 		cancel()
 		if err != nil {
 			continue
