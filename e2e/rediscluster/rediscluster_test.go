@@ -28,7 +28,17 @@ const nodeTimeout = time.Second
 func TestRedisCluster(t *testing.T) {
 	cluster := redisclustertest.Start(t, redisclustertest.Options{NodeTimeout: nodeTimeout})
 	pg := testenv.Postgres(t)
-	prefix := "rc" + strconv.Itoa(cluster.Nodes[0].Port) + ":"
+	cc := cluster.Client(t)
+	// a key prefix that puts acme's counters and the revocation channel on
+	// one primary: the crash below then also drops every instance's
+	// revocation subscription (go-redis subscribes at the channel's slot)
+	var prefix string
+	for i := 0; ; i++ {
+		prefix = "rc" + strconv.Itoa(cluster.Nodes[0].Port) + "-" + strconv.Itoa(i) + ":"
+		if cluster.PrimaryOf(prefix+contract.RedisKeyRateLimit+"{acme}") == cluster.PrimaryOf(prefix+contract.RedisChannelRevocation) {
+			break
+		}
+	}
 	seeds := cluster.Seeds()
 	addrs := cluster.Addrs()
 	asURL := "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
@@ -45,7 +55,6 @@ func TestRedisCluster(t *testing.T) {
 		}})
 	}
 	all := []*stacktest.Instance{ins["allow"], ins["deny"], ins["local"]}
-	cc := cluster.Client(t)
 
 	t.Run("quotas are exact across the instances", func(t *testing.T) {
 		// globex is on free: 30/m. 90 requests, 30 at a time, spread over the three.
@@ -120,6 +129,7 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 	for policy, in := range ins {
 		tokens[policy] = demoauth.Login(t, in.URL, "alice@acme.test", "acme").Access
 	}
+	kept := demoauth.Login(t, ins["local"].URL, "alice@acme.test", "acme").Access // logged out after the crash
 	rec.start = time.Now()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -159,7 +169,22 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 		return true
 	})
 	back := mark()
-	time.Sleep(time.Second)
+	// the revocation subscriptions, lost with the crashed primary, are
+	// made again at the channel's new primary: a logout at C is heard at
+	// A and B
+	if r := httpt.Do(t, "POST", ins["local"].URL+"/api/v1/auth/logout", []byte(`{}`), demoauth.Bearer(kept)); r.StatusCode != 200 {
+		t.Fatalf("logout at C after the crash: %d %s", r.StatusCode, r.Body)
+	}
+	heard := within(t, 2*time.Second, "a logout after the crash refused at A and B", func() bool {
+		for _, policy := range []string{"allow", "deny"} {
+			if st, code := whoami(t, ins[policy], kept); st != 401 || code != contract.CodeTokenRevoked {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("a logout at C %s after the election: refused at A and B after %s", (mark() - elected).Round(time.Millisecond), heard.Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
 	rejoinAt := mark()
 	cluster.Restart(killed)
 	rejoined := mark()
@@ -190,11 +215,25 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 		t.Logf("%s: rejoin: %s", policy, r)
 	}
 
+	// One switch each way per instance: the probe asks the failed slot's
+	// node, so no PING of another node calls Redis back while the slot is
+	// not served (each such false return costs a request a failed round
+	// trip, and the log two lines).
 	for _, policy := range []string{"allow", "deny", "local"} {
+		away, back := 0, 0
 		for line := range strings.SplitSeq(ins[policy].Logs(), "\n") {
-			if strings.Contains(line, "erp_quota: redis") {
-				t.Logf("%s log: %.400s", policy, line)
+			switch {
+			case strings.Contains(line, `"msg":"erp_quota: redis unreachable`):
+				away++
+			case strings.Contains(line, `"msg":"erp_quota: redis answers again`):
+				back++
+			default:
+				continue
 			}
+			t.Logf("%s log: %.300s", policy, line)
+		}
+		if away != 1 || back != 1 {
+			t.Errorf("%s: %d switches away from Redis and %d back, want one each", policy, away, back)
 		}
 	}
 
