@@ -486,14 +486,18 @@ func (h *Handler) probe() {
 			return
 		case <-tk.C:
 		}
-		c, cancel := context.WithTimeout(h.ctx, time.Duration(h.Timeout)+time.Duration(h.ProbeInterval)/2)
-		var err error
-		if key := h.fallback.key.Load(); key != nil {
-			err = h.rdb.Exists(c, *key).Err() // answered by the node that serves the failed decision's slot
-		} else {
-			err = h.rdb.Ping(c).Err()
+		err := h.probeOnce()
+		if err != nil {
+			// Once more a moment later: on a cluster the failure made the
+			// client re-read the layout (rediscluster.FollowFailovers), and a
+			// replica elected since is then found now, not an interval later.
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-time.After(min(time.Duration(h.ProbeInterval)/2, 250*time.Millisecond)):
+			}
+			err = h.probeOnce()
 		}
-		cancel()
 		if err != nil {
 			continue
 		}
@@ -504,6 +508,16 @@ func (h *Handler) probe() {
 		}
 		return
 	}
+}
+
+// probeOnce asks Redis whether it answers again.
+func (h *Handler) probeOnce() error {
+	c, cancel := context.WithTimeout(h.ctx, time.Duration(h.Timeout)+time.Duration(h.ProbeInterval)/2)
+	defer cancel()
+	if key := h.fallback.key.Load(); key != nil {
+		return h.rdb.Exists(c, *key).Err() // answered by the node that serves the failed decision's slot
+	}
+	return h.rdb.Ping(c).Err()
 }
 
 // setHeaders writes RateLimit-Policy, RateLimit and X-RateLimit-*: the
