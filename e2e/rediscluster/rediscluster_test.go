@@ -100,7 +100,7 @@ func TestRedisCluster(t *testing.T) {
 		if r.StatusCode != 200 {
 			t.Fatalf("logout-all at C: %d %s", r.StatusCode, r.Body)
 		}
-		took := within(t, 2*time.Second, "both sessions refused at A and B", func() bool {
+		took := within(t, 5*time.Second, "both sessions refused at A and B", func() bool {
 			for _, in := range all[:2] {
 				for _, s := range []demoauth.Tokens{s1, s2} {
 					if st, code := whoami(t, in, s.Access); st != 401 || code != contract.CodeTokenRevoked {
@@ -175,7 +175,7 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 	if r := httpt.Do(t, "POST", ins["local"].URL+"/api/v1/auth/logout", []byte(`{}`), demoauth.Bearer(kept)); r.StatusCode != 200 {
 		t.Fatalf("logout at C after the crash: %d %s", r.StatusCode, r.Body)
 	}
-	heard := within(t, 2*time.Second, "a logout after the crash refused at A and B", func() bool {
+	heard := within(t, 5*time.Second, "a logout after the crash refused at A and B", func() bool {
 		for _, policy := range []string{"allow", "deny"} {
 			if st, code := whoami(t, ins[policy], kept); st != 401 || code != contract.CodeTokenRevoked {
 				return false
@@ -268,8 +268,9 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 		t.Error("deny: no 503 during the crash")
 	}
 	// After the election, every policy is back on Redis within one probe
-	// interval (1 s) plus the cluster client's re-read of the layout.
-	if back-elected > 3*time.Second {
-		t.Errorf("back on Redis %s after the election, want within 3 s", back-elected)
+	// interval (1 s) plus the cluster client's re-read of the layout (the
+	// bound leaves room for a loaded machine; the figure is printed above).
+	if back-elected > 5*time.Second {
+		t.Errorf("back on Redis %s after the election, want within 5 s", back-elected)
 	}
 }
