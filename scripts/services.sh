@@ -55,11 +55,15 @@ ensure_postgres() {
 }
 
 ensure_redis() {
+	# the tests also run redis-server processes of their own (internal/redisproc,
+	# the six-node cluster of internal/redisclustertest, made with redis-cli)
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		apt_install redis-server redis-tools
+	fi
 	if port_open "$REDIS_PORT"; then
 		log "redis answers on 127.0.0.1:$REDIS_PORT"
 		return
 	fi
-	command -v redis-server >/dev/null || apt_install redis-server
 	log "starting redis"
 	sudo_ mkdir -p /var/lib/redis /var/log/redis
 	sudo_ redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \

@@ -15,6 +15,7 @@ import (
 
 	"github.com/erpgate/erpgate/authsvc"
 	"github.com/erpgate/erpgate/authsvc/store"
+	"github.com/erpgate/erpgate/internal/rediscluster"
 )
 
 // Run serves the auth service with c's settings until ctx ends, then shuts
@@ -121,5 +122,7 @@ func redisClient(addr string) (redis.UniversalClient, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("redis: no address")
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs}), nil
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+	rediscluster.FollowFailovers(c) // a cluster's failover is learnt at the first failure
+	return c, nil
 }

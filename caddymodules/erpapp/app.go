@@ -69,8 +69,10 @@ type App struct {
 	// come from `{env.…}` or `{file.…}`. Empty: in-memory stores. Default: empty.
 	Postgres string `json:"postgres,omitempty"`
 
-	// Redis URL (`redis://…`, `rediss://…`), or several comma-separated
-	// `host:port` addresses for a cluster. Empty: in-process counters and
+	// Redis URL (`redis://…`, `rediss://…`), or for a Redis Cluster either
+	// several comma-separated `host:port` seed addresses or a URL naming
+	// the other seeds as `?addr=host:port&addr=…` (with the URL's
+	// credentials and TLS for every node). Empty: in-process counters and
 	// revocations. Default: empty.
 	Redis string `json:"redis,omitempty"`
 

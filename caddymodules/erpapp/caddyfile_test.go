@@ -3,6 +3,8 @@ package erpapp
 import (
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/erpgate/erpgate/caddymodules/internal/adapttest"
 )
 
@@ -24,6 +26,18 @@ func TestRedisOptions(t *testing.T) {
 	}
 	if _, err := redisOptions("redis://:pw@host:notaport/x"); err == nil || contains(err.Error(), "pw") {
 		t.Fatalf("bad URL accepted or echoed: %v", err)
+	}
+	// a cluster with credentials and TLS: the URL's host and every addr seed it
+	o, err = redisOptions("rediss://edge:secret@10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000")
+	if err != nil || !o.IsClusterMode || len(o.Addrs) != 3 || o.Addrs[2] != "10.0.0.3:7000" ||
+		o.Username != "edge" || o.Password != "secret" || o.TLSConfig == nil {
+		t.Fatalf("cluster URL: %+v %v", o, err)
+	}
+	if _, ok := redis.NewUniversalClient(o).(*redis.ClusterClient); !ok {
+		t.Fatal("cluster URL: not a cluster client")
+	}
+	if _, err := redisOptions("redis://:pw@10.0.0.1:7000?addr=10.0.0.2:7000&bogus=1"); err == nil || contains(err.Error(), "pw") {
+		t.Fatalf("bad cluster URL accepted or echoed: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/erpgate/erpgate/internal/deprecations"
 	"github.com/erpgate/erpgate/internal/events"
 	"github.com/erpgate/erpgate/internal/limit"
+	"github.com/erpgate/erpgate/internal/rediscluster"
 	"github.com/erpgate/erpgate/internal/revocation"
 	"github.com/erpgate/erpgate/internal/secmon"
 	"github.com/erpgate/erpgate/internal/tracing"
@@ -157,7 +158,9 @@ func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
 			}
 			l.rdb = redis.NewUniversalClient(opts)
 			l.rdb.AddHook(tracing.Redis{}) // a span per command of a traced request
-			l.revocations.Unconfirm()      // not current until the listener's first resync
+			// a cluster's failover is learnt at the first failure, not within 10 s
+			rediscluster.FollowFailovers(l.rdb)
+			l.revocations.Unconfirm() // not current until the listener's first resync
 		}
 		l.ctx, l.cancel = context.WithCancel(context.Background()) // lives as long as the entry
 		return l, nil

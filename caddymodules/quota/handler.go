@@ -449,7 +449,7 @@ func (h *Handler) decide(ctx context.Context, now time.Time, cost int64, t *term
 		if ctx.Err() != nil {
 			return -1, "redis", err
 		}
-		h.switchToFallback(err)
+		h.switchToFallback(err, t.limits[0].Key)
 	}
 	if h.policy == policyLocal {
 		r, err := h.local.Decide(ctx, now, cost, t.limits[:t.n], states)
@@ -463,12 +463,18 @@ var errRedisDown = errors.New("erp_quota: redis unreachable")
 // fallbackState is whether Redis is considered down, and the probe.
 type fallbackState struct {
 	down atomic.Bool
+	// key is a key of the decision that failed: the probe asks its node.
+	// On a Redis Cluster a PING answered by any node says nothing of the
+	// primary that failed (until its replica is elected the others answer
+	// PING, and CLUSTERDOWN to everything else).
+	key atomic.Pointer[string]
 }
 
-func (h *Handler) switchToFallback(cause error) {
+func (h *Handler) switchToFallback(cause error, key string) {
 	if !h.fallback.down.CompareAndSwap(false, true) {
 		return
 	}
+	h.fallback.key.Store(&key)
 	metricSwitches.WithLabelValues("fallback").Inc()
 	metricFallback.Inc()
 	h.logger.Warn("erp_quota: redis unreachable, deciding by the on_redis_down policy until it answers",
@@ -476,8 +482,9 @@ func (h *Handler) switchToFallback(cause error) {
 	go h.probe()
 }
 
-// probe pings Redis every ProbeInterval until it answers (then the
-// handler uses Redis again) or the config is unloaded.
+// probe asks Redis every ProbeInterval — EXISTS of a key of the decision
+// that failed, so on a cluster the node that serves its slot — until it
+// answers (then the handler uses Redis again) or the config is unloaded.
 func (h *Handler) probe() {
 	tk := time.NewTicker(time.Duration(h.ProbeInterval))
 	defer tk.Stop()
@@ -487,9 +494,18 @@ func (h *Handler) probe() {
 			return
 		case <-tk.C:
 		}
-		c, cancel := context.WithTimeout(h.ctx, time.Duration(h.Timeout)+time.Duration(h.ProbeInterval)/2)
-		err := h.rdb.Ping(c).Err()
-		cancel()
+		err := h.probeOnce()
+		if err != nil {
+			// Once more a moment later: on a cluster the failure made the
+			// client re-read the layout (rediscluster.FollowFailovers), and a
+			// replica elected since is then found now, not an interval later.
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-time.After(min(time.Duration(h.ProbeInterval)/2, 250*time.Millisecond)):
+			}
+			err = h.probeOnce()
+		}
 		if err != nil {
 			continue
 		}
@@ -500,6 +516,16 @@ func (h *Handler) probe() {
 		}
 		return
 	}
+}
+
+// probeOnce asks Redis whether it answers again.
+func (h *Handler) probeOnce() error {
+	c, cancel := context.WithTimeout(h.ctx, time.Duration(h.Timeout)+time.Duration(h.ProbeInterval)/2)
+	defer cancel()
+	if key := h.fallback.key.Load(); key != nil {
+		return h.rdb.Exists(c, *key).Err() // answered by the node that serves the failed decision's slot
+	}
+	return h.rdb.Ping(c).Err()
 }
 
 // setHeaders writes RateLimit-Policy, RateLimit and X-RateLimit-*: the

@@ -12,17 +12,26 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/ulule/limiter/v3"
 
+	"github.com/erpgate/erpgate/internal/redisclustertest"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
 
 // stores is the contract suite's subjects: every Store implementation, each
 // with its own key prefix.
+// The cluster subject is a six-node Redis Cluster (started once, by the
+// caller's test): every decision's keys must share a slot (the {company}
+// hash tag), and a batch's groups go to several primaries in one pipeline.
 func stores(t *testing.T) map[string]func(t *testing.T) (Store, string) {
+	cluster := redisclustertest.Start(t, redisclustertest.Options{}).Client(t)
+	var n atomic.Int64
 	return map[string]func(t *testing.T) (Store, string){
 		"memory": func(t *testing.T) (Store, string) { return NewMemory(), "t:" },
 		"redis": func(t *testing.T) (Store, string) {
 			c, prefix := testenv.RedisClient(t)
 			return NewRedis(c), prefix
+		},
+		"redis-cluster": func(t *testing.T) (Store, string) {
+			return NewRedis(cluster), fmt.Sprintf("t%d:", n.Add(1))
 		},
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/contract"
+	"github.com/erpgate/erpgate/internal/rediscluster"
 )
 
 // Prefixes of API key messages: a revoked key, and a rotated one.
@@ -196,6 +197,7 @@ func (l *Listener) loop(ctx context.Context, ready chan struct{}) {
 		err := l.serve(ctx, ps, once, func() { switched(true) })
 		_ = ps.Close()
 		l.lost()
+		rediscluster.Relearn(l.Redis) // its node may have failed over: subscribe where the channel's slot is now
 		if ctx.Err() != nil {
 			return
 		}
@@ -325,12 +327,8 @@ func (l *Listener) resync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	markPrefix := l.Prefix + contract.RedisKeyRevokedSession
-	iter := l.Redis.Scan(ctx, 0, markPrefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	keys, err := rediscluster.Keys(ctx, l.Redis, markPrefix+"*", 1000) // every primary of a cluster
+	if err != nil {
 		return err
 	}
 	now := l.Set.now()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/erpgate/erpgate/internal/rediscluster"
 )
 
 // Blocklist is the set of client addresses every edge instance refuses
@@ -154,6 +156,7 @@ func (b *Blocklist) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := b.listen(ctx); err != nil && ctx.Err() == nil {
 			b.log.Warn("security blocklist: listener stopped; reconnecting", zap.Error(err))
+			rediscluster.Relearn(b.rdb) // its node may have failed over
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -204,9 +207,11 @@ func (b *Blocklist) apply(payload string) {
 
 // resync loads every block key.
 func (b *Blocklist) resync(ctx context.Context) error {
-	iter := b.rdb.Scan(ctx, 0, b.keyPrefix()+"*", 256).Iterator()
-	for iter.Next(ctx) {
-		key := iter.Val()
+	keys, err := rediscluster.Keys(ctx, b.rdb, b.keyPrefix()+"*", 256) // every primary of a cluster
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
 		v, err := b.rdb.Get(ctx, key).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
@@ -216,7 +221,7 @@ func (b *Blocklist) resync(ctx context.Context) error {
 		}
 		b.apply(strings.TrimPrefix(key, b.keyPrefix()) + " " + v)
 	}
-	return iter.Err()
+	return nil
 }
 
 // BlockedNear reports whether another address of ip's network (/24 for
