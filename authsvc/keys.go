@@ -287,7 +287,7 @@ func (m *keyManager) sync(ctx context.Context, now time.Time) error {
 		// No key this process can sign with: the very first start, or keys
 		// sealed under another master key. Active at once: nothing signed
 		// with it can exist before it is published.
-		if err := m.add(ctx, now, now); err != nil {
+		if err := m.addFirst(ctx, now, keep); err != nil {
 			return err
 		}
 		changed = true
@@ -325,6 +325,48 @@ func (m *keyManager) Rotate(ctx context.Context, now time.Time, activateIn time.
 	m.logger.Info("signing key published", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID), zap.Time("activates_at", k.ActivatesAt))
 	countKeyRotation(m.purpose)
 	return k.KID, m.sync(ctx, now)
+}
+
+// conditionalKeyStore is a store where instances starting together can
+// agree on the first key (store.Postgres); in a process's own store there
+// is nobody to agree with.
+type conditionalKeyStore interface {
+	AddSigningKeyIfUnchanged(ctx context.Context, purpose store.KeyPurpose, k store.SigningKey, seen []string) (bool, error)
+}
+
+// addFirst adds a key active at once, unless another instance changed the
+// keys since seen were read: then, when one of the keys now stored can
+// sign for this process (the same master key), it is used instead, so
+// instances starting together sign with one key that all of them publish.
+func (m *keyManager) addFirst(ctx context.Context, now time.Time, seen []store.SigningKey) error {
+	cs, ok := m.store.(conditionalKeyStore)
+	if !ok {
+		return m.add(ctx, now, now)
+	}
+	k, err := NewKey(m.sealer, m.purpose, now, now)
+	if err != nil {
+		return err
+	}
+	kids := make([]string, len(seen))
+	for i, s := range seen {
+		kids[i] = s.KID
+	}
+	added, err := cs.AddSigningKeyIfUnchanged(ctx, m.purpose, k, kids)
+	if err != nil {
+		return err
+	}
+	if added {
+		m.logger.Info("signing key published", zap.String("purpose", string(m.purpose)), zap.String("kid", k.KID), zap.Time("activates_at", now))
+		return nil
+	}
+	stored, err := m.store.ListSigningKeys(ctx, m.purpose)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.unseal(stored).signerAt(now); ok {
+		return nil // another instance's, sealed under the same master key
+	}
+	return m.add(ctx, now, now)
 }
 
 func (m *keyManager) add(ctx context.Context, now, activatesAt time.Time) error {
