@@ -257,12 +257,14 @@ func run(gateway string, duration, warmup time.Duration, conns, rounds int, path
 		target{name: "+quota (memory)", port: ports["quota"], path: path, hdr: bearer, base: plain},
 		target{name: "full chain (memory)", port: ports["full"], path: v2, hdr: bearer, base: plain},
 		target{name: cachedName, port: ports["cached"], path: v2, hdr: bearer, base: plain},
-		target{name: dataPlaneName, port: ports["dataplane"], path: v2, hdr: bearer, base: plain},
 		target{name: tracedName, port: ports["traced"], path: v2, hdr: bearer, base: plain},
 		target{name: plain2, port: ports["plain2"], path: path, hdr: hdr, base: plain2},
 		target{name: "+quota (redis)", port: ports["quota2"], path: path, hdr: bearer2, base: plain2},
 		target{name: "full chain (redis)", port: ports["full2"], path: v2, hdr: bearer2, base: plain2},
 	)
+	if selected(dataPlaneName, false) { // its site is in the config only then (dataPlaneSites)
+		targets = append(targets, target{name: dataPlaneName, port: ports["dataplane"], path: v2, hdr: bearer, base: plain})
+	}
 	evTargets, err := eventTargets(ports, dir)
 	if err != nil {
 		return err

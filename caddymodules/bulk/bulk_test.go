@@ -209,3 +209,17 @@ func TestNotAnExportPassesOn(t *testing.T) {
 		t.Fatal(err, called)
 	}
 }
+
+// BenchmarkNotAnExport is erp_bulk on every other request of `handle
+// /api/*`: the pass-through.
+func BenchmarkNotAnExport(b *testing.B) {
+	h := newHandler(200)
+	r := httptest.NewRequest(http.MethodGet, "/api/v2/invoices?limit=10", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.ServeHTTP(w, r, next)
+	}
+}
