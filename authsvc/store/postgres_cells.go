@@ -29,7 +29,7 @@ func (p *Postgres) CompanyCell(ctx context.Context, companyID string) (string, e
 // edge's cell table.
 func (p *Postgres) CompanyCells(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
-	err := p.inTx(ctx, txSpec{scope: platformScope("cells: company cells")}, func(t *tx) error {
+	err := p.inTx(ctx, txSpec{scope: platformScope("background: company cells")}, func(t *tx) error {
 		rows, err := t.Query(`SELECT id, cell FROM companies WHERE cell <> ''`)
 		if err != nil {
 			return err

@@ -33,7 +33,7 @@ func (p *Postgres) PurgeExpired(ctx context.Context, before time.Time, limit int
 		sql string
 		n   *int64
 	}{{purgeSessionsSQL, &c.Sessions}, {purgeRefreshSQL, &c.RefreshTokens}, {purgeDevicesSQL, &c.TrustedDevices}} {
-		err := p.inTx(ctx, txSpec{scope: platformScope("retention: purge expired")}, func(t *tx) error {
+		err := p.inTx(ctx, txSpec{scope: platformScope("background: retention: purge expired")}, func(t *tx) error {
 			tag, err := t.Exec(step.sql, before, limit)
 			*step.n = tag.RowsAffected()
 			return err
@@ -78,7 +78,7 @@ func (p *Postgres) PruneAudit(ctx context.Context, before time.Time, limit int, 
 	var total int64
 	for stripe := int64(0); stripe < auditStripes; stripe++ {
 		var n int64
-		err := p.inTx(ctx, txSpec{scope: platformScope("retention: prune audit")}, func(t *tx) error {
+		err := p.inTx(ctx, txSpec{scope: platformScope("background: retention: prune audit")}, func(t *tx) error {
 			cp, err := scanCheckpoint(t.QueryRow(`SELECT `+checkpointColumns+` FROM audit_checkpoints WHERE stripe = $1 FOR UPDATE`, stripe))
 			if err != nil {
 				return err
