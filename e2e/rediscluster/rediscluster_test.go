@@ -153,9 +153,7 @@ func failoverUnderLoad(t *testing.T, cluster *redisclustertest.Cluster, ins map[
 
 	// the crash: the replica has every write first (a real crash may lose
 	// the last ones; that is not what is measured here)
-	if err := cluster.PrimaryOf(key).Client().Do(context.Background(), "WAIT", 1, 1000).Err(); err != nil {
-		t.Fatal(err)
-	}
+	cluster.Replicated(key)
 	crashAt := mark()
 	killed, _ := cluster.KillPrimary(key)
 	elected := mark()

@@ -53,12 +53,9 @@ func TestRedisClusterFailover(t *testing.T) {
 	c.Failover(l[0].Key)
 	decideAgain("after a graceful failover")
 
-	p := c.PrimaryOf(l[0].Key)
 	// the replica has every admission before the crash (replication is
 	// asynchronous: the test waits for it, as a crash may not)
-	if err := p.Client().Do(context.Background(), "WAIT", 1, 1000).Err(); err != nil {
-		t.Fatal(err)
-	}
+	c.Replicated(l[0].Key)
 	killed, _ := c.KillPrimary(l[0].Key)
 	decideAgain("after a crash and the replica's election")
 	c.Restart(killed)

@@ -341,6 +341,21 @@ func (c *Cluster) Failover(key string) (old, promoted *Node) {
 	return old, promoted
 }
 
+// Replicated waits until the replica of key's primary has acknowledged
+// every write made so far (WAIT 1), so that a crash next loses nothing.
+// Replication is asynchronous: without it, a test that crashes a primary
+// right after writing may measure the loss of the last writes instead of
+// what it means to.
+func (c *Cluster) Replicated(key string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := c.PrimaryOf(key)
+	if n, err := p.client.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n < 1 {
+		c.t.Fatalf("redisclustertest: WAIT 1 on %s: %d replicas acknowledged, %v", p.Addr(), n, err)
+	}
+}
+
 // KillPrimary crashes key's primary (SIGKILL) and waits until its replica
 // has been elected and every running node is healthy. It returns the
 // killed node and its successor; Restart(killed) brings it back as a
@@ -453,8 +468,36 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		if info["role"] == "slave" && info["master_link_status"] != "up" {
 			return fmt.Errorf("%s: replica link %s", n.Addr(), info["master_link_status"])
 		}
+		if info["role"] == "master" {
+			// a restarted primary comes back as a primary without slots
+			// until the gossip makes it a replica of its successor: not
+			// yet a copy of anything, so not healthy
+			slots, err := ownsSlots(ctx, n)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Addr(), err)
+			}
+			if !slots {
+				return fmt.Errorf("%s: a primary without slots", n.Addr())
+			}
+		}
 	}
 	return nil
+}
+
+// ownsSlots: whether n's own line of CLUSTER NODES lists slot ranges
+// (the fields after the ninth).
+func ownsSlots(ctx context.Context, n *Node) (bool, error) {
+	nodes, err := n.client.ClusterNodes(ctx).Result()
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && strings.Contains(f[2], "myself") {
+			return len(f) > 8, nil
+		}
+	}
+	return false, errors.New("CLUSTER NODES has no line for myself")
 }
 
 // ForEachPrimary calls fn with a plain client of every running primary.
