@@ -20,7 +20,7 @@ import (
 //
 //	listen: ":8081"                # ERP_LISTEN
 //	postgres: "postgres://…"       # ERP_POSTGRES_URL (empty: in-memory store)
-//	redis: "redis://…"             # ERP_REDIS_URL (empty: in-process counters)
+//	redis: "redis://…"             # ERP_REDIS_URL (empty: in-process counters; a cluster as erp { redis } takes it)
 //	key_prefix: "erpgate:"         # ERP_KEY_PREFIX
 //	master_key: ""                 # ERP_MASTER_KEY (prefer the variable to the file)
 //	issuer: "erpgate"              # ERP_ISSUER

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/erpgate/erpgate/authsvc"
@@ -57,7 +55,7 @@ func Run(ctx context.Context, c Config) error {
 		deps.Pool = pool
 	}
 	if c.Redis != "" {
-		rdb, err := redisClient(c.Redis)
+		rdb, err := rediscluster.Open(c.Redis) // one server or a cluster, as the gateway's `redis`
 		if err != nil {
 			return err
 		}
@@ -102,27 +100,4 @@ func Run(ctx context.Context, c Config) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// redisClient accepts a redis:// URL or comma-separated cluster addresses.
-func redisClient(addr string) (redis.UniversalClient, error) {
-	if strings.Contains(addr, "://") {
-		o, err := redis.ParseURL(addr)
-		if err != nil {
-			return nil, errors.New("redis: invalid URL") // never echo it: it may hold a password
-		}
-		return redis.NewClient(o), nil
-	}
-	var addrs []string
-	for a := range strings.SplitSeq(addr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, errors.New("redis: no address")
-	}
-	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
-	rediscluster.FollowFailovers(c) // a cluster's failover is learnt at the first failure
-	return c, nil
 }

@@ -149,18 +149,17 @@ func lastingFor(dsn, redisAddr, prefix, natsURL string) (*Lasting, error) {
 			l.authStore = store.NewMemory()
 		}
 		if redisAddr != "" {
-			opts, err := redisOptions(redisAddr)
+			// on a cluster, a failover is learnt at the first failure, not within 10 s
+			rdb, err := rediscluster.Open(redisAddr)
 			if err != nil {
 				if l.pg != nil {
 					l.pg.Close()
 				}
-				return nil, err
+				return nil, fmt.Errorf("erp: %w", err)
 			}
-			l.rdb = redis.NewUniversalClient(opts)
+			l.rdb = rdb
 			l.rdb.AddHook(tracing.Redis{}) // a span per command of a traced request
-			// a cluster's failover is learnt at the first failure, not within 10 s
-			rediscluster.FollowFailovers(l.rdb)
-			l.revocations.Unconfirm() // not current until the listener's first resync
+			l.revocations.Unconfirm()      // not current until the listener's first resync
 		}
 		l.ctx, l.cancel = context.WithCancel(context.Background()) // lives as long as the entry
 		return l, nil

@@ -6,6 +6,7 @@
 //     holds only its own slots, so a resync of "every revocation mark"
 //     done that way silently misses most of them. Keys scans every
 //     primary.
+//
 //   - FollowFailovers makes a ClusterClient learn a failover as soon as
 //     its commands fail. go-redis re-reads the cluster's layout on a MOVED
 //     reply or every 10 s; a crashed primary answers nothing, so without
@@ -14,8 +15,12 @@
 //     another node — for up to 10 s after the replica has taken over.
 //     Relearn does the same for a subscription that was lost.
 //
-// Everything here is a no-op on a single-server client. Of ours it imports
-// nothing, and no Caddy.
+//   - Options and Open read the one address form every erpgate `redis`
+//     setting takes (one server or a cluster), for the gateway and the
+//     standalone auth service alike.
+//
+// Keys and FollowFailovers are no-ops on a single-server client. Of ours
+// it imports nothing, and no Caddy.
 package rediscluster
 
 import (
@@ -23,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -137,4 +143,69 @@ func layoutMayHaveChanged(err error) bool {
 		return false
 	}
 	return true // an error go-redis made itself (a closed pool, a dial): not a reply
+}
+
+// Options turns a `redis` setting into options for a UniversalClient:
+//
+//   - `redis://[user:password@]host:port/db` (or `rediss://`): one server;
+//   - `redis://[user:password@]host:port?addr=host2:port2&addr=…`: a Redis
+//     Cluster seeded by every address given, with the URL's credentials and
+//     TLS (the form go-redis's ParseClusterURL reads);
+//   - `host:port,host:port,…`: a Redis Cluster without credentials (one
+//     address alone: one server).
+//
+// A cluster client follows MOVED and ASK, and learns a failover from the
+// cluster itself: the seeds need not be the current primaries. An error
+// never holds the setting: it may hold a password.
+func Options(addr string) (*redis.UniversalOptions, error) {
+	if strings.Contains(addr, "://") {
+		if u, err := url.Parse(addr); err == nil && u.Query().Has("addr") {
+			o, err := redis.ParseClusterURL(addr)
+			if err != nil {
+				return nil, errors.New("redis: invalid cluster URL")
+			}
+			return &redis.UniversalOptions{
+				Addrs:         o.Addrs,
+				Username:      o.Username,
+				Password:      o.Password,
+				TLSConfig:     o.TLSConfig,
+				Protocol:      o.Protocol,
+				IsClusterMode: true,
+			}, nil
+		}
+		o, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, errors.New("redis: invalid URL")
+		}
+		return &redis.UniversalOptions{
+			Addrs:     []string{o.Addr},
+			DB:        o.DB,
+			Username:  o.Username,
+			Password:  o.Password,
+			TLSConfig: o.TLSConfig,
+			Protocol:  o.Protocol,
+		}, nil
+	}
+	var addrs []string
+	for a := range strings.SplitSeq(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	return &redis.UniversalOptions{Addrs: addrs, IsClusterMode: len(addrs) > 1}, nil
+}
+
+// Open is a client for a `redis` setting (Options) that, on a cluster,
+// follows failovers (FollowFailovers). It connects lazily.
+func Open(addr string) (redis.UniversalClient, error) {
+	o, err := Options(addr)
+	if err != nil {
+		return nil, err
+	}
+	c := redis.NewUniversalClient(o)
+	FollowFailovers(c)
+	return c, nil
 }
