@@ -20,6 +20,7 @@ import (
 
 	"github.com/erpgate/erpgate/internal/demoauth"
 	"github.com/erpgate/erpgate/internal/httpt"
+	"github.com/erpgate/erpgate/internal/redisproc"
 	"github.com/erpgate/erpgate/internal/stacktest"
 	"github.com/erpgate/erpgate/internal/testenv"
 )
@@ -348,4 +349,57 @@ func TestExportJobsAcrossInstances(t *testing.T) {
 		t.Fatalf("delete at b: %d %s", r.StatusCode, r.Body)
 	}
 	expectError(t, "deleted at b, read at a", httpt.Get(t, a.URL+"/api/v1/exports/"+j.ID, key), http.StatusNotFound, "NOT_FOUND", "")
+}
+
+// TestExportJobsRedisDown: with the job store's Redis gone, creating,
+// reading, deleting a job and following its download link answer 503
+// SERVICE_UNAVAILABLE with Retry-After, naming nothing of the store; once
+// Redis is back (empty: it keeps nothing), the job is gone (404) and a new
+// one runs to its download.
+func TestExportJobsRedisDown(t *testing.T) {
+	srv := redisproc.Start(t)
+	in := start(t, map[string]string{"ERP_REDIS_URL": srv.URL, "ERP_KEY_PREFIX": "expdown:"})
+	alice := demoauth.Bearer(demoauth.Login(t, in.URL, "alice@acme.test", "acme").Access)
+	body := map[string]string{"backend": "invoices", "version": "v1", "format": "ndjson"}
+	r := create(t, in.URL, alice, body)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.StatusCode, r.Body)
+	}
+	j := waitDone(t, in.URL, alice, decodeJob(t, r).ID)
+
+	srv.Stop()
+	down := func(what string, r *httpt.Response) {
+		t.Helper()
+		expectError(t, what, r, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: no Retry-After", what)
+		}
+		if bytes.Contains(r.Body, []byte("redis")) || bytes.Contains(r.Body, []byte("127.0.0.1")) {
+			t.Fatalf("%s: the answer names the store: %s", what, r.Body)
+		}
+	}
+	down("create", create(t, in.URL, alice, body))
+	down("status", httpt.Get(t, in.URL+"/api/v1/exports/"+j.ID, alice))
+	down("download", httpt.Get(t, in.URL+j.Links.Download, nil))
+	down("delete", httpt.Do(t, http.MethodDelete, in.URL+"/api/v1/exports/"+j.ID, nil, alice))
+
+	srv.Restart()
+	// the store answers again (the client reconnects at its next command)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = httpt.Get(t, in.URL+"/api/v1/exports/"+j.ID, alice)
+		if r.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	expectError(t, "the job after Redis came back empty", r, http.StatusNotFound, "NOT_FOUND", "")
+	r = create(t, in.URL, alice, body)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("create after Redis came back: %d %s", r.StatusCode, r.Body)
+	}
+	j = waitDone(t, in.URL, alice, decodeJob(t, r).ID)
+	if got := httpt.Get(t, in.URL+j.Links.Download, nil); got.StatusCode != 200 || int64(len(got.Body)) != j.Bytes {
+		t.Fatalf("download after Redis came back: %d, %d bytes of %d", got.StatusCode, len(got.Body), j.Bytes)
+	}
 }

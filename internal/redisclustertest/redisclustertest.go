@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,18 +342,44 @@ func (c *Cluster) Failover(key string) (old, promoted *Node) {
 	return old, promoted
 }
 
-// Replicated waits until the replica of key's primary has acknowledged
-// every write made so far (WAIT 1), so that a crash next loses nothing.
-// Replication is asynchronous: without it, a test that crashes a primary
-// right after writing may measure the loss of the last writes instead of
-// what it means to.
+// Replicated waits until a replica of key's primary has every write the
+// primary had when it was called (its replication offset), so that a
+// crash next loses nothing. Replication is asynchronous: without it, a
+// test that crashes a primary right after writing may measure the loss of
+// the last writes instead of what it means to. (WAIT would not do: it
+// waits for the writes of its own connection, and the test's writes came
+// through another.)
 func (c *Cluster) Replicated(key string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p := c.PrimaryOf(key)
-	if n, err := p.client.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n < 1 {
-		c.t.Fatalf("redisclustertest: WAIT 1 on %s: %d replicas acknowledged, %v", p.Addr(), n, err)
+	info, err := p.Info(ctx, "replication")
+	if err != nil {
+		c.t.Fatalf("redisclustertest: INFO of %s: %v", p.Addr(), err)
+	}
+	want, _ := strconv.ParseInt(info["master_repl_offset"], 10, 64)
+	for {
+		info, err = p.Info(ctx, "replication")
+		if err == nil {
+			for k, v := range info { // slave0:ip=…,port=…,state=online,offset=N,lag=…
+				if !strings.HasPrefix(k, "slave") || !strings.Contains(v, "state=online") {
+					continue
+				}
+				for f := range strings.SplitSeq(v, ",") {
+					if o, ok := strings.CutPrefix(f, "offset="); ok {
+						if n, _ := strconv.ParseInt(o, 10, 64); n >= want {
+							return
+						}
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("redisclustertest: no replica of %s reached offset %d: %v", p.Addr(), want, info)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -444,6 +471,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 }
 
 func (c *Cluster) healthy(ctx context.Context) error {
+	var first, firstAddr string
 	for _, n := range c.Nodes {
 		if !n.Running() {
 			continue
@@ -468,36 +496,50 @@ func (c *Cluster) healthy(ctx context.Context) error {
 		if info["role"] == "slave" && info["master_link_status"] != "up" {
 			return fmt.Errorf("%s: replica link %s", n.Addr(), info["master_link_status"])
 		}
-		if info["role"] == "master" {
-			// a restarted primary comes back as a primary without slots
-			// until the gossip makes it a replica of its successor: not
-			// yet a copy of anything, so not healthy
-			slots, err := ownsSlots(ctx, n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", n.Addr(), err)
-			}
-			if !slots {
-				return fmt.Errorf("%s: a primary without slots", n.Addr())
-			}
+		// every node sees the same primaries serving the same slots, and a
+		// node that is a primary by its own account serves some: a node
+		// restarted from its nodes.conf first believes it still serves
+		// its old slots (and takes writes for them) or is a primary
+		// without slots, until the gossip makes it its successor's
+		// replica
+		view, mine, err := slotView(ctx, n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Addr(), err)
+		}
+		if first == "" {
+			first = view
+		} else if view != first {
+			return fmt.Errorf("%s: its view of the slots differs from %s's", n.Addr(), firstAddr)
+		}
+		if firstAddr == "" {
+			firstAddr = n.Addr()
+		}
+		if info["role"] == "master" && !mine {
+			return fmt.Errorf("%s: a primary without slots", n.Addr())
 		}
 	}
 	return nil
 }
 
-// ownsSlots: whether n's own line of CLUSTER NODES lists slot ranges
-// (the fields after the ninth).
-func ownsSlots(ctx context.Context, n *Node) (bool, error) {
+// slotView is n's CLUSTER NODES reduced to who serves what: a line
+// "id slots…" per primary that serves slots, sorted; mine says whether n
+// itself is among them.
+func slotView(ctx context.Context, n *Node) (view string, mine bool, err error) {
 	nodes, err := n.client.ClusterNodes(ctx).Result()
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
-	for _, line := range strings.Split(nodes, "\n") {
+	var lines []string
+	for line := range strings.SplitSeq(nodes, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 8 && strings.Contains(f[2], "myself") {
-			return len(f) > 8, nil
+		if len(f) <= 8 || !strings.Contains(f[2], "master") {
+			continue // fields: id addr flags master ping pong epoch link slots…
 		}
+		lines = append(lines, f[0]+" "+strings.Join(f[8:], " "))
+		mine = mine || strings.Contains(f[2], "myself")
 	}
-	return false, errors.New("CLUSTER NODES has no line for myself")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n"), mine, nil
 }
 
 // ForEachPrimary calls fn with a plain client of every running primary.
