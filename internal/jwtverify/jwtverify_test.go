@@ -253,3 +253,39 @@ func TestLoadKeepsLastGoodKeys(t *testing.T) {
 		t.Fatalf("empty set: %d %v, %d keys held", n, err, ks.Len())
 	}
 }
+
+// TestLookupConcurrentNewKid: requests that present a key published a
+// moment ago, at once, all find it: one fetches, and none is refused as
+// "unknown key" because its first look came before that fetch ended and its
+// turn after it (within MinRefetch of it). Seen at the edge: a valid token
+// refused with 401 right after a key was published.
+func TestLookupConcurrentNewKid(t *testing.T) {
+	t.Parallel()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	for round := range 300 {
+		kid := "at-" + strings.Repeat("k", round%7+1)
+		set := jwk.NewSet()
+		k, _ := jwk.Import(pub)
+		_ = k.Set(jwk.KeyIDKey, kid)
+		_ = k.Set(jwk.AlgorithmKey, jwa.EdDSA())
+		_ = set.AddKey(k)
+		ks := &KeySet{Now: time.Now, MinRefetch: time.Hour, BaseContext: context.Background(),
+			Fetch: func(context.Context) (jwk.Set, error) { return set, nil }}
+		const n = 8
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for range n {
+			go func() {
+				<-start
+				_, err := ks.Lookup(context.Background(), kid)
+				errs <- err
+			}()
+		}
+		close(start)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: a lookup of a key the fetch found: %v", round, err)
+			}
+		}
+	}
+}

@@ -107,6 +107,13 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string) (Key, error) {
 		ks.mu.Unlock()
 		return Key{}, ks.unknown()
 	}
+	// a fetch may have ended between the look above and the lock: its keys
+	// are in (they are stored before flight is cleared), and a refetch
+	// would be refused within MinRefetch of it
+	if k, ok := ks.Get(kid); ok {
+		ks.mu.Unlock()
+		return k, nil
+	}
 	if f := ks.flight; f != nil { // someone is fetching: wait for that one
 		ks.mu.Unlock()
 		select {
