@@ -183,11 +183,24 @@ type sink struct {
 	types []string
 	ended Reason
 	got   chan struct{}
+	// hold, when set, makes the first Send wait until it is closed (a
+	// client that stalls while its replay is under way)
+	hold    chan struct{}
+	holding chan struct{} // closed when the first Send waits
 }
 
 func newSink() *sink { return &sink{got: make(chan struct{}, 1024)} }
 
 func (s *sink) Send(_ context.Context, it *Item) error {
+	if s.hold != nil {
+		s.mu.Lock()
+		first := len(s.seqs) == 0
+		s.mu.Unlock()
+		if first {
+			close(s.holding)
+			<-s.hold
+		}
+	}
 	s.mu.Lock()
 	s.seqs = append(s.seqs, it.Seq)
 	s.types = append(s.types, it.Type)
@@ -262,7 +275,7 @@ var scopes = []string{"invoices:read", "customers:read"}
 
 // TestServeResume: a resume replays what came after the id (only the
 // company's events its patterns admit), then the live ones, each once and
-// in order, even when the live buffer overflows during the replay.
+// in order.
 func TestServeResume(t *testing.T) {
 	t.Parallel()
 	h, eng := natsHub(t, Config{Buffer: 4})
@@ -282,8 +295,14 @@ func TestServeResume(t *testing.T) {
 	if want := "[3 4 5 9 10]"; fmt.Sprint(got) != want {
 		t.Fatalf("replayed %v, want %s", got, want)
 	}
-	publish(t, eng, "acme", "erp.invoices.updated", 20) // 12-31: more than the buffer, read as they come
-	got = s.waitN(t, 25)
+	// 12-31: five times the buffer through the live path, a buffer's worth
+	// at a time (a burst larger than the buffer, before the connection's
+	// goroutine runs, is a slow client, ended by design: a loaded host may
+	// schedule it late)
+	for g := range 5 {
+		publish(t, eng, "acme", "erp.invoices.updated", 4)
+		got = s.waitN(t, 5+4*(g+1))
+	}
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {
 			t.Fatalf("out of order or duplicate: %v", got)
@@ -291,6 +310,48 @@ func TestServeResume(t *testing.T) {
 	}
 	if got[len(got)-1] != 31 || len(got) != 25 {
 		t.Fatalf("got %v", got)
+	}
+	cancel()
+	<-done
+}
+
+// TestServeResumeOverflowDuringReplay: live events that overflow the
+// buffer while the replay is under way (the client stalled on the first
+// replayed event) are not lost and do not end the connection: the replay
+// goes on from the stream, and each event arrives once, in order.
+func TestServeResumeOverflowDuringReplay(t *testing.T) {
+	t.Parallel()
+	h, eng := natsHub(t, Config{Buffer: 4})
+	publish(t, eng, "acme", "erp.invoices.created", 3) // 1-3
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSink()
+	s.hold, s.holding = make(chan struct{}), make(chan struct{})
+	done := make(chan Reason, 1)
+	go func() {
+		r, _ := h.Serve(ctx, Request{Company: "acme", Scopes: scopes, Resume: true, After: 1}, s)
+		done <- r
+	}()
+	<-s.holding                                         // the replay is sending 2
+	publish(t, eng, "acme", "erp.invoices.updated", 12) // 4-15: three buffers' worth, dispatched live meanwhile
+	close(s.hold)
+	got := s.waitN(t, 14)
+	want := make([]uint64, 0, 14)
+	for seq := uint64(2); seq <= 15; seq++ {
+		want = append(want, seq)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	publish(t, eng, "acme", "erp.invoices.updated", 1) // 16: live again
+	if got = s.waitN(t, 15); got[14] != 16 {
+		t.Fatalf("after the replay: %v", got)
+	}
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended != ReasonNone {
+		t.Fatalf("the connection was ended: %v", ended)
 	}
 	cancel()
 	<-done
