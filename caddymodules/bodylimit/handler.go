@@ -138,14 +138,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// the server reads no more than Content-Length
 		return next.ServeHTTP(w, r)
 	}
-	lb := &limitedBody{body: r.Body, left: limit}
+	// http.MaxBytesReader under the count, on the server's own writer:
+	// when the body crosses the limit it tells net/http, which then ends
+	// the connection gracefully (half-close, a pause, close) so that a
+	// client still sending reads the 413 instead of a reset. Through
+	// Caddy's wrappers it could not tell it.
+	lb := &limitedBody{body: http.MaxBytesReader(innermost(w), r.Body, limit), left: limit}
 	r.Body = lb
 	err := next.ServeHTTP(w, r)
 	if lb.tripped {
-		// whatever the proxy made of the cut-off body (a 502), the cause is this
+		// Whatever the proxy made of the cut-off body (a 502), the cause is
+		// this. The rest of the body is never read, so the connection ends
+		// with this answer: kept alive, the server would read the bytes
+		// after the limit as the connection's next request — a request
+		// smuggled inside an upload, answered on a connection a front
+		// proxy may share. (MaxBytesReader has told net/http so; this
+		// says it again should the writer have been out of its reach.)
+		w.Header().Set("Connection", "close")
 		return tooLarge(plan, limit)
 	}
 	return err
+}
+
+// innermost is the writer under w's wrappers (each with Unwrap): the
+// server's own.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 // Interface guards
