@@ -165,6 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	rec := getRecorder(w, r, h.MaxBuffer)
 	defer putRecorder(rec)
+	rec.body = follow(r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -261,6 +262,9 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	// that dropped) tells the client when to retry.
 	depfail.SetRetryAfter(w.Header(), status)
 	w.Header().Set(contract.HeaderRequestIDKey, id)
+	if b, ok := r.Body.(*cutBody); ok {
+		endIfCut(w.Header(), b)
+	}
 	m := meta(r, id)
 	if h.graphqlPath != "" && requestPath(r) == h.graphqlPath {
 		writeGraphQLError(w, r, status, &m, e)

@@ -37,6 +37,8 @@ type recorder struct {
 	started bool // headers went to the client
 	stream  *env.Stream
 	id      string
+	// body follows the request body (nil: none)
+	body *cutBody
 }
 
 var recorderPool = sync.Pool{New: func() any { return &recorder{buf: make([]byte, 0, 8<<10)} }}
@@ -76,6 +78,7 @@ func (rec *recorder) WriteHeader(status int) {
 	}
 	rec.mode = modePass
 	rec.started = true
+	endIfCut(rec.w.Header(), rec.body)
 	rec.w.WriteHeader(status)
 }
 
@@ -148,6 +151,7 @@ func (rec *recorder) startStream() error {
 	h.Set("Content-Type", env.ContentType)
 	h.Set(contract.HeaderRequestIDKey, rec.requestID())
 	rec.started = true
+	endIfCut(h, rec.body)
 	rec.w.WriteHeader(rec.status)
 	m := meta(rec.r, rec.requestID())
 	prefix := append(make([]byte, 0, 256), `{"meta":`...)
@@ -246,6 +250,7 @@ func (rec *recorder) finish(id string) error {
 	h.Set("Content-Length", strconv.Itoa(len(out.b)))
 	h.Set(contract.HeaderRequestIDKey, id)
 	rec.started = true
+	endIfCut(h, rec.body)
 	rec.w.WriteHeader(res.Status)
 	_, _ = rec.w.Write(out.b)
 	putOut(out)

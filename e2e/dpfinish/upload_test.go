@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,14 +226,24 @@ func TestUploads(t *testing.T) {
 }
 
 // TestUploadOverLimitEndsTheConnection: on one raw connection, a chunked
-// upload over the plan's limit gets its 413 and then the end of the
-// connection: the bytes after the limit are never read as a next request
-// (before the fix the edge kept the connection and answered them, a 431
-// here; a request smuggled inside an upload would have been served).
+// body over a limit gets its 413 and then the end of the connection: the
+// bytes after the limit are never read as a next request. Each chunk is a
+// request of its own, should anything read it as one; before the fix the
+// edge kept the connection and answered them (a 431 or 400 here). Two
+// limits: the plan's (erp_body_limit cuts the body off) and the backend's
+// own (the demo ERP answers 413 at 1 MiB while the proxy is still sending).
 func TestUploadOverLimitEndsTheConnection(t *testing.T) {
 	a := stacktest.Start(t, stacktest.Options{Env: map[string]string{"ERP_BODY_LIMIT_FREE": "64KiB"}})
 	globex := demoauth.Login(t, a.URL, "bob@globex.test", "globex").Access
-	u, err := neturl.Parse(a.URL)
+	acme := demoauth.Login(t, a.URL, "alice@acme.test", "acme").Access
+	inv := invoiceID(t, a.URL, globex)
+	oneAnswerThenEnd(t, a.URL, "/api/v2/invoices/"+inv+"/attachments", globex, "application/pdf") // the free plan's 64 KiB
+	oneAnswerThenEnd(t, a.URL, "/api/v2/invoices", acme, "application/json")                      // the demo's 1 MiB
+}
+
+func oneAnswerThenEnd(t *testing.T, base, path, token, contentType string) {
+	t.Helper()
+	u, err := neturl.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,14 +253,12 @@ func TestUploadOverLimitEndsTheConnection(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	inv := invoiceID(t, a.URL, globex)
-	go func() { // the whole body, as fast as the connection takes it; errors once it ends
+	go func() { // 4 MiB, as fast as the connection takes it; stops once it ends
 		w := bufio.NewWriter(c)
-		fmt.Fprintf(w, "POST /api/v2/invoices/%s/attachments HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
-			"Content-Type: application/pdf\r\nTransfer-Encoding: chunked\r\n\r\n", inv, u.Host, globex)
-		// each chunk is a request of its own, should anything read it as one
-		smuggled := "GET /api/v2/invoices HTTP/1.1\r\nHost: " + u.Host + "\r\nAuthorization: Bearer " + globex + "\r\n\r\n"
-		for range 4096 {
+		fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+			"Content-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", path, u.Host, token, contentType)
+		smuggled := "GET /api/v2/invoices HTTP/1.1\r\nHost: " + u.Host + "\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+		for range (4 << 20) / len(smuggled) {
 			if _, err := fmt.Fprintf(w, "%x\r\n%s\r\n", len(smuggled), smuggled); err != nil {
 				return
 			}
@@ -258,16 +268,23 @@ func TestUploadOverLimitEndsTheConnection(t *testing.T) {
 	}()
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
+	if errors.Is(err, syscall.ECONNRESET) {
+		// the connection ended before the answer was read (a client still
+		// writing can lose that race; TestUploads checks the 413 itself):
+		// nothing after the limit was answered either
+		t.Logf("%s: reset before the 413 was read", path)
+		return
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
-		t.Fatalf("first answer: %d (close %v) %s", resp.StatusCode, resp.Close, body)
+		t.Fatalf("%s: first answer %d (connection close: %v) %.300s", path, resp.StatusCode, resp.Close, body)
 	}
 	if next, err := http.ReadResponse(br, nil); err == nil {
 		b, _ := io.ReadAll(next.Body)
-		t.Fatalf("a second answer on the connection after the 413: %d %.200s", next.StatusCode, b)
+		t.Fatalf("%s: a second answer on the connection after the 413: %d %.200s", path, next.StatusCode, b)
 	}
 }
 

@@ -1,0 +1,59 @@
+package envelope
+
+import (
+	"errors"
+	"io"
+	"net/http"
+)
+
+// cutBody follows the request body the chain reads: whether it was read
+// or closed before its end. Such a body's connection must end with the
+// answer (Connection: close): net/http may otherwise keep it alive with
+// the connection's reader in the middle of the body — a chunked body the
+// proxy stopped sending when the backend answered early (a backend's own
+// body limit), say — and read the rest of the body as the next request:
+// a request smuggled inside a body, answered on a connection a front proxy
+// may share with other clients. A body never touched is net/http's to
+// skip, as it knows its framing.
+type cutBody struct {
+	io.ReadCloser
+	touched, ended bool
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.touched = true
+	if errors.Is(err, io.EOF) {
+		b.ended = true
+	}
+	return n, err
+}
+
+func (b *cutBody) Close() error {
+	b.touched = true
+	return b.ReadCloser.Close()
+}
+
+// cut reports whether the body was left in the middle.
+func (b *cutBody) cut() bool { return b != nil && b.touched && !b.ended }
+
+// follow wraps r's body in a cutBody when there is one. (Its own
+// allocation, not the pooled recorder's: r.Body outlives the recorder when
+// the error route renders.)
+func follow(r *http.Request) *cutBody {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	b := &cutBody{ReadCloser: r.Body}
+	r.Body = b
+	return b
+}
+
+// endIfCut sets Connection: close on h when r's body was left in the
+// middle (r.Body is still the chain's cutBody when the error route
+// renders).
+func endIfCut(h http.Header, b *cutBody) {
+	if b.cut() {
+		h.Set("Connection", "close")
+	}
+}
