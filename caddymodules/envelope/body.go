@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 )
 
 // cutBody follows the request body the chain reads: whether it was read
@@ -17,25 +18,27 @@ import (
 // skip, as it knows its framing.
 type cutBody struct {
 	io.ReadCloser
-	touched, ended bool
+	// set by the goroutine that sends the body upstream, read by the one
+	// that answers
+	touched, ended atomic.Bool
 }
 
 func (b *cutBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.touched = true
+	b.touched.Store(true)
 	if errors.Is(err, io.EOF) {
-		b.ended = true
+		b.ended.Store(true)
 	}
 	return n, err
 }
 
 func (b *cutBody) Close() error {
-	b.touched = true
+	b.touched.Store(true)
 	return b.ReadCloser.Close()
 }
 
 // cut reports whether the body was left in the middle.
-func (b *cutBody) cut() bool { return b != nil && b.touched && !b.ended }
+func (b *cutBody) cut() bool { return b != nil && b.touched.Load() && !b.ended.Load() }
 
 // follow wraps r's body in a cutBody when there is one. (Its own
 // allocation, not the pooled recorder's: r.Body outlives the recorder when
