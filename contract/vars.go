@@ -40,6 +40,11 @@ const (
 	// erp_envelope calls it once with the final status and the answer's
 	// `data` when the answer is a 2xx.
 	VarEventSink = "erp.event_sink"
+	// VarRequestBody holds erp_envelope's follower of the request body,
+	// found again when the error route renders (whatever a handler made of
+	// r.Body meanwhile): an answer to a body left in the middle ends its
+	// connection.
+	VarRequestBody = "erp.request_body"
 	// VarResponseStarted marks that the client already received headers,
 	// so erp_envelope's error handling must not write a second answer.
 	VarResponseStarted = "erp.response_started"

@@ -148,13 +148,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	err := next.ServeHTTP(w, r)
 	if lb.tripped {
 		// Whatever the proxy made of the cut-off body (a 502), the cause is
-		// this. The rest of the body is never read, so the connection ends
-		// with this answer: kept alive, the server would read the bytes
-		// after the limit as the connection's next request — a request
-		// smuggled inside an upload, answered on a connection a front
-		// proxy may share. (MaxBytesReader has told net/http so; this
-		// says it again should the writer have been out of its reach.)
-		w.Header().Set("Connection", "close")
+		// this. The rest of the body is never read: erp_envelope's answer
+		// ends the connection (a body left in the middle), and
+		// MaxBytesReader has told net/http to end it gracefully.
 		return tooLarge(plan, limit)
 	}
 	return err

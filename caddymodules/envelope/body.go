@@ -5,6 +5,10 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/erpgate/erpgate/contract"
 )
 
 // cutBody follows the request body the chain reads: whether it was read
@@ -40,21 +44,27 @@ func (b *cutBody) Close() error {
 // cut reports whether the body was left in the middle.
 func (b *cutBody) cut() bool { return b != nil && b.touched.Load() && !b.ended.Load() }
 
-// follow wraps r's body in a cutBody when there is one. (Its own
-// allocation, not the pooled recorder's: r.Body outlives the recorder when
-// the error route renders.)
+// follow wraps r's body in a cutBody when there is one, and keeps it in
+// the request's vars for the error route. (Its own allocation, not the
+// pooled recorder's: the error route renders after the recorder is gone.)
 func follow(r *http.Request) *cutBody {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
 	b := &cutBody{ReadCloser: r.Body}
 	r.Body = b
+	caddyhttp.SetVar(r.Context(), contract.VarRequestBody, b)
 	return b
 }
 
-// endIfCut sets Connection: close on h when r's body was left in the
-// middle (r.Body is still the chain's cutBody when the error route
-// renders).
+// followed is the request's cutBody (nil: none).
+func followed(r *http.Request) *cutBody {
+	b, _ := caddyhttp.GetVar(r.Context(), contract.VarRequestBody).(*cutBody)
+	return b
+}
+
+// endIfCut sets Connection: close on h when the body was left in the
+// middle.
 func endIfCut(h http.Header, b *cutBody) {
 	if b.cut() {
 		h.Set("Connection", "close")

@@ -262,9 +262,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, cause erro
 	// that dropped) tells the client when to retry.
 	depfail.SetRetryAfter(w.Header(), status)
 	w.Header().Set(contract.HeaderRequestIDKey, id)
-	if b, ok := r.Body.(*cutBody); ok {
-		endIfCut(w.Header(), b)
-	}
+	endIfCut(w.Header(), followed(r)) // r.Body may be another handler's by now
 	m := meta(r, id)
 	if h.graphqlPath != "" && requestPath(r) == h.graphqlPath {
 		writeGraphQLError(w, r, status, &m, e)

@@ -32,6 +32,9 @@ func TestOptions(t *testing.T) {
 	if _, ok := redis.NewUniversalClient(o).(*redis.ClusterClient); !ok {
 		t.Fatal("cluster URL: not a cluster client")
 	}
+	if _, err := rediscluster.Options(" , "); err == nil {
+		t.Fatal("no address accepted")
+	}
 	if _, err := rediscluster.Options("redis://:pw@10.0.0.1:7000?addr=10.0.0.2:7000&bogus=1"); err == nil || strings.Contains(err.Error(), "pw") {
 		t.Fatalf("bad cluster URL accepted or echoed: %v", err)
 	}
